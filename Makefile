@@ -1,0 +1,83 @@
+# The front door. Every target installs what it needs (scripts/install-deps), then delegates to
+# CMake and ctest. Two build trees: build/ (optimised, with debug info) and build-asan/
+# (AddressSanitizer + UndefinedBehaviorSanitizer); `make check` runs the tests in both.
+
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD     ?= build
+ASAN      ?= build-asan
+COVER     ?= build-coverage
+CTEST_ARGS ?=
+C_SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src tools tests bench -name '*.[ch]')
+
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps build asan check check-fast format format-check lint coverage demo bench soak \
+        torture clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+$(ASAN)/CMakeCache.txt: | deps
+	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DPLATOON_SANITIZE=ON
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+asan: deps $(ASAN)/CMakeCache.txt
+	cmake --build $(ASAN) -j $(JOBS)
+
+# All default suites (unit, sim, cluster) in both configurations, after the format check.
+check: format-check build asan
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	cd $(ASAN) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Unit tests of the optimised build only: the quick loop while editing.
+check-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+format: deps
+	clang-format -i $(C_SOURCES)
+
+format-check: deps
+	@clang-format --dry-run --Werror $(C_SOURCES) && echo "format-check: all C files formatted"
+
+lint: build
+	clang-tidy -p $(BUILD) --quiet --warnings-as-errors='*' $(filter %.c,$(C_SOURCES))
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	    --inline-suppr --suppress=missingIncludeSystem -I include -I src \
+	    $(filter-out tests/%,$(filter %.c,$(C_SOURCES)))
+
+coverage: deps
+	cmake -S . -B $(COVER) -DCMAKE_BUILD_TYPE=Debug -DPLATOON_COVERAGE=ON
+	cmake --build $(COVER) -j $(JOBS)
+	cd $(COVER) && ctest -j $(JOBS) -L 'unit|sim'
+	gcovr -r . --object-directory $(COVER) --filter 'src/' --print-summary \
+	    --html-details $(COVER)/coverage.html | tail -n 40
+	@echo "coverage report: $(COVER)/coverage.html"
+
+demo: build
+	@if [ -x scripts/demo ]; then scripts/demo $(BUILD)/bin; else \
+	  echo "make demo: the demo cluster is not there yet (it needs platoond and platoonctl)."; \
+	  exit 1; fi
+
+bench: build
+	@scripts/install-deps --bench
+	@if [ -x bench/run ]; then bench/run $(BUILD); else \
+	  echo "make bench: no benchmarks are there yet."; exit 1; fi
+
+soak: build
+	@if [ -x $(BUILD)/bin/platoon-sim ]; then $(BUILD)/bin/platoon-sim --soak; else \
+	  echo "make soak: the simulator is not there yet."; exit 1; fi
+
+torture: build
+	@if [ -x tests/cluster/torture ]; then tests/cluster/torture $(BUILD)/bin; else \
+	  echo "make torture: the fault-injection suite is not there yet."; exit 1; fi
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(COVER)
