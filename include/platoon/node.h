@@ -1,0 +1,218 @@
+/*
+ * platoon/node.h — the node runtime: a Raft core, its durable store, its gRPC transport and an
+ * application's state machine, wired together and driven by one loop thread.
+ *
+ * The runtime is generic: it knows the application only through the state-machine interface
+ * (platoon/state_machine.h) and through the gRPC methods the application registers. platoond
+ * is one application (the vehicle service); any other can embed the same runtime.
+ *
+ * THREADS (DESIGN.md "Threads in platoond"). One loop thread owns the Raft core, the state
+ * machine and every pending request. The transport's thread hands it messages and calls
+ * through a mailbox; a storage writer thread carries out each ready's durable write (one
+ * transaction and one sync per batch: proposals that arrive while a write is in flight join
+ * the next one); a snapshot thread serialises frozen copies of the state machine. No lock is
+ * held across I/O by the loop.
+ *
+ * HANDLERS. An application serves its API through method handlers (pnode_method) that the
+ * loop calls for each request. A handler answers at once (pnode_reply, pnode_fail) or starts
+ * work whose completion answers later: pnode_submit (replicate a command, answer once it is
+ * applied), pnode_query (answer from the state machine, linearizable or stale), pnode_forward
+ * (hand the request to the leader as it is). Every request ends with exactly one answer; the
+ * client's deadline is honoured (DEADLINE_EXCEEDED), and a request whose outcome is unknown
+ * (leadership lost after proposing) gets UNAVAILABLE, after which a retry with the same client
+ * session is always safe.
+ *
+ * Every node also serves platoon.v1.Cluster (Status, AddMember, RemoveMember,
+ * TransferLeadership, Snapshot): membership and operations are the runtime's own business.
+ */
+#ifndef PLATOON_NODE_H
+#define PLATOON_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "platoon/error.h"
+#include "platoon/raft.h"
+#include "platoon/state_machine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pnode pnode;
+typedef struct pnode_request pnode_request;
+
+/* gRPC status codes used by the runtime's answers (the values of grpc_status_code). */
+enum pnode_code {
+    PNODE_OK = 0,
+    PNODE_CANCELLED = 1,
+    PNODE_UNKNOWN = 2,
+    PNODE_INVALID_ARGUMENT = 3,
+    PNODE_DEADLINE_EXCEEDED = 4,
+    PNODE_NOT_FOUND = 5,
+    PNODE_ALREADY_EXISTS = 6,
+    PNODE_RESOURCE_EXHAUSTED = 8,
+    PNODE_FAILED_PRECONDITION = 9,
+    PNODE_ABORTED = 10,
+    PNODE_UNIMPLEMENTED = 12,
+    PNODE_INTERNAL = 13,
+    PNODE_UNAVAILABLE = 14,
+};
+
+/* Called on the loop thread for each request to a registered method. The handler must
+ * eventually answer @req exactly once, directly or through one of the functions below. */
+typedef void (*pnode_handler_fn)(pnode *node, void *app, pnode_request *req);
+
+/* A gRPC method served by the application: full name ("/platoon.v1.Platoon/GetVehicle"). */
+typedef struct pnode_method {
+    const char *name;
+    pnode_handler_fn handler;
+    void *app;
+} pnode_method;
+
+#define PNODE_MAX_METHODS 32
+
+typedef struct pnode_options {
+    uint64_t id; /* this node's id, != 0 */
+    /* "host:port" to listen on for peers and clients. */
+    char listen[PRAFT_ADDRESS_MAX];
+    /* The data directory (created on the first start). */
+    const char *data_dir;
+
+    /* The initial members, used only by the first start on an empty data directory, which
+     * bootstraps the cluster from them (every listed node must be started with the same list).
+     * The address of each member is the one its peers dial. */
+    praft_member initial[PRAFT_MAX_MEMBERS];
+    size_t n_initial;
+    /* Start empty and wait to be added by the cluster (AddMember) instead of bootstrapping.
+     * Ignored when the data directory already holds a node. */
+    bool join;
+
+    /* One tick of the Raft core, in milliseconds. Default 50. */
+    uint32_t tick_ms;
+    /* Election timeout in ticks: a follower that hears no leader for a random time in
+     * [T, 2T) ticks campaigns. Default 10 (0.5-1 s with the default tick), suited to a LAN. */
+    uint32_t election_ticks;
+    /* Heartbeat interval in ticks. Default 1. */
+    uint32_t heartbeat_ticks;
+    /* Take a snapshot after this many entries applied since the last one, then compact the
+     * log. Default 10000. 0 disables automatic snapshots. */
+    uint64_t snapshot_every;
+    /* Entries kept in the log behind a snapshot, so that a slightly lagging follower still
+     * gets entries rather than a whole snapshot. Default 1000. */
+    uint64_t snapshot_keep;
+    /* pstore sync mode (enum pstore_sync). Default full. */
+    uint32_t sync;
+    /* How long a request that needs a leader waits for one before UNAVAILABLE, in ms.
+     * Default 2000. */
+    uint32_t leader_wait_ms;
+
+    /* The application. */
+    pnode_sm sm;
+    pnode_method methods[PNODE_MAX_METHODS];
+    size_t n_methods;
+} pnode_options;
+
+/* Fills @opts with the defaults above for node @id (no members, no methods, no state machine). */
+PT_API void pnode_options_init(pnode_options *opts, uint64_t id);
+
+/*
+ * Starts a node: opens (or creates and bootstraps) the data directory, restores the state
+ * machine from the newest snapshot, replays the log, binds the listen address and starts the
+ * loop. On failure @err (if not NULL) receives one line naming the cause (a file, an address,
+ * a flag), e.g. "data dir /x belongs to node 2, not 3".
+ * Errors: PT_EINVAL (options), PT_EMISMATCH, PT_ECORRUPT, PT_EVERSION (data directory),
+ * PT_EIO (data directory or listen address), PT_ENOMEM.
+ */
+PT_API int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_cap);
+
+/*
+ * Stops the node gracefully and frees it: stops accepting requests, answers every pending one
+ * with UNAVAILABLE, finishes the write in flight, stops the threads and closes the store.
+ * Thread-safe with respect to the loop; call it once, from a thread that is not the loop.
+ */
+PT_API void pnode_stop(pnode *node);
+
+/* The node's status, as seen by the loop a moment ago. Thread-safe. */
+typedef struct pnode_status {
+    praft_status raft;
+    uint64_t applied;        /* the state machine's applied index */
+    uint64_t snapshot_index; /* the newest local snapshot */
+    uint64_t first_index;    /* the log's range in the store */
+    uint64_t last_index;
+    bool failed; /* the state machine could not apply an entry: the node serves nothing */
+} pnode_status;
+PT_API void pnode_status_get(pnode *node, pnode_status *out);
+
+/*
+ * Replicates @cmd (copied) and waits until it is applied on this node, from any thread but
+ * the loop. *result (malloc'd, owned by the caller) receives the state machine's answer.
+ * Errors: PT_ENOTLEADER (this node is not the leader), PT_ETIMEDOUT (@timeout_ms passed: the
+ * outcome is unknown), PT_ESHUTDOWN, PT_ENOMEM.
+ */
+PT_API int pnode_propose(pnode *node, const void *cmd, size_t len, uint32_t timeout_ms,
+                         uint8_t **result, size_t *result_len);
+
+/* ----- inside a handler, on the loop thread ----- */
+
+/* The request's bytes (valid until it is answered) and its deadline (pnode_now_ms clock). */
+PT_API const uint8_t *pnode_request_data(const pnode_request *req, size_t *len);
+PT_API int64_t pnode_request_deadline(const pnode_request *req);
+
+/* Now, in milliseconds of CLOCK_MONOTONIC (the clock of deadlines). */
+PT_API int64_t pnode_now_ms(void);
+/* Now, in milliseconds since the Unix epoch (what a leader stamps into commands). */
+PT_API uint64_t pnode_wall_ms(void);
+
+/* Answers @req with @len bytes (copied) / with a gRPC error. @req is gone afterwards. */
+PT_API void pnode_reply(pnode_request *req, const void *data, size_t len);
+PT_API void pnode_fail(pnode_request *req, int code, const char *message);
+
+/* The completion of pnode_submit and pnode_query: @code is PNODE_OK with the state machine's
+ * answer in @result/@len (valid during the call), or the error to return. The callback must
+ * answer @req. */
+typedef void (*pnode_done_fn)(pnode *node, void *ctx, pnode_request *req, int code,
+                              const char *message, const uint8_t *result, size_t len);
+
+/* True if this node is the leader and accepts proposals now. */
+PT_API bool pnode_is_leader(pnode *node);
+
+/*
+ * Replicates @cmd (copied) for @req; @done runs when the entry is applied here (PNODE_OK and
+ * the state machine's result), or with UNAVAILABLE when the outcome became unknown (leadership
+ * lost), DEADLINE_EXCEEDED, or FAILED_PRECONDITION / UNAVAILABLE for refusals. Must be called
+ * on the leader (pnode_is_leader); otherwise @done runs at once with UNAVAILABLE.
+ */
+PT_API void pnode_submit(pnode *node, pnode_request *req, const void *cmd, size_t len,
+                         pnode_done_fn done, void *ctx);
+
+/*
+ * Runs the read-only @query (copied) against the state machine for @req: at once if
+ * @linearizable is false; otherwise after a ReadIndex round (thesis §6.4) confirmed that
+ * this node's state includes every write acknowledged before the read began (on a follower,
+ * the read index is obtained from the leader). @done receives the answer.
+ */
+PT_API void pnode_query(pnode *node, pnode_request *req, bool linearizable, const void *query,
+                        size_t len, pnode_done_fn done, void *ctx);
+
+/*
+ * Sends @req, as it is, to the leader and relays the leader's answer (waiting up to
+ * leader_wait_ms for a leader to be known). On the leader itself this is an error
+ * (FAILED_PRECONDITION): call it only when !pnode_is_leader.
+ */
+PT_API void pnode_forward(pnode *node, pnode_request *req);
+
+/* The id of the known leader, or 0. */
+PT_API uint64_t pnode_leader(pnode *node);
+
+/* The state machine's applied index (what a stale read reflects). */
+PT_API uint64_t pnode_applied(pnode *node);
+
+/* Maps a PT_E* code to the gRPC status code a client should see. */
+PT_API int pnode_code_from_error(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
