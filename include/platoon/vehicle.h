@@ -63,6 +63,8 @@ extern "C" {
 #define PVEH_SESSION_TTL_MS_MIN   UINT64_C(600000) /* 10 minutes of log time */
 #define PVEH_MAX_SESSIONS_MIN     10000u
 #define PVEH_MAX_SESSIONS_DEFAULT 100000u
+#define PVEH_MAX_SESSIONS_MAX \
+    (1u << 26) /* keeps the table's 32-bit slot indexes far from overflow */
 
 /* The largest "why" message a validation function writes, including the NUL. */
 #define PVEH_WHY_MAX 96
@@ -221,7 +223,8 @@ PT_API void pveh_query_result_free(pveh_query_result *r);
 /* Options. They are part of the replicated behaviour: every node of a cluster must use the
  * same values, or session expiry and eviction (and so exactly-once answers) would diverge. */
 typedef struct pveh_options {
-    uint32_t max_sessions;   /* >= PVEH_MAX_SESSIONS_MIN; default PVEH_MAX_SESSIONS_DEFAULT */
+    uint32_t max_sessions;   /* in [PVEH_MAX_SESSIONS_MIN, PVEH_MAX_SESSIONS_MAX]; default
+                                PVEH_MAX_SESSIONS_DEFAULT */
     uint64_t session_ttl_ms; /* >= PVEH_SESSION_TTL_MS_MIN; default the minimum (10 minutes) */
 } pveh_options;
 
@@ -234,7 +237,7 @@ typedef struct pveh_sm pveh_sm;
  * Creates an empty state machine (applied index 0, no vehicles, no sessions, no members).
  * @opts: options (copied), or NULL for the defaults.
  * @out: set to the new handle, owned by the caller (pveh_sm_free).
- * Returns 0, PT_EINVAL (an option below its floor), or PT_ENOMEM.
+ * Returns 0, PT_EINVAL (an option out of its range), or PT_ENOMEM.
  */
 PT_API int pveh_sm_new(const pveh_options *opts, pveh_sm **out);
 

@@ -387,7 +387,7 @@ static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
     uint8_t joint = hdr[56];
     static const uint8_t zeros[7] = {0};
     if (__pveh_get_u32(hdr + 12) != 0 || memcmp(hdr + 57, zeros, sizeof(zeros)) != 0 || joint > 1 ||
-        n_members > PRAFT_MAX_MEMBERS || n_sessions >= PVEH_NIL) {
+        n_members > PRAFT_MAX_MEMBERS || n_sessions > PVEH_MAX_SESSIONS_MAX) {
         return PT_ECORRUPT;
     }
     st->config.joint = joint == 1;

@@ -23,8 +23,8 @@ int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
     } else {
         pveh_options_init(&o);
     }
-    if (out == NULL || o.max_sessions < PVEH_MAX_SESSIONS_MIN || o.max_sessions >= PVEH_NIL ||
-        o.session_ttl_ms < PVEH_SESSION_TTL_MS_MIN) {
+    if (out == NULL || o.max_sessions < PVEH_MAX_SESSIONS_MIN ||
+        o.max_sessions > PVEH_MAX_SESSIONS_MAX || o.session_ttl_ms < PVEH_SESSION_TTL_MS_MIN) {
         return PT_EINVAL;
     }
     pveh_sm *sm = calloc(1, sizeof(*sm));

@@ -301,6 +301,7 @@ static void options_below_their_floor_are_refused(void **state)
     pveh_options opts;
     pveh_sm *sm = NULL;
     pveh_options_init(&opts);
+    assert_int_equal(pveh_sm_new(NULL, NULL), PT_EINVAL);
     assert_true(opts.max_sessions >= PVEH_MAX_SESSIONS_MIN);
     assert_true(opts.session_ttl_ms >= PVEH_SESSION_TTL_MS_MIN);
     opts.max_sessions = PVEH_MAX_SESSIONS_MIN - 1;
@@ -308,7 +309,14 @@ static void options_below_their_floor_are_refused(void **state)
     pveh_options_init(&opts);
     opts.session_ttl_ms = PVEH_SESSION_TTL_MS_MIN - 1;
     assert_int_equal(pveh_sm_new(&opts, &sm), PT_EINVAL);
-    assert_null(sm);
+    pveh_options_init(&opts);
+    opts.max_sessions = PVEH_MAX_SESSIONS_MAX + 1;
+    assert_int_equal(pveh_sm_new(&opts, &sm), PT_EINVAL);
+    assert_null(sm); /* untouched by every refusal */
+    opts.max_sessions = PVEH_MAX_SESSIONS_MAX;
+    assert_int_equal(pveh_sm_new(&opts, &sm), 0);
+    assert_non_null(sm);
+    pveh_sm_free(sm);
 }
 
 static void indexes_must_advance_and_corrupt_commands_change_nothing(void **state)
