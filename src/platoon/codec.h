@@ -1,0 +1,61 @@
+/*
+ * The vehicle state machine's wire formats (commands, results, queries, query results), and
+ * the record encodings the snapshot format reuses. The public entry points are declared in
+ * platoon/vehicle.h; this header holds what the other files of the part share.
+ *
+ * Layouts, all little-endian (format version 1):
+ *
+ *   command  = version u8 | op u8 | client_id u64 | sequence u64 | timestamp_ms u64 | body
+ *              UPDATE body = vehicle body (40 bytes)           -> 66 bytes in all
+ *              DELETE body = id u64                            -> 34 bytes in all
+ *   vehicle body   = id u64 | latitude f64 | longitude f64 | speed f64 | heading f64
+ *   vehicle record = vehicle body | revision u64 (48 bytes)
+ *
+ *   result   = version u8 | op u8 | status u8 | body
+ *              OK UPDATE:  vehicle record                      -> 51 bytes
+ *              OK DELETE:  existed u8 | revision u64           -> 12 bytes
+ *              STALE:      last_sequence u64                   -> 11 bytes
+ *
+ *   query    = version u8 | op u8 [| id u64 for GET]           -> 10 or 2 bytes
+ *   query result = version u8 | op u8 | status u8 | applied_index u64 | body
+ *              GET OK:     vehicle record;  GET NOT_FOUND: nothing
+ *              LIST:       count u32 | count vehicle records in strictly ascending id
+ *
+ * Fixed widths rather than varints: every message has an exact expected length, which makes
+ * validation simple and total, and a command is still under 70 bytes.
+ */
+#ifndef PLATOON_VEHICLE_CODEC_H
+#define PLATOON_VEHICLE_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "platoon/vehicle.h"
+
+#define PVEH_FORMAT_VERSION 1
+
+#define PVEH_VEHICLE_BODY_LEN   40
+#define PVEH_VEHICLE_RECORD_LEN 48
+#define PVEH_CMD_HEADER_LEN     26
+#define PVEH_CMD_UPDATE_LEN     (PVEH_CMD_HEADER_LEN + PVEH_VEHICLE_BODY_LEN)
+#define PVEH_CMD_DELETE_LEN     (PVEH_CMD_HEADER_LEN + 8)
+#define PVEH_RESULT_HEADER_LEN  3
+#define PVEH_RESULT_MAX_LEN     (PVEH_RESULT_HEADER_LEN + PVEH_VEHICLE_RECORD_LEN)
+#define PVEH_QRESULT_HEADER_LEN 11
+
+/* True when @v's id and coordinates are within bounds (the revision is not looked at). */
+bool __pveh_vehicle_valid(const pveh_vehicle *v);
+
+/* Writes the 40-byte body of @v, and its revision after it when @with_revision (48 bytes). */
+void __pveh_vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision);
+
+/* Reads a vehicle body (and revision when @with_revision; else revision = 0) and validates
+ * it; with a revision, it must be >= 1 (every stored state was written at some index). */
+bool __pveh_vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out);
+
+/* Encodes @r into @buf (at least PVEH_RESULT_MAX_LEN bytes); sets *@len. Returns 0 or
+ * PT_EINVAL (unknown op or status). */
+int __pveh_result_put(uint8_t *buf, const pveh_result *r, size_t *len);
+
+#endif

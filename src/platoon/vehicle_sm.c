@@ -1,0 +1,342 @@
+/*
+ * The vehicle state machine: applying commands, answering queries, and the pnode_sm interface
+ * the node runtime drives it through. Snapshots are in snapshot.c, encodings in codec.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "platoon/bytes.h"
+#include "platoon/codec.h"
+#include "platoon/state.h"
+
+void pveh_options_init(pveh_options *opts)
+{
+    opts->max_sessions = PVEH_MAX_SESSIONS_DEFAULT;
+    opts->session_ttl_ms = PVEH_SESSION_TTL_MS_MIN;
+}
+
+int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
+{
+    pveh_options o;
+    if (opts != NULL) {
+        o = *opts;
+    } else {
+        pveh_options_init(&o);
+    }
+    if (out == NULL || o.max_sessions < PVEH_MAX_SESSIONS_MIN ||
+        o.max_sessions > PVEH_MAX_SESSIONS_MAX || o.session_ttl_ms < PVEH_SESSION_TTL_MS_MIN) {
+        return PT_EINVAL;
+    }
+    pveh_sm *sm = calloc(1, sizeof(*sm));
+    if (sm == NULL) {
+        return PT_ENOMEM;
+    }
+    sm->opts = o;
+    __pveh_map_init(&sm->vehicles);
+    __pveh_sessions_init(&sm->sessions, o.max_sessions, o.session_ttl_ms);
+    *out = sm;
+    return 0;
+}
+
+void pveh_sm_free(pveh_sm *sm)
+{
+    if (sm == NULL) {
+        return;
+    }
+    __pveh_map_free(&sm->vehicles);
+    __pveh_sessions_free(&sm->sessions);
+    free(sm);
+}
+
+bool __pveh_config_valid(const praft_config *c)
+{
+    if (c->n_members > PRAFT_MAX_MEMBERS) {
+        return false;
+    }
+    for (uint32_t i = 0; i < c->n_members; i++) {
+        const praft_member *m = &c->members[i];
+        if (m->id == PRAFT_NONE || (i > 0 && m->id <= c->members[i - 1].id)) {
+            return false;
+        }
+        if (m->role > PRAFT_ROLE_LEARNER || m->old_role > PRAFT_ROLE_LEARNER) {
+            return false;
+        }
+        /* Outside a joint configuration there is no outgoing side; inside one, a member
+         * belongs to at least one side (thesis §4.3). */
+        if (!c->joint && (m->old_role != PRAFT_ROLE_NONE || m->role == PRAFT_ROLE_NONE)) {
+            return false;
+        }
+        if (c->joint && m->role == PRAFT_ROLE_NONE && m->old_role == PRAFT_ROLE_NONE) {
+            return false;
+        }
+        if (memchr(m->address, '\0', sizeof(m->address)) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Carries out an UPDATE or DELETE at @index; the room it may need was reserved before. */
+static void execute(pveh_sm *sm, const pveh_command *c, uint64_t index, pveh_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->op = c->op;
+    r->status = PVEH_STATUS_OK;
+    if (c->op == PVEH_OP_UPDATE) {
+        pveh_vehicle v = c->vehicle;
+        v.revision = index;
+        int rv = __pveh_map_put(&sm->vehicles, &v);
+        (void)rv; /* cannot fail: __pveh_map_reserve_one succeeded */
+        r->vehicle = v;
+        r->revision = index;
+    } else {
+        r->existed = __pveh_map_remove(&sm->vehicles, c->id);
+        r->revision = index;
+    }
+}
+
+static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd, size_t len,
+                    uint8_t **result, size_t *result_len)
+{
+    pveh_sm *sm = ctx;
+    if (index <= sm->applied_index || result == NULL || result_len == NULL) {
+        return PT_EINVAL;
+    }
+    pveh_command c;
+    int rv = pveh_command_decode(cmd, len, &c);
+    if (rv != 0) {
+        return rv;
+    }
+    /* Take every allocation the command may need before changing anything, so that it is
+     * applied entirely or not at all. */
+    if (c.op == PVEH_OP_UPDATE && (rv = __pveh_map_reserve_one(&sm->vehicles)) != 0) {
+        return rv;
+    }
+    if (c.client_id != 0 && (rv = __pveh_sessions_reserve_one(&sm->sessions)) != 0) {
+        return rv;
+    }
+    uint8_t *out = malloc(PVEH_RESULT_MAX_LEN);
+    if (out == NULL) {
+        return PT_ENOMEM;
+    }
+
+    /* Log time is the leader's clock as stamped in the log, kept monotonic across leaders
+     * whose clocks disagree: every node computes the same value from the same entries. */
+    if (c.timestamp_ms > sm->log_time_ms) {
+        sm->log_time_ms = c.timestamp_ms;
+    }
+    __pveh_sessions_expire(&sm->sessions, sm->log_time_ms);
+
+    pveh_result r;
+    pveh_session *sess = NULL;
+    if (c.client_id != 0) {
+        sess = __pveh_sessions_find(&sm->sessions, c.client_id);
+    }
+    if (sess != NULL && c.sequence == sess->last_sequence) {
+        /* A retry of the last applied request: the original answer, nothing applied. */
+        __pveh_sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        r = sess->last;
+    } else if (sess != NULL && c.sequence < sess->last_sequence) {
+        /* The client has moved on past this request: it can only be a delayed duplicate. */
+        __pveh_sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        memset(&r, 0, sizeof(r));
+        r.op = c.op;
+        r.status = PVEH_STATUS_STALE_SEQUENCE;
+        r.last_sequence = sess->last_sequence;
+    } else {
+        execute(sm, &c, index, &r);
+        if (c.client_id != 0) {
+            if (sess == NULL) {
+                sess = __pveh_sessions_add(&sm->sessions, c.client_id);
+            }
+            __pveh_sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+            sess->last_sequence = c.sequence;
+            sess->last = r;
+        }
+    }
+    sm->applied_index = index;
+    sm->applied_term = term;
+    rv = __pveh_result_put(out, &r, result_len);
+    (void)rv; /* r was built here with a known op and status */
+    *result = out;
+    return 0;
+}
+
+static int sm_applied_noop(void *ctx, uint64_t index, uint64_t term)
+{
+    pveh_sm *sm = ctx;
+    if (index <= sm->applied_index) {
+        return PT_EINVAL;
+    }
+    sm->applied_index = index;
+    sm->applied_term = term;
+    return 0;
+}
+
+static int sm_applied_config(void *ctx, uint64_t index, uint64_t term, const praft_config *config)
+{
+    pveh_sm *sm = ctx;
+    if (index <= sm->applied_index || config == NULL || !__pveh_config_valid(config)) {
+        return PT_EINVAL;
+    }
+    sm->config = *config;
+    sm->applied_index = index;
+    sm->applied_term = term;
+    return 0;
+}
+
+static void put_qresult_header(uint8_t *p, uint32_t op, uint32_t status, uint64_t applied)
+{
+    p[0] = PVEH_FORMAT_VERSION;
+    p[1] = (uint8_t)op;
+    p[2] = (uint8_t)status;
+    __pveh_put_u64(p + 3, applied);
+}
+
+static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **result,
+                    size_t *result_len)
+{
+    const pveh_sm *sm = ctx;
+    if (result == NULL || result_len == NULL) {
+        return PT_EINVAL;
+    }
+    pveh_query q;
+    int rv = pveh_query_decode(query, len, &q);
+    if (rv != 0) {
+        return rv;
+    }
+    uint8_t *out;
+    size_t out_len;
+    if (q.op == PVEH_QUERY_GET) {
+        const pveh_vehicle *v = __pveh_map_find(&sm->vehicles, q.id);
+        out_len = PVEH_QRESULT_HEADER_LEN + (v != NULL ? PVEH_VEHICLE_RECORD_LEN : 0);
+        out = malloc(out_len);
+        if (out == NULL) {
+            return PT_ENOMEM;
+        }
+        put_qresult_header(out, q.op, v != NULL ? PVEH_STATUS_OK : PVEH_STATUS_NOT_FOUND,
+                           sm->applied_index);
+        if (v != NULL) {
+            __pveh_vehicle_put(out + PVEH_QRESULT_HEADER_LEN, v, true);
+        }
+    } else {
+        size_t n = sm->vehicles.n;
+        if (n > UINT32_MAX ||
+            n > (SIZE_MAX - PVEH_QRESULT_HEADER_LEN - 4) / PVEH_VEHICLE_RECORD_LEN) {
+            return PT_ETOOBIG;
+        }
+        out_len = PVEH_QRESULT_HEADER_LEN + 4 + n * PVEH_VEHICLE_RECORD_LEN;
+        out = malloc(out_len);
+        if (out == NULL) {
+            return PT_ENOMEM;
+        }
+        put_qresult_header(out, q.op, PVEH_STATUS_OK, sm->applied_index);
+        uint8_t *p = out + PVEH_QRESULT_HEADER_LEN;
+        __pveh_put_u32(p, (uint32_t)n);
+        p += 4;
+        for (size_t i = 0; i < n; i++, p += PVEH_VEHICLE_RECORD_LEN) {
+            __pveh_vehicle_put(p, &sm->vehicles.v[i], true);
+        }
+    }
+    *result = out;
+    *result_len = out_len;
+    return 0;
+}
+
+static int sm_snapshot_begin(void *ctx, void **frozen, uint64_t *index, uint64_t *term)
+{
+    const pveh_sm *sm = ctx;
+    if (frozen == NULL) {
+        return PT_EINVAL;
+    }
+    int rv = __pveh_snapshot_begin(sm, frozen);
+    if (rv == 0) {
+        if (index != NULL) {
+            *index = sm->applied_index;
+        }
+        if (term != NULL) {
+            *term = sm->applied_term;
+        }
+    }
+    return rv;
+}
+
+static int sm_restore(void *ctx, pnode_sm_read_fn read, void *read_ctx)
+{
+    return __pveh_snapshot_restore(ctx, read, read_ctx);
+}
+
+static uint64_t sm_applied_index(void *ctx)
+{
+    const pveh_sm *sm = ctx;
+    return sm->applied_index;
+}
+
+static const pnode_sm_ops vehicle_sm_ops = {
+    .apply = sm_apply,
+    .applied_noop = sm_applied_noop,
+    .applied_config = sm_applied_config,
+    .query = sm_query,
+    .snapshot_begin = sm_snapshot_begin,
+    .snapshot_write = __pveh_snapshot_write,
+    .snapshot_end = __pveh_snapshot_end,
+    .restore = sm_restore,
+    .applied_index = sm_applied_index,
+};
+
+void pveh_sm_interface(pveh_sm *sm, pnode_sm *out)
+{
+    out->ops = &vehicle_sm_ops;
+    out->ctx = sm;
+}
+
+int pveh_sm_get(const pveh_sm *sm, uint64_t id, pveh_vehicle *out)
+{
+    const pveh_vehicle *v = __pveh_map_find(&sm->vehicles, id);
+    if (v == NULL) {
+        return PT_ENOTFOUND;
+    }
+    *out = *v;
+    return 0;
+}
+
+size_t pveh_sm_vehicle_count(const pveh_sm *sm)
+{
+    return sm->vehicles.n;
+}
+
+uint64_t pveh_sm_applied_index(const pveh_sm *sm)
+{
+    return sm->applied_index;
+}
+
+uint64_t pveh_sm_log_time(const pveh_sm *sm)
+{
+    return sm->log_time_ms;
+}
+
+void pveh_sm_membership(const pveh_sm *sm, praft_config *out)
+{
+    *out = sm->config;
+}
+
+size_t pveh_sm_session_count(const pveh_sm *sm)
+{
+    return sm->sessions.count;
+}
+
+int pveh_sm_session_get(const pveh_sm *sm, uint64_t client_id, uint64_t *last_sequence,
+                        uint64_t *last_used_ms)
+{
+    const pveh_session *s = __pveh_sessions_find(&sm->sessions, client_id);
+    if (s == NULL) {
+        return PT_ENOTFOUND;
+    }
+    if (last_sequence != NULL) {
+        *last_sequence = s->last_sequence;
+    }
+    if (last_used_ms != NULL) {
+        *last_used_ms = s->last_used_ms;
+    }
+    return 0;
+}
