@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "platoon/error.h"
 #include "platoon/raft.h"
 #include "platoon/state_machine.h"
@@ -75,6 +77,9 @@ typedef struct pnode_method {
 
 typedef struct pnode_options {
     uint64_t id; /* this node's id, != 0 */
+    /* The cluster's identity, recorded in the data directory at its creation: a data directory
+     * of another cluster is refused. Default 1. */
+    uint64_t cluster_id;
     /* "host:port" to listen on for peers and clients. */
     char listen[PRAFT_ADDRESS_MAX];
     /* The data directory (created on the first start). */
@@ -168,6 +173,8 @@ PT_API uint64_t pnode_wall_ms(void);
 /* Answers @req with @len bytes (copied) / with a gRPC error. @req is gone afterwards. */
 PT_API void pnode_reply(pnode_request *req, const void *data, size_t len);
 PT_API void pnode_fail(pnode_request *req, int code, const char *message);
+/* Answers @req with a protobuf-c message, packed. @req is gone afterwards. */
+PT_API void pnode_reply_message(pnode_request *req, const ProtobufCMessage *msg);
 
 /* The completion of pnode_submit and pnode_query: @code is PNODE_OK with the state machine's
  * answer in @result/@len (valid during the call), or the error to return. The callback must

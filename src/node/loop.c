@@ -1,0 +1,366 @@
+/*
+ * The loop thread: the one thread that owns the Raft core, the state machine and the pending
+ * requests (DESIGN.md, "Threads in platoond").
+ *
+ * Each turn it waits for the mailbox (messages, calls, completions) or the next tick, hands
+ * what arrived to the core, ticks it, and runs the ready cycle: send what may go at once, apply
+ * what is committed, hand the durable part to the storage writer, and, once that is durable,
+ * send what had to wait for it and advance the core (raft.h, "PERSISTENCE CONTRACT").
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+#include "platoon/state_machine.h"
+
+/* How long to wait before retrying a storage write that failed (a full disk may free up). */
+#define WRITE_RETRY_MS 500
+
+static void send_all(pnode *n, const praft_msg *msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        int rc = pnet_transport_send(n->net, &msgs[i]);
+        if (rc != 0 && rc != PT_ENOTFOUND) {
+            PT_DEBUG("sending %s to %llu: %s", praft_msg_type_name(msgs[i].type),
+                     (unsigned long long)msgs[i].to, pt_strerror(rc));
+        }
+    }
+}
+
+void __pnode_refresh_peers(pnode *n)
+{
+    praft_status *st = malloc(sizeof(*st));
+    if (st == NULL) {
+        return;
+    }
+    praft_status_get(n->raft, st);
+    const praft_config *now = &st->config;
+    const praft_config *was = &n->peers_config;
+    /* Members that left: drop their lanes. */
+    for (uint32_t i = 0; i < was->n_members; i++) {
+        const praft_member *m = &was->members[i];
+        if (m->id != n->opts.id && praft_config_find(now, m->id) == NULL) {
+            pnet_transport_remove_peer(n->net, m->id);
+            PT_INFO("peer %llu removed", (unsigned long long)m->id);
+        }
+    }
+    /* Members that joined or moved. */
+    for (uint32_t i = 0; i < now->n_members; i++) {
+        const praft_member *m = &now->members[i];
+        if (m->id == n->opts.id || m->address[0] == '\0') {
+            continue;
+        }
+        const praft_member *old = praft_config_find(was, m->id);
+        if (old == NULL || strcmp(old->address, m->address) != 0) {
+            int rc = pnet_transport_set_peer(n->net, m->id, m->address);
+            if (rc != 0) {
+                PT_WARN("peer %llu at %s: %s", (unsigned long long)m->id, m->address,
+                        pt_strerror(rc));
+            } else {
+                PT_INFO("peer %llu at %s", (unsigned long long)m->id, m->address);
+            }
+        }
+    }
+    n->peers_config = *now;
+    free(st);
+}
+
+/* Applies one committed entry to the state machine and answers whoever waits for it. */
+static int apply_entry(pnode *n, const praft_entry *e)
+{
+    const pnode_sm *sm = &n->opts.sm;
+    int rc = 0;
+    switch (e->type) {
+    case PRAFT_ENTRY_NORMAL: {
+        uint8_t *result = NULL;
+        size_t result_len = 0;
+        rc = sm->ops->apply(sm->ctx, e->index, e->term, e->data, e->len, &result, &result_len);
+        if (rc == 0) {
+            __pnode_requests_applied(n, e->index, e->term, PNODE_OK, result, result_len);
+        }
+        free(result);
+        break;
+    }
+    case PRAFT_ENTRY_NOOP:
+        rc = sm->ops->applied_noop(sm->ctx, e->index, e->term);
+        if (rc == 0) {
+            __pnode_requests_applied(n, e->index, e->term, PNODE_OK, NULL, 0);
+        }
+        break;
+    case PRAFT_ENTRY_CONFIG: {
+        praft_config *cfg = malloc(sizeof(*cfg));
+        if (cfg == NULL) {
+            return PT_ENOMEM;
+        }
+        rc = praft_config_decode(e->data, e->len, cfg);
+        if (rc == 0) {
+            rc = sm->ops->applied_config(sm->ctx, e->index, e->term, cfg);
+        }
+        if (rc == 0) {
+            n->applied_config = *cfg;
+            __pnode_requests_applied(n, e->index, e->term, PNODE_OK, NULL, 0);
+        }
+        free(cfg);
+        break;
+    }
+    default:
+        rc = PT_ECORRUPT;
+        break;
+    }
+    return rc;
+}
+
+static void apply_committed(pnode *n)
+{
+    const pnode_sm *sm = &n->opts.sm;
+    for (size_t i = 0; i < n->rd.n_committed && !n->sm_failed; i++) {
+        const praft_entry *e = &n->rd.committed[i];
+        if (e->index <= sm->ops->applied_index(sm->ctx)) {
+            continue; /* covered by the snapshot the state machine was restored from */
+        }
+        int rc = apply_entry(n, e);
+        if (rc != 0) {
+            /* Applying differently from the other nodes would be worse than stopping: the
+             * node stops serving and says why (state machine safety, §5.4.3). */
+            PT_ERROR("cannot apply entry %llu (term %llu): %s; this node stops applying",
+                     (unsigned long long)e->index, (unsigned long long)e->term, pt_strerror(rc));
+            n->sm_failed = true;
+            __pnode_requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
+        }
+    }
+}
+
+static bool ready_has_config(const praft_ready *rd)
+{
+    if (rd->has_snapshot) {
+        return true;
+    }
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        if (rd->entries[i].type == PRAFT_ENTRY_CONFIG) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void note_soft_state(pnode *n)
+{
+    if (n->rd.leader != n->leader || n->rd.role != n->role || n->rd.term != n->term) {
+        if (n->rd.leader != n->leader) {
+            PT_INFO("term %llu: leader is %llu (this node is %s)", (unsigned long long)n->rd.term,
+                    (unsigned long long)n->rd.leader, praft_role_name(n->rd.role));
+        }
+        n->leader = n->rd.leader;
+        n->role = n->rd.role;
+        n->term = n->rd.term;
+    }
+}
+
+/* Fills the writer's job from the ready; false if nothing needs to be durable. */
+static bool prepare_job(pnode *n)
+{
+    writer_job *job = &n->job;
+    memset(job, 0, sizeof(*job));
+    const praft_ready *rd = &n->rd;
+    if (rd->has_snapshot_chunk) {
+        job->has_chunk = true;
+        job->chunk_meta = rd->snapshot_chunk.meta;
+        job->chunk_offset = rd->snapshot_chunk.offset;
+        job->chunk_data = rd->snapshot_chunk.data;
+        job->chunk_len = rd->snapshot_chunk.len;
+    }
+    if (rd->has_snapshot) {
+        job->has_snapshot = true;
+        job->snapshot = rd->snapshot;
+    }
+    job->batch.entries = rd->entries;
+    job->batch.n_entries = rd->n_entries;
+    if (rd->has_hard_state) {
+        job->batch.hard_state = &rd->hard_state;
+    }
+    /* The store keeps the latest configuration alongside the log, for inspection; the core
+     * itself derives its configuration from the snapshot and the log. */
+    for (size_t i = rd->n_entries; i-- > 0;) {
+        const praft_entry *e = &rd->entries[i];
+        if (e->type == PRAFT_ENTRY_CONFIG &&
+            praft_config_decode(e->data, e->len, &job->config) == 0) {
+            job->batch.config = &job->config;
+            job->batch.config_index = e->index;
+            break;
+        }
+    }
+    return job->has_chunk || job->has_snapshot || rd->n_entries > 0 || rd->has_hard_state;
+}
+
+static void finish_ready(pnode *n)
+{
+    if (n->rd.has_snapshot) {
+        int rc = __pnode_restore_from(n, &n->rd.snapshot);
+        if (rc != 0) {
+            PT_ERROR("cannot restore the state machine from snapshot %llu: %s",
+                     (unsigned long long)n->rd.snapshot.index, pt_strerror(rc));
+            n->sm_failed = true;
+            __pnode_requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
+        }
+    }
+    send_all(n, n->rd.send_after_persist, n->rd.n_send_after_persist);
+    __pnode_requests_reads(n, n->rd.reads, n->rd.n_reads);
+    praft_advance(n->raft, &n->rd);
+    n->ready_out = false;
+    n->ready_needs_write = false;
+}
+
+void __pnode_process_ready(pnode *n)
+{
+    while (!n->ready_out && praft_has_ready(n->raft)) {
+        int rc = praft_ready_get(n->raft, &n->rd);
+        if (rc != 0) {
+            PT_ERROR("taking the next batch from the core: %s", pt_strerror(rc));
+            return;
+        }
+        n->ready_out = true;
+        note_soft_state(n);
+        if (ready_has_config(&n->rd)) {
+            __pnode_refresh_peers(n);
+        }
+        /* Thesis §10.2.1: the leader's appends go out while its own write is in flight. */
+        send_all(n, n->rd.send_now, n->rd.n_send_now);
+        apply_committed(n);
+        __pnode_maybe_snapshot(n, false);
+        for (size_t i = 0; i < n->rd.n_committed; i++) {
+            if (n->rd.committed[i].type == PRAFT_ENTRY_CONFIG) {
+                __pnode_refresh_peers(n);
+                break;
+            }
+        }
+        if (prepare_job(n)) {
+            n->ready_needs_write = true;
+            __pnode_writer_submit(n);
+            return; /* the rest of this ready waits for the write */
+        }
+        finish_ready(n);
+    }
+}
+
+static void handle_event(pnode *n, pnet_event *ev)
+{
+    switch (ev->type) {
+    case PNET_EV_MSG: {
+        int rc = praft_step(n->raft, ev->msg);
+        if (rc != 0 && rc != PT_EMALFORMED) {
+            PT_WARN("step %s from %llu: %s", praft_msg_type_name(ev->msg->type),
+                    (unsigned long long)ev->msg->from, pt_strerror(rc));
+        }
+        break;
+    }
+    case PNET_EV_CALL:
+        __pnode_dispatch_call(n, ev);
+        break;
+    case PNET_EV_CALL_CANCELLED:
+        /* The request stays pending until its work completes or its deadline passes; the
+         * answer then finds the call gone, which the transport handles. */
+        break;
+    case PNET_EV_CLIENT_DONE:
+        ev->done(ev->done_ctx, ev->status, ev->message ? ev->message : "", ev->data, ev->len);
+        break;
+    default:
+        break;
+    }
+}
+
+static void take_inbox(pnode *n)
+{
+    pthread_mutex_lock(&n->inbox_mu);
+    pnode_request *list = n->inbox;
+    n->inbox = NULL;
+    pthread_mutex_unlock(&n->inbox_mu);
+    while (list != NULL) {
+        pnode_request *req = list;
+        list = req->next;
+        req->next = NULL;
+        if (!pnode_is_leader(n)) {
+            pnode_fail(req, PNODE_FAILED_PRECONDITION, "this node is not the leader");
+            continue;
+        }
+        pnode_submit(n, req, req->data, req->len, NULL, NULL);
+    }
+}
+
+static void publish_status(pnode *n)
+{
+    pnode_status *st = malloc(sizeof(*st));
+    if (st == NULL) {
+        return;
+    }
+    praft_status_get(n->raft, &st->raft);
+    st->applied = n->opts.sm.ops->applied_index(n->opts.sm.ctx);
+    st->snapshot_index = n->last_snapshot_index;
+    pthread_mutex_lock(&n->store_mu);
+    pstore_log_range(n->store, &st->first_index, &st->last_index);
+    pthread_mutex_unlock(&n->store_mu);
+    st->failed = n->sm_failed;
+    pthread_mutex_lock(&n->status_mu);
+    n->status = *st;
+    pthread_mutex_unlock(&n->status_mu);
+    free(st);
+}
+
+void *__pnode_loop_main(void *arg)
+{
+    pnode *n = arg;
+    const int64_t tick = n->opts.tick_ms;
+    n->next_tick_ms = pnode_now_ms() + tick;
+    int64_t retry_write_at = 0;
+    publish_status(n);
+
+    while (!atomic_load(&n->stopping)) {
+        pnet_event *events = NULL;
+        int64_t deadline = n->next_tick_ms;
+        if (retry_write_at != 0 && retry_write_at < deadline) {
+            deadline = retry_write_at;
+        }
+        pnet_mailbox_wait(n->mailbox, deadline, &events);
+        while (events != NULL) {
+            pnet_event *ev = events;
+            events = ev->next;
+            handle_event(n, ev);
+            pnet_event_free(ev);
+        }
+        take_inbox(n);
+
+        int rc = 0;
+        if (n->ready_out && n->ready_needs_write && retry_write_at == 0 &&
+            __pnode_writer_poll(n, &rc)) {
+            if (rc == 0) {
+                finish_ready(n);
+            } else {
+                /* Nothing of the batch is durable and nothing that depends on it was sent;
+                 * try again shortly (a full disk may be freed). */
+                retry_write_at = pnode_now_ms() + WRITE_RETRY_MS;
+            }
+        }
+        if (retry_write_at != 0 && pnode_now_ms() >= retry_write_at) {
+            retry_write_at = 0;
+            __pnode_writer_submit(n);
+        }
+        __pnode_snapshot_poll(n);
+
+        int64_t now = pnode_now_ms();
+        if (now >= n->next_tick_ms) {
+            /* After a long pause (SIGSTOP, a stall) do not replay every missed tick at once:
+             * a burst of ticks is the same as one election timeout's worth. */
+            int64_t behind = (now - n->next_tick_ms) / tick + 1;
+            int64_t cap = (int64_t)n->opts.election_ticks * 2;
+            for (int64_t i = 0; i < behind && i < cap; i++) {
+                praft_tick(n->raft);
+            }
+            n->next_tick_ms = now - (now - n->next_tick_ms) % tick + tick;
+            publish_status(n);
+        }
+        __pnode_process_ready(n);
+        __pnode_requests_progress(n);
+        __pnode_admin_progress(n);
+    }
+    return NULL;
+}

@@ -1,0 +1,497 @@
+/*
+ * Starting and stopping a node: the data directory (opened, or created and bootstrapped), the
+ * state machine restored from the newest snapshot, the core rebuilt from the store, the
+ * transport bound, the threads started; and the reverse, in an order that answers every
+ * request and leaks nothing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+
+void __pnode_requests_init(pnode *n);
+
+void pnode_options_init(pnode_options *opts, uint64_t id)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->id = id;
+    opts->cluster_id = 1;
+    opts->tick_ms = 50;
+    opts->election_ticks = 10;
+    opts->heartbeat_ticks = 1;
+    opts->snapshot_every = 10000;
+    opts->snapshot_keep = 1000;
+    opts->sync = PSTORE_SYNC_FULL;
+    opts->leader_wait_ms = 2000;
+}
+
+int __pnode_code(int err)
+{
+    switch (err) {
+    case 0:
+        return PNODE_OK;
+    case PT_ENOTLEADER:
+    case PT_ETRANSFER:
+    case PT_ESHUTDOWN:
+    case PT_ENOQUORUM:
+        return PNODE_UNAVAILABLE;
+    case PT_EBUSY:
+    case PT_ENOMEM:
+    case PT_ETOOBIG:
+    case PT_ENOSPC:
+        return PNODE_RESOURCE_EXHAUSTED;
+    case PT_ECONFCHANGE:
+    case PT_ENOTREADY:
+        return PNODE_FAILED_PRECONDITION;
+    case PT_EINVAL:
+    case PT_EMALFORMED:
+        return PNODE_INVALID_ARGUMENT;
+    case PT_ENOTFOUND:
+        return PNODE_NOT_FOUND;
+    case PT_ETIMEDOUT:
+        return PNODE_DEADLINE_EXCEEDED;
+    default:
+        return PNODE_INTERNAL;
+    }
+}
+
+int pnode_code_from_error(int err)
+{
+    return __pnode_code(err);
+}
+
+static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* ----- the core's view of the store, under the store lock ----- */
+
+#define LOCKED(n, call)                                                                            \
+    do {                                                                                           \
+        pthread_mutex_lock(&(n)->store_mu);                                                        \
+        int rc_ = (call);                                                                          \
+        pthread_mutex_unlock(&(n)->store_mu);                                                      \
+        return rc_;                                                                                \
+    } while (0)
+
+static int v_initial_state(void *ctx, praft_hard_state *hs, praft_snapshot_meta *snap)
+{
+    pnode *n = ctx;
+    LOCKED(n, n->store_view.initial_state(n->store_view.ctx, hs, snap));
+}
+
+static int v_first_index(void *ctx, uint64_t *index)
+{
+    pnode *n = ctx;
+    LOCKED(n, n->store_view.first_index(n->store_view.ctx, index));
+}
+
+static int v_last_index(void *ctx, uint64_t *index)
+{
+    pnode *n = ctx;
+    LOCKED(n, n->store_view.last_index(n->store_view.ctx, index));
+}
+
+static int v_term(void *ctx, uint64_t index, uint64_t *term)
+{
+    pnode *n = ctx;
+    LOCKED(n, n->store_view.term(n->store_view.ctx, index, term));
+}
+
+static int v_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max_bytes, praft_entry *out,
+                     size_t *count)
+{
+    pnode *n = ctx;
+    LOCKED(n, n->store_view.entries(n->store_view.ctx, lo, hi, max_bytes, out, count));
+}
+
+static int v_snapshot_read(void *ctx, const praft_snapshot_meta *meta, uint64_t offset, void *buf,
+                           size_t cap, size_t *len)
+{
+    pnode *n = ctx;
+    LOCKED(n, n->store_view.snapshot_read(n->store_view.ctx, meta, offset, buf, cap, len));
+}
+
+/* ----- start ----- */
+
+static int check_options(const pnode_options *o, char *err, size_t cap)
+{
+    if (o->id == 0) {
+        say(err, cap, "the node id must not be 0");
+        return PT_EINVAL;
+    }
+    if (o->cluster_id == 0) {
+        say(err, cap, "the cluster id must not be 0");
+        return PT_EINVAL;
+    }
+    if (o->listen[0] == '\0') {
+        say(err, cap, "no listen address");
+        return PT_EINVAL;
+    }
+    if (o->data_dir == NULL || o->data_dir[0] == '\0') {
+        say(err, cap, "no data directory");
+        return PT_EINVAL;
+    }
+    if (o->sm.ops == NULL) {
+        say(err, cap, "no state machine");
+        return PT_EINVAL;
+    }
+    if (o->tick_ms == 0 || o->tick_ms > 10000) {
+        say(err, cap, "tick must be within [1, 10000] ms");
+        return PT_EINVAL;
+    }
+    if (o->heartbeat_ticks == 0 || o->election_ticks <= o->heartbeat_ticks) {
+        say(err, cap, "the election timeout (%u ticks) must exceed the heartbeat interval (%u)",
+            o->election_ticks, o->heartbeat_ticks);
+        return PT_EINVAL;
+    }
+    if (o->n_methods > PNODE_MAX_METHODS || o->n_initial > PRAFT_MAX_MEMBERS) {
+        say(err, cap, "too many methods or initial members");
+        return PT_EINVAL;
+    }
+    return 0;
+}
+
+static bool dir_is_empty_or_missing(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        return errno == ENOENT;
+    }
+    char probe[4096];
+    snprintf(probe, sizeof(probe), "%s/log", dir);
+    if (stat(probe, &st) == 0) {
+        return false;
+    }
+    snprintf(probe, sizeof(probe), "%s/snapshots", dir);
+    return stat(probe, &st) != 0;
+}
+
+static int bootstrap(pnode *n, char *err, size_t cap)
+{
+    const pnode_options *o = &n->opts;
+    praft_config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL) {
+        return PT_ENOMEM;
+    }
+    int rc = 0;
+    bool self = false;
+    for (size_t i = 0; i < o->n_initial; i++) {
+        praft_member *m = &cfg->members[cfg->n_members++];
+        *m = o->initial[i];
+        m->role = PRAFT_ROLE_VOTER;
+        m->old_role = PRAFT_ROLE_NONE;
+        self = self || m->id == o->id;
+    }
+    /* praft_config requires members sorted by id. */
+    for (uint32_t i = 1; i < cfg->n_members; i++) {
+        for (uint32_t j = i; j > 0 && cfg->members[j - 1].id > cfg->members[j].id; j--) {
+            praft_member t = cfg->members[j];
+            cfg->members[j] = cfg->members[j - 1];
+            cfg->members[j - 1] = t;
+        }
+    }
+    if (!self) {
+        say(err, cap, "node %llu is not in the initial cluster", (unsigned long long)o->id);
+        rc = PT_EINVAL;
+        goto out;
+    }
+    praft_entry e;
+    rc = praft_bootstrap_entry(cfg, &e);
+    if (rc != 0) {
+        say(err, cap, "invalid initial cluster: %s", pt_strerror(rc));
+        goto out;
+    }
+    praft_hard_state hs = {.term = e.term, .vote = PRAFT_NONE, .commit = e.index};
+    pstore_batch b = {.entries = &e,
+                      .n_entries = 1,
+                      .hard_state = &hs,
+                      .config = cfg,
+                      .config_index = e.index};
+    rc = pstore_write(n->store, &b);
+    free(e.data);
+    if (rc != 0) {
+        say(err, cap, "bootstrapping %s: %s", o->data_dir, pstore_last_error(n->store));
+        goto out;
+    }
+    PT_INFO("bootstrapped a new cluster of %u members in %s", cfg->n_members, o->data_dir);
+out:
+    free(cfg);
+    return rc;
+}
+
+static int open_store(pnode *n, char *err, size_t cap)
+{
+    const pnode_options *o = &n->opts;
+    pstore_options so;
+    pstore_options_init(&so, o->cluster_id, o->id);
+    so.sync = o->sync;
+    char e[512] = "";
+    int rc = pstore_open(o->data_dir, &so, &n->store, e, sizeof(e));
+    if (rc == 0) {
+        PT_INFO("opened the data directory %s", o->data_dir);
+        return 0;
+    }
+    if (rc != PT_ENOTFOUND || !dir_is_empty_or_missing(o->data_dir)) {
+        say(err, cap, "data directory %s: %s", o->data_dir, e[0] ? e : pt_strerror(rc));
+        return rc;
+    }
+    /* A new node. */
+    if (!o->join && o->n_initial == 0) {
+        say(err, cap, "data directory %s is empty: give the initial cluster to bootstrap, or join",
+            o->data_dir);
+        return PT_EINVAL;
+    }
+    if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
+        say(err, cap, "cannot create data directory %s: %s", o->data_dir, strerror(errno));
+        return PT_EIO;
+    }
+    so.create = true;
+    rc = pstore_open(o->data_dir, &so, &n->store, e, sizeof(e));
+    if (rc != 0) {
+        say(err, cap, "data directory %s: %s", o->data_dir, e[0] ? e : pt_strerror(rc));
+        return rc;
+    }
+    if (o->join) {
+        PT_INFO("new node %llu waiting to be added to the cluster", (unsigned long long)o->id);
+        return 0;
+    }
+    return bootstrap(n, err, cap);
+}
+
+static void free_node(pnode *n)
+{
+    if (n->net != NULL) {
+        pnet_transport_free(n->net);
+    }
+    if (n->mailbox != NULL) {
+        pnet_event *events = NULL;
+        pnet_mailbox_wait(n->mailbox, 0, &events);
+        while (events != NULL) {
+            pnet_event *ev = events;
+            events = ev->next;
+            if (ev->type == PNET_EV_CLIENT_DONE) {
+                ev->done(ev->done_ctx, ev->status, ev->message ? ev->message : "", NULL, 0);
+            } else if (ev->type == PNET_EV_CALL) {
+                pnet_call_fail(ev->call, PNODE_UNAVAILABLE, "the node is shutting down");
+            }
+            pnet_event_free(ev);
+        }
+        pnet_mailbox_free(n->mailbox);
+    }
+    praft_free(n->raft);
+    pstore_close(n->store);
+    pthread_mutex_destroy(&n->store_mu);
+    pthread_mutex_destroy(&n->writer_mu);
+    pthread_cond_destroy(&n->writer_cv);
+    pthread_mutex_destroy(&n->inbox_mu);
+    pthread_mutex_destroy(&n->status_mu);
+    free(n);
+}
+
+int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_cap)
+{
+    *out = NULL;
+    say(err, err_cap, "%s", "");
+    int rc = check_options(opts, err, err_cap);
+    if (rc != 0) {
+        return rc;
+    }
+    pnode *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return PT_ENOMEM;
+    }
+    n->opts = *opts;
+    pthread_mutex_init(&n->store_mu, NULL);
+    pthread_mutex_init(&n->writer_mu, NULL);
+    pthread_cond_init(&n->writer_cv, NULL);
+    pthread_mutex_init(&n->inbox_mu, NULL);
+    pthread_mutex_init(&n->status_mu, NULL);
+    __pnode_requests_init(n);
+
+    rc = open_store(n, err, err_cap);
+    if (rc != 0) {
+        goto fail;
+    }
+    bool has_snap = false;
+    praft_snapshot_meta *snap = calloc(1, sizeof(*snap));
+    if (snap == NULL) {
+        rc = PT_ENOMEM;
+        goto fail;
+    }
+    pstore_snapshot_current(n->store, &has_snap, snap);
+    if (has_snap) {
+        rc = __pnode_restore_from(n, snap);
+        if (rc != 0) {
+            say(err, err_cap, "data directory %s: cannot restore snapshot %llu: %s",
+                opts->data_dir, (unsigned long long)snap->index, pt_strerror(rc));
+            free(snap);
+            goto fail;
+        }
+    }
+    free(snap);
+
+    pstore_raft_storage(n->store, &n->store_view);
+    praft_storage locked = {
+        .ctx = n,
+        .initial_state = v_initial_state,
+        .first_index = v_first_index,
+        .last_index = v_last_index,
+        .term = v_term,
+        .entries = v_entries,
+        .snapshot_read = v_snapshot_read,
+    };
+    praft_options ro;
+    praft_options_init(&ro, opts->id);
+    ro.election_ticks = opts->election_ticks;
+    ro.heartbeat_ticks = opts->heartbeat_ticks;
+    /* Different nodes must draw different election timeouts, and a restarted node should not
+     * replay its previous draws: mix the id with the wall clock. */
+    ro.seed = opts->id * UINT64_C(0x9E3779B97F4A7C15) ^ pnode_wall_ms();
+    rc = praft_new(&ro, &locked, &n->raft);
+    if (rc != 0) {
+        say(err, err_cap, "data directory %s: the log cannot be loaded: %s (%s)", opts->data_dir,
+            pt_strerror(rc), pstore_last_error(n->store));
+        goto fail;
+    }
+
+    rc = pnet_mailbox_new(&n->mailbox);
+    if (rc != 0) {
+        goto fail;
+    }
+    pnet_transport_options to;
+    pnet_transport_options_init(&to);
+    to.listen_address = n->opts.listen;
+    to.mailbox = n->mailbox;
+    rc = pnet_transport_new(&to, &n->net);
+    if (rc != 0) {
+        say(err, err_cap, "cannot listen on %s: %s", opts->listen,
+            rc == PT_EIO ? "address in use or not available" : pt_strerror(rc));
+        goto fail;
+    }
+    __pnode_admin_register(n);
+    for (size_t i = 0; i < n->opts.n_methods; i++) {
+        pnet_transport_register_method(n->net, n->opts.methods[i].name, &n->opts.methods[i]);
+    }
+    __pnode_refresh_peers(n);
+
+    rc = __pnode_writer_start(n);
+    if (rc != 0) {
+        goto fail;
+    }
+    if (pthread_create(&n->loop_thread, NULL, __pnode_loop_main, n) != 0) {
+        rc = PT_ENOMEM;
+        goto fail;
+    }
+    n->loop_started = true;
+    PT_INFO("node %llu serving on %s", (unsigned long long)opts->id, opts->listen);
+    *out = n;
+    return 0;
+
+fail:
+    __pnode_writer_stop(n);
+    free_node(n);
+    return rc;
+}
+
+void pnode_stop(pnode *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    atomic_store(&n->stopping, true);
+    if (n->loop_started) {
+        pnet_mailbox_wake(n->mailbox);
+        pthread_join(n->loop_thread, NULL);
+    }
+    /* The write in flight completes (what it makes durable stays so); nothing that depends on
+     * it is sent, which is always safe. */
+    if (n->ready_out && n->ready_needs_write) {
+        int rc;
+        while (!__pnode_writer_poll(n, &rc)) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    __pnode_requests_fail_all(n, PNODE_UNAVAILABLE, "the node is shutting down");
+    pthread_mutex_lock(&n->inbox_mu);
+    pnode_request *inbox = n->inbox;
+    n->inbox = NULL;
+    pthread_mutex_unlock(&n->inbox_mu);
+    while (inbox != NULL) {
+        pnode_request *req = inbox;
+        inbox = req->next;
+        req->next = NULL;
+        pnode_fail(req, PNODE_UNAVAILABLE, "the node is shutting down");
+    }
+    __pnode_snapshot_join(n);
+    __pnode_writer_stop(n);
+    PT_INFO("node %llu stopped", (unsigned long long)n->opts.id);
+    free_node(n);
+}
+
+void pnode_status_get(pnode *n, pnode_status *out)
+{
+    pthread_mutex_lock(&n->status_mu);
+    *out = n->status;
+    pthread_mutex_unlock(&n->status_mu);
+}
+
+int pnode_propose(pnode *n, const void *cmd, size_t len, uint32_t timeout_ms, uint8_t **result,
+                  size_t *result_len)
+{
+    *result = NULL;
+    *result_len = 0;
+    if (atomic_load(&n->stopping)) {
+        return PT_ESHUTDOWN;
+    }
+    struct internal_wait w;
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    pnode_request *req =
+        __pnode_request_new(n, NULL, NULL, cmd, len, pnode_now_ms() + (int64_t)timeout_ms);
+    if (req == NULL) {
+        return PT_ENOMEM;
+    }
+    req->internal = &w;
+    pthread_mutex_lock(&n->inbox_mu);
+    req->next = n->inbox;
+    n->inbox = req;
+    pthread_mutex_unlock(&n->inbox_mu);
+    pnet_mailbox_wake(n->mailbox);
+
+    /* The loop answers every request by its deadline (or at stop), so this wait ends. */
+    pthread_mutex_lock(&w.mu);
+    while (!w.finished) {
+        pthread_cond_wait(&w.cv, &w.mu);
+    }
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    switch (w.code) {
+    case PNODE_OK:
+        *result = w.result;
+        *result_len = w.result_len;
+        return 0;
+    case PNODE_FAILED_PRECONDITION:
+        return PT_ENOTLEADER;
+    case PNODE_RESOURCE_EXHAUSTED:
+        return PT_ENOMEM;
+    default:
+        return atomic_load(&n->stopping) ? PT_ESHUTDOWN : PT_ETIMEDOUT;
+    }
+}

@@ -1,0 +1,205 @@
+/*
+ * The node runtime's internals, shared by the files of src/node/.
+ *
+ *   node.c       start-up (open or bootstrap the store, restore, build the core) and stop
+ *   loop.c       the loop thread: events, ticks, the ready cycle, applying, peers
+ *   writer.c     the storage writer thread: one pstore_write per ready
+ *   snapshots.c  automatic snapshots on a background thread, compaction, restore
+ *   requests.c   pending requests: proposals, reads, forwarding, waiting for a leader
+ *   admin.c      the platoon.v1.Cluster service
+ */
+#ifndef PLATOON_NODE_INTERNAL_H
+#define PLATOON_NODE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/mailbox.h"
+#include "net/transport.h"
+#include "platoon/node.h"
+#include "platoon/raft.h"
+#include "platoon/storage.h"
+
+/* What a pending request waits for. */
+enum node_wait {
+    WAIT_NONE = 0,
+    WAIT_APPLY,     /* a proposal: its entry to be applied */
+    WAIT_READ,      /* a linearizable read: its read index from the core */
+    WAIT_READ_APPLY, /* ...then the state machine to reach that index */
+    WAIT_LEADER,    /* a request that needs a leader: one to be known */
+    WAIT_FORWARD,   /* a request forwarded to the leader: its answer */
+    WAIT_CONFIG,    /* a membership change: its configuration to be committed */
+    WAIT_TRANSFER,  /* a leadership transfer: a new leader */
+    WAIT_SNAPSHOT,  /* a snapshot taken on request */
+};
+
+/* What to do with a request once a leader is known. */
+enum node_then {
+    THEN_FORWARD = 1, /* forward it (pnode_forward) */
+    THEN_READ = 2,    /* start its ReadIndex (pnode_query, linearizable) */
+};
+
+struct pnode_request {
+    struct pnode_request *prev, *next; /* in node->pending while waiting */
+    pnode *node;
+    pnet_call *call;      /* NULL for an internal request (pnode_propose) */
+    char method[96];      /* the gRPC method, for forwarding */
+    uint8_t *data;        /* the request bytes (owned) */
+    size_t len;
+    int64_t deadline_ms;  /* pnode_now_ms clock; INT64_MAX: none */
+    int64_t leader_deadline_ms; /* WAIT_LEADER: give up then */
+
+    uint32_t wait;        /* enum node_wait */
+    uint32_t then;        /* WAIT_LEADER: enum node_then */
+    uint64_t index;       /* WAIT_APPLY, WAIT_READ_APPLY, WAIT_CONFIG: the log index */
+    uint64_t term;        /* WAIT_APPLY: the proposal's term */
+    uint64_t context;     /* WAIT_READ: the ReadIndex context */
+    uint64_t old_leader;  /* WAIT_TRANSFER */
+    uint8_t *query;       /* WAIT_READ*: the query (owned) */
+    size_t query_len;
+    pnode_done_fn done;
+    void *done_ctx;
+
+    /* Internal requests (pnode_propose): the waiting thread's rendezvous. */
+    struct internal_wait *internal;
+    /* A forwarded request answered early (shutdown): freed when its forward completes. */
+    bool orphan;
+    bool linked;
+};
+
+/* The one batch the storage writer carries out at a time. */
+typedef struct writer_job {
+    bool has_chunk;
+    praft_snapshot_meta chunk_meta;
+    uint64_t chunk_offset;
+    const uint8_t *chunk_data;
+    size_t chunk_len;
+    bool has_snapshot;
+    praft_snapshot_meta snapshot;
+    pstore_batch batch;
+    praft_config config; /* batch.config points here when set */
+} writer_job;
+
+struct pnode {
+    pnode_options opts;
+    uint64_t cluster_id;
+
+    /* The store. pstore is single-threaded: store_mu serialises the writer thread, the
+     * snapshot thread and the core's reads on the loop thread. */
+    pstore *store;
+    pthread_mutex_t store_mu;
+    praft_storage store_view; /* the pstore's own callbacks, wrapped under store_mu */
+
+    praft_node *raft;
+    pnet_mailbox *mailbox;
+    pnet_transport *net;
+    pthread_t loop_thread;
+    bool loop_started;
+    atomic_bool stopping;
+
+    /* The ready being carried out, if any. */
+    bool ready_out;
+    praft_ready rd;
+    bool ready_needs_write;
+
+    /* The storage writer thread. */
+    pthread_t writer_thread;
+    bool writer_started;
+    pthread_mutex_t writer_mu;
+    pthread_cond_t writer_cv;
+    bool writer_has_job;
+    bool writer_done;
+    bool writer_quit;
+    int writer_rc;
+    char writer_err[256];
+    writer_job job;
+
+    /* Automatic snapshots. */
+    pthread_t snap_thread;
+    bool snap_running;  /* a snapshot thread exists (joined when done) */
+    atomic_bool snap_done;
+    int snap_rc;
+    praft_snapshot_meta snap_meta;
+    void *snap_frozen;
+    uint64_t snap_index;
+    uint64_t snap_term;
+    praft_config snap_config;
+    uint64_t last_snapshot_index;
+
+    /* What the loop knows. */
+    uint64_t leader;
+    uint32_t role;
+    uint64_t term;
+    praft_config applied_config; /* the last configuration applied (for snapshots) */
+    praft_config peers_config;   /* the configuration the transport's peers reflect */
+    bool sm_failed;
+    uint64_t next_context;
+    int64_t next_tick_ms;
+
+    /* Pending requests, in two doubly linked lists with sentinels: proposals in log order
+     * (a leader's proposals get increasing indexes, so applying pops from the head), and
+     * everything else. */
+    pnode_request proposals;
+    pnode_request pending;
+
+    /* Requests from other threads (pnode_propose), handed to the loop. */
+    pthread_mutex_t inbox_mu;
+    pnode_request *inbox;
+
+    /* The status, copied by the loop for other threads. */
+    pthread_mutex_t status_mu;
+    pnode_status status;
+};
+
+/* A thread waiting in pnode_propose. */
+struct internal_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool finished;
+    int code;
+    uint8_t *result;
+    size_t result_len;
+};
+
+/* loop.c */
+void *__pnode_loop_main(void *arg);
+void __pnode_refresh_peers(pnode *n);
+void __pnode_process_ready(pnode *n);
+
+/* writer.c */
+int __pnode_writer_start(pnode *n);
+void __pnode_writer_stop(pnode *n);
+void __pnode_writer_submit(pnode *n);
+/* True once the submitted job is done; *rc receives its result. */
+bool __pnode_writer_poll(pnode *n, int *rc);
+
+/* snapshots.c */
+void __pnode_maybe_snapshot(pnode *n, bool forced);
+void __pnode_snapshot_poll(pnode *n);
+void __pnode_snapshot_join(pnode *n);
+int __pnode_restore_from(pnode *n, const praft_snapshot_meta *meta);
+
+/* requests.c */
+pnode_request *__pnode_request_new(pnode *n, pnet_call *call, const char *method,
+                                   const uint8_t *data, size_t len, int64_t deadline_ms);
+void __pnode_request_wait(pnode *n, pnode_request *req, uint32_t wait);
+void __pnode_request_unlink(pnode *n, pnode_request *req);
+void __pnode_requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
+                              const uint8_t *result, size_t len);
+void __pnode_requests_reads(pnode *n, const praft_read_state *reads, size_t n_reads);
+void __pnode_requests_progress(pnode *n);
+void __pnode_requests_fail_all(pnode *n, int code, const char *message);
+void __pnode_dispatch_call(pnode *n, pnet_event *ev);
+
+/* admin.c */
+void __pnode_admin_register(pnode *n);
+bool __pnode_admin_handles(const char *method);
+void __pnode_admin_call(pnode *n, pnode_request *req);
+void __pnode_admin_progress(pnode *n);
+
+/* A gRPC code for a PT_E* error, with a message. */
+int __pnode_code(int err);
+
+#endif

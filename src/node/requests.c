@@ -1,0 +1,485 @@
+/*
+ * Pending requests: everything a client waits for on this node, and the rules that give each
+ * one exactly one answer.
+ *
+ *   proposal  answered when its entry is applied here; if another entry (of another term) is
+ *             applied at its index, the command was lost (§5.3: a new leader overwrote it) and
+ *             the client gets UNAVAILABLE, meaning "unknown": retrying with the same client
+ *             session is safe because the state machine deduplicates.
+ *   read      a ReadIndex round (thesis §6.4), then a wait until this node has applied up to
+ *             the read index, then the query.
+ *   forward   relayed to the leader and back.
+ *   leader    a request that needs a leader waits (up to leader_wait_ms) for one to be known.
+ * Every request also has the client's deadline: DEADLINE_EXCEEDED once it passes.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "node/node_internal.h"
+
+int64_t pnode_now_ms(void)
+{
+    return pnet_now_ms();
+}
+
+uint64_t pnode_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void list_init(pnode_request *sentinel)
+{
+    sentinel->prev = sentinel->next = sentinel;
+}
+
+static void list_push(pnode_request *sentinel, pnode_request *req)
+{
+    req->prev = sentinel->prev;
+    req->next = sentinel;
+    sentinel->prev->next = req;
+    sentinel->prev = req;
+    req->linked = true;
+}
+
+void __pnode_request_unlink(pnode *n, pnode_request *req)
+{
+    (void)n;
+    if (req->linked) {
+        req->prev->next = req->next;
+        req->next->prev = req->prev;
+        req->prev = req->next = NULL;
+        req->linked = false;
+    }
+    req->wait = WAIT_NONE;
+}
+
+void __pnode_request_wait(pnode *n, pnode_request *req, uint32_t wait)
+{
+    __pnode_request_unlink(n, req);
+    req->wait = wait;
+    list_push(wait == WAIT_APPLY ? &n->proposals : &n->pending, req);
+}
+
+void __pnode_requests_init(pnode *n);
+void __pnode_requests_init(pnode *n)
+{
+    list_init(&n->proposals);
+    list_init(&n->pending);
+}
+
+pnode_request *__pnode_request_new(pnode *n, pnet_call *call, const char *method,
+                                   const uint8_t *data, size_t len, int64_t deadline_ms)
+{
+    pnode_request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        return NULL;
+    }
+    req->node = n;
+    req->call = call;
+    if (method != NULL) {
+        snprintf(req->method, sizeof(req->method), "%s", method);
+    }
+    if (len > 0) {
+        req->data = malloc(len);
+        if (req->data == NULL) {
+            free(req);
+            return NULL;
+        }
+        memcpy(req->data, data, len);
+    }
+    req->len = len;
+    req->deadline_ms = deadline_ms;
+    return req;
+}
+
+static void request_free(pnode_request *req)
+{
+    free(req->data);
+    free(req->query);
+    free(req);
+}
+
+static void finish_internal(pnode_request *req, int code, const void *data, size_t len)
+{
+    struct internal_wait *w = req->internal;
+    uint8_t *copy = NULL;
+    if (code == PNODE_OK && len > 0) {
+        copy = malloc(len);
+        if (copy == NULL) {
+            code = PNODE_RESOURCE_EXHAUSTED;
+        } else {
+            memcpy(copy, data, len);
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    w->code = code;
+    w->result = copy;
+    w->result_len = copy ? len : 0;
+    w->finished = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+const uint8_t *pnode_request_data(const pnode_request *req, size_t *len)
+{
+    *len = req->len;
+    return req->data;
+}
+
+int64_t pnode_request_deadline(const pnode_request *req)
+{
+    return req->deadline_ms;
+}
+
+void pnode_reply(pnode_request *req, const void *data, size_t len)
+{
+    __pnode_request_unlink(req->node, req);
+    if (req->internal != NULL) {
+        finish_internal(req, PNODE_OK, data, len);
+    } else if (req->call != NULL) {
+        pnet_call_reply(req->call, data, len);
+    }
+    request_free(req);
+}
+
+void pnode_fail(pnode_request *req, int code, const char *message)
+{
+    __pnode_request_unlink(req->node, req);
+    if (req->internal != NULL) {
+        finish_internal(req, code == PNODE_OK ? PNODE_UNKNOWN : code, NULL, 0);
+    } else if (req->call != NULL) {
+        pnet_call_fail(req->call, code == PNODE_OK ? PNODE_UNKNOWN : code, message);
+    }
+    request_free(req);
+}
+
+/* Ends a request's wait: its completion callback answers it, or the default answer does. */
+static void complete(pnode *n, pnode_request *req, int code, const char *message,
+                     const uint8_t *result, size_t len)
+{
+    __pnode_request_unlink(n, req);
+    if (req->done != NULL) {
+        pnode_done_fn done = req->done;
+        req->done = NULL;
+        done(n, req->done_ctx, req, code, message, result, len);
+    } else if (code == PNODE_OK) {
+        pnode_reply(req, result, len);
+    } else {
+        pnode_fail(req, code, message);
+    }
+}
+
+bool pnode_is_leader(pnode *n)
+{
+    return n->role == PRAFT_LEADER && !n->sm_failed;
+}
+
+uint64_t pnode_leader(pnode *n)
+{
+    return n->leader;
+}
+
+uint64_t pnode_applied(pnode *n)
+{
+    return n->opts.sm.ops->applied_index(n->opts.sm.ctx);
+}
+
+void pnode_submit(pnode *n, pnode_request *req, const void *cmd, size_t len, pnode_done_fn done,
+                  void *ctx)
+{
+    req->done = done;
+    req->done_ctx = ctx;
+    if (!pnode_is_leader(n)) {
+        complete(n, req, PNODE_UNAVAILABLE, "this node is not the leader", NULL, 0);
+        return;
+    }
+    uint64_t index = 0, term = 0;
+    int rc = praft_propose(n->raft, cmd, len, &index, &term);
+    if (rc != 0) {
+        complete(n, req, __pnode_code(rc), pt_strerror(rc), NULL, 0);
+        return;
+    }
+    req->index = index;
+    req->term = term;
+    __pnode_request_wait(n, req, WAIT_APPLY);
+}
+
+static void run_query(pnode *n, pnode_request *req)
+{
+    uint8_t *result = NULL;
+    size_t result_len = 0;
+    const pnode_sm *sm = &n->opts.sm;
+    int rc = sm->ops->query(sm->ctx, req->query, req->query_len, &result, &result_len);
+    if (rc != 0) {
+        complete(n, req, rc == PT_ENOMEM ? PNODE_RESOURCE_EXHAUSTED : PNODE_INVALID_ARGUMENT,
+                 pt_strerror(rc), NULL, 0);
+    } else {
+        complete(n, req, PNODE_OK, NULL, result, result_len);
+    }
+    free(result);
+}
+
+static void wait_for_leader(pnode *n, pnode_request *req, uint32_t then)
+{
+    req->then = then;
+    if (req->leader_deadline_ms == 0) {
+        req->leader_deadline_ms = pnode_now_ms() + n->opts.leader_wait_ms;
+    }
+    __pnode_request_wait(n, req, WAIT_LEADER);
+}
+
+static void start_read_index(pnode *n, pnode_request *req)
+{
+    if (n->leader == PRAFT_NONE) {
+        wait_for_leader(n, req, THEN_READ);
+        return;
+    }
+    uint64_t context = ++n->next_context;
+    int rc = praft_read_index(n->raft, context);
+    if (rc == PT_ENOTLEADER) {
+        wait_for_leader(n, req, THEN_READ);
+        return;
+    }
+    if (rc != 0) {
+        complete(n, req, __pnode_code(rc), pt_strerror(rc), NULL, 0);
+        return;
+    }
+    req->context = context;
+    __pnode_request_wait(n, req, WAIT_READ);
+}
+
+void pnode_query(pnode *n, pnode_request *req, bool linearizable, const void *query, size_t len,
+                 pnode_done_fn done, void *ctx)
+{
+    req->done = done;
+    req->done_ctx = ctx;
+    free(req->query);
+    req->query = NULL;
+    req->query_len = 0;
+    if (len > 0) {
+        req->query = malloc(len);
+        if (req->query == NULL) {
+            complete(n, req, PNODE_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+            return;
+        }
+        memcpy(req->query, query, len);
+        req->query_len = len;
+    }
+    if (!linearizable) {
+        run_query(n, req);
+        return;
+    }
+    start_read_index(n, req);
+}
+
+static const char *leader_address(pnode *n)
+{
+    const praft_member *m = praft_config_find(&n->peers_config, n->leader);
+    return m != NULL && m->address[0] != '\0' ? m->address : NULL;
+}
+
+static void forward_done(void *ctx, int status, const char *message, const uint8_t *data,
+                         size_t len)
+{
+    pnode_request *req = ctx;
+    if (req->orphan) {
+        request_free(req);
+        return;
+    }
+    __pnode_request_unlink(req->node, req);
+    if (status == 0) {
+        pnode_reply(req, data, len);
+    } else {
+        pnode_fail(req, status, message);
+    }
+}
+
+void pnode_forward(pnode *n, pnode_request *req)
+{
+    const char *address = n->leader != n->opts.id ? leader_address(n) : NULL;
+    if (address == NULL) {
+        wait_for_leader(n, req, THEN_FORWARD);
+        return;
+    }
+    int rc = pnet_client_call(n->net, address, req->method, req->data, req->len, req->deadline_ms,
+                              forward_done, req);
+    if (rc != 0) {
+        pnode_fail(req, PNODE_UNAVAILABLE, "cannot reach the leader");
+        return;
+    }
+    __pnode_request_wait(n, req, WAIT_FORWARD);
+}
+
+void __pnode_requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
+                              const uint8_t *result, size_t len)
+{
+    while (n->proposals.next != &n->proposals && n->proposals.next->index <= index) {
+        pnode_request *req = n->proposals.next;
+        if (req->index == index && req->term == term) {
+            complete(n, req, code, NULL, result, len);
+        } else {
+            /* Another entry took this index: the proposal was overwritten by a newer leader's
+             * log and will never be applied (§5.3). Its outcome, from the client's view, is
+             * "did not happen", but "unknown" is the answer that needs no proof. */
+            complete(n, req, PNODE_UNAVAILABLE,
+                     "leadership changed before the write committed; retry with the same sequence",
+                     NULL, 0);
+        }
+    }
+}
+
+void __pnode_requests_reads(pnode *n, const praft_read_state *reads, size_t n_reads)
+{
+    for (size_t i = 0; i < n_reads; i++) {
+        for (pnode_request *req = n->pending.next; req != &n->pending; req = req->next) {
+            if (req->wait != WAIT_READ || req->context != reads[i].context) {
+                continue;
+            }
+            if (reads[i].status != 0) {
+                /* Abandoned by a leadership change: a read changes nothing, so start over. */
+                wait_for_leader(n, req, THEN_READ);
+            } else {
+                req->index = reads[i].index;
+                __pnode_request_wait(n, req, WAIT_READ_APPLY);
+            }
+            break;
+        }
+    }
+}
+
+static void redispatch(pnode *n, pnode_request *req);
+
+void __pnode_requests_progress(pnode *n)
+{
+    int64_t now = pnode_now_ms();
+    uint64_t applied = pnode_applied(n);
+
+    /* Proposals left behind by a snapshot restore: their entries were never handed out here. */
+    while (n->proposals.next != &n->proposals && n->proposals.next->index <= applied) {
+        complete(n, n->proposals.next, PNODE_UNAVAILABLE, "outcome unknown; retry", NULL, 0);
+    }
+    for (pnode_request *req = n->proposals.next; req != &n->proposals;) {
+        pnode_request *next = req->next;
+        if (now >= req->deadline_ms) {
+            complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded before the write applied",
+                     NULL, 0);
+        }
+        req = next;
+    }
+
+    for (pnode_request *req = n->pending.next; req != &n->pending;) {
+        pnode_request *next = req->next;
+        switch (req->wait) {
+        case WAIT_READ_APPLY:
+            if (req->index <= applied) {
+                run_query(n, req);
+            } else if (now >= req->deadline_ms) {
+                complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded", NULL, 0);
+            }
+            break;
+        case WAIT_LEADER:
+            if (now >= req->deadline_ms) {
+                complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded waiting for a leader",
+                         NULL, 0);
+            } else if (n->leader != PRAFT_NONE &&
+                       (n->leader != n->opts.id || pnode_is_leader(n))) {
+                __pnode_request_unlink(n, req);
+                if (req->then == THEN_READ) {
+                    start_read_index(n, req);
+                } else {
+                    redispatch(n, req);
+                }
+            } else if (now >= req->leader_deadline_ms) {
+                complete(n, req, PNODE_UNAVAILABLE, "no leader is known", NULL, 0);
+            }
+            break;
+        case WAIT_FORWARD:
+            /* The forwarded call carries the same deadline and ends by itself. */
+            break;
+        case WAIT_READ:
+        case WAIT_CONFIG:
+        case WAIT_TRANSFER:
+        case WAIT_SNAPSHOT:
+            if (now >= req->deadline_ms) {
+                complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded", NULL, 0);
+            }
+            break;
+        default:
+            break;
+        }
+        req = next;
+    }
+}
+
+void __pnode_requests_fail_all(pnode *n, int code, const char *message)
+{
+    while (n->proposals.next != &n->proposals) {
+        complete(n, n->proposals.next, code, message, NULL, 0);
+    }
+    while (n->pending.next != &n->pending) {
+        pnode_request *req = n->pending.next;
+        if (req->wait == WAIT_FORWARD) {
+            /* Answer now; the forward's completion frees the request later. */
+            __pnode_request_unlink(n, req);
+            if (req->call != NULL) {
+                pnet_call_fail(req->call, code, message);
+                req->call = NULL;
+            }
+            if (req->internal != NULL) {
+                finish_internal(req, code, NULL, 0);
+                req->internal = NULL;
+            }
+            req->orphan = true;
+            continue;
+        }
+        req->done = NULL; /* the application's continuation must not run any more */
+        complete(n, req, code, message, NULL, 0);
+    }
+}
+
+static const pnode_method *find_method(pnode *n, const char *name)
+{
+    for (size_t i = 0; i < n->opts.n_methods; i++) {
+        if (strcmp(n->opts.methods[i].name, name) == 0) {
+            return &n->opts.methods[i];
+        }
+    }
+    return NULL;
+}
+
+static void redispatch(pnode *n, pnode_request *req)
+{
+    if (__pnode_admin_handles(req->method)) {
+        __pnode_admin_call(n, req);
+        return;
+    }
+    const pnode_method *m = find_method(n, req->method);
+    if (m == NULL) {
+        pnode_fail(req, PNODE_UNIMPLEMENTED, "unknown method");
+        return;
+    }
+    m->handler(n, m->app, req);
+}
+
+void __pnode_dispatch_call(pnode *n, pnet_event *ev)
+{
+    pnode_request *req =
+        __pnode_request_new(n, ev->call, ev->method, ev->data, ev->len, ev->deadline_ms);
+    if (req == NULL) {
+        pnet_call_fail(ev->call, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (atomic_load(&n->stopping)) {
+        pnode_fail(req, PNODE_UNAVAILABLE, "the node is shutting down");
+        return;
+    }
+    if (n->sm_failed) {
+        pnode_fail(req, PNODE_UNAVAILABLE, "this node's state machine failed; ask another node");
+        return;
+    }
+    redispatch(n, req);
+}
