@@ -48,7 +48,9 @@ typedef struct pnet_event {
      * exactly once with pnet_call_reply or pnet_call_fail (transport.h), cancelled or not. A
      * CANCELLED event holds a reference of its own, released by pnet_event_free. */
     pnet_call *call;
-    const char *method;  /* CALL: the method's full name ("/platoon.v1.Platoon/GetVehicle") */
+    /* CALL, CALL_CANCELLED: the method's full name ("/platoon.v1.Platoon/GetVehicle"), valid
+     * while the loop holds its reference on the call (until it finishes the call). */
+    const char *method;
     void *method_ctx;    /* CALL: the ctx given to pnet_transport_register_method */
     int64_t deadline_ms; /* CALL: the client's deadline (pnet_now_ms() clock), INT64_MAX if none */
 

@@ -1,6 +1,6 @@
 /*
- * The transport's internals, shared by transport.c (life cycle, completion-queue thread, peers
- * and their outbound lanes), server.c (calls served: peer streams and unary methods) and
+ * The transport's internals, shared by transport.c (life cycle, completion-queue thread), peers.c
+ * (peers and their outbound lanes), server.c (calls served: peer streams and unary methods) and
  * client.c (outbound unary calls).
  *
  * Locking. One mutex, t->mu, guards the transport: peers, lanes, counters, lists of calls. The
@@ -130,6 +130,14 @@ struct pnet_transport {
 
     pnet_transport_stats stats;
 };
+
+/* peers.c (t->mu held) */
+void __pnet_lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok);
+void __pnet_lane_on_status(pnet_transport *t, struct pnet_outlane *l);
+void __pnet_lanes_retry(pnet_transport *t); /* reopens failed lanes whose pause is over */
+void __pnet_peers_reap(pnet_transport *t);  /* frees removed peers whose streams ended */
+void __pnet_peers_cancel_all(pnet_transport *t);
+void __pnet_peers_free_all(pnet_transport *t); /* after the completion-queue thread ended */
 
 /* server.c (t->mu held) */
 void __pnet_server_request(pnet_transport *t);
