@@ -1,0 +1,509 @@
+/*
+ * Calls served by the transport: the peer protocol's lanes (client streams of RaftBatch), the
+ * unary methods the node registered, and UNIMPLEMENTED for anything else.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/transport_internal.h"
+
+/* A request slot: grpc_server_request_call fills it when a call arrives. */
+struct request {
+    struct pnet_tag tag;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+};
+
+/* A served stream of the peer protocol, or a call answered UNIMPLEMENTED at once (lane -1). */
+struct stream {
+    struct pnet_tag tag_recv, tag_end;
+    grpc_call *call;
+    int lane;
+    grpc_byte_buffer *recv;
+    uint64_t accepted;
+    int cancelled;
+    grpc_byte_buffer *summary;
+    grpc_slice details;
+};
+
+/* A served unary call, handed to the node's loop. */
+struct pnet_call {
+    struct pnet_tag tag_recv, tag_close, tag_send;
+    pthread_mutex_t mu;
+    grpc_call *call; /* NULL once released */
+    int refs;        /* the gRPC side (while @call lives), the loop, CANCELLED events */
+    int ops;         /* batches pending on @call */
+    bool delivered;  /* the loop has it */
+    bool finished;   /* an answer was sent (or the loop gave it up) */
+    bool closed;     /* RECV_CLOSE_ON_SERVER completed: nothing more can be sent */
+    int cancelled;
+    grpc_byte_buffer *recv;
+    grpc_byte_buffer *send;
+    grpc_slice details;
+    char *method;
+    void *method_ctx;
+    int64_t deadline_ms;
+};
+
+/* ============================================================================================
+ * Accepting calls
+ * ========================================================================================== */
+
+void __pnet_server_request(pnet_transport *t)
+{
+    struct request *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        /* Without a slot no call is accepted until the next completion tries again. */
+        return;
+    }
+    r->tag = (struct pnet_tag){.kind = PNET_TAG_REQUEST, .obj = r};
+    grpc_call_details_init(&r->details);
+    grpc_metadata_array_init(&r->md);
+    if (grpc_server_request_call(t->server, &r->call, &r->details, &r->md, t->cq, t->cq, &r->tag) !=
+        GRPC_CALL_OK) {
+        grpc_call_details_destroy(&r->details);
+        grpc_metadata_array_destroy(&r->md);
+        free(r);
+        return;
+    }
+    t->pending_requests++;
+}
+
+/* ============================================================================================
+ * Peer streams
+ * ========================================================================================== */
+
+static void stream_recv_next(pnet_transport *t, struct stream *s);
+
+/* Ends a stream: status (OK with a summary, or UNIMPLEMENTED), then release. */
+static void stream_end(pnet_transport *t, struct stream *s)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (s->lane >= 0) {
+        Platoon__Raft__V1__StreamSummary sum = PLATOON__RAFT__V1__STREAM_SUMMARY__INIT;
+        uint8_t buf[16];
+        sum.messages = s->accepted;
+        size_t len = platoon__raft__v1__stream_summary__pack(&sum, buf);
+        grpc_slice slice = grpc_slice_from_copied_buffer((const char *)buf, len);
+        s->summary = grpc_raw_byte_buffer_create(&slice, 1);
+        grpc_slice_unref(slice);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = s->summary;
+        s->details = grpc_empty_slice();
+        ops[n].data.send_status_from_server.status = GRPC_STATUS_OK;
+    } else {
+        s->details = grpc_slice_from_static_string("unknown method");
+        ops[n].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n++].data.send_status_from_server.status_details = &s->details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
+    if (grpc_call_start_batch(s->call, ops, n, &s->tag_end, NULL) != GRPC_CALL_OK) {
+        /* Cannot happen with a well-formed batch; release the call all the same. */
+        grpc_call_cancel(s->call, NULL);
+        grpc_call_unref(s->call);
+        t->live_calls--;
+        if (s->summary != NULL) {
+            grpc_byte_buffer_destroy(s->summary);
+        }
+        grpc_slice_unref(s->details);
+        free(s);
+    }
+}
+
+static void stream_recv_next(pnet_transport *t, struct stream *s)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &s->recv;
+    if (grpc_call_start_batch(s->call, &op, 1, &s->tag_recv, NULL) != GRPC_CALL_OK) {
+        stream_end(t, s);
+    }
+}
+
+/* Collects decoded messages into a chain of events, posted at once. */
+struct collect {
+    pnet_event *head, *tail;
+    size_t n;
+    bool nomem;
+};
+
+static void collect_msg(void *ctx, praft_msg *m)
+{
+    struct collect *c = ctx;
+    pnet_event *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL) {
+        pnet_msg_free(m);
+        c->nomem = true;
+        return;
+    }
+    ev->type = PNET_EV_MSG;
+    ev->msg = m;
+    if (c->tail != NULL) {
+        c->tail->next = ev;
+    } else {
+        c->head = ev;
+    }
+    c->tail = ev;
+    c->n++;
+}
+
+static void stream_on_recv(pnet_transport *t, struct stream *s, bool ok)
+{
+    if (!ok || s->recv == NULL) {
+        /* The peer closed its stream, or it was cancelled (peer gone, shutdown). */
+        stream_end(t, s);
+        return;
+    }
+    grpc_byte_buffer *bb = s->recv;
+    s->recv = NULL;
+
+    /* Decoding a large message takes a while: do it without blocking the node's sends. Only
+     * this thread touches a served stream, so the stream needs no lock meanwhile. */
+    pthread_mutex_unlock(&t->mu);
+    struct collect c = {0};
+    uint64_t bad = 0;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = __pnet_buffer_read(bb, &bytes, &len);
+    grpc_byte_buffer_destroy(bb);
+    if (rc == 0) {
+        rc = __pnet_batch_decode(bytes, len, s->lane, collect_msg, &c, &bad);
+        free(bytes);
+    }
+    __pnet_mailbox_post_list(t->mb, c.head, c.tail, c.n);
+    pthread_mutex_lock(&t->mu);
+
+    t->stats.msgs_received += c.n;
+    t->stats.msgs_malformed += bad + (rc == PT_EMALFORMED ? 1 : 0);
+    s->accepted += c.n;
+    stream_recv_next(t, s);
+}
+
+static void stream_on_end(pnet_transport *t, struct stream *s)
+{
+    grpc_call_unref(s->call);
+    t->live_calls--;
+    if (s->summary != NULL) {
+        grpc_byte_buffer_destroy(s->summary);
+    }
+    grpc_slice_unref(s->details);
+    free(s);
+}
+
+static void stream_start(pnet_transport *t, grpc_call *call, int lane)
+{
+    struct stream *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        grpc_call_unref(call);
+        t->live_calls--;
+        return;
+    }
+    s->call = call;
+    s->lane = lane;
+    s->tag_recv = (struct pnet_tag){.kind = PNET_TAG_STREAM_RECV, .obj = s};
+    s->tag_end = (struct pnet_tag){.kind = PNET_TAG_STREAM_END, .obj = s};
+    if (lane >= 0) {
+        stream_recv_next(t, s);
+    } else {
+        stream_end(t, s);
+    }
+}
+
+/* ============================================================================================
+ * Unary calls for the node
+ * ========================================================================================== */
+
+void __pnet_call_unref(pnet_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int refs = --c->refs;
+    pthread_mutex_unlock(&c->mu);
+    if (refs > 0) {
+        return;
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c->method);
+    free(c);
+}
+
+/* With c->mu held: releases the gRPC call once nothing more can happen on it. Returns true if
+ * the gRPC side's reference must be dropped (after unlocking). */
+static bool call_maybe_release(pnet_transport *t, pnet_call *c)
+{
+    if (c->call == NULL || c->ops > 0 || !c->closed) {
+        return false;
+    }
+    grpc_call_unref(c->call);
+    c->call = NULL;
+    t->live_calls--;
+    if (c->recv != NULL) {
+        grpc_byte_buffer_destroy(c->recv);
+        c->recv = NULL;
+    }
+    if (c->send != NULL) {
+        grpc_byte_buffer_destroy(c->send);
+        c->send = NULL;
+    }
+    grpc_slice_unref(c->details);
+    c->details = grpc_empty_slice();
+    return true;
+}
+
+/* With c->mu held: sends the answer. @data may be NULL (no message: an error status). */
+static int call_answer(pnet_call *c, grpc_status_code code, const char *message, const void *data,
+                       size_t len)
+{
+    grpc_op ops[3];
+    size_t n = 0;
+    if (c->call == NULL || c->closed || c->finished) {
+        return PT_ECANCELED;
+    }
+    memset(ops, 0, sizeof(ops));
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (data != NULL) {
+        grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
+        c->send = grpc_raw_byte_buffer_create(&slice, 1);
+        grpc_slice_unref(slice);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->send;
+    }
+    grpc_slice_unref(c->details);
+    c->details = message != NULL ? grpc_slice_from_copied_string(message) : grpc_empty_slice();
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &c->details;
+    c->finished = true;
+    if (grpc_call_start_batch(c->call, ops, n, &c->tag_send, NULL) != GRPC_CALL_OK) {
+        grpc_call_cancel(c->call, NULL);
+        return PT_ECANCELED;
+    }
+    c->ops++;
+    return 0;
+}
+
+int pnet_call_reply(pnet_call *call, const void *data, size_t len)
+{
+    static const uint8_t empty[1];
+    if (call == NULL || (data == NULL && len > 0)) {
+        return PT_EINVAL;
+    }
+    pthread_mutex_lock(&call->mu);
+    int rc = call_answer(call, GRPC_STATUS_OK, NULL, data != NULL ? data : empty, len);
+    pthread_mutex_unlock(&call->mu);
+    __pnet_call_unref(call);
+    return rc;
+}
+
+int pnet_call_fail(pnet_call *call, int code, const char *message)
+{
+    if (call == NULL) {
+        return PT_EINVAL;
+    }
+    if (code <= 0 || code > GRPC_STATUS_UNAUTHENTICATED) {
+        code = GRPC_STATUS_UNKNOWN;
+    }
+    pthread_mutex_lock(&call->mu);
+    int rc = call_answer(call, (grpc_status_code)code, message, NULL, 0);
+    pthread_mutex_unlock(&call->mu);
+    __pnet_call_unref(call);
+    return rc;
+}
+
+static void unary_start(pnet_transport *t, grpc_call *call, const struct request *r,
+                        const struct pnet_method *m)
+{
+    grpc_op op;
+    pnet_call *c = calloc(1, sizeof(*c));
+    size_t mlen = GRPC_SLICE_LENGTH(r->details.method);
+    if (c == NULL || (c->method = malloc(mlen + 1)) == NULL) {
+        free(c);
+        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        grpc_call_unref(call);
+        t->live_calls--;
+        return;
+    }
+    memcpy(c->method, GRPC_SLICE_START_PTR(r->details.method), mlen);
+    c->method[mlen] = '\0';
+    pthread_mutex_init(&c->mu, NULL);
+    c->call = call;
+    c->refs = 1;
+    c->details = grpc_empty_slice();
+    c->method_ctx = m->ctx;
+    c->deadline_ms = __pnet_deadline_from_gpr(r->details.deadline);
+    c->tag_recv = (struct pnet_tag){.kind = PNET_TAG_UNARY_RECV, .obj = c};
+    c->tag_close = (struct pnet_tag){.kind = PNET_TAG_UNARY_CLOSE, .obj = c};
+    c->tag_send = (struct pnet_tag){.kind = PNET_TAG_UNARY_SEND, .obj = c};
+
+    pthread_mutex_lock(&c->mu);
+    /* Learn of cancellation as soon as it happens (client gone, deadline passed): a request
+     * can wait long for a commit, and the node must be told it need not answer. */
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    if (grpc_call_start_batch(call, &op, 1, &c->tag_close, NULL) == GRPC_CALL_OK) {
+        c->ops++;
+    } else {
+        c->closed = true;
+    }
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv;
+    if (grpc_call_start_batch(call, &op, 1, &c->tag_recv, NULL) == GRPC_CALL_OK) {
+        c->ops++;
+    } else {
+        grpc_call_cancel(call, NULL);
+    }
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    if (drop) {
+        __pnet_call_unref(c);
+    }
+}
+
+static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
+{
+    pnet_event *ev = NULL;
+    pthread_mutex_lock(&c->mu);
+    c->ops--;
+    if (ok && c->recv != NULL) {
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        int rc = __pnet_buffer_read(c->recv, &bytes, &len);
+        grpc_byte_buffer_destroy(c->recv);
+        c->recv = NULL;
+        ev = rc == 0 ? calloc(1, sizeof(*ev)) : NULL;
+        if (ev == NULL) {
+            free(bytes);
+            call_answer(c,
+                        rc == PT_EMALFORMED ? GRPC_STATUS_INTERNAL : GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "request could not be read", NULL, 0);
+        } else {
+            ev->type = PNET_EV_CALL;
+            ev->call = c;
+            ev->method = c->method;
+            ev->method_ctx = c->method_ctx;
+            ev->deadline_ms = c->deadline_ms;
+            ev->data = bytes;
+            ev->len = len;
+            c->delivered = true;
+            c->refs++; /* the loop's, released by pnet_call_reply/fail */
+        }
+    } else if (ok) {
+        /* A unary call without a request message: the client broke the protocol. */
+        call_answer(c, GRPC_STATUS_INTERNAL, "missing request message", NULL, 0);
+    }
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    if (ev != NULL) {
+        t->stats.calls_received++;
+        __pnet_mailbox_post(t->mb, ev);
+    }
+    if (drop) {
+        __pnet_call_unref(c);
+    }
+}
+
+static void unary_on_close(pnet_transport *t, pnet_call *c)
+{
+    pnet_event *ev = NULL;
+    pthread_mutex_lock(&c->mu);
+    c->ops--;
+    c->closed = true;
+    if (c->cancelled && c->delivered && !c->finished) {
+        ev = calloc(1, sizeof(*ev));
+        if (ev != NULL) {
+            ev->type = PNET_EV_CALL_CANCELLED;
+            ev->call = c;
+            ev->method = c->method;
+            ev->method_ctx = c->method_ctx;
+            c->refs++; /* the event's */
+        }
+    }
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    if (ev != NULL) {
+        __pnet_mailbox_post(t->mb, ev);
+    }
+    if (drop) {
+        __pnet_call_unref(c);
+    }
+}
+
+static void unary_on_send(pnet_transport *t, pnet_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->ops--;
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    if (drop) {
+        __pnet_call_unref(c);
+    }
+}
+
+/* ============================================================================================
+ * Dispatch
+ * ========================================================================================== */
+
+static void on_request(pnet_transport *t, struct request *r, bool ok)
+{
+    t->pending_requests--;
+    if (!t->shutting_down) {
+        __pnet_server_request(t); /* keep one slot waiting for the next call */
+    }
+    if (ok && r->call != NULL) {
+        const char *method = (const char *)GRPC_SLICE_START_PTR(r->details.method);
+        size_t len = GRPC_SLICE_LENGTH(r->details.method);
+        t->live_calls++;
+        int lane = __pnet_lane_from_method(method, len);
+        const struct pnet_method *m = NULL;
+        if (lane < 0) {
+            for (m = t->methods; m != NULL; m = m->next) {
+                if (strlen(m->name) == len && memcmp(m->name, method, len) == 0) {
+                    break;
+                }
+            }
+        }
+        if (m != NULL && !t->shutting_down) {
+            unary_start(t, r->call, r, m);
+        } else {
+            stream_start(t, r->call, lane);
+        }
+    }
+    grpc_call_details_destroy(&r->details);
+    grpc_metadata_array_destroy(&r->md);
+    free(r);
+}
+
+void __pnet_server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
+{
+    switch (tag->kind) {
+    case PNET_TAG_REQUEST:
+        on_request(t, tag->obj, ok);
+        break;
+    case PNET_TAG_STREAM_RECV:
+        stream_on_recv(t, tag->obj, ok);
+        break;
+    case PNET_TAG_STREAM_END:
+        stream_on_end(t, tag->obj);
+        break;
+    case PNET_TAG_UNARY_RECV:
+        unary_on_recv(t, tag->obj, ok);
+        break;
+    case PNET_TAG_UNARY_CLOSE:
+        unary_on_close(t, tag->obj);
+        break;
+    case PNET_TAG_UNARY_SEND:
+        unary_on_send(t, tag->obj);
+        break;
+    default:
+        break;
+    }
+}

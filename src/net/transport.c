@@ -1,0 +1,410 @@
+/*
+ * The transport's life cycle, its completion-queue thread, and the outbound lanes to peers.
+ */
+#include "net/transport.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+
+#include "common/log.h"
+#include "net/transport_internal.h"
+
+/* How long the completion-queue thread sleeps at most: the period at which lanes waiting to be
+ * reopened after a failure are looked at. */
+#define CQ_POLL_MS 20
+
+/* ============================================================================================
+ * Small helpers shared with server.c and client.c
+ * ========================================================================================== */
+
+int __pnet_buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
+{
+    grpc_byte_buffer_reader reader;
+    grpc_slice s;
+    int rc = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+        return PT_EMALFORMED; /* a compressed message we could not inflate */
+    }
+    s = grpc_byte_buffer_reader_readall(&reader);
+    size_t n = GRPC_SLICE_LENGTH(s);
+    uint8_t *buf = malloc(n + 1);
+    if (buf == NULL) {
+        rc = PT_ENOMEM;
+    } else {
+        memcpy(buf, GRPC_SLICE_START_PTR(s), n);
+        *out = buf;
+        *len = n;
+    }
+    grpc_slice_unref(s);
+    grpc_byte_buffer_reader_destroy(&reader);
+    return rc;
+}
+
+gpr_timespec __pnet_deadline_to_gpr(int64_t deadline_ms)
+{
+    if (deadline_ms == INT64_MAX) {
+        return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    }
+    int64_t left = deadline_ms - pnet_now_ms();
+    if (left < 0) {
+        left = 0;
+    }
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(left, GPR_TIMESPAN));
+}
+
+int64_t __pnet_deadline_from_gpr(gpr_timespec deadline)
+{
+    if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) {
+        return INT64_MAX;
+    }
+    /* Only differences of gRPC's clock are meaningful here: convert through "time left". */
+    gpr_timespec now = gpr_now(deadline.clock_type);
+    gpr_timespec left = gpr_time_sub(deadline, now);
+    int64_t left_ms = (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
+    return pnet_now_ms() + left_ms;
+}
+
+/* ============================================================================================
+ * The completion-queue thread
+ * ========================================================================================== */
+
+static void handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
+{
+    switch (tag->kind) {
+    case PNET_TAG_LANE_SEND:
+        __pnet_lane_on_send(t, tag->obj, ok);
+        __pnet_peers_reap(t);
+        break;
+    case PNET_TAG_LANE_STATUS:
+        __pnet_lane_on_status(t, tag->obj);
+        __pnet_peers_reap(t);
+        break;
+    case PNET_TAG_CLIENT:
+        __pnet_client_handle(t, tag, ok);
+        break;
+    case PNET_TAG_SHUTDOWN:
+        t->server_done = true;
+        break;
+    default:
+        __pnet_server_handle(t, tag, ok);
+        break;
+    }
+}
+
+static bool finished(const pnet_transport *t)
+{
+    return t->shutting_down && t->server_done && t->live_calls == 0 && t->pending_requests == 0;
+}
+
+static void *cq_thread(void *arg)
+{
+    pnet_transport *t = arg;
+    for (;;) {
+        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                             gpr_time_from_millis(CQ_POLL_MS, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(t->cq, deadline, NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+            break;
+        }
+        pthread_mutex_lock(&t->mu);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            handle(t, ev.tag, ev.success != 0);
+        }
+        __pnet_lanes_retry(t);
+        bool done = finished(t);
+        pthread_mutex_unlock(&t->mu);
+        if (done) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ============================================================================================
+ * Life cycle
+ * ========================================================================================== */
+
+void pnet_transport_options_init(pnet_transport_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->max_message_bytes = 64u << 20;
+    opts->max_batch_bytes = 4u << 20;
+    opts->max_queue_bytes = 64u << 20;
+    opts->max_queue_msgs = 65536;
+    opts->reconnect_ms = 100;
+    opts->keepalive_ms = 2000;
+}
+
+static grpc_arg int_arg(const char *key, int value)
+{
+    grpc_arg a;
+    a.type = GRPC_ARG_INTEGER;
+    a.key = (char *)key;
+    a.value.integer = value;
+    return a;
+}
+
+/* Channel arguments of every outbound channel (peers and client calls). */
+static void build_client_args(pnet_transport *t)
+{
+    const pnet_transport_options *o = &t->opts;
+    size_t n = 0;
+    grpc_arg *v = t->client_arg_v;
+    v[n++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)o->max_message_bytes);
+    v[n++] = int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, (int)o->max_message_bytes);
+    /* The default back-off leaves a restarted peer unreachable for many seconds, longer than
+     * an election timeout. */
+    v[n++] = int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, o->reconnect_ms);
+    v[n++] = int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, o->reconnect_ms);
+    v[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, o->reconnect_ms);
+    v[n++] = int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, o->reconnect_ms);
+    v[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, o->keepalive_ms);
+    v[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o->keepalive_ms);
+    v[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    v[n++] = int_arg(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    /* Retries would buffer every stream message in the channel; Raft does its own. */
+    v[n++] = int_arg(GRPC_ARG_ENABLE_RETRIES, 0);
+    t->client_args.num_args = n;
+    t->client_args.args = v;
+}
+
+static int start_server(pnet_transport *t)
+{
+    const pnet_transport_options *o = &t->opts;
+    grpc_arg v[8];
+    size_t n = 0;
+    v[n++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)o->max_message_bytes);
+    v[n++] = int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, (int)o->max_message_bytes);
+    /* Accept our peers' keepalive pings (the default refuses pings more often than every five
+     * minutes and closes the connection), and ping silent clients ourselves. */
+    v[n++] = int_arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, o->keepalive_ms / 2);
+    v[n++] = int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+    v[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, o->keepalive_ms);
+    v[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o->keepalive_ms);
+    v[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    /* Two nodes configured with the same address must not silently share it. */
+    v[n++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    grpc_channel_args args = {.num_args = n, .args = v};
+
+    t->server = grpc_server_create(&args, NULL);
+    if (t->server == NULL) {
+        return PT_ENOMEM;
+    }
+    grpc_server_register_completion_queue(t->server, t->cq, NULL);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    t->port = grpc_server_add_http2_port(t->server, t->listen_address, creds);
+    grpc_server_credentials_release(creds);
+    if (t->port <= 0) {
+        /* Never started: no shutdown is needed before destroying it. */
+        grpc_server_destroy(t->server);
+        t->server = NULL;
+        t->port = 0;
+        return PT_EIO;
+    }
+    grpc_server_start(t->server);
+    return 0;
+}
+
+/* gRPC writes its own diagnostics to stderr by default; a library must not print, so they go to
+ * the program's log sink like ours (process wide, installed once). */
+static void grpc_log_to_sink(gpr_log_func_args *args)
+{
+    enum pt_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? PT_LOG_WARN
+                              : args->severity == GPR_LOG_SEVERITY_INFO ? PT_LOG_DEBUG
+                                                                        : PT_LOG_DEBUG;
+    PT_LOG(level, "grpc: %s", args->message);
+}
+
+static pthread_once_t grpc_log_once = PTHREAD_ONCE_INIT;
+
+static void grpc_log_install(void)
+{
+    gpr_set_log_function(grpc_log_to_sink);
+}
+
+static bool opts_ok(const pnet_transport_options *o)
+{
+    return o->mailbox != NULL && o->max_message_bytes > 0 && o->max_message_bytes <= INT_MAX &&
+           o->max_batch_bytes > 0 && o->max_queue_bytes > 0 && o->max_queue_msgs > 0 &&
+           o->reconnect_ms > 0 && o->keepalive_ms > 1;
+}
+
+/* Destroys the completion queue after draining it (nothing may be pending on it). */
+static void cq_destroy(pnet_transport *t)
+{
+    grpc_completion_queue_shutdown(t->cq);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+            break;
+        }
+    }
+    grpc_completion_queue_destroy(t->cq);
+}
+
+int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
+{
+    pnet_transport *t;
+    int rc;
+
+    if (opts == NULL || out == NULL || !opts_ok(opts)) {
+        return PT_EINVAL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return PT_ENOMEM;
+    }
+    t->opts = *opts;
+    t->mb = opts->mailbox;
+    t->tag_shutdown.kind = PNET_TAG_SHUTDOWN;
+    t->tag_shutdown.obj = t;
+    pthread_mutex_init(&t->mu, NULL);
+    if (opts->listen_address != NULL) {
+        t->listen_address = strdup(opts->listen_address);
+        if (t->listen_address == NULL) {
+            rc = PT_ENOMEM;
+            goto err_free;
+        }
+    }
+    t->opts.listen_address = t->listen_address;
+    build_client_args(t);
+
+    pthread_once(&grpc_log_once, grpc_log_install);
+    grpc_init();
+    t->cq = grpc_completion_queue_create_for_next(NULL);
+    if (t->cq == NULL) {
+        rc = PT_ENOMEM;
+        goto err_grpc;
+    }
+    if (t->listen_address != NULL) {
+        rc = start_server(t);
+        if (rc != 0) {
+            goto err_cq;
+        }
+        pthread_mutex_lock(&t->mu);
+        __pnet_server_request(t);
+        pthread_mutex_unlock(&t->mu);
+    } else {
+        t->server_done = true;
+    }
+    if (pthread_create(&t->thread, NULL, cq_thread, t) != 0) {
+        rc = PT_ENOMEM;
+        goto err_server;
+    }
+    t->thread_started = true;
+    *out = t;
+    return 0;
+
+err_server:
+    if (t->server != NULL) {
+        /* Let the thread-less shutdown path below drain the pending request. */
+        pthread_mutex_lock(&t->mu);
+        t->shutting_down = true;
+        pthread_mutex_unlock(&t->mu);
+        grpc_server_shutdown_and_notify(t->server, t->cq, &t->tag_shutdown);
+        grpc_server_cancel_all_calls(t->server);
+        while (!finished(t)) {
+            grpc_event ev =
+                grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            pthread_mutex_lock(&t->mu);
+            if (ev.type == GRPC_OP_COMPLETE) {
+                handle(t, ev.tag, ev.success != 0);
+            }
+            pthread_mutex_unlock(&t->mu);
+        }
+        grpc_server_destroy(t->server);
+    }
+err_cq:
+    cq_destroy(t);
+err_grpc:
+    grpc_shutdown_blocking();
+err_free:
+    free(t->listen_address);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return rc;
+}
+
+void pnet_transport_free(pnet_transport *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    t->shutting_down = true;
+    __pnet_peers_cancel_all(t);
+    __pnet_client_cancel_all(t);
+    if (t->server != NULL) {
+        /* The order of the field notes: stop accepting, cancel what runs, drain, destroy. */
+        grpc_server_shutdown_and_notify(t->server, t->cq, &t->tag_shutdown);
+        grpc_server_cancel_all_calls(t->server);
+    }
+    pthread_mutex_unlock(&t->mu);
+
+    /* The thread ends once every call has been released and the server has shut down. */
+    pthread_join(t->thread, NULL);
+
+    if (t->server != NULL) {
+        grpc_server_destroy(t->server);
+    }
+    __pnet_peers_free_all(t);
+    __pnet_chans_free(t);
+    while (t->methods != NULL) {
+        struct pnet_method *m = t->methods;
+        t->methods = m->next;
+        free(m->name);
+        free(m);
+    }
+    cq_destroy(t);
+    grpc_shutdown_blocking();
+    free(t->listen_address);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+int pnet_transport_port(pnet_transport *t)
+{
+    return t->port;
+}
+
+void pnet_transport_stats_get(pnet_transport *t, pnet_transport_stats *out)
+{
+    pthread_mutex_lock(&t->mu);
+    *out = t->stats;
+    pthread_mutex_unlock(&t->mu);
+}
+
+int pnet_transport_register_method(pnet_transport *t, const char *method, void *ctx)
+{
+    int rc = 0;
+    if (t == NULL || method == NULL || method[0] != '/') {
+        return PT_EINVAL;
+    }
+    pthread_mutex_lock(&t->mu);
+    struct pnet_method *m;
+    for (m = t->methods; m != NULL; m = m->next) {
+        if (strcmp(m->name, method) == 0) {
+            m->ctx = ctx;
+            goto out;
+        }
+    }
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->name = strdup(method)) == NULL) {
+        free(m);
+        rc = PT_ENOMEM;
+        goto out;
+    }
+    m->ctx = ctx;
+    m->next = t->methods;
+    t->methods = m;
+out:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}

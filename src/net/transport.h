@@ -1,0 +1,149 @@
+/*
+ * The gRPC transport of a node: one listen address serving the peer protocol (platoon.raft.v1,
+ * see proto/platoon/raft/v1/raft.proto) and any unary methods the node registers (the public
+ * API, platoon.v1), plus outbound lanes to peers and unary client calls (forwarding to the
+ * leader).
+ *
+ * Threads. The transport runs one thread of its own, which drives a gRPC completion queue. The
+ * node's loop thread calls the functions below; none of them blocks on the network. What
+ * arrives (core messages, requests, completions of client calls) is posted as events to the
+ * node's mailbox (mailbox.h), which the loop drains: the node's core never runs on the
+ * transport's thread.
+ *
+ * Sending. pnet_transport_send encodes (copies) a core message and queues it on the lane of its
+ * type for its destination (message.to). Each lane keeps one long-lived client stream to the
+ * peer and sends its queue in order, many messages per stream message. While a peer is
+ * unreachable its lanes' streams wait for the connection (reconnection is retried every
+ * ~reconnect_ms); a lane's queue is bounded in messages and bytes, and when full the oldest
+ * queued message is dropped and counted (Raft retransmits). Nothing is ever retried by the
+ * transport itself: a stream message that failed is lost, and the core resends on its timers.
+ *
+ * Memory: everything handed in is copied; everything handed out in events belongs to the event.
+ */
+#ifndef PLATOON_NET_TRANSPORT_H
+#define PLATOON_NET_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/mailbox.h"
+#include "platoon/raft.h"
+
+typedef struct pnet_transport pnet_transport;
+
+typedef struct pnet_transport_options {
+    /* Where to listen, "host:port" (port 0: any free port, see pnet_transport_port). NULL: no
+     * server, only outbound traffic. */
+    const char *listen_address;
+    /* Where arriving events go (required; must outlive the transport). */
+    pnet_mailbox *mailbox;
+    /* Largest gRPC message accepted or sent, on both ends. Default 64 MiB: an APPEND is bounded
+     * by the core's max_msg_bytes (default 1 MiB) except for one oversized entry, and a stream
+     * message by max_batch_bytes. */
+    size_t max_message_bytes;
+    /* A stream message gathers queued core messages up to this many bytes (at least one message
+     * is always sent, whatever its size). Default 4 MiB. */
+    size_t max_batch_bytes;
+    /* Bounds of one lane's queue. Defaults 64 MiB and 65536 messages. */
+    size_t max_queue_bytes;
+    size_t max_queue_msgs;
+    /* Reconnection back-off to a peer (initial, minimum and maximum), also the pause before a
+     * failed stream is reopened. Default 100 ms: a restarted peer is reached within a fraction
+     * of an election timeout. */
+    int reconnect_ms;
+    /* HTTP/2 keepalive: a ping after this much silence, and the connection is dropped if the
+     * ping is not answered within as long again, so a peer that vanished without closing its
+     * sockets is noticed. Default 2000 ms. */
+    int keepalive_ms;
+} pnet_transport_options;
+
+typedef struct pnet_transport_stats {
+    uint64_t msgs_queued;       /* core messages accepted by pnet_transport_send */
+    uint64_t msgs_sent;         /* ...and written to a stream successfully */
+    uint64_t batches_sent;      /* stream messages written */
+    uint64_t msgs_dropped_full; /* dropped from a full queue (the oldest) */
+    uint64_t msgs_dropped_lost; /* in a stream message that failed */
+    uint64_t msgs_received;     /* core messages delivered to the mailbox */
+    uint64_t msgs_malformed;    /* core messages or stream messages refused as malformed */
+    uint64_t streams_opened;    /* outbound lane streams started */
+    uint64_t calls_received;    /* unary requests delivered to the mailbox */
+} pnet_transport_stats;
+
+/* Fills @opts with the defaults above (listen_address and mailbox NULL). */
+void pnet_transport_options_init(pnet_transport_options *opts);
+
+/*
+ * Creates the transport and starts its server and thread.
+ * Errors: PT_EINVAL (no mailbox, a size of 0 or above INT_MAX), PT_EIO (the listen address
+ * cannot be bound), PT_ENOMEM.
+ */
+int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out);
+
+/*
+ * Stops everything and frees the transport; safe at any moment. Outbound streams and client
+ * calls are cancelled (each pending client call still posts its PNET_EV_CLIENT_DONE, with
+ * status CANCELLED), served calls are cancelled (calls the loop still holds may still be
+ * finished with pnet_call_reply/fail, which then return PT_ECANCELED), queued messages are
+ * dropped. Returns once the gRPC layer holds nothing of the transport. NULL is ok.
+ */
+void pnet_transport_free(pnet_transport *t);
+
+/* The port the server listens on (useful with port 0), or 0 without a server. */
+int pnet_transport_port(pnet_transport *t);
+
+/*
+ * Serves the unary method @method (full name, e.g. "/platoon.v1.Platoon/UpdateVehicle"):
+ * requests arrive as PNET_EV_CALL events carrying @ctx. A registered name replaces the previous
+ * ctx. Calls to a method that is neither registered nor part of the peer protocol are answered
+ * UNIMPLEMENTED. The name is copied. Errors: PT_EINVAL, PT_ENOMEM.
+ */
+int pnet_transport_register_method(pnet_transport *t, const char *method, void *ctx);
+
+/*
+ * Adds or updates peer @id at @address ("host:port"; copied). Changing a peer's address drops
+ * its queues and streams and starts afresh. Errors: PT_EINVAL (id 0, address NULL or longer
+ * than PRAFT_ADDRESS_MAX - 1), PT_ESHUTDOWN, PT_ENOMEM.
+ */
+int pnet_transport_set_peer(pnet_transport *t, uint64_t id, const char *address);
+
+/* Removes peer @id: its queued messages are dropped, its streams closed. PT_ENOTFOUND if none. */
+int pnet_transport_remove_peer(pnet_transport *t, uint64_t id);
+
+/*
+ * Queues @msg for peer msg->to; never blocks on the network. @msg is encoded (copied) before
+ * the call returns. Errors: PT_ENOTFOUND (no such peer; the message is dropped), PT_EINVAL
+ * (message that cannot be encoded), PT_ESHUTDOWN, PT_ENOMEM. A full queue is not an error: the
+ * oldest message is dropped and counted.
+ */
+int pnet_transport_send(pnet_transport *t, const praft_msg *msg);
+
+/* Copies the counters into @out. */
+void pnet_transport_stats_get(pnet_transport *t, pnet_transport_stats *out);
+
+/*
+ * Answers @call (from a PNET_EV_CALL) with status OK and @len bytes of @data (copied), and
+ * releases the loop's reference on it: @call must not be used afterwards. Any thread.
+ * Returns 0, PT_ECANCELED (the client is gone or the transport stopped: nothing is sent, the
+ * reference is released all the same), PT_ENOMEM (the call is failed with RESOURCE_EXHAUSTED
+ * instead, and released).
+ */
+int pnet_call_reply(pnet_call *call, const void *data, size_t len);
+
+/*
+ * Answers @call with gRPC status @code (not 0) and @message (may be NULL), and releases the
+ * loop's reference, like pnet_call_reply. Returns 0 or PT_ECANCELED.
+ */
+int pnet_call_fail(pnet_call *call, int code, const char *message);
+
+/*
+ * Starts a unary call of @method at @address with @len bytes of @data (copied), with deadline
+ * @deadline_ms (pnet_now_ms() clock; INT64_MAX: none). Its completion is posted to the mailbox
+ * as one PNET_EV_CLIENT_DONE event carrying @done and @ctx, whatever happens (including
+ * UNAVAILABLE when nothing listens there, DEADLINE_EXCEEDED, and CANCELLED at shutdown); the
+ * loop runs done(ctx, status, message, data, len) when it handles the event. Channels are
+ * cached per address. Errors (no event is posted then): PT_EINVAL, PT_ESHUTDOWN, PT_ENOMEM.
+ */
+int pnet_client_call(pnet_transport *t, const char *address, const char *method, const void *data,
+                     size_t len, int64_t deadline_ms, pnet_client_done_fn done, void *ctx);
+
+#endif

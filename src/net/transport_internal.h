@@ -1,0 +1,161 @@
+/*
+ * The transport's internals, shared by transport.c (life cycle, completion-queue thread), peers.c
+ * (peers and their outbound lanes), server.c (calls served: peer streams and unary methods) and
+ * client.c (outbound unary calls).
+ *
+ * Locking. One mutex, t->mu, guards the transport: peers, lanes, counters, lists of calls. The
+ * completion-queue thread holds it while it handles a completion; the node's thread holds it in
+ * pnet_transport_send and friends. It is never held while decoding a large stream message or
+ * waiting. A served unary call also has its own mutex, because the loop answers it with no
+ * access to the transport (the call may outlive it); the order is t->mu, then call->mu.
+ */
+#ifndef PLATOON_NET_TRANSPORT_INTERNAL_H
+#define PLATOON_NET_TRANSPORT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/support/time.h>
+
+#include "net/codec.h"
+#include "net/mailbox.h"
+#include "net/transport.h"
+
+/* What a completion-queue tag points to: the kind of operation and its owner. */
+enum pnet_tag_kind {
+    PNET_TAG_LANE_SEND = 1,
+    PNET_TAG_LANE_STATUS,
+    PNET_TAG_REQUEST,
+    PNET_TAG_STREAM_RECV,
+    PNET_TAG_STREAM_END,
+    PNET_TAG_UNARY_RECV,
+    PNET_TAG_UNARY_CLOSE,
+    PNET_TAG_UNARY_SEND,
+    PNET_TAG_CLIENT,
+    PNET_TAG_SHUTDOWN,
+};
+
+struct pnet_tag {
+    int kind;
+    void *obj;
+};
+
+/* One encoded core message waiting in a lane (a RaftBatch element, see codec.h). */
+struct pnet_item {
+    struct pnet_item *next;
+    uint8_t *buf;
+    size_t len;
+};
+
+struct pnet_peer;
+
+/* One outbound lane to one peer: a queue and the client stream that drains it. */
+struct pnet_outlane {
+    struct pnet_peer *peer;
+    int index; /* enum pnet_lane */
+    struct pnet_item *head, *tail;
+    size_t q_bytes, q_msgs;
+
+    grpc_call *call;   /* the stream, NULL when none */
+    int ops;           /* batches started on @call and not completed */
+    bool started;      /* initial metadata sent */
+    bool sending;      /* a SEND_MESSAGE is in flight */
+    bool broken;       /* @call failed: no more sends on it */
+    bool delivered;    /* a send on @call succeeded: reopen at once after it ends */
+    size_t inflight_n; /* core messages in the SEND_MESSAGE in flight */
+    int64_t retry_at_ms;
+    grpc_byte_buffer *send_buf;
+
+    grpc_metadata_array md_initial, md_trailing;
+    grpc_byte_buffer *response;
+    grpc_status_code status;
+    grpc_slice details;
+
+    struct pnet_tag tag_send, tag_status;
+};
+
+struct pnet_peer {
+    struct pnet_peer *next;
+    uint64_t id;
+    char *address;
+    grpc_channel *channel;
+    bool removed; /* waiting for its streams to end before it is freed */
+    struct pnet_outlane lanes[PNET_LANE_COUNT];
+};
+
+struct pnet_method {
+    struct pnet_method *next;
+    char *name;
+    void *ctx;
+};
+
+/* A channel used for unary client calls, cached per address. */
+struct pnet_chan {
+    struct pnet_chan *next;
+    char *address;
+    grpc_channel *channel;
+};
+
+struct pnet_client_call;
+
+struct pnet_transport {
+    pthread_mutex_t mu;
+    pnet_transport_options opts;
+    char *listen_address;
+    pnet_mailbox *mb;
+
+    grpc_completion_queue *cq;
+    grpc_server *server;
+    int port;
+    pthread_t thread;
+    bool thread_started;
+
+    grpc_channel_args client_args;
+    grpc_arg client_arg_v[16];
+
+    struct pnet_peer *peers;
+    struct pnet_method *methods;
+    struct pnet_chan *chans;
+    struct pnet_client_call *client_calls;
+
+    int live_calls;       /* grpc_call objects not yet released */
+    int pending_requests; /* grpc_server_request_call not yet completed */
+    bool shutting_down;
+    bool server_done;
+    struct pnet_tag tag_shutdown;
+
+    pnet_transport_stats stats;
+};
+
+/* peers.c (t->mu held) */
+void __pnet_lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok);
+void __pnet_lane_on_status(pnet_transport *t, struct pnet_outlane *l);
+void __pnet_lanes_retry(pnet_transport *t); /* reopens failed lanes whose pause is over */
+void __pnet_peers_reap(pnet_transport *t);  /* frees removed peers whose streams ended */
+void __pnet_peers_cancel_all(pnet_transport *t);
+void __pnet_peers_free_all(pnet_transport *t); /* after the completion-queue thread ended */
+
+/* server.c (t->mu held) */
+void __pnet_server_request(pnet_transport *t);
+void __pnet_server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
+
+/* client.c */
+void __pnet_client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
+void __pnet_client_cancel_all(pnet_transport *t);
+void __pnet_chans_free(pnet_transport *t);
+
+/* Releases a reference on a served call (mailbox.c, server.c). */
+void __pnet_call_unref(pnet_call *call);
+
+/* Copies the bytes of @bb into a malloc'd buffer (*out, *len). Returns 0 or PT_ENOMEM. */
+int __pnet_buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
+
+/* Converts a deadline of the pnet_now_ms() clock to gRPC's, and back. */
+gpr_timespec __pnet_deadline_to_gpr(int64_t deadline_ms);
+int64_t __pnet_deadline_from_gpr(gpr_timespec deadline);
+
+#endif
