@@ -41,7 +41,7 @@ static int setup_memory(void **state)
     return setup_with(state, &backends[0]);
 }
 
-static __attribute__((unused)) int setup_lmdb(void **state)
+static int setup_lmdb(void **state)
 {
     return setup_with(state, &backends[1]);
 }
@@ -541,7 +541,7 @@ static void raft_storage_view(void **state)
 
 #define BOTH(fn)                                                 \
     cmocka_unit_test_setup_teardown(fn, setup_memory, teardown), \
-        cmocka_unit_test_setup_teardown(fn, setup_memory, teardown)
+        cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown)
 
 int main(void)
 {
