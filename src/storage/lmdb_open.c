@@ -432,8 +432,20 @@ static int open_store(pstore *s, const char *dir)
         return rv;
     }
     MDB_envinfo info;
+    MDB_stat est;
     mdb_env_info(ls->env, &info);
+    mdb_env_stat(ls->env, &est);
     ls->map_size = info.me_mapsize;
+    /* LMDB maps the file: a page past its end would be a SIGBUS, not an error. A file cut
+     * short (truncated copy, damaged file system) is refused before any page is touched. */
+    if (stat(ls->log_file, &st) != 0) {
+        return __pstore_errno(s, errno, ls->log_file, "stat");
+    }
+    if ((uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * est.ms_psize) {
+        return __pstore_fail(
+            s, PT_ECORRUPT, "%s: truncated: %lld bytes, its last page ends at %llu", ls->log_file,
+            (long long)st.st_size, (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize);
+    }
     int rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &ls->rtxn);
     if (rc == 0) {
         rc = mdb_dbi_open(ls->rtxn, "log", 0, &ls->log_dbi);
