@@ -84,7 +84,9 @@ enum pstore_sync {
 
 typedef struct pstore_options {
     /* Identity recorded when the store is created and checked at every later open. Both are
-     * non-zero. */
+     * non-zero; the one exception is inspection: both 0 with create = false opens an existing
+     * store whatever its identity (pstore_identity then tells it). A node must always pass
+     * its own identity. */
     uint64_t cluster_id;
     uint64_t node_id;
     /* Whether pstore_open may initialise an empty or missing directory. A node must pass

@@ -197,7 +197,10 @@ static int load_meta(pstore *s, bool *has_snap, uint64_t *snap_index, uint64_t *
     if (__pstore_rec_parse_pair(v.mv_data, v.mv_size, &cluster, &node) != 0) {
         return bad_rec(s, "identity", "fails its checksum");
     }
-    if (cluster != s->opts.cluster_id || node != s->opts.node_id) {
+    if (s->opts.cluster_id == 0 && s->opts.node_id == 0) {
+        s->opts.cluster_id = cluster; /* inspection: take the recorded identity */
+        s->opts.node_id = node;
+    } else if (cluster != s->opts.cluster_id || node != s->opts.node_id) {
         return __pstore_fail(
             s, PT_EMISMATCH, "%s: belongs to cluster %llu node %llu, not cluster %llu node %llu",
             s->name, (unsigned long long)cluster, (unsigned long long)node,

@@ -45,6 +45,9 @@ int pstore_open_memory(const pstore_options *opts, pstore **out)
         return PT_EINVAL;
     }
     pstore *s = NULL;
+    if (opts == NULL || opts->cluster_id == 0 || opts->node_id == 0) {
+        return PT_EINVAL;
+    }
     int rv = __pstore_alloc(opts, "memory", &s);
     if (rv != 0) {
         return rv;

@@ -42,7 +42,9 @@ int __pstore_fail_buf(char *err, size_t cap, int code, const char *fmt, ...)
 int __pstore_alloc(const pstore_options *opts, const char *name, pstore **out)
 {
     *out = NULL;
-    if (opts == NULL || opts->cluster_id == 0 || opts->node_id == 0 ||
+    /* Identity 0/0 is only for inspecting an existing store (see pstore_options). */
+    bool inspect = opts != NULL && opts->cluster_id == 0 && opts->node_id == 0 && !opts->create;
+    if (opts == NULL || (!inspect && (opts->cluster_id == 0 || opts->node_id == 0)) ||
         opts->sync > PSTORE_SYNC_NONE || opts->keep_snapshots < 1 ||
         opts->keep_snapshots > PSTORE_MAX_SNAPS / 2 || opts->zstd_level < 0 ||
         opts->zstd_level > 19) {
