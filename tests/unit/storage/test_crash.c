@@ -109,6 +109,9 @@ static void verify(const char *dir, uint64_t reported, uint64_t seed)
     pstore *s = NULL;
     char err[256];
     int rv = pstore_open(dir, &o, &s, err, sizeof(err));
+    if (rv == PT_ENOTFOUND && reported == 0) {
+        return; /* killed while initialising: nothing was acknowledged, nothing is there */
+    }
     if (rv != 0) {
         fail_msg("seed %llu: reopen failed: %s", (unsigned long long)seed, err);
     }
