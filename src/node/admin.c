@@ -9,6 +9,7 @@
  * resulting members; the core refuses a second change while one is in flight (thesis §4.1),
  * which the client sees as FAILED_PRECONDITION.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,11 +198,10 @@ static void start_change(pnode *n, pnode_request *req, const praft_change *chang
         fail_change(req, rc);
         return;
     }
-    PT_INFO("membership change proposed at index %llu: %s %llu",
-            (unsigned long long)index,
-            change->type == PRAFT_CHANGE_REMOVE       ? "remove"
+    PT_INFO("membership change proposed at index %llu: %s %llu", (unsigned long long)index,
+            change->type == PRAFT_CHANGE_REMOVE      ? "remove"
             : change->type == PRAFT_CHANGE_ADD_VOTER ? "add voter"
-                                                      : "add learner",
+                                                     : "add learner",
             (unsigned long long)change->id);
     req->index = index;
     req->context = change->id;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "node/node_internal.h"
@@ -79,12 +80,12 @@ static void say(char *err, size_t cap, const char *fmt, ...)
 
 /* ----- the core's view of the store, under the store lock ----- */
 
-#define LOCKED(n, call)                                                                            \
-    do {                                                                                           \
-        pthread_mutex_lock(&(n)->store_mu);                                                        \
-        int rc_ = (call);                                                                          \
-        pthread_mutex_unlock(&(n)->store_mu);                                                      \
-        return rc_;                                                                                \
+#define LOCKED(n, call)                       \
+    do {                                      \
+        pthread_mutex_lock(&(n)->store_mu);   \
+        int rc_ = (call);                     \
+        pthread_mutex_unlock(&(n)->store_mu); \
+        return rc_;                           \
     } while (0)
 
 static int v_initial_state(void *ctx, praft_hard_state *hs, praft_snapshot_meta *snap)
@@ -216,11 +217,8 @@ static int bootstrap(pnode *n, char *err, size_t cap)
         goto out;
     }
     praft_hard_state hs = {.term = e.term, .vote = PRAFT_NONE, .commit = e.index};
-    pstore_batch b = {.entries = &e,
-                      .n_entries = 1,
-                      .hard_state = &hs,
-                      .config = cfg,
-                      .config_index = e.index};
+    pstore_batch b = {
+        .entries = &e, .n_entries = 1, .hard_state = &hs, .config = cfg, .config_index = e.index};
     rc = pstore_write(n->store, &b);
     free(e.data);
     if (rc != 0) {
@@ -336,8 +334,8 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     if (has_snap) {
         rc = __pnode_restore_from(n, snap);
         if (rc != 0) {
-            say(err, err_cap, "data directory %s: cannot restore snapshot %llu: %s",
-                opts->data_dir, (unsigned long long)snap->index, pt_strerror(rc));
+            say(err, err_cap, "data directory %s: cannot restore snapshot %llu: %s", opts->data_dir,
+                (unsigned long long)snap->index, pt_strerror(rc));
             free(snap);
             goto fail;
         }

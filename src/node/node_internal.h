@@ -25,14 +25,14 @@
 /* What a pending request waits for. */
 enum node_wait {
     WAIT_NONE = 0,
-    WAIT_APPLY,     /* a proposal: its entry to be applied */
-    WAIT_READ,      /* a linearizable read: its read index from the core */
+    WAIT_APPLY,      /* a proposal: its entry to be applied */
+    WAIT_READ,       /* a linearizable read: its read index from the core */
     WAIT_READ_APPLY, /* ...then the state machine to reach that index */
-    WAIT_LEADER,    /* a request that needs a leader: one to be known */
-    WAIT_FORWARD,   /* a request forwarded to the leader: its answer */
-    WAIT_CONFIG,    /* a membership change: its configuration to be committed */
-    WAIT_TRANSFER,  /* a leadership transfer: a new leader */
-    WAIT_SNAPSHOT,  /* a snapshot taken on request */
+    WAIT_LEADER,     /* a request that needs a leader: one to be known */
+    WAIT_FORWARD,    /* a request forwarded to the leader: its answer */
+    WAIT_CONFIG,     /* a membership change: its configuration to be committed */
+    WAIT_TRANSFER,   /* a leadership transfer: a new leader */
+    WAIT_SNAPSHOT,   /* a snapshot taken on request */
 };
 
 /* What to do with a request once a leader is known. */
@@ -44,20 +44,20 @@ enum node_then {
 struct pnode_request {
     struct pnode_request *prev, *next; /* in node->pending while waiting */
     pnode *node;
-    pnet_call *call;      /* NULL for an internal request (pnode_propose) */
-    char method[96];      /* the gRPC method, for forwarding */
-    uint8_t *data;        /* the request bytes (owned) */
+    pnet_call *call; /* NULL for an internal request (pnode_propose) */
+    char method[96]; /* the gRPC method, for forwarding */
+    uint8_t *data;   /* the request bytes (owned) */
     size_t len;
-    int64_t deadline_ms;  /* pnode_now_ms clock; INT64_MAX: none */
+    int64_t deadline_ms;        /* pnode_now_ms clock; INT64_MAX: none */
     int64_t leader_deadline_ms; /* WAIT_LEADER: give up then */
 
-    uint32_t wait;        /* enum node_wait */
-    uint32_t then;        /* WAIT_LEADER: enum node_then */
-    uint64_t index;       /* WAIT_APPLY, WAIT_READ_APPLY, WAIT_CONFIG: the log index */
-    uint64_t term;        /* WAIT_APPLY: the proposal's term */
-    uint64_t context;     /* WAIT_READ: the ReadIndex context */
-    uint64_t old_leader;  /* WAIT_TRANSFER */
-    uint8_t *query;       /* WAIT_READ*: the query (owned) */
+    uint32_t wait;       /* enum node_wait */
+    uint32_t then;       /* WAIT_LEADER: enum node_then */
+    uint64_t index;      /* WAIT_APPLY, WAIT_READ_APPLY, WAIT_CONFIG: the log index */
+    uint64_t term;       /* WAIT_APPLY: the proposal's term */
+    uint64_t context;    /* WAIT_READ: the ReadIndex context */
+    uint64_t old_leader; /* WAIT_TRANSFER */
+    uint8_t *query;      /* WAIT_READ*: the query (owned) */
     size_t query_len;
     pnode_done_fn done;
     void *done_ctx;
@@ -118,7 +118,7 @@ struct pnode {
 
     /* Automatic snapshots. */
     pthread_t snap_thread;
-    bool snap_running;  /* a snapshot thread exists (joined when done) */
+    bool snap_running; /* a snapshot thread exists (joined when done) */
     atomic_bool snap_done;
     int snap_rc;
     praft_snapshot_meta snap_meta;

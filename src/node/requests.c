@@ -12,6 +12,7 @@
  *   leader    a request that needs a leader waits (up to leader_wait_ms) for one to be known.
  * Every request also has the client's deadline: DEADLINE_EXCEEDED once it passes.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -385,8 +386,7 @@ void __pnode_requests_progress(pnode *n)
             if (now >= req->deadline_ms) {
                 complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded waiting for a leader",
                          NULL, 0);
-            } else if (n->leader != PRAFT_NONE &&
-                       (n->leader != n->opts.id || pnode_is_leader(n))) {
+            } else if (n->leader != PRAFT_NONE && (n->leader != n->opts.id || pnode_is_leader(n))) {
                 __pnode_request_unlink(n, req);
                 if (req->then == THEN_READ) {
                     start_read_index(n, req);

@@ -67,8 +67,8 @@ void __pnode_maybe_snapshot(pnode *n, bool forced)
     if (applied == 0 || applied <= n->last_snapshot_index) {
         return;
     }
-    if (!forced &&
-        (n->opts.snapshot_every == 0 || applied - n->last_snapshot_index < n->opts.snapshot_every)) {
+    if (!forced && (n->opts.snapshot_every == 0 ||
+                    applied - n->last_snapshot_index < n->opts.snapshot_every)) {
         return;
     }
     void *frozen = NULL;

@@ -1,0 +1,308 @@
+/*
+ * The platoon.v1.Platoon service: gRPC requests in, vehicle commands and queries out.
+ *
+ * The handlers run on the node's loop thread. They validate first (so a bad request is refused
+ * by whichever node receives it, naming the field), then either propose on the leader, forward
+ * to it, or read. The leader stamps its wall clock into each command: session expiry then
+ * depends only on the log, identically on every node.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "platoon/service.h"
+#include "platoon/v1/platoon.pb-c.h"
+
+static void to_proto(const pveh_vehicle *v, Platoon__V1__Vehicle *out)
+{
+    platoon__v1__vehicle__init(out);
+    out->id = v->id;
+    out->latitude = v->latitude;
+    out->longitude = v->longitude;
+    out->speed = v->speed;
+    out->heading = v->heading;
+    out->revision = v->revision;
+}
+
+/* The answer of the state machine to a mutation, as a gRPC answer. */
+static bool result_ok(pnode_request *req, int code, const char *message, const uint8_t *data,
+                      size_t len, pveh_result *out)
+{
+    if (code != PNODE_OK) {
+        pnode_fail(req, code, message);
+        return false;
+    }
+    if (pveh_result_decode(data, len, out) != 0) {
+        pnode_fail(req, PNODE_INTERNAL, "undecodable result from the state machine");
+        return false;
+    }
+    if (out->status == PVEH_STATUS_STALE_SEQUENCE) {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "sequence is older than this client's last applied sequence (%llu)",
+                 (unsigned long long)out->last_sequence);
+        pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
+        return false;
+    }
+    return true;
+}
+
+static void update_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                        const uint8_t *data, size_t len)
+{
+    (void)node;
+    (void)ctx;
+    pveh_result r;
+    if (!result_ok(req, code, message, data, len, &r)) {
+        return;
+    }
+    Platoon__V1__Vehicle v;
+    to_proto(&r.vehicle, &v);
+    Platoon__V1__UpdateVehicleResponse resp = PLATOON__V1__UPDATE_VEHICLE_RESPONSE__INIT;
+    resp.vehicle = &v;
+    pnode_reply_message(req, &resp.base);
+}
+
+static void delete_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                        const uint8_t *data, size_t len)
+{
+    (void)node;
+    (void)ctx;
+    pveh_result r;
+    if (!result_ok(req, code, message, data, len, &r)) {
+        return;
+    }
+    Platoon__V1__DeleteVehicleResponse resp = PLATOON__V1__DELETE_VEHICLE_RESPONSE__INIT;
+    resp.existed = r.existed;
+    resp.revision = r.revision;
+    pnode_reply_message(req, &resp.base);
+}
+
+static void propose_or_forward(pnode *node, pnode_request *req, uint8_t *cmd, size_t len,
+                               pnode_done_fn done)
+{
+    if (pnode_is_leader(node)) {
+        pnode_submit(node, req, cmd, len, done, NULL);
+    } else {
+        pnode_forward(node, req);
+    }
+    free(cmd);
+}
+
+static void handle_update(pnode *node, void *app, pnode_request *req)
+{
+    (void)app;
+    size_t len;
+    const uint8_t *data = pnode_request_data(req, &len);
+    Platoon__V1__UpdateVehicleRequest *in =
+        platoon__v1__update_vehicle_request__unpack(NULL, len, data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed UpdateVehicleRequest");
+        return;
+    }
+    if (in->vehicle == NULL) {
+        platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "vehicle is required");
+        return;
+    }
+    pveh_vehicle v = {.id = in->vehicle->id,
+                      .latitude = in->vehicle->latitude,
+                      .longitude = in->vehicle->longitude,
+                      .speed = in->vehicle->speed,
+                      .heading = in->vehicle->heading};
+    uint64_t client_id = in->client_id, sequence = in->sequence;
+    platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
+
+    char why[PVEH_WHY_MAX];
+    if (pveh_validate_vehicle(&v, why, sizeof(why)) != 0) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
+        return;
+    }
+    uint8_t *cmd = NULL;
+    size_t cmd_len = 0;
+    if (pveh_command_update(&v, client_id, sequence, pnode_wall_ms(), &cmd, &cmd_len) != 0) {
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    propose_or_forward(node, req, cmd, cmd_len, update_done);
+}
+
+static void handle_delete(pnode *node, void *app, pnode_request *req)
+{
+    (void)app;
+    size_t len;
+    const uint8_t *data = pnode_request_data(req, &len);
+    Platoon__V1__DeleteVehicleRequest *in =
+        platoon__v1__delete_vehicle_request__unpack(NULL, len, data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed DeleteVehicleRequest");
+        return;
+    }
+    uint64_t id = in->id, client_id = in->client_id, sequence = in->sequence;
+    platoon__v1__delete_vehicle_request__free_unpacked(in, NULL);
+    char why[PVEH_WHY_MAX];
+    if (pveh_validate_id(id, why, sizeof(why)) != 0) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
+        return;
+    }
+    uint8_t *cmd = NULL;
+    size_t cmd_len = 0;
+    if (pveh_command_delete(id, client_id, sequence, pnode_wall_ms(), &cmd, &cmd_len) != 0) {
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    propose_or_forward(node, req, cmd, cmd_len, delete_done);
+}
+
+static bool consistency_of(int value, bool *linearizable, pnode_request *req)
+{
+    switch (value) {
+    case PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE:
+        *linearizable = true;
+        return true;
+    case PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_STALE:
+        *linearizable = false;
+        return true;
+    default:
+        pnode_fail(req, PNODE_INVALID_ARGUMENT,
+                   "consistency must be READ_CONSISTENCY_LINEARIZABLE or READ_CONSISTENCY_STALE");
+        return false;
+    }
+}
+
+static bool query_ok(pnode_request *req, int code, const char *message, const uint8_t *data,
+                     size_t len, pveh_query_result *out)
+{
+    if (code != PNODE_OK) {
+        pnode_fail(req, code, message);
+        return false;
+    }
+    if (pveh_query_result_decode(data, len, out) != 0) {
+        pnode_fail(req, PNODE_INTERNAL, "undecodable answer from the state machine");
+        return false;
+    }
+    return true;
+}
+
+static void get_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                     const uint8_t *data, size_t len)
+{
+    (void)node;
+    (void)ctx;
+    pveh_query_result r;
+    if (!query_ok(req, code, message, data, len, &r)) {
+        return;
+    }
+    if (r.status == PVEH_STATUS_NOT_FOUND) {
+        pveh_query_result_free(&r);
+        pnode_fail(req, PNODE_NOT_FOUND, "vehicle not found");
+        return;
+    }
+    Platoon__V1__Vehicle v;
+    to_proto(&r.vehicle, &v);
+    Platoon__V1__GetVehicleResponse resp = PLATOON__V1__GET_VEHICLE_RESPONSE__INIT;
+    resp.vehicle = &v;
+    pnode_reply_message(req, &resp.base);
+    pveh_query_result_free(&r);
+}
+
+static void list_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                      const uint8_t *data, size_t len)
+{
+    (void)ctx;
+    pveh_query_result r;
+    if (!query_ok(req, code, message, data, len, &r)) {
+        return;
+    }
+    Platoon__V1__Vehicle *vs = calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(*vs));
+    Platoon__V1__Vehicle **ptrs = calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(*ptrs));
+    if (vs == NULL || ptrs == NULL) {
+        free(vs);
+        free(ptrs);
+        pveh_query_result_free(&r);
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < r.n_vehicles; i++) {
+        to_proto(&r.vehicles[i], &vs[i]);
+        ptrs[i] = &vs[i];
+    }
+    Platoon__V1__GetPlatoonResponse resp = PLATOON__V1__GET_PLATOON_RESPONSE__INIT;
+    resp.n_vehicles = r.n_vehicles;
+    resp.vehicles = ptrs;
+    resp.revision = r.applied_index;
+    resp.leader_id = pnode_leader(node);
+    pnode_reply_message(req, &resp.base);
+    free(vs);
+    free(ptrs);
+    pveh_query_result_free(&r);
+}
+
+static void handle_get(pnode *node, void *app, pnode_request *req)
+{
+    (void)app;
+    size_t len;
+    const uint8_t *data = pnode_request_data(req, &len);
+    Platoon__V1__GetVehicleRequest *in = platoon__v1__get_vehicle_request__unpack(NULL, len, data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed GetVehicleRequest");
+        return;
+    }
+    uint64_t id = in->id;
+    int consistency = (int)in->consistency;
+    platoon__v1__get_vehicle_request__free_unpacked(in, NULL);
+    char why[PVEH_WHY_MAX];
+    if (pveh_validate_id(id, why, sizeof(why)) != 0) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
+        return;
+    }
+    bool linearizable;
+    if (!consistency_of(consistency, &linearizable, req)) {
+        return;
+    }
+    uint8_t *q = NULL;
+    size_t q_len = 0;
+    if (pveh_query_get(id, &q, &q_len) != 0) {
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    pnode_query(node, req, linearizable, q, q_len, get_done, NULL);
+    free(q);
+}
+
+static void handle_list(pnode *node, void *app, pnode_request *req)
+{
+    (void)app;
+    size_t len;
+    const uint8_t *data = pnode_request_data(req, &len);
+    Platoon__V1__GetPlatoonRequest *in = platoon__v1__get_platoon_request__unpack(NULL, len, data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed GetPlatoonRequest");
+        return;
+    }
+    int consistency = (int)in->consistency;
+    platoon__v1__get_platoon_request__free_unpacked(in, NULL);
+    bool linearizable;
+    if (!consistency_of(consistency, &linearizable, req)) {
+        return;
+    }
+    uint8_t *q = NULL;
+    size_t q_len = 0;
+    if (pveh_query_list(&q, &q_len) != 0) {
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    pnode_query(node, req, linearizable, q, q_len, list_done, NULL);
+    free(q);
+}
+
+size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap)
+{
+    if (cap < 4) {
+        return 0;
+    }
+    out[0] = (pnode_method){"/platoon.v1.Platoon/UpdateVehicle", handle_update, sm};
+    out[1] = (pnode_method){"/platoon.v1.Platoon/DeleteVehicle", handle_delete, sm};
+    out[2] = (pnode_method){"/platoon.v1.Platoon/GetVehicle", handle_get, sm};
+    out[3] = (pnode_method){"/platoon.v1.Platoon/GetPlatoon", handle_list, sm};
+    return 4;
+}

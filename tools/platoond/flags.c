@@ -1,0 +1,237 @@
+#include "flags.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/checksum.h"
+#include "platoon/storage.h"
+
+const char platoond_usage[] =
+    "usage: platoond --id N --listen HOST:PORT --data-dir DIR\n"
+    "                (--initial-cluster ID=HOST:PORT,... | --join) [options]\n"
+    "\n"
+    "  --id N                  this node's id (a positive integer, unique in the cluster)\n"
+    "  --listen HOST:PORT      address for peers and clients (the one in --initial-cluster)\n"
+    "  --data-dir DIR          where the log, the vote and snapshots are kept\n"
+    "  --initial-cluster LIST  the founding members, e.g. 1=10.0.0.1:7001,2=10.0.0.2:7001;\n"
+    "                          used only by the first start on an empty data dir\n"
+    "  --join                  start empty and wait to be added with `platoonctl cluster add`\n"
+    "  --cluster-name NAME     cluster identity recorded in the data dir (default platoon)\n"
+    "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+    "  --tick-ms MS            Raft tick (default 50)\n"
+    "  --election-ticks N      election timeout in ticks, randomized in [N, 2N) (default 10)\n"
+    "  --heartbeat-ticks N     heartbeat interval in ticks (default 1)\n"
+    "  --snapshot-every N      snapshot after N applied entries, 0 = never (default 10000)\n"
+    "  --snapshot-keep N       log entries kept behind a snapshot (default 1000)\n"
+    "  --sync MODE             full (default), normal, or none (unsafe: tests only)\n"
+    "  --help, --version\n";
+
+static int fail(char *err, size_t cap, const char *flag, const char *what)
+{
+    snprintf(err, cap, "%s: %s", flag, what);
+    return -1;
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (s == NULL || *s == '\0' || *s == '-') {
+        return false;
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* "host:port" with a non-empty host and a port in [1, 65535] (0 allowed for --listen). */
+static bool valid_address(const char *s, bool allow_port_0)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || strlen(s) >= PRAFT_ADDRESS_MAX) {
+        return false;
+    }
+    uint64_t port;
+    return parse_u64(colon + 1, allow_port_0 ? 0 : 1, 65535, &port);
+}
+
+static int parse_members(const char *list, pnode_options *o, char *err, size_t cap)
+{
+    const char *flag = "--initial-cluster";
+    char *copy = strdup(list);
+    if (copy == NULL) {
+        return fail(err, cap, flag, "out of memory");
+    }
+    int rc = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        uint64_t id;
+        if (eq == NULL) {
+            rc = fail(err, cap, flag, "each member must be ID=HOST:PORT");
+            break;
+        }
+        *eq = '\0';
+        if (!parse_u64(item, 1, UINT64_MAX, &id)) {
+            rc = fail(err, cap, flag, "member ids must be positive integers");
+            break;
+        }
+        if (!valid_address(eq + 1, false)) {
+            snprintf(err, cap, "%s: member %llu: address must be HOST:PORT", flag,
+                     (unsigned long long)id);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < o->n_initial; i++) {
+            if (o->initial[i].id == id) {
+                snprintf(err, cap, "%s: member %llu is listed twice", flag, (unsigned long long)id);
+                rc = -1;
+                break;
+            }
+        }
+        if (rc != 0) {
+            break;
+        }
+        if (o->n_initial == PRAFT_MAX_MEMBERS) {
+            rc = fail(err, cap, flag, "too many members");
+            break;
+        }
+        praft_member *m = &o->initial[o->n_initial++];
+        memset(m, 0, sizeof(*m));
+        m->id = id;
+        snprintf(m->address, sizeof(m->address), "%s", eq + 1);
+    }
+    if (rc == 0 && o->n_initial == 0) {
+        rc = fail(err, cap, flag, "no members");
+    }
+    free(copy);
+    return rc;
+}
+
+int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t cap)
+{
+    memset(f, 0, sizeof(*f));
+    pnode_options_init(&f->node, 0);
+    f->log_level = PT_LOG_INFO;
+    const char *cluster_name = "platoon";
+    bool have_id = false, have_listen = false, have_dir = false, have_initial = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            f->help = true;
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            f->version = true;
+            return 0;
+        }
+        if (strcmp(a, "--join") == 0) {
+            f->node.join = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            return fail(err, cap, a, "unexpected argument");
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            return fail(err, cap, a, "needs a value");
+        }
+        i++;
+        uint64_t n;
+        if (strcmp(a, "--id") == 0) {
+            if (!parse_u64(v, 1, UINT64_MAX, &n)) {
+                return fail(err, cap, a, "must be a positive integer");
+            }
+            f->node.id = n;
+            have_id = true;
+        } else if (strcmp(a, "--listen") == 0) {
+            if (!valid_address(v, true)) {
+                return fail(err, cap, a, "must be HOST:PORT");
+            }
+            snprintf(f->node.listen, sizeof(f->node.listen), "%s", v);
+            have_listen = true;
+        } else if (strcmp(a, "--data-dir") == 0) {
+            if (*v == '\0' || strlen(v) >= sizeof(f->data_dir)) {
+                return fail(err, cap, a, "must be a path");
+            }
+            snprintf(f->data_dir, sizeof(f->data_dir), "%s", v);
+            have_dir = true;
+        } else if (strcmp(a, "--initial-cluster") == 0) {
+            if (parse_members(v, &f->node, err, cap) != 0) {
+                return -1;
+            }
+            have_initial = true;
+        } else if (strcmp(a, "--cluster-name") == 0) {
+            if (*v == '\0') {
+                return fail(err, cap, a, "must not be empty");
+            }
+            cluster_name = v;
+        } else if (strcmp(a, "--log-level") == 0) {
+            if (pt_log_level_parse(v, &f->log_level) != 0) {
+                return fail(err, cap, a, "must be debug, info, warn or error");
+            }
+        } else if (strcmp(a, "--tick-ms") == 0) {
+            if (!parse_u64(v, 1, 10000, &n)) {
+                return fail(err, cap, a, "must be within [1, 10000]");
+            }
+            f->node.tick_ms = (uint32_t)n;
+        } else if (strcmp(a, "--election-ticks") == 0) {
+            if (!parse_u64(v, 2, 1000000, &n)) {
+                return fail(err, cap, a, "must be within [2, 1000000]");
+            }
+            f->node.election_ticks = (uint32_t)n;
+        } else if (strcmp(a, "--heartbeat-ticks") == 0) {
+            if (!parse_u64(v, 1, 1000000, &n)) {
+                return fail(err, cap, a, "must be within [1, 1000000]");
+            }
+            f->node.heartbeat_ticks = (uint32_t)n;
+        } else if (strcmp(a, "--snapshot-every") == 0) {
+            if (!parse_u64(v, 0, UINT64_MAX, &n)) {
+                return fail(err, cap, a, "must be a non-negative integer");
+            }
+            f->node.snapshot_every = n;
+        } else if (strcmp(a, "--snapshot-keep") == 0) {
+            if (!parse_u64(v, 0, UINT64_MAX, &n)) {
+                return fail(err, cap, a, "must be a non-negative integer");
+            }
+            f->node.snapshot_keep = n;
+        } else if (strcmp(a, "--sync") == 0) {
+            if (strcmp(v, "full") == 0) {
+                f->node.sync = PSTORE_SYNC_FULL;
+            } else if (strcmp(v, "normal") == 0) {
+                f->node.sync = PSTORE_SYNC_NORMAL;
+            } else if (strcmp(v, "none") == 0) {
+                f->node.sync = PSTORE_SYNC_NONE;
+            } else {
+                return fail(err, cap, a, "must be full, normal or none");
+            }
+        } else {
+            return fail(err, cap, a, "unknown flag (see --help)");
+        }
+    }
+    if (!have_id) {
+        return fail(err, cap, "--id", "is required");
+    }
+    if (!have_listen) {
+        return fail(err, cap, "--listen", "is required");
+    }
+    if (!have_dir) {
+        return fail(err, cap, "--data-dir", "is required");
+    }
+    if (have_initial && f->node.join) {
+        return fail(err, cap, "--join", "cannot be combined with --initial-cluster");
+    }
+    if (f->node.election_ticks <= f->node.heartbeat_ticks) {
+        return fail(err, cap, "--election-ticks", "must exceed --heartbeat-ticks");
+    }
+    f->node.data_dir = f->data_dir;
+    uint64_t cid = __pt_checksum(cluster_name, strlen(cluster_name));
+    f->node.cluster_id = cid != 0 ? cid : 1;
+    return 0;
+}

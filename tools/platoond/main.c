@@ -1,0 +1,78 @@
+/*
+ * platoond: one node of a Platoon cluster. Parses its flags, starts the node runtime with the
+ * vehicle state machine and the platoon.v1 services, and stops gracefully (exit 0) on SIGTERM
+ * or SIGINT. Everything else lives in the library.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "flags.h"
+#include "platoon/log.h"
+#include "platoon/node.h"
+#include "platoon/service.h"
+#include "platoon/vehicle.h"
+
+int main(int argc, char **argv)
+{
+    platoond_flags f;
+    char err[512] = "";
+    if (platoond_parse(argc, argv, &f, err, sizeof(err)) != 0) {
+        fprintf(stderr, "platoond: %s\n", err);
+        return 2;
+    }
+    if (f.help) {
+        fputs(platoond_usage, stdout);
+        return 0;
+    }
+    if (f.version) {
+        puts("platoond 0.1.0");
+        return 0;
+    }
+    pt_log_set_sink(pt_log_stderr_sink, NULL, f.log_level);
+
+    /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pveh_sm *sm = NULL;
+    int rc = pveh_sm_new(NULL, &sm);
+    if (rc != 0) {
+        fprintf(stderr, "platoond: %s\n", pt_strerror(rc));
+        return 1;
+    }
+    pveh_sm_interface(sm, &f.node.sm);
+    f.node.n_methods = pveh_service_methods(sm, f.node.methods, PNODE_MAX_METHODS);
+
+    pnode *node = NULL;
+    rc = pnode_start(&f.node, &node, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "platoond: %s\n", err[0] ? err : pt_strerror(rc));
+        pveh_sm_free(sm);
+        return 1;
+    }
+
+    int status = 0;
+    for (;;) {
+        struct timespec wait = {1, 0};
+        int sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        }
+        pnode_status st;
+        pnode_status_get(node, &st);
+        if (st.failed) {
+            fprintf(stderr, "platoond: the state machine failed; stopping (see the log)\n");
+            status = 1;
+            break;
+        }
+    }
+    pnode_stop(node);
+    pveh_sm_free(sm);
+    return status;
+}
