@@ -79,7 +79,10 @@ class Node:
     def call(self, method, timeout=2.0, **fields):
         """Calls `method` with a request built from `fields`; raises grpc.RpcError on failure."""
         req_name = _METHODS[method][1]
-        return getattr(self, "_" + method)(M[req_name](**fields), timeout=timeout)
+        # wait_for_ready: a channel whose first connection failed (a node still starting, or
+        # restarting) would otherwise fail fast until its reconnect back-off ends.
+        return getattr(self, "_" + method)(M[req_name](**fields), timeout=timeout,
+                                           wait_for_ready=True)
 
     def close(self):
         self.channel.close()
