@@ -1,0 +1,157 @@
+/*
+ * bench-storage [--dir DIR] [--seconds S]: appends per second and entries per second of the
+ * LMDB store in full sync mode, at batch sizes 1, 16 and 256 (64-byte entries), next to the
+ * raw rate of write(64 bytes) + fdatasync on a file in the same directory, measured in the
+ * same run: the physical limit of one synced append on this disk.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "platoon/storage.h"
+
+#define ENTRY_BYTES 64
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int rm_tree(const char *dir)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+/* write + fdatasync of 64 bytes appended to a file, as many times as fit in @secs. */
+static double raw_rate(const char *dir, double secs, bool append)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/raw.dat", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        perror("open");
+        exit(1);
+    }
+    char buf[ENTRY_BYTES];
+    memset(buf, 'x', sizeof(buf));
+    if (!append) {
+        /* Preallocated and synced: later syncs flush data only, no file size change. */
+        for (int i = 0; i < 4096; i++) {
+            if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+                exit(1);
+            }
+        }
+        fsync(fd);
+    }
+    long n = 0;
+    double t0 = now(), t;
+    do {
+        ssize_t w = append ? write(fd, buf, sizeof(buf))
+                           : pwrite(fd, buf, sizeof(buf), (off_t)((n % 4096) * ENTRY_BYTES));
+        if (w != (ssize_t)sizeof(buf) || fdatasync(fd) != 0) {
+            perror("write/fdatasync");
+            exit(1);
+        }
+        n++;
+        t = now();
+    } while (t - t0 < secs);
+    close(fd);
+    unlink(path);
+    return (double)n / (t - t0);
+}
+
+static double store_rate(const char *dir, size_t batch, double secs, double *entries_per_s)
+{
+    char path[600], err[512];
+    snprintf(path, sizeof(path), "%s/store-%zu", dir, batch);
+    rm_tree(path);
+    pstore_options o;
+    pstore_options_init(&o, 1, 1);
+    o.create = true;
+    o.sync = PSTORE_SYNC_FULL;
+    pstore *s = NULL;
+    if (pstore_open(path, &o, &s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench-storage: %s\n", err);
+        exit(1);
+    }
+    praft_entry *e = calloc(batch, sizeof(*e));
+    uint8_t *data = calloc(batch, ENTRY_BYTES);
+    for (size_t i = 0; i < batch; i++) {
+        memset(data + i * ENTRY_BYTES, (int)i, ENTRY_BYTES);
+        e[i].term = 1;
+        e[i].len = ENTRY_BYTES;
+        e[i].data = data + i * ENTRY_BYTES;
+    }
+    uint64_t next = 1;
+    long n = 0;
+    praft_hard_state hs = {.term = 1, .vote = 1};
+    double t0 = now(), t;
+    do {
+        for (size_t i = 0; i < batch; i++) {
+            e[i].index = next + i;
+        }
+        hs.commit = next;
+        pstore_batch w = {.entries = e, .n_entries = batch, .hard_state = &hs};
+        if (pstore_write(s, &w) != 0) {
+            fprintf(stderr, "bench-storage: %s\n", pstore_last_error(s));
+            exit(1);
+        }
+        next += batch;
+        n++;
+        t = now();
+    } while (t - t0 < secs);
+    pstore_close(s);
+    rm_tree(path);
+    free(e);
+    free(data);
+    *entries_per_s = (double)(n * (long)batch) / (t - t0);
+    return (double)n / (t - t0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = ".";
+    double secs = 3;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+            secs = atof(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench-storage [--dir DIR] [--seconds S]\n");
+            return 2;
+        }
+    }
+    char work[512];
+    snprintf(work, sizeof(work), "%s/bench-storage.%d", dir, (int)getpid());
+    if (mkdir(work, 0700) != 0) {
+        perror("bench-storage: mkdir");
+        return 1;
+    }
+    double raw_append = raw_rate(work, secs, true);
+    double raw_over = raw_rate(work, secs, false);
+    printf("%-34s %12s %14s %10s\n", "what (64-byte entries, full sync)", "appends/s", "entries/s",
+           "vs raw");
+    printf("%-34s %12.0f %14.0f %10s\n", "raw write+fdatasync, appending", raw_append, raw_append,
+           "100%");
+    printf("%-34s %12.0f %14.0f %10s\n", "raw write+fdatasync, overwriting", raw_over, raw_over,
+           "");
+    size_t batches[] = {1, 16, 256};
+    for (int i = 0; i < 3; i++) {
+        double eps = 0;
+        double aps = store_rate(work, batches[i], secs, &eps);
+        char label[64];
+        snprintf(label, sizeof(label), "pstore_write, batch %zu", batches[i]);
+        printf("%-34s %12.0f %14.0f %9.0f%%\n", label, aps, eps, 100.0 * aps / raw_append);
+    }
+    rm_tree(work);
+    return 0;
+}

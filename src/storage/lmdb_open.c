@@ -1,0 +1,520 @@
+/*
+ * Opening a data directory: initialising a new one atomically, refusing a damaged, partial or
+ * foreign one, and checking what a crash could have touched (metadata, the log's tail,
+ * snapshots) before anything is served.
+ *
+ * Why refuse rather than repair: a node that restarted blank over lost files would have
+ * forgotten its vote and its acknowledged entries, and could vote twice in one term or help
+ * elect a leader that lacks committed entries (§5.2, §5.4). Only an operator can decide that
+ * a node must rejoin as a new member.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "storage/codec.h"
+#include "storage/lmdb_store.h"
+
+/* How many entries at the log's tail are verified at open (the part a crash could touch). */
+#define TAIL_CHECK 256
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static unsigned env_flags(const pstore_options *o)
+{
+    unsigned f = MDB_NOTLS;
+    if (o->sync == PSTORE_SYNC_NORMAL) {
+        f |= MDB_NOMETASYNC;
+    } else if (o->sync == PSTORE_SYNC_NONE) {
+        f |= MDB_NOSYNC;
+    }
+    return f;
+}
+
+static int env_open(pstore *s, const char *path, size_t map_size, MDB_env **out)
+{
+    MDB_env *env = NULL;
+    int rc = mdb_env_create(&env);
+    if (rc == 0) {
+        rc = mdb_env_set_maxdbs(env, 2);
+    }
+    if (rc == 0) {
+        rc = mdb_env_set_mapsize(env, map_size);
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(env, path, env_flags(&s->opts), 0600);
+    }
+    if (rc != 0) {
+        if (env != NULL) {
+            mdb_env_close(env);
+        }
+        if (rc == MDB_INVALID) {
+            return __pstore_fail(s, PT_ECORRUPT,
+                                 "%s/data.mdb: not an LMDB file, or its meta pages are damaged",
+                                 path);
+        }
+        if (rc == MDB_VERSION_MISMATCH) {
+            return __pstore_fail(s, PT_EVERSION, "%s/data.mdb: written by another LMDB version",
+                                 path);
+        }
+        return __pstore_fail(s, rc == ENOSPC ? PT_ENOSPC : (rc == ENOENT ? PT_ECORRUPT : PT_EIO),
+                             "%s/data.mdb: cannot open: %s", path, mdb_strerror(rc));
+    }
+    *out = env;
+    return 0;
+}
+
+/* Creates DIR/log.init with a complete empty store, then renames it to DIR/log: a crash
+ * leaves either no log (a fresh directory, retried) or a complete one. */
+static int init_dir(pstore *s, const char *dir)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s/log.init", dir);
+    snprintf(final, sizeof(final), "%s/log", dir);
+    nftw(tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (mkdir(tmp, 0700) != 0) {
+        return __pstore_errno(s, errno, tmp, "mkdir");
+    }
+    MDB_env *env = NULL;
+    int rv = env_open(s, tmp, s->opts.initial_map_size, &env);
+    if (rv != 0) {
+        return rv;
+    }
+    MDB_txn *txn = NULL;
+    MDB_dbi log_dbi, meta_dbi;
+    uint8_t rec[PSTORE_REC_MAX];
+    praft_hard_state hs = {0, 0, 0};
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "log", MDB_CREATE, &log_dbi);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta_dbi);
+    }
+#define PUT(key, len)                                                 \
+    if (rc == 0) {                                                    \
+        MDB_val k_ = {strlen(key), (void *)(key)}, v_ = {(len), rec}; \
+        rc = mdb_put(txn, meta_dbi, &k_, &v_, 0);                     \
+    }
+    PUT("format", __pstore_rec_u32(PSTORE_FORMAT_VERSION, rec));
+    PUT("identity", __pstore_rec_pair(s->opts.cluster_id, s->opts.node_id, rec));
+    PUT("hard_state", __pstore_rec_hard_state(&hs, rec));
+    PUT("base", __pstore_rec_pair(0, 0, rec));
+#undef PUT
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+    } else if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        rc = mdb_env_sync(env, 1);
+    }
+    mdb_env_close(env);
+    if (rc != 0) {
+        return __pstore_fail(s, rc == ENOSPC ? PT_ENOSPC : PT_EIO, "%s: cannot initialise: %s", tmp,
+                             mdb_strerror(rc));
+    }
+    if ((rv = __pstore_fsync_dir(s, tmp)) != 0) {
+        return rv;
+    }
+    if (rename(tmp, final) != 0) {
+        return __pstore_errno(s, errno, final, "rename");
+    }
+    if ((rv = __pstore_fsync_dir(s, dir)) != 0) {
+        return rv;
+    }
+    PT_INFO("%s: initialised for cluster %llu node %llu", dir,
+            (unsigned long long)s->opts.cluster_id, (unsigned long long)s->opts.node_id);
+    return 0;
+}
+
+/* Reads meta record @key; *found false if absent. */
+static int get_rec(pstore *s, const char *key, MDB_val *v, bool *found)
+{
+    lstore *ls = s->be;
+    MDB_val k = {strlen(key), (void *)key};
+    int rc = mdb_get(ls->rtxn, ls->meta_dbi, &k, v);
+    *found = rc == 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return __pstore_fail(s, PT_ECORRUPT, "%s: metadata record '%s': %s", ls->log_file, key,
+                             mdb_strerror(rc));
+    }
+    return 0;
+}
+
+static int bad_rec(pstore *s, const char *key, const char *why)
+{
+    return __pstore_fail(s, PT_ECORRUPT, "%s: metadata record '%s' %s", ((lstore *)s->be)->log_file,
+                         key, why);
+}
+
+static int load_meta(pstore *s, bool *has_snap, uint64_t *snap_index, uint64_t *snap_term)
+{
+    MDB_val v;
+    bool found;
+    int rv;
+#define GET(key, required)                         \
+    if ((rv = get_rec(s, key, &v, &found)) != 0) { \
+        return rv;                                 \
+    }                                              \
+    if ((required) && !found) {                    \
+        return bad_rec(s, key, "is missing");      \
+    }
+    GET("format", true);
+    uint32_t version = 0;
+    if (__pstore_rec_parse_u32(v.mv_data, v.mv_size, &version) != 0) {
+        return bad_rec(s, "format", "fails its checksum");
+    }
+    if (version != PSTORE_FORMAT_VERSION) {
+        return __pstore_fail(s, PT_EVERSION, "%s: format version %u, this program reads %u",
+                             ((lstore *)s->be)->log_file, version, PSTORE_FORMAT_VERSION);
+    }
+    s->version = version;
+    GET("identity", true);
+    uint64_t cluster = 0, node = 0;
+    if (__pstore_rec_parse_pair(v.mv_data, v.mv_size, &cluster, &node) != 0) {
+        return bad_rec(s, "identity", "fails its checksum");
+    }
+    if (s->opts.cluster_id == 0 && s->opts.node_id == 0) {
+        s->opts.cluster_id = cluster; /* inspection: take the recorded identity */
+        s->opts.node_id = node;
+    } else if (cluster != s->opts.cluster_id || node != s->opts.node_id) {
+        return __pstore_fail(
+            s, PT_EMISMATCH, "%s: belongs to cluster %llu node %llu, not cluster %llu node %llu",
+            s->name, (unsigned long long)cluster, (unsigned long long)node,
+            (unsigned long long)s->opts.cluster_id, (unsigned long long)s->opts.node_id);
+    }
+    GET("hard_state", true);
+    if (__pstore_rec_parse_hard_state(v.mv_data, v.mv_size, &s->hs) != 0) {
+        return bad_rec(s, "hard_state", "fails its checksum");
+    }
+    GET("base", true);
+    if (__pstore_rec_parse_pair(v.mv_data, v.mv_size, &s->base_index, &s->base_term) != 0) {
+        return bad_rec(s, "base", "fails its checksum");
+    }
+    GET("config", false);
+    if (found) {
+        if (__pstore_rec_parse_config(v.mv_data, v.mv_size, &s->config_index, &s->config) != 0) {
+            return bad_rec(s, "config", "fails its checksum");
+        }
+        s->has_config = true;
+    }
+    GET("snapshot", false);
+    *has_snap = found;
+    if (found && __pstore_rec_parse_pair(v.mv_data, v.mv_size, snap_index, snap_term) != 0) {
+        return bad_rec(s, "snapshot", "fails its checksum");
+    }
+#undef GET
+    return 0;
+}
+
+/* The log's bounds agree with the metadata and its last TAIL_CHECK entries are intact. LMDB
+ * commits are atomic, so a crash never leaves a torn batch: a bad entry here is damage, not an
+ * interrupted write, and the store is refused. */
+static int check_log(pstore *s)
+{
+    lstore *ls = s->be;
+    MDB_cursor *cur = NULL;
+    MDB_stat st;
+    int rv = 0;
+    int rc = mdb_stat(ls->rtxn, ls->log_dbi, &st);
+    if (rc == 0) {
+        rc = mdb_cursor_open(ls->rtxn, ls->log_dbi, &cur);
+    }
+    if (rc != 0) {
+        return __pstore_fail(s, PT_ECORRUPT, "%s: cannot read the log: %s", ls->log_file,
+                             mdb_strerror(rc));
+    }
+    MDB_val k, v;
+    s->last_index = s->base_index;
+    if (st.ms_entries == 0) {
+        goto out;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc != 0 || k.mv_size != 8) {
+        rv = __pstore_fail(s, PT_ECORRUPT, "%s: cannot read the log's first entry: %s",
+                           ls->log_file, rc ? mdb_strerror(rc) : "bad key");
+        goto out;
+    }
+    uint64_t first = __pstore_key_get(k.mv_data);
+    if (first != s->base_index + 1) {
+        rv = __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: the log should start at %llu",
+                           ls->log_file, (unsigned long long)first,
+                           (unsigned long long)s->base_index + 1);
+        goto out;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc != 0 || k.mv_size != 8) {
+        rv = __pstore_fail(s, PT_ECORRUPT, "%s: cannot read the log's last entry: %s", ls->log_file,
+                           rc ? mdb_strerror(rc) : "bad key");
+        goto out;
+    }
+    uint64_t last = __pstore_key_get(k.mv_data);
+    if (last < first || last - first + 1 != st.ms_entries) {
+        rv = __pstore_fail(s, PT_ECORRUPT, "%s: the log %llu..%llu holds %zu entries: it has gaps",
+                           ls->log_file, (unsigned long long)first, (unsigned long long)last,
+                           st.ms_entries);
+        goto out;
+    }
+    uint64_t expect = last, next_term = UINT64_MAX;
+    for (int i = 0; i < TAIL_CHECK && rc == 0 && expect >= first; i++) {
+        praft_entry e;
+        const char *why = NULL;
+        if (k.mv_size != 8 || __pstore_key_get(k.mv_data) != expect) {
+            rv = __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: missing (the log has a gap)",
+                               ls->log_file, (unsigned long long)expect);
+            goto out;
+        }
+        if (__pstore_entry_decode(expect, v.mv_data, v.mv_size, &e, &why) != 0) {
+            rv = __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: %s", ls->log_file,
+                               (unsigned long long)expect, why);
+            goto out;
+        }
+        if (e.term > next_term || e.term < s->base_term) {
+            rv =
+                __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: term %llu out of order",
+                              ls->log_file, (unsigned long long)expect, (unsigned long long)e.term);
+            goto out;
+        }
+        next_term = e.term;
+        expect--;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rv = __pstore_fail(s, PT_ECORRUPT, "%s: reading the log's tail: %s", ls->log_file,
+                           mdb_strerror(rc));
+        goto out;
+    }
+    s->last_index = last;
+out:
+    mdb_cursor_close(cur);
+    return rv;
+}
+
+static int open_snapshots(pstore *s, bool has_snap, uint64_t snap_index, uint64_t snap_term)
+{
+    lstore *ls = s->be;
+    if (!exists(ls->snap_dir)) {
+        if (has_snap) {
+            return __pstore_fail(s, PT_ECORRUPT,
+                                 "%s: missing, but snapshot %llu is recorded as current",
+                                 ls->snap_dir, (unsigned long long)snap_index);
+        }
+        /* Initialisation stopped between creating the log and this folder. */
+        if (mkdir(ls->snap_dir, 0700) != 0) {
+            return __pstore_errno(s, errno, ls->snap_dir, "mkdir");
+        }
+        int rv = __pstore_fsync_dir(s, s->name);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    int rv = __pstore_files_scan(s);
+    if (rv != 0) {
+        return rv;
+    }
+    if (has_snap) {
+        int pos = __pstore_snap_find(s, snap_index, snap_term);
+        if (pos < 0) {
+            char name[96];
+            __pstore_snap_filename(snap_index, snap_term, name, sizeof(name));
+            return __pstore_fail(s, PT_ECORRUPT, "%s/%s: missing (it is the current snapshot)",
+                                 s->name, name);
+        }
+        s->snaps[pos].current = true;
+        s->has_current = true;
+        rv = __pstore_snap_config(s, snap_index, snap_term, &s->current_config);
+        if (rv != 0) {
+            return rv;
+        }
+        if (s->base_index > snap_index) {
+            return __pstore_fail(
+                s, PT_ECORRUPT, "%s: the log was compacted up to %llu, past the snapshot %llu",
+                ls->log_file, (unsigned long long)s->base_index, (unsigned long long)snap_index);
+        }
+    } else if (s->base_index > 0) {
+        return __pstore_fail(s, PT_ECORRUPT,
+                             "%s: the log was compacted up to %llu but no snapshot is recorded",
+                             ls->log_file, (unsigned long long)s->base_index);
+    }
+    for (size_t i = 0; i < s->n_snaps; i++) {
+        if (!s->has_current || s->snaps[i].index > snap_index) {
+            PT_WARN("%s: removing snapshot %llu: received but never installed", s->name,
+                    (unsigned long long)s->snaps[i].index);
+        }
+    }
+    __pstore_snap_prune(s, false);
+    return 0;
+}
+
+static int open_store(pstore *s, const char *dir)
+{
+    lstore *ls = s->be;
+    char log_dir[PATH_MAX], path[PATH_MAX];
+    snprintf(log_dir, sizeof(log_dir), "%s/log", dir);
+    snprintf(ls->log_file, sizeof(ls->log_file), "%s/log/data.mdb", dir);
+    snprintf(ls->snap_dir, sizeof(ls->snap_dir), "%s/snapshots", dir);
+
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT) {
+            return __pstore_errno(s, errno, dir, "stat");
+        }
+        if (!s->opts.create) {
+            return __pstore_fail(s, PT_ENOTFOUND,
+                                 "%s: no data directory (a new node must be created explicitly)",
+                                 dir);
+        }
+        if (mkdir(dir, 0700) != 0) {
+            return __pstore_errno(s, errno, dir, "mkdir");
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        return __pstore_fail(s, PT_EINVAL, "%s: not a directory", dir);
+    }
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    ls->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (ls->lock_fd < 0) {
+        return __pstore_errno(s, errno, path, "open");
+    }
+    if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return __pstore_fail(s, PT_EBUSY, "%s: in use by another process", dir);
+    }
+    snprintf(path, sizeof(path), "%s/log.init", dir);
+    if (exists(path)) {
+        PT_WARN("%s: removing an initialisation that did not finish", path);
+        nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    bool has_log_dir = exists(log_dir), has_snap_dir = exists(ls->snap_dir);
+    if (!has_log_dir && has_snap_dir) {
+        return __pstore_fail(s, PT_ECORRUPT,
+                             "%s: missing while %s exists: the log, vote and identity are gone; "
+                             "refusing to start blank",
+                             log_dir, ls->snap_dir);
+    }
+    if (has_log_dir && !exists(ls->log_file)) {
+        return __pstore_fail(s, PT_ECORRUPT,
+                             "%s: missing: the log, vote and identity are gone; refusing to start "
+                             "blank",
+                             ls->log_file);
+    }
+    if (!has_log_dir) {
+        if (!s->opts.create) {
+            return __pstore_fail(s, PT_ENOTFOUND,
+                                 "%s: not initialised (a new node must be created explicitly)",
+                                 dir);
+        }
+        int rv = init_dir(s, dir);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    int rv = env_open(s, log_dir, s->opts.initial_map_size, &ls->env);
+    if (rv != 0) {
+        return rv;
+    }
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_env_info(ls->env, &info);
+    mdb_env_stat(ls->env, &est);
+    ls->map_size = info.me_mapsize;
+    /* LMDB maps the file: a page past its end would be a SIGBUS, not an error. A file cut
+     * short (truncated copy, damaged file system) is refused before any page is touched. */
+    if (stat(ls->log_file, &st) != 0) {
+        return __pstore_errno(s, errno, ls->log_file, "stat");
+    }
+    if ((uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * est.ms_psize) {
+        return __pstore_fail(
+            s, PT_ECORRUPT, "%s: truncated: %lld bytes, its last page ends at %llu", ls->log_file,
+            (long long)st.st_size, (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize);
+    }
+    int rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &ls->rtxn);
+    if (rc == 0) {
+        rc = mdb_dbi_open(ls->rtxn, "log", 0, &ls->log_dbi);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(ls->rtxn, "meta", 0, &ls->meta_dbi);
+    }
+    if (rc != 0) {
+        return __pstore_fail(s, PT_ECORRUPT, "%s: cannot open the log and metadata: %s",
+                             ls->log_file, mdb_strerror(rc));
+    }
+    /* Committing the read transaction makes the database handles permanent. */
+    rc = mdb_txn_commit(ls->rtxn);
+    ls->rtxn = NULL;
+    if (rc == 0) {
+        rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &ls->rtxn);
+    }
+    if (rc != 0) {
+        return __pstore_fail(s, PT_EIO, "%s: %s", ls->log_file, mdb_strerror(rc));
+    }
+    bool has_snap = false;
+    uint64_t snap_index = 0, snap_term = 0;
+    rv = load_meta(s, &has_snap, &snap_index, &snap_term);
+    if (rv == 0) {
+        rv = check_log(s);
+    }
+    mdb_txn_reset(ls->rtxn);
+    if (rv != 0) {
+        return rv;
+    }
+    return open_snapshots(s, has_snap, snap_index, snap_term);
+}
+
+int pstore_open(const char *dir, const pstore_options *opts, pstore **out, char *err,
+                size_t err_cap)
+{
+    if (err != NULL && err_cap > 0) {
+        err[0] = '\0';
+    }
+    if (out == NULL || dir == NULL || dir[0] == '\0' || strlen(dir) > 200) {
+        return __pstore_fail_buf(err, err_cap, PT_EINVAL, "invalid data directory name");
+    }
+    *out = NULL;
+    pstore *s = NULL;
+    int rv = __pstore_alloc(opts, dir, &s);
+    if (rv != 0) {
+        return __pstore_fail_buf(err, err_cap, rv, "%s: invalid options", dir);
+    }
+    lstore *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL) {
+        __pstore_free(s);
+        return __pstore_fail_buf(err, err_cap, PT_ENOMEM, "%s: out of memory", dir);
+    }
+    ls->lock_fd = -1;
+    for (int i = 0; i < PSTORE_SLOTS; i++) {
+        ls->tmp[i].fd = -1;
+    }
+    s->be = ls;
+    s->ops = &__pstore_lmdb_ops;
+    rv = open_store(s, dir);
+    if (rv != 0) {
+        __pstore_fail_buf(err, err_cap, rv, "%s", s->err[0] ? s->err : pt_strerror(rv));
+        pstore_close(s);
+        return rv;
+    }
+    s->err[0] = '\0';
+    *out = s;
+    return 0;
+}

@@ -1,0 +1,47 @@
+/* State of the LMDB backend, shared by lmdb.c (log and metadata) and snapfiles.c (files). */
+#ifndef PLATOON_STORAGE_LMDB_STORE_H
+#define PLATOON_STORAGE_LMDB_STORE_H
+
+#include <lmdb.h>
+#include <limits.h>
+
+#include "storage/internal.h"
+
+typedef struct lstore_tmp {
+    int fd; /* -1 when unused */
+    uint64_t index, term;
+    char path[400];
+} lstore_tmp;
+
+typedef struct lstore {
+    MDB_env *env;
+    MDB_dbi log_dbi;
+    MDB_dbi meta_dbi;
+    MDB_txn *rtxn; /* reset between reads, renewed for each */
+    size_t map_size;
+    int lock_fd;
+    char log_file[300]; /* DIR/log/data.mdb, for messages */
+    char snap_dir[300];
+    lstore_tmp tmp[PSTORE_SLOTS];
+} lstore;
+
+/* Translates an errno value into a PT_E* code with a message naming @path. */
+int __pstore_errno(pstore *s, int err, const char *path, const char *what);
+/* fsync()s a directory. */
+int __pstore_fsync_dir(pstore *s, const char *path);
+/* Scans DIR/snapshots at open: removes temporary files, verifies and lists every snapshot. */
+int __pstore_files_scan(pstore *s);
+
+extern const pstore_ops __pstore_lmdb_ops;
+/* The snapshot file operations of __pstore_lmdb_ops (snapfiles.c). */
+int __pstore_file_tmp_create(pstore *s, int slot, uint64_t index, uint64_t term);
+int __pstore_file_tmp_append(pstore *s, int slot, const void *data, size_t len);
+int __pstore_file_tmp_sync(pstore *s, int slot);
+int __pstore_file_tmp_read(pstore *s, int slot, uint64_t off, void *buf, size_t cap, size_t *n);
+int __pstore_file_tmp_publish(pstore *s, int slot);
+void __pstore_file_tmp_drop(pstore *s, int slot);
+int __pstore_file_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off, void *buf,
+                            size_t cap, size_t *n);
+void __pstore_file_blob_remove(pstore *s, uint64_t index, uint64_t term);
+
+#endif

@@ -1,0 +1,65 @@
+#include "unit/storage/backend.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tb_rmrf(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tb_tmpdir(char *out, size_t cap)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, cap, "%s/pstore-test-XXXXXX", base ? base : "/tmp");
+    if (mkdtemp(out) == NULL) {
+        abort();
+    }
+}
+
+int tb_open(test_backend *b, const pstore_options *opts, pstore **out)
+{
+    if (!b->durable) {
+        return pstore_open_memory(opts, out);
+    }
+    char parent[200];
+    tb_tmpdir(parent, sizeof(parent));
+    snprintf(b->dir, sizeof(b->dir), "%s/data", parent);
+    pstore_options o = *opts;
+    o.create = true;
+    char err[256];
+    return pstore_open(b->dir, &o, out, err, sizeof(err));
+}
+
+int tb_reopen(test_backend *b, pstore **s, const pstore_options *opts)
+{
+    pstore_close(*s);
+    *s = NULL;
+    char err[256];
+    return pstore_open(b->dir, opts, s, err, sizeof(err));
+}
+
+void tb_close(test_backend *b, pstore *s)
+{
+    pstore_close(s);
+    if (b->durable) {
+        char parent[256];
+        snprintf(parent, sizeof(parent), "%s", b->dir);
+        char *slash = strrchr(parent, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            tb_rmrf(parent);
+        }
+    }
+}

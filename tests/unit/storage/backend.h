@@ -1,0 +1,26 @@
+/* Test helper: open a store of either backend, for suites run against both. */
+#ifndef PLATOON_TESTS_STORAGE_BACKEND_H
+#define PLATOON_TESTS_STORAGE_BACKEND_H
+
+#include <stdbool.h>
+
+#include "platoon/storage.h"
+
+typedef struct test_backend {
+    const char *name;
+    bool durable; /* reopening finds the data again */
+    char dir[256];
+} test_backend;
+
+/* Opens a fresh store (a new temporary directory for LMDB). */
+int tb_open(test_backend *b, const pstore_options *opts, pstore **out);
+/* Closes and reopens the same data (durable backends only). */
+int tb_reopen(test_backend *b, pstore **s, const pstore_options *opts);
+/* Closes the store and removes the directory. */
+void tb_close(test_backend *b, pstore *s);
+/* Removes a directory tree. */
+void tb_rmrf(const char *dir);
+/* Makes a fresh temporary directory into @out. */
+void tb_tmpdir(char *out, size_t cap);
+
+#endif
