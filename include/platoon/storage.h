@@ -29,6 +29,17 @@
  * caller serialises, e.g. the node's loop or its storage writer under the loop's control).
  * Distinct pstores are independent.
  *
+ * Integrity and its limits: every entry is checksummed (XXH3-64 seeded with its index) and
+ * verified on every read; metadata records and snapshots carry their own checksums. Opening
+ * verifies the metadata, the log's bounds and its last 256 entries; pstore_check verifies
+ * everything. LMDB commits are atomic, so a crash never leaves a torn batch: a batch whose
+ * commit had not completed is simply absent (it was never acknowledged), and a bad entry found
+ * later is damage, reported, never repaired silently. LMDB does not checksum its own B-tree
+ * pages: a damaged page is usually reported (MDB_CORRUPTED, a missing or misplaced entry),
+ * but some damage to a page's internal layout can make LMDB read out of bounds and crash the
+ * process before anything is served (platoon-inspect runs its check in a child process and
+ * reports this case).
+ *
  * Errors: every function returns 0 or a negative PT_E* code (platoon/error.h). After an
  * error, pstore_last_error() gives one line naming the file, the index and what is wrong.
  * The library never prints and never aborts on bad data read from disk: corrupted data gives

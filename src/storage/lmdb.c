@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -146,6 +148,23 @@ static int apply(lstore *ls, MDB_txn *txn, const pstore_change *c)
     return rc;
 }
 
+/*
+ * LMDB reports a short write as EIO, and a write that hits a full disk (or the process's file
+ * size limit) is often short rather than failing with ENOSPC. Tell the two apart by looking at
+ * the space left, so that the operator reads "no space" rather than "I/O error".
+ */
+static bool out_of_space(lstore *ls)
+{
+    struct statvfs vfs;
+    if (statvfs(ls->log_file, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (16u << 20)) {
+        return true;
+    }
+    struct rlimit rl;
+    struct stat st;
+    return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+           stat(ls->log_file, &st) == 0 && (uint64_t)st.st_size + (1u << 20) >= rl.rlim_cur;
+}
+
 static int lmdb_commit(pstore *s, const pstore_change *c)
 {
     lstore *ls = s->be;
@@ -167,6 +186,9 @@ static int lmdb_commit(pstore *s, const pstore_change *c)
         }
         if (rc == 0) {
             return 0;
+        }
+        if (rc == EIO && out_of_space(ls)) {
+            rc = ENOSPC;
         }
         if (rc != MDB_MAP_FULL) {
             return mdb_fail(s, rc, "write transaction");

@@ -116,7 +116,10 @@ int main(int argc, char **argv)
         return 1;
     }
     if (pid == 0) {
-        _exit(inspect(dir, cluster, node));
+        int rv = inspect(dir, cluster, node);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rv);
     }
     int st = 0;
     if (waitpid(pid, &st, 0) != pid) {

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "raft/core.h"
 
 static int change(cluster *c, uint64_t leader, uint32_t type, uint64_t id)
 {
@@ -268,6 +269,101 @@ static void blank_server_added_as_voter(void **state)
     cl_free(&c);
 }
 
+/* thesis §4.3: in C_old,new an entry is committed only with a majority of both C_old and
+ * C_new. Here C_old = {1,2,3}, C_new = {1,2,3,4}: {1,2} is a majority of C_old only. */
+static void joint_config_needs_both_majorities(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 1, NULL);
+    cl_elect(&c, 1);
+    run(&c, 1, 2);
+    uint64_t idx = 0;
+    praft_change ch = {.type = PRAFT_CHANGE_ADD_VOTER, .id = 4};
+    cl_isolate(&c, 3);
+    cl_isolate(&c, 4);
+    assert_int_equal(praft_change_membership(c.t[1].n, &ch, &idx), 0);
+    run(&c, 1, 3);
+    assert_true(cl_status(&c, 1)->commit < idx);
+    assert_true(cl_status(&c, 1)->config.joint);
+    cl_heal(&c);
+    run(&c, 1, 3);
+    assert_false(cl_status(&c, 1)->config.joint);
+    assert_int_equal(cl_status(&c, 1)->commit, idx + 1);
+    cl_free(&c);
+}
+
+typedef struct qcase {
+    const char *name;
+    bool joint;
+    uint8_t role[5], old_role[5]; /* members 1..5 */
+    int vote[5];                  /* 1 yes, 0 no, -1 unknown */
+    int want;
+} qcase;
+
+static int table_vote(void *ctx, uint64_t id)
+{
+    const qcase *q = ctx;
+    return q->vote[id - 1];
+}
+
+/* Majorities (§5.2) and joint majorities (thesis §4.3), table-driven; learners never count. */
+static void quorum_rules_table(void **state)
+{
+    (void)state;
+    enum { V = PRAFT_ROLE_VOTER, L = PRAFT_ROLE_LEARNER, N = PRAFT_ROLE_NONE };
+    const qcase cases[] = {
+        {"3 voters, 2 yes", false, {V, V, V, N, N}, {0}, {1, 1, -1, -1, -1}, PR_VOTE_WON},
+        {"3 voters, 1 yes 1 no", false, {V, V, V, N, N}, {0}, {1, 0, -1, -1, -1}, PR_VOTE_PENDING},
+        {"3 voters, 2 no", false, {V, V, V, N, N}, {0}, {1, 0, 0, -1, -1}, PR_VOTE_LOST},
+        {"learners never count", false, {V, V, V, L, L}, {0}, {1, -1, -1, 1, 1}, PR_VOTE_PENDING},
+        {"4 voters need 3", false, {V, V, V, V, N}, {0}, {1, 1, -1, -1, -1}, PR_VOTE_PENDING},
+        {"joint: old majority only",
+         true,
+         {V, V, V, V, N},
+         {V, V, V, N, N},
+         {1, 1, 0, 0, -1},
+         PR_VOTE_LOST},
+        {"joint: new majority only",
+         true,
+         {N, V, V, V, N},
+         {V, V, V, N, N},
+         {-1, -1, 1, 1, 1},
+         PR_VOTE_PENDING},
+        {"joint: both majorities",
+         true,
+         {N, V, V, V, N},
+         {V, V, V, N, N},
+         {1, 1, 1, 1, -1},
+         PR_VOTE_WON},
+        {"joint: removed leader counts only in old",
+         true,
+         {N, V, V, N, N},
+         {V, V, V, N, N},
+         {1, 1, -1, -1, -1},
+         PR_VOTE_PENDING},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const qcase *q = &cases[i];
+        praft_config cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.joint = q->joint;
+        for (uint64_t id = 1; id <= 5; id++) {
+            if (q->role[id - 1] == N && q->old_role[id - 1] == N) {
+                continue;
+            }
+            praft_member *m = &cfg.members[cfg.n_members++];
+            m->id = id;
+            m->role = q->role[id - 1];
+            m->old_role = q->old_role[id - 1];
+        }
+        int got = __praft_quorum_result(&cfg, table_vote, (void *)q);
+        if (got != q->want) {
+            fail_msg("%s: got %d, want %d", q->name, got, q->want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +376,8 @@ int main(void)
         cmocka_unit_test(removed_leader_steps_down_after_commit),
         cmocka_unit_test(config_in_effect_when_appended_reverts_on_truncation),
         cmocka_unit_test(blank_server_added_as_voter),
+        cmocka_unit_test(joint_config_needs_both_majorities),
+        cmocka_unit_test(quorum_rules_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,6 +222,7 @@ static void stale_or_foreign_chunks_are_refused(void **state)
                    .data = big,
                    .len = 100};
     assert_int_equal(cl_step(&c, 2, &a), 0);
+    cl_ready(&c, 2); /* the chunk is stored */
     praft_snapshot_meta other = meta;
     other.index = 60;
     praft_msg b = a;
@@ -236,6 +237,96 @@ static void stale_or_foreign_chunks_are_refused(void **state)
     assert_int_equal(r->offset, 0);
     assert_int_equal(r->snapshot->index, 60);
     assert_int_equal(c.t[2].st.rx_len, 100); /* only A's first chunk was stored */
+    cl_free(&c);
+}
+
+/* §7: a follower whose log already holds the snapshot's last entry keeps its log (and the
+ * entries after it) instead of installing the snapshot. */
+static void follower_holding_the_entry_keeps_its_log(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, NULL);
+    cl_elect(&c, 1);
+    praft_entry e[3] = {{.index = 3, .term = 2}, {.index = 4, .term = 2}, {.index = 5, .term = 2}};
+    praft_msg a = {.type = PRAFT_MSG_APPEND,
+                   .from = 1,
+                   .term = 2,
+                   .prev_index = 2,
+                   .prev_term = 2,
+                   .commit = 2,
+                   .entries = e,
+                   .n_entries = 3};
+    assert_int_equal(cl_step(&c, 2, &a), 0);
+    praft_snapshot_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.index = 4;
+    meta.term = 2;
+    meta.size = 8;
+    meta.config = cl_status(&c, 2)->config;
+    uint8_t data[8] = {0};
+    praft_msg m = {.type = PRAFT_MSG_SNAPSHOT,
+                   .from = 1,
+                   .term = 2,
+                   .snapshot = &meta,
+                   .data = data,
+                   .len = 8,
+                   .done = true};
+    assert_int_equal(cl_step(&c, 2, &m), 0);
+    praft_status *s = cl_status(&c, 2);
+    assert_int_equal(s->last_index, 5);
+    assert_int_equal(s->commit, 4);
+    assert_int_equal(s->snapshot_index, 0);
+    praft_ready rd;
+    assert_int_equal(praft_ready_get(c.t[2].n, &rd), 0);
+    assert_false(rd.has_snapshot_chunk);
+    assert_int_equal(rd.n_send_after_persist, 2);
+    assert_int_equal(rd.send_after_persist[1].type, PRAFT_MSG_SNAPSHOT_RESP);
+    assert_int_equal(rd.send_after_persist[1].index, 4);
+    ms_write(&c.t[2].st, &rd);
+    assert_int_equal(praft_advance(c.t[2].n, &rd), 0);
+    cl_free(&c);
+}
+
+static int drop_chunks_at_100;
+static int drop_after_first_chunk(cluster *c, const praft_msg *m)
+{
+    (void)c;
+    if (m->type == PRAFT_MSG_SNAPSHOT) {
+        chunks++;
+        chunks_at_0 += m->offset == 0;
+        if (drop_chunks_at_100 && m->offset >= 100) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A follower that restarts in the middle of a transfer loses the partial snapshot; it asks the
+ * leader to restart from offset 0, and the transfer completes. */
+static void follower_restart_mid_transfer_restarts_it(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, chunks100);
+    cl_elect(&c, 1);
+    cl_isolate(&c, 3);
+    cl_propose(&c, 1, "p");
+    cl_settle(&c);
+    take_snapshot(&c, 1);
+    cl_heal(&c);
+    chunks = chunks_at_0 = 0;
+    drop_chunks_at_100 = 1;
+    c.filter = drop_after_first_chunk;
+    catch_up(&c, 1, 3);
+    assert_int_equal(chunks_at_0, 1);
+    cl_crash(&c, 3);
+    cl_restart(&c, 3);
+    drop_chunks_at_100 = 0;
+    catch_up(&c, 1, 12);
+    assert_int_equal(chunks_at_0, 2);
+    assert_int_equal(cl_status(&c, 3)->snapshot_index, 3);
+    assert_int_equal(c.t[3].app_sum, c.t[1].app_sum);
     cl_free(&c);
 }
 
@@ -267,6 +358,8 @@ int main(void)
         cmocka_unit_test(restart_from_snapshot_and_log_suffix),
         cmocka_unit_test(stale_or_foreign_chunks_are_refused),
         cmocka_unit_test(snapshot_taken_validates_its_index),
+        cmocka_unit_test(follower_holding_the_entry_keeps_its_log),
+        cmocka_unit_test(follower_restart_mid_transfer_restarts_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -369,6 +370,84 @@ static void random_flips_never_give_wrong_data(void **state)
                   seed, counts[0], counts[1], counts[2], counts[3]);
 }
 
+/*
+ * A full disk (here: a file size limit, which makes writes fail with EFBIG as ENOSPC would):
+ * the write that does not fit fails with PT_ENOSPC and a message, and everything acknowledged
+ * before is there after reopening. The map also grows on the way (1 MiB initial size).
+ */
+static void full_disk_loses_nothing(void **state)
+{
+    fx *f = *state;
+    char p[400];
+    path_of(f, "log/data.mdb", p, sizeof(p));
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)st.st_size + (4 << 20), (rlim_t)st.st_size + (4 << 20)};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        pstore *s = NULL;
+        char err[256];
+        f->opts.initial_map_size = 1 << 20;
+        if (pstore_open(f->dir, &f->opts, &s, err, sizeof(err)) != 0) {
+            _exit(2);
+        }
+        static uint8_t data[64][1024];
+        praft_entry e[64];
+        uint64_t last = N_ENTRIES;
+        for (int b = 0; b < 10000; b++) {
+            for (int k = 0; k < 64; k++) {
+                memset(data[k], (int)(last + 1 + (uint64_t)k), sizeof(data[k]));
+                e[k] = (praft_entry){
+                    .index = last + 1 + (uint64_t)k, .term = 3, .len = 1024, .data = data[k]};
+            }
+            pstore_batch w = {.entries = e, .n_entries = 64};
+            int rv = pstore_write(s, &w);
+            if (rv == PT_ENOSPC && strstr(pstore_last_error(s), "no space") != NULL) {
+                pstore_close(s);
+                _exit(0);
+            }
+            if (rv != 0) {
+                fprintf(stderr, "child: %s: %s\n", pt_error_name(rv), pstore_last_error(s));
+                _exit(3);
+            }
+            last += 64;
+            if (write(fds[1], &last, sizeof(last)) != sizeof(last)) {
+                _exit(4);
+            }
+        }
+        _exit(5);
+    }
+    close(fds[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    uint64_t acked = 0, v;
+    while (read(fds[0], &v, sizeof(v)) == sizeof(v)) {
+        acked = v;
+    }
+    close(fds[0]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(acked > N_ENTRIES); /* some writes fitted before the disk was full */
+    pstore *s = NULL;
+    char err[256];
+    assert_int_equal(reopen(f, &s, err, sizeof(err)), 0);
+    uint64_t last;
+    pstore_log_range(s, NULL, &last);
+    assert_int_equal(last, acked);
+    assert_int_equal(pstore_check(s), 0);
+    praft_entry out[1];
+    size_t n = 0;
+    assert_int_equal(pstore_entries(s, acked, acked + 1, SIZE_MAX, out, &n), 0);
+    assert_int_equal(out[0].data[0], (uint8_t)acked);
+    pstore_entries_free(out, n);
+    pstore_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(flipped_entry_is_caught, setup, teardown),
         cmocka_unit_test_setup_teardown(truncated_log_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(random_flips_never_give_wrong_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_disk_loses_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
