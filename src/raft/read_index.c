@@ -1,0 +1,223 @@
+/*
+ * Linearizable reads without writing to the log: ReadIndex (thesis §6.4) and leases
+ * (thesis §6.4.1).
+ *
+ * The leader records its commit index as the read index, then confirms that it is still the
+ * leader with a round of heartbeats acknowledged by a majority; the read may then be answered
+ * once the state machine has applied up to the read index. A new leader does not know its
+ * commit index is current until an entry of its own term is committed (the no-op), so reads
+ * wait for that. Every read ends with an answer: reads that lose their leader fail with
+ * PT_ENOTLEADER.
+ */
+#include "raft/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int __praft_read_done(praft_node *n, uint64_t context, uint64_t index, int status)
+{
+    void *p = n->done_reads;
+    int rv = __praft_grow(&p, &n->cap_done_reads, n->n_done_reads + 1, sizeof(*n->done_reads));
+    n->done_reads = p;
+    if (rv != 0) {
+        return rv;
+    }
+    n->done_reads[n->n_done_reads++] =
+        (praft_read_state){.context = context, .index = index, .status = status};
+    return 0;
+}
+
+static int answer(praft_node *n, const praft_read_req *r, int status)
+{
+    if (r->from == n->id) {
+        return __praft_read_done(n, r->context, r->index, status);
+    }
+    praft_msg m = {.type = PRAFT_MSG_READ_INDEX_RESP,
+                   .to = r->from,
+                   .context = r->context,
+                   .index = r->index,
+                   .reject = status != 0};
+    return __praft_send(n, &m, false);
+}
+
+static bool own_term_committed(praft_node *n)
+{
+    return __praft_log_term_or0(n, n->commit) == n->term;
+}
+
+static int acked(void *ctx, uint64_t id)
+{
+    const praft_read_req *r = ctx;
+    for (uint32_t i = 0; i < r->n_acks; i++) {
+        if (r->acks[i] == id) {
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* Answers, in order, the reads whose heartbeat round a majority acknowledged. */
+static int release(praft_node *n)
+{
+    size_t k = 0;
+    int rv = 0;
+    while (k < n->n_reads_q && n->reads_q[k].round != 0 &&
+           __praft_quorum_result(&n->cfg, acked, &n->reads_q[k]) == PR_VOTE_WON) {
+        rv = answer(n, &n->reads_q[k], 0);
+        if (rv != 0) {
+            break;
+        }
+        k++;
+    }
+    memmove(n->reads_q, n->reads_q + k, (n->n_reads_q - k) * sizeof(*n->reads_q));
+    n->n_reads_q -= k;
+    return rv;
+}
+
+/* Starts a heartbeat round for every read still waiting for one. */
+static int start_round(praft_node *n)
+{
+    uint64_t round = ++n->read_round;
+    bool any = false;
+    for (size_t i = 0; i < n->n_reads_q; i++) {
+        praft_read_req *r = &n->reads_q[i];
+        if (r->round == 0) {
+            r->round = round;
+            r->index = n->commit;
+            r->n_acks = 0;
+            r->acks[r->n_acks++] = n->id;
+            any = true;
+        }
+    }
+    if (!any) {
+        return 0;
+    }
+    if (n->o.lease_reads) {
+        /* thesis §6.4.1: with check-quorum, no other leader can have been elected within an
+         * election timeout of our last majority contact, so the lease stands in for a round. */
+        for (size_t i = 0; i < n->n_reads_q; i++) {
+            praft_read_req *r = &n->reads_q[i];
+            r->n_acks = 0;
+            for (uint32_t j = 0; j < n->cfg.n_members; j++) {
+                r->acks[r->n_acks++] = n->cfg.members[j].id;
+            }
+        }
+        return release(n);
+    }
+    int rv = release(n); /* a single voter needs no round */
+    if (rv == 0 && n->n_reads_q > 0) {
+        rv = __praft_bcast_heartbeat(n, round);
+    }
+    return rv;
+}
+
+int __praft_read_local(praft_node *n, uint64_t from, uint64_t context)
+{
+    void *p = n->reads_q;
+    int rv = __praft_grow(&p, &n->cap_reads_q, n->n_reads_q + 1, sizeof(*n->reads_q));
+    n->reads_q = p;
+    if (rv != 0) {
+        return rv;
+    }
+    praft_read_req *r = &n->reads_q[n->n_reads_q++];
+    memset(r, 0, sizeof(*r));
+    r->context = context;
+    r->from = from;
+    if (!own_term_committed(n)) {
+        return 0; /* queued until the no-op commits (thesis §6.4 step 1) */
+    }
+    return start_round(n);
+}
+
+int __praft_reads_on_commit(praft_node *n)
+{
+    if (n->n_reads_q == 0 || !own_term_committed(n)) {
+        return 0;
+    }
+    return start_round(n);
+}
+
+int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round)
+{
+    for (size_t i = 0; i < n->n_reads_q; i++) {
+        praft_read_req *r = &n->reads_q[i];
+        /* An answer to round k proves leadership after every read of rounds <= k began. */
+        if (r->round == 0 || r->round > round || acked(r, from) == 1 ||
+            r->n_acks >= PRAFT_MAX_MEMBERS) {
+            continue;
+        }
+        r->acks[r->n_acks++] = from;
+    }
+    return release(n);
+}
+
+void __praft_reads_fail_all(praft_node *n)
+{
+    for (size_t i = 0; i < n->n_reads_q; i++) {
+        (void)answer(n, &n->reads_q[i], PT_ENOTLEADER);
+    }
+    n->n_reads_q = 0;
+}
+
+void __praft_reads_leader_changed(praft_node *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_fwd; i++) {
+        praft_fwd_read *f = &n->fwd[i];
+        if (f->leader == n->leader && f->term == n->term) {
+            n->fwd[k++] = *f;
+        } else {
+            (void)__praft_read_done(n, f->context, 0, PT_ENOTLEADER);
+        }
+    }
+    n->n_fwd = k;
+}
+
+int __praft_handle_read_index(praft_node *n, const praft_msg *m)
+{
+    if (m->context == 0) {
+        n->c.msgs_dropped_malformed++;
+        return PT_EMALFORMED;
+    }
+    return __praft_read_local(n, m->from, m->context);
+}
+
+int __praft_handle_read_index_resp(praft_node *n, const praft_msg *m)
+{
+    for (size_t i = 0; i < n->n_fwd; i++) {
+        if (n->fwd[i].context == m->context && n->fwd[i].leader == m->from) {
+            n->fwd[i] = n->fwd[--n->n_fwd];
+            return __praft_read_done(n, m->context, m->reject ? 0 : m->index,
+                                     m->reject ? PT_ENOTLEADER : 0);
+        }
+    }
+    n->c.msgs_dropped_stale++;
+    return 0;
+}
+
+int praft_read_index(praft_node *n, uint64_t context)
+{
+    if (n == NULL || context == 0) {
+        return PT_EINVAL;
+    }
+    if (n->role == PRAFT_LEADER) {
+        return __praft_read_local(n, n->id, context);
+    }
+    if (n->leader == PRAFT_NONE) {
+        return PT_ENOTLEADER;
+    }
+    /* A follower asks the leader for a read index and answers once it has applied up to it. */
+    void *p = n->fwd;
+    int rv = __praft_grow(&p, &n->cap_fwd, n->n_fwd + 1, sizeof(*n->fwd));
+    n->fwd = p;
+    if (rv != 0) {
+        return rv;
+    }
+    praft_msg m = {.type = PRAFT_MSG_READ_INDEX, .to = n->leader, .context = context};
+    rv = __praft_send(n, &m, false);
+    if (rv != 0) {
+        return rv;
+    }
+    n->fwd[n->n_fwd++] = (praft_fwd_read){.context = context, .leader = n->leader, .term = n->term};
+    return 0;
+}

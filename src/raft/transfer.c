@@ -1,0 +1,76 @@
+/*
+ * Leadership transfer (thesis §3.10): the leader stops taking proposals, brings the target's
+ * log up to date, then tells it to start an election at once (TIMEOUT_NOW). If no new leader
+ * emerges within an election timeout, the transfer is abandoned.
+ */
+#include "raft/core.h"
+
+static int send_timeout_now(praft_node *n, uint64_t to)
+{
+    praft_msg m = {.type = PRAFT_MSG_TIMEOUT_NOW, .to = to};
+    return __praft_send(n, &m, false);
+}
+
+int __praft_transfer_check(praft_node *n, praft_pr *p)
+{
+    if (p->id == n->transferee && p->match == __praft_log_last(&n->log)) {
+        return send_timeout_now(n, p->id);
+    }
+    return 0;
+}
+
+void __praft_tick_transfer(praft_node *n)
+{
+    if (n->transferee == PRAFT_NONE) {
+        return;
+    }
+    if (++n->transfer_elapsed >= n->o.election_ticks) {
+        __praft_transfer_abort(n);
+    }
+}
+
+void __praft_transfer_abort(praft_node *n)
+{
+    n->transferee = PRAFT_NONE;
+    n->transfer_elapsed = 0;
+}
+
+int praft_transfer_leadership(praft_node *n, uint64_t to)
+{
+    if (n == NULL) {
+        return PT_EINVAL;
+    }
+    if (n->role != PRAFT_LEADER) {
+        return PT_ENOTLEADER;
+    }
+    if (n->transferee != PRAFT_NONE) {
+        return PT_ETRANSFER;
+    }
+    if (to == PRAFT_NONE) {
+        /* The most up-to-date other voter needs the least catching up. */
+        praft_pr *best = NULL;
+        for (size_t i = 0; i < n->n_prs; i++) {
+            praft_pr *p = &n->prs[i];
+            if (__praft_cfg_is_voter(&n->cfg, p->id) && (best == NULL || p->match > best->match)) {
+                best = p;
+            }
+        }
+        if (best == NULL) {
+            return PT_ENOQUORUM;
+        }
+        to = best->id;
+    }
+    if (to == n->id || !__praft_cfg_is_voter(&n->cfg, to)) {
+        return PT_EINVAL;
+    }
+    praft_pr *p = __praft_pr_find(n, to);
+    if (p == NULL) {
+        return PT_EINVAL;
+    }
+    n->transferee = to;
+    n->transfer_elapsed = 0;
+    if (p->match == __praft_log_last(&n->log)) {
+        return send_timeout_now(n, to);
+    }
+    return __praft_send_append(n, p, false);
+}
