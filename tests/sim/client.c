@@ -12,7 +12,7 @@
 #include "sim/sim.h"
 
 #define ATTEMPT_TIMEOUT (25 * PSIM_TICK)
-#define MAX_ATTEMPTS    6
+#define MAX_ATTEMPTS    30
 
 static void send_attempt(psim_world *w, psim_client *c)
 {

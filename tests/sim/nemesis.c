@@ -165,13 +165,16 @@ void psim_nemesis_act(psim_world *w)
     int leader = psim_world_leader(w);
     w->nemesis_actions++;
     /* Weighted choice among the enabled faults. */
-    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_N };
+    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_CALM, A_N };
     static const uint32_t need[A_N] = {
         PSIM_F_PARTITION,  PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER,
         PSIM_F_CRASH,      PSIM_F_PAUSE,
         PSIM_F_SLOW,       PSIM_F_SNAPSHOT,
-        PSIM_F_MEMBERSHIP, PSIM_F_TRANSFER};
-    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1};
+        PSIM_F_MEMBERSHIP, PSIM_F_TRANSFER,
+        PSIM_F_ALL};
+    /* Calm spells (everything healed for a while) let the cluster make progress between
+     * faults, so that the faults meet a cluster in every phase of its work. */
+    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4};
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
         total += (f & need[a]) ? weight[a] : 0;
@@ -248,6 +251,17 @@ void psim_nemesis_act(psim_world *w)
             psim_trace(w, "nemesis transfer from id%" PRIu64 " to id%" PRIu64 " -> %s",
                        w->hosts[leader].id, to, pt_error_name(rc));
             w->transfers += rc == 0;
+        }
+        break;
+    case A_CALM:
+        psim_trace(w, "nemesis calm");
+        psim_net_heal(w);
+        w->net.loss_permille = w->net.dup_permille = 0;
+        w->net.delay_max = 40;
+        for (int k = 0; k < w->n_slots && !w->stop; k++) {
+            w->hosts[k].slow = false;
+            psim_host_restart(w, k);
+            psim_host_resume(w, k);
         }
         break;
     default:

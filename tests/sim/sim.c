@@ -13,7 +13,7 @@
 
 int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
 
-#define LIN_MAX_STEPS 20000000ULL
+#define LIN_MAX_STEPS 2000000ULL
 
 static const char *const fault_names[] = {"loss",      "delay",      "dup",     "reorder",
                                           "partition", "crash",      "pause",   "slow",
@@ -232,8 +232,8 @@ static void dispatch(psim_world *w, psim_event *ev)
     case PSIM_EV_NEMESIS:
         if (!w->healing && w->opt.nemesis) {
             psim_nemesis_act(w);
-            psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK, 6 * PSIM_TICK), PSIM_EV_NEMESIS,
-                          -1, 0, NULL);
+            psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK, 12 * PSIM_TICK),
+                          PSIM_EV_NEMESIS, -1, 0, NULL);
         }
         all = true;
         break;
