@@ -5,7 +5,7 @@
 
 #include "platoon/error.h"
 
-static void collect(const psim_world *w, psim_run_result *res)
+void psim_run_collect(const psim_world *w, psim_run_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->violated = w->inv.violated;
@@ -40,7 +40,7 @@ int psim_run_random(const psim_options *opt, psim_run_result *res)
     if (!w->stop) {
         psim_world_final_checks(w);
     }
-    collect(w, res);
+    psim_run_collect(w, res);
     psim_world_free(w);
     return 0;
 }

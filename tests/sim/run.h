@@ -26,6 +26,9 @@ typedef struct psim_run_result {
  * linearizability check. Returns 0 (clean or violated: see res->violated) or a setup error. */
 int psim_run_random(const psim_options *opt, psim_run_result *res);
 
+/* Fills @res from the state of @w. */
+void psim_run_collect(const psim_world *w, psim_run_result *res);
+
 /* Prints the violation of @res for the run of @opt, with the command that replays it. */
 void psim_print_violation(FILE *f, const psim_options *opt, const psim_run_result *res);
 

@@ -32,7 +32,8 @@ static int usage(void)
             "                   [--nodes N|N,M,...] [--steps K] [--faults all|none|LIST]\n"
             "                   [--clients C] [--keys K] [--no-pre-vote] [--no-check-quorum]\n"
             "                   [--trace FILE] [--quiet]\n"
-            "       platoon-sim --scenario NAME [--seed S] [--trace FILE] | --scenarios\n"
+            "       platoon-sim --scenario NAME | --scenarios [--seed S | --seeds A..B] [--trace "
+            "FILE]\n"
             "faults: loss,delay,dup,reorder,partition,crash,pause,slow,snapshot,membership,"
             "transfer\n");
     return 2;
@@ -155,7 +156,9 @@ int main(int argc, char **argv)
     }
     int status = 0;
     if (scenario != NULL || scenarios) {
-        status = run_scenarios(scenario, seeds_given ? seed_lo : 1, trace);
+        for (uint64_t seed = seed_lo; seed <= seed_hi && status == 0; seed++) {
+            status = run_scenarios(scenario, seed, trace);
+        }
         goto out;
     }
     if (soak) {
