@@ -285,12 +285,17 @@ void psim_host_client_req(psim_world *w, int slot, psim_creq *req)
                            &len);
         uint64_t index = 0;
         rc = praft_propose(h->raft, buf, len, &index, NULL);
-        if (rc == 0) {
+        if (rc == 0 && w->opt.bug == PSIM_BUG_EARLY_ACK) {
+            psim_respond(w, slot, req, PSIM_R_OK, 0);
+        } else if (rc == 0) {
             p.index = index;
             rc = pending_add(&h->props, &h->n_props, &h->cap_props, &p);
         }
         psim_trace(w, "propose slot%d client%d seq%" PRIu64 " -> %s i%" PRIu64, slot, req->client,
                    req->seq, pt_error_name(rc), index);
+    } else if (w->opt.bug == PSIM_BUG_STALE_READ) {
+        rc = 0;
+        psim_respond(w, slot, req, PSIM_R_OK, h->kv.values[req->key]);
     } else {
         p.ctx = ++h->next_ctx;
         rc = praft_read_index(h->raft, p.ctx);

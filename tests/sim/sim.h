@@ -60,7 +60,16 @@ typedef struct psim_options {
     bool disable_pre_vote;
     bool disable_check_quorum;
     FILE *trace; /* if not NULL, the text trace is written there */
+    /* Bugs planted in the simulated application on purpose, to show that the checkers catch
+     * their effects end to end (tests only; enum psim_bug). */
+    uint32_t bug;
 } psim_options;
+
+enum psim_bug {
+    PSIM_BUG_NONE = 0,
+    PSIM_BUG_STALE_READ = 1, /* answer reads from local state without waiting for ReadIndex */
+    PSIM_BUG_EARLY_ACK = 2,  /* acknowledge a put once proposed, before it commits */
+};
 
 void psim_options_init(psim_options *o, uint64_t seed, int nodes);
 

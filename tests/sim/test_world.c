@@ -75,12 +75,50 @@ static void faults_parse_roundtrip(void **state)
     assert_int_not_equal(psim_faults_parse("loss,bogus", &m), 0);
 }
 
+/* Plants @bug and sweeps seeds until the checkers report it; returns the invariant named. */
+static const char *first_catch(uint32_t bug, uint64_t *seed_out)
+{
+    static psim_run_result r;
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        psim_options o;
+        psim_options_init(&o, seed, 3 + 2 * (int)(seed % 3));
+        o.steps = 8000;
+        o.bug = bug;
+        assert_int_equal(psim_run_random(&o, &r), 0);
+        if (r.violated) {
+            *seed_out = seed;
+            return r.violation.invariant;
+        }
+    }
+    return NULL;
+}
+
+static void planted_stale_reads_are_caught(void **state)
+{
+    (void)state;
+    uint64_t seed = 0;
+    const char *inv = first_catch(PSIM_BUG_STALE_READ, &seed);
+    assert_non_null(inv);
+    assert_string_equal(inv, "linearizability");
+}
+
+static void planted_early_acks_are_caught(void **state)
+{
+    (void)state;
+    uint64_t seed = 0;
+    const char *inv = first_catch(PSIM_BUG_EARLY_ACK, &seed);
+    assert_non_null(inv);
+    assert_string_equal(inv, "linearizability");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_seed_same_trace),
         cmocka_unit_test(trace_bytes_are_identical),
         cmocka_unit_test(faults_parse_roundtrip),
+        cmocka_unit_test(planted_stale_reads_are_caught),
+        cmocka_unit_test(planted_early_acks_are_caught),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@ static int usage(void)
             "usage: platoon-sim [--seed S | --seeds A..B | --soak [--duration SECONDS]]\n"
             "                   [--nodes N|N,M,...] [--steps K] [--faults all|none|LIST]\n"
             "                   [--clients C] [--keys K] [--no-pre-vote] [--no-check-quorum]\n"
-            "                   [--trace FILE] [--quiet]\n"
+            "                   [--trace FILE] [--quiet] [--plant-bug stale-read|early-ack]\n"
             "       platoon-sim --scenario NAME | --scenarios [--seed S | --seeds A..B] [--trace "
             "FILE]\n"
             "faults: loss,delay,dup,reorder,partition,crash,pause,slow,snapshot,membership,"
@@ -133,6 +133,16 @@ int main(int argc, char **argv)
             soak = true;
         } else if (strcmp(a, "--quiet") == 0) {
             quiet = true;
+        } else if (strcmp(a, "--plant-bug") == 0 && v) {
+            /* Demonstrates the checkers on a deliberately broken application. */
+            if (strcmp(v, "stale-read") == 0) {
+                base.bug = PSIM_BUG_STALE_READ;
+            } else if (strcmp(v, "early-ack") == 0) {
+                base.bug = PSIM_BUG_EARLY_ACK;
+            } else {
+                return usage();
+            }
+            i++;
         } else if (strcmp(a, "--no-pre-vote") == 0) {
             base.disable_pre_vote = true;
         } else if (strcmp(a, "--no-check-quorum") == 0) {
