@@ -129,8 +129,8 @@ static psim_inv_lifetime *lifetime(psim_inv *inv, int slot, uint32_t incarnation
     return l;
 }
 
-int psim_inv_apply(psim_inv *inv, int slot, uint32_t incarnation, uint64_t node, uint64_t index,
-                   uint64_t term, uint64_t data_hash, uint64_t state_hash)
+int psim_inv_apply(psim_inv *inv, int slot, uint32_t incarnation, uint64_t node, uint64_t node_term,
+                   uint64_t index, uint64_t term, uint64_t data_hash, uint64_t state_hash)
 {
     psim_inv_lifetime *l = lifetime(inv, slot, incarnation);
     if (l == NULL) {
@@ -153,6 +153,7 @@ int psim_inv_apply(psim_inv *inv, int slot, uint32_t incarnation, uint64_t node,
                               .data_hash = data_hash,
                               .state_hash = state_hash,
                               .first_node = node,
+                              .commit_term = node_term,
                               .known = true};
         if (index > inv->max_committed) {
             inv->max_committed = index;
@@ -164,6 +165,9 @@ int psim_inv_apply(psim_inv *inv, int slot, uint32_t incarnation, uint64_t node,
                              "nodes=%" PRIu64 ",%" PRIu64 " index=%" PRIu64
                              ": applied different entries (terms %" PRIu64 " and %" PRIu64 ")",
                              c->first_node, node, index, c->term, term);
+    }
+    if (node_term < c->commit_term) {
+        c->commit_term = node_term;
     }
     if (c->state_hash != state_hash) {
         return psim_inv_fail(inv, "state-divergence",
@@ -251,7 +255,7 @@ int psim_inv_leader_log(psim_inv *inv, uint64_t node, uint64_t term, uint64_t la
 {
     for (uint64_t i = 1; i <= inv->max_committed && i < inv->n_committed; i++) {
         const psim_committed *c = &inv->committed[i];
-        if (!c->known || c->term >= term) {
+        if (!c->known || c->commit_term >= term) {
             continue;
         }
         if (i > last_index) {

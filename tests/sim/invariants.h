@@ -34,6 +34,12 @@ typedef struct psim_committed {
     uint64_t data_hash;
     uint64_t state_hash; /* the state machine's digest after applying it */
     uint64_t first_node;
+    /* An upper bound on the term in which the entry was committed: the lowest current term
+     * of any node when it applied the entry (a node's term is never below the term of the
+     * leader that told it the commit index). Leader completeness binds leaders of later
+     * terms only: an entry of term 21 committed in term 23 need not be in the log of a
+     * leader of term 22. */
+    uint64_t commit_term;
     bool known;
 } psim_committed;
 
@@ -79,11 +85,12 @@ bool psim_inv_chain_of(const psim_inv *inv, uint64_t index, uint64_t term, uint6
 int psim_inv_start(psim_inv *inv, int slot, uint32_t incarnation, uint64_t applied,
                    uint64_t commit);
 
-/* State machine safety (§5.4.3) and apply order: @node applied the entry (@index, @term) whose
- * data hashes to @data_hash, leaving its state machine with digest @state_hash. Entries are
+/* State machine safety (§5.4.3) and apply order: @node, in its current term @node_term,
+ * applied the entry (@index, @term) whose data hashes to @data_hash, leaving its state machine
+ * with digest @state_hash. Entries are
  * applied once each, in index order, and every node applies the same entry at an index. */
-int psim_inv_apply(psim_inv *inv, int slot, uint32_t incarnation, uint64_t node, uint64_t index,
-                   uint64_t term, uint64_t data_hash, uint64_t state_hash);
+int psim_inv_apply(psim_inv *inv, int slot, uint32_t incarnation, uint64_t node, uint64_t node_term,
+                   uint64_t index, uint64_t term, uint64_t data_hash, uint64_t state_hash);
 
 /* Snapshot consistency: @node's state machine was restored from (or saved as) a snapshot at
  * (@index, @term) with digest @state_hash. It must match the entry committed there and the
@@ -100,8 +107,9 @@ int psim_inv_progress(psim_inv *inv, int slot, uint32_t incarnation, uint64_t no
 int psim_inv_config_in_flight(psim_inv *inv, uint64_t node, uint64_t term, unsigned n_uncommitted);
 
 /* Leader completeness (§5.4.1): the leader @node of @term holds every entry committed in an
- * earlier term. @last_index is its last log index; @term_at(ctx, i, &t) gives the term it holds
- * at i (returning false when it cannot tell, e.g. compacted or not yet visible). */
+ * earlier term (see psim_committed.commit_term). @last_index is its last log index; @term_at(ctx,
+ * i, &t) gives the term it holds at i (returning false when it cannot tell, e.g. compacted or not
+ * yet visible). */
 int psim_inv_leader_log(psim_inv *inv, uint64_t node, uint64_t term, uint64_t last_index,
                         bool (*term_at)(void *ctx, uint64_t index, uint64_t *term), void *ctx);
 

@@ -493,6 +493,9 @@ static int append_entries(psim_world *w, psim_host *h, const praft_entry *es, si
 
 static int apply_committed(psim_world *w, psim_host *h, const praft_ready *rd)
 {
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    uint64_t node_term = st.term > rd->term ? st.term : rd->term;
     for (size_t i = 0; i < rd->n_committed; i++) {
         const praft_entry *e = &rd->committed[i];
         if (e->index <= h->kv.applied) {
@@ -507,8 +510,8 @@ static int apply_committed(psim_world *w, psim_host *h, const praft_ready *rd)
         h->kv.applied = e->index;
         w->applied_entries++;
         uint64_t dh = psim_mix(e->type, __pt_checksum(e->data, e->len));
-        int rc = psim_inv_apply(&w->inv, h->slot, h->incarnation, h->id, e->index, e->term, dh,
-                                psim_kv_hash(&h->kv));
+        int rc = psim_inv_apply(&w->inv, h->slot, h->incarnation, h->id, node_term, e->index,
+                                e->term, dh, psim_kv_hash(&h->kv));
         if (rc != 0) {
             return rc;
         }

@@ -23,6 +23,8 @@ void psim_run_collect(const psim_world *w, psim_run_result *res)
     res->crashes = w->crashes;
     res->snapshots = w->snapshots_taken;
     res->membership_changes = w->membership_changes;
+    res->snapshots_installed = w->snapshots_installed;
+    res->transfers = w->transfers;
     res->lin_inconclusive = w->lin_inconclusive;
 }
 

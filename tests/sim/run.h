@@ -19,6 +19,7 @@ typedef struct psim_run_result {
     uint64_t trace_hash;
     uint64_t ops_ok, ops_failed, ops_unknown;
     uint64_t applied_entries, elections, crashes, snapshots, membership_changes;
+    uint64_t snapshots_installed, transfers;
     uint64_t lin_inconclusive;
 } psim_run_result;
 

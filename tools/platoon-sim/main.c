@@ -180,7 +180,7 @@ int main(int argc, char **argv)
 
     double t0 = now_s(), last_progress = t0;
     uint64_t ran = 0, steps = 0, applied = 0, ops = 0, unknown = 0, inconclusive = 0;
-    uint64_t last_hash = 0;
+    uint64_t last_hash = 0, elections = 0, crashes = 0, snaps = 0, installs = 0, changes = 0;
     for (uint64_t seed = seed_lo; seed <= seed_hi; seed++) {
         psim_options opt = base;
         opt.seed = seed;
@@ -201,6 +201,11 @@ int main(int argc, char **argv)
         unknown += res.ops_unknown;
         inconclusive += res.lin_inconclusive;
         last_hash = res.trace_hash;
+        elections += res.elections;
+        crashes += res.crashes;
+        snaps += res.snapshots;
+        installs += res.snapshots_installed;
+        changes += res.membership_changes;
         if (res.violated) {
             psim_print_violation(stdout, &opt, &res);
             status = 1;
@@ -229,6 +234,9 @@ int main(int argc, char **argv)
                " linearizability searches inconclusive; %.2f s, %.1f seeds/s\n",
                soak ? "soak" : "sweep", ran, status == 0 ? "all clean" : "stopped at a violation",
                steps, applied, ops, unknown, inconclusive, el, el > 0 ? (double)ran / el : 0.0);
+        printf("faults met: %" PRIu64 " elections won, %" PRIu64 " crashes, %" PRIu64
+               " snapshots taken, %" PRIu64 " installed, %" PRIu64 " membership changes\n",
+               elections, crashes, snaps, installs, changes);
     }
 out:
     if (trace != NULL) {
