@@ -177,8 +177,11 @@ enum praft_msg_type {
  *                  done (last chunk)
  *   SNAPSHOT_RESP  term, snapshot.index and snapshot.term (which transfer), offset (the next
  *                  byte the follower expects; after the last chunk, snapshot.size), reject
- *                  (the transfer must restart at @offset), index (after installation: the
- *                  follower's last index)
+ *                  (the transfer must resume at @offset; 0 restarts it), index (0 while the
+ *                  transfer goes on; once the snapshot is installed, or when the follower
+ *                  needs none because it already holds the snapshot's last entry or has
+ *                  committed past it, the index up to which its log matches the leader's).
+ *                  The answer to the last chunk is sent only once the snapshot is installed.
  *   TIMEOUT_NOW    term
  *   READ_INDEX     term, context (the follower's request id)
  *   READ_INDEX_RESP term, context, index (the read index), reject (no read index could be
@@ -349,8 +352,14 @@ PT_API void praft_tick(praft_node *node);
  * Hands a message from a peer to the core. The core copies what it keeps; @msg is the
  * caller's again when the call returns.
  * Returns 0 (also for stale or duplicated messages, which are ignored and counted),
- * PT_EMALFORMED for a message that cannot be valid (unknown type, entries that are not
- * consecutive, a chunk past the snapshot's size...; counted too), PT_ENOMEM, or a storage error.
+ * PT_EMALFORMED for a message that cannot be valid (unknown type, from == to, to != this node,
+ * entries that are not consecutive or whose terms contradict the message, an undecodable
+ * CONFIG entry, a chunk past the snapshot's size, an acknowledgement of entries this leader
+ * never had, an append contradicting a committed entry...; counted too), PT_ENOMEM, or a
+ * storage error.
+ * A leader message (APPEND, HEARTBEAT, SNAPSHOT, TIMEOUT_NOW) with a lower term is answered
+ * with an APPEND_RESP carrying this node's term, so that a stale leader steps down even when
+ * pre-vote and check-quorum keep it from hearing of the new term otherwise.
  */
 PT_API int praft_step(praft_node *node, const praft_msg *msg);
 
@@ -394,7 +403,7 @@ typedef struct praft_change {
  * change is a single step. Only one change may be in flight: PT_ECONFCHANGE while an earlier
  * one is not committed (including the automatic C_new). The leader must also have committed
  * an entry of its own term first (PT_ENOTREADY). Promoting a learner that has not caught up
- * (its match index is more than an election's worth behind) gives PT_ENOTREADY. A removed
+ * (its match index is below the leader's commit index) gives PT_ENOTREADY. A removed
  * leader keeps leading until C_new is committed, without counting itself, then steps down.
  * On success *index (if not NULL) receives the index of the first appended config entry.
  * Errors: PT_ENOTLEADER, PT_ETRANSFER, PT_ECONFCHANGE, PT_ENOTREADY, PT_EINVAL (unknown id
@@ -418,8 +427,9 @@ PT_API int praft_transfer_leadership(praft_node *node, uint64_t to);
  * @meta->index (<= the applied index) and stored it where storage.snapshot_read finds it. The
  * core will send this snapshot to followers that need entries before the log's first index.
  * The application may then drop log entries up to meta->index from storage (keeping a few
- * helps followers that are only slightly behind). @meta->term and @meta->config are filled by
- * the core from the log if @meta->term is 0.
+ * helps followers that are only slightly behind). @meta->size must be set (it bounds the
+ * chunks sent). @meta->term and @meta->config are filled by the core from the log if
+ * @meta->term is 0.
  * Errors: PT_EINVAL (index beyond the applied index, or older than the current snapshot),
  * storage errors.
  */
@@ -454,9 +464,9 @@ enum praft_role {
  *     only after praft_advance.)
  *  2. Durably persist, in this order, before anything in step 3:
  *       a. @snapshot if has_snapshot: the snapshot received from the leader is complete
- *          (every chunk was handed out in @snapshot_chunk and stored): verify it, restore the
- *          state machine from it, and replace the whole log by it (first_index =
- *          snapshot.index + 1, last_index = snapshot.index);
+ *          (every chunk was handed out in @snapshot_chunk and stored, the last one in an
+ *          earlier ready): verify it, restore the state machine from it, and replace the
+ *          whole log by it (first_index = snapshot.index + 1, last_index = snapshot.index);
  *       b. @snapshot_chunk if has_snapshot_chunk: a chunk of a snapshot being received, to be
  *          written at @snapshot_chunk.offset of the snapshot identified by its meta (a chunk
  *          at offset 0 starts a new one, dropping any partial one);
@@ -513,7 +523,8 @@ typedef struct praft_ready {
     uint64_t term;
 } praft_ready;
 
-/* True when praft_ready_get would return a non-empty batch. */
+/* True when praft_ready_get would return a non-empty batch (work to do, or a change of the
+ * soft state: role, leader, term). Always false while a ready is outstanding. */
 PT_API bool praft_has_ready(praft_node *node);
 
 /*

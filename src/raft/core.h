@@ -235,14 +235,12 @@ struct praft_node {
     bool ready_out;
     praft_msg *rd_now, *rd_after;
     size_t cap_rd_now, cap_rd_after;
-    praft_entry *rd_entries, *rd_committed;
-    size_t cap_rd_entries, cap_rd_committed;
+    praft_entry *rd_entries;
+    size_t cap_rd_entries;
     praft_read_state *rd_reads;
     size_t cap_rd_reads;
     uint64_t rd_last_index, rd_last_term; /* last entry of the outstanding ready */
-    uint64_t rd_snap_index;               /* has_snapshot of the outstanding ready */
     bool rd_chunk_done;
-    uint64_t rd_applied_to;
 
     bool bcast_pending; /* appends to every follower are due at the next ready */
 

@@ -114,6 +114,15 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
         }
     }
 
+    /* Last fallible step: from here on the node changes. */
+    if (n->rx_chunk_pending && n->rx_chunk_data != NULL) {
+        /* The chunk's bytes now belong to this ready's generation. */
+        rv = __praft_track_free(n, n->rx_chunk_data);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+
     /* a. snapshot installed from the leader */
     if (n->install_pending) {
         rd->has_snapshot = true;
@@ -129,11 +138,7 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
         rd->snapshot_chunk.data = n->rx_chunk_data;
         rd->snapshot_chunk.len = n->rx_chunk_len;
         rd->snapshot_chunk.done = n->rx_chunk_done;
-        if (n->rx_chunk_data != NULL && __praft_track_free(n, n->rx_chunk_data) != 0) {
-            /* Kept by the node; freed with the next chunk or the node. */
-        } else {
-            n->rx_chunk_data = NULL;
-        }
+        n->rx_chunk_data = NULL;
         n->rd_chunk_done = n->rx_chunk_done;
         n->rx_complete = n->rx_chunk_done;
         n->rx_chunk_pending = false;

@@ -215,21 +215,26 @@ int __praft_handle_snapshot(praft_node *n, const praft_msg *m)
         __praft_snapshot_rx_reset(n);
         return reply(n, m->from, s, s->size, false, s->index);
     }
+    bool same = n->rx_active && same_snapshot(&n->rx_meta, s->index, s->term);
+    if (same && m->offset < n->rx_next) {
+        n->c.msgs_dropped_stale++; /* a duplicate: acknowledge where we are */
+        return reply(n, m->from, s, n->rx_next, false, 0);
+    }
+    if (n->rx_chunk_pending || n->rx_complete) {
+        /* One chunk at a time is handed to the caller, and a complete snapshot is being
+         * installed: anything else now is early or stale, and the leader retries. */
+        n->c.msgs_dropped_stale++;
+        return 0;
+    }
     if (m->offset == 0) {
         /* A new transfer: any partial one is dropped (the chunk at offset 0 says so). */
         n->rx_active = true;
         n->rx_meta = *s;
         n->rx_next = 0;
         n->rx_leader = m->from;
-    } else if (!n->rx_active || !same_snapshot(&n->rx_meta, s->index, s->term)) {
-        return reply(n, m->from, s, 0, true, 0);
-    }
-    if (m->offset < n->rx_next) {
-        n->c.msgs_dropped_stale++; /* a duplicate: acknowledge where we are */
-        return reply(n, m->from, s, n->rx_next, false, 0);
-    }
-    if (m->offset > n->rx_next || n->rx_chunk_pending || n->rx_complete) {
-        return reply(n, m->from, s, n->rx_next, true, 0);
+    } else if (!same || m->offset > n->rx_next) {
+        /* A chunk we cannot place: tell the leader where to resume (0: restart). */
+        return reply(n, m->from, s, same ? n->rx_next : 0, true, 0);
     }
     uint8_t *copy = NULL;
     if (m->len > 0) {

@@ -185,7 +185,9 @@ void ms_write(mstore *s, const praft_ready *rd)
             s->rx_meta = rd->snapshot_chunk.meta;
         }
         assert_int_equal(rd->snapshot_chunk.offset, s->rx_len);
-        memcpy(s->rx_data + s->rx_len, rd->snapshot_chunk.data, rd->snapshot_chunk.len);
+        if (rd->snapshot_chunk.len > 0) {
+            memcpy(s->rx_data + s->rx_len, rd->snapshot_chunk.data, rd->snapshot_chunk.len);
+        }
         s->rx_len += rd->snapshot_chunk.len;
     }
     if (rd->n_entries > 0) {
