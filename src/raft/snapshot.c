@@ -300,7 +300,9 @@ int praft_snapshot_taken(praft_node *n, praft_snapshot_meta *meta)
     while (k < n->n_hist && n->hist[k].index <= meta->index) {
         k++;
     }
-    if (k > 0) { /* hist may be NULL when empty: memmove needs valid pointers even for 0 */
+    if (k > 0) {
+        /* Guarded: memmove with a NULL history (none recorded yet) is undefined even for 0
+         * bytes. */
         memmove(n->hist, n->hist + k, (n->n_hist - k) * sizeof(*n->hist));
         n->n_hist -= k;
     }
