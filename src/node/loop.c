@@ -176,8 +176,23 @@ static bool prepare_job(pnode *n)
     }
     job->batch.entries = rd->entries;
     job->batch.n_entries = rd->n_entries;
+    bool durable = job->has_chunk || job->has_snapshot || rd->n_entries > 0;
     if (rd->has_hard_state) {
-        job->batch.hard_state = &rd->hard_state;
+        /* Only the commit index moved: not worth a sync, which would also hold back the next
+         * ready (and so every proposal behind it) for a whole disk flush. Each replicated
+         * entry would otherwise cost two synced writes on every node, one for the entry and
+         * one for the commit index that follows it. The newest hard state is kept and goes
+         * with the next write that happens anyway. */
+        bool commit_only = n->hs_seen && rd->hard_state.term == n->hs_last.term &&
+                           rd->hard_state.vote == n->hs_last.vote;
+        n->hs_seen = true;
+        n->hs_last = rd->hard_state;
+        n->hs_deferred = true;
+        durable = durable || !commit_only;
+    }
+    if (durable && n->hs_deferred) {
+        job->batch.hard_state = &n->hs_last;
+        n->hs_deferred = false;
     }
     /* The store keeps the latest configuration alongside the log, for inspection; the core
      * itself derives its configuration from the snapshot and the log. */
@@ -190,7 +205,7 @@ static bool prepare_job(pnode *n)
             break;
         }
     }
-    return job->has_chunk || job->has_snapshot || rd->n_entries > 0 || rd->has_hard_state;
+    return durable;
 }
 
 static void finish_ready(pnode *n)

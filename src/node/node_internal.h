@@ -103,6 +103,12 @@ struct pnode {
     bool ready_out;
     praft_ready rd;
     bool ready_needs_write;
+    /* The newest hard state the core handed out, and whether it is not written yet: a ready
+     * whose only durable change is the commit index does not get a write and a sync of its own
+     * (raft.h: losing the commit index is safe); it rides along with the next write. */
+    bool hs_seen;
+    bool hs_deferred;
+    praft_hard_state hs_last;
 
     /* The storage writer thread. */
     pthread_t writer_thread;

@@ -1,0 +1,130 @@
+/*
+ * Reports (report.h). The whole run's figure merges both kinds of call; a mixed run also
+ * reports reads and writes apart, since they cost very differently.
+ */
+#include "report.h"
+
+#include <jansson.h>
+
+#include "platoon/error.h"
+
+static const char *const kind_names[PBENCH_KINDS] = {"writes", "reads"};
+
+static const char *workload_name(int w)
+{
+    switch (w) {
+    case PBENCH_WL_UPDATE:
+        return "update";
+    case PBENCH_WL_MIXED:
+        return "mixed";
+    case PBENCH_WL_READ:
+        return "read";
+    default:
+        return "fill";
+    }
+}
+
+static void merged(const pbench_result *res, pbench_hist *all)
+{
+    pbench_hist_reset(all);
+    for (int k = 0; k < PBENCH_KINDS; k++) {
+        pbench_hist_merge(all, &res->lat[k]);
+    }
+}
+
+static void text_line(FILE *out, const char *what, const pbench_hist *h, double secs)
+{
+    fprintf(out,
+            "%-7s %10.0f ops/s  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
+            "max %.3f  (%llu calls)\n",
+            what, secs > 0 ? (double)h->count / secs : 0.0, pbench_hist_quantile(h, 0.5) / 1e6,
+            pbench_hist_quantile(h, 0.9) / 1e6, pbench_hist_quantile(h, 0.99) / 1e6,
+            pbench_hist_quantile(h, 0.999) / 1e6, h->max_ns / 1e6, (unsigned long long)h->count);
+}
+
+void pbench_report_text(const pbench_engine_cfg *cfg, const pbench_result *res, FILE *out)
+{
+    pbench_hist *all = malloc(sizeof(*all));
+    if (all == NULL) {
+        return;
+    }
+    merged(res, all);
+    fprintf(out, "%s %s, concurrency %u over %u channel(s) to %s%s, %.1f s recorded\n",
+            cfg->wl.target == PBENCH_TARGET_ETCD ? "etcd" : "platoon",
+            workload_name(cfg->wl.workload), cfg->concurrency, cfg->channels,
+            cfg->n_endpoints == 1 ? cfg->endpoints[0] : "all endpoints",
+            res->interrupted ? " (interrupted)" : "", res->elapsed_s);
+    text_line(out, "all", all, res->elapsed_s);
+    if (res->lat[0].count > 0 && res->lat[1].count > 0) {
+        for (int k = 0; k < PBENCH_KINDS; k++) {
+            text_line(out, kind_names[k], &res->lat[k], res->elapsed_s);
+        }
+    }
+    fprintf(out, "errors  %llu%s%s\n", (unsigned long long)res->errors,
+            res->errors ? "  first: " : "", res->errors ? res->first_error : "");
+    free(all);
+}
+
+static json_t *hist_json(const pbench_hist *h, double secs)
+{
+    return json_pack(
+        "{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ops", (json_int_t)h->count, "ops_per_s",
+        secs > 0 ? (double)h->count / secs : 0.0, "p50_us", pbench_hist_quantile(h, 0.5) / 1e3,
+        "p90_us", pbench_hist_quantile(h, 0.9) / 1e3, "p99_us", pbench_hist_quantile(h, 0.99) / 1e3,
+        "p999_us", pbench_hist_quantile(h, 0.999) / 1e3, "max_us", h->max_ns / 1e3, "min_us",
+        h->min_ns / 1e3, "mean_us", h->count ? h->sum_ns / (double)h->count / 1e3 : 0.0);
+}
+
+int pbench_report_json(const pbench_engine_cfg *cfg, const pbench_result *res, FILE *out)
+{
+    int rc = PT_ENOMEM;
+    pbench_hist *all = malloc(sizeof(*all));
+    json_t *root = NULL;
+    if (all == NULL) {
+        goto cleanup;
+    }
+    merged(res, all);
+    json_t *codes = json_object();
+    json_t *endpoints = json_array();
+    if (codes == NULL || endpoints == NULL) {
+        json_decref(codes);
+        json_decref(endpoints);
+        goto cleanup;
+    }
+    for (int c = 0; c < PBENCH_MAX_CODES; c++) {
+        if (res->codes[c] > 0) {
+            char name[8];
+            snprintf(name, sizeof(name), "%d", c);
+            json_object_set_new(codes, name, json_integer((json_int_t)res->codes[c]));
+        }
+    }
+    for (uint32_t i = 0; i < cfg->n_endpoints; i++) {
+        json_array_append_new(endpoints, json_string(cfg->endpoints[i]));
+    }
+    root = json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:I, s:I, s:f, s:f, s:o, s:o, s:o, s:I, s:o, "
+        "s:s, s:b}",
+        "target", cfg->wl.target == PBENCH_TARGET_ETCD ? "etcd" : "platoon", "workload",
+        workload_name(cfg->wl.workload), "read", cfg->wl.read_all ? "platoon" : "vehicle",
+        "consistency", cfg->wl.linearizable ? "linearizable" : "stale", "sessions",
+        cfg->wl.sessions && cfg->wl.target == PBENCH_TARGET_PLATOON, "concurrency",
+        (json_int_t)cfg->concurrency, "channels", (json_int_t)cfg->channels, "endpoints", endpoints,
+        "pool", (json_int_t)cfg->wl.pool, "value_size", (json_int_t)cfg->wl.value_size,
+        "duration_s", res->elapsed_s, "warmup_s", cfg->warmup_s, "all",
+        hist_json(all, res->elapsed_s), "writes",
+        hist_json(&res->lat[PBENCH_KIND_WRITE], res->elapsed_s), "reads",
+        hist_json(&res->lat[PBENCH_KIND_READ], res->elapsed_s), "errors", (json_int_t)res->errors,
+        "error_codes", codes, "first_error", res->first_error, "interrupted", res->interrupted);
+    if (root == NULL) {
+        goto cleanup;
+    }
+    rc =
+        json_dumpf(root, out, JSON_COMPACT | JSON_REAL_PRECISION(8)) == 0 && fputc('\n', out) != EOF
+            ? 0
+            : PT_EIO;
+    fflush(out);
+cleanup:
+    json_decref(root);
+    free(all);
+    return rc;
+}
