@@ -40,8 +40,10 @@ typedef struct pnet_event {
     struct pnet_event *next; /* the next event of a list returned by pnet_mailbox_wait */
     uint32_t type;           /* enum pnet_event_type */
 
-    /* PNET_EV_MSG: the decoded message, owned by the event. */
+    /* PNET_EV_MSG: the decoded message, owned by the event, and the address its sender
+     * advertised for its lane stream ("" if none). */
     praft_msg *msg;
+    char peer_address[PRAFT_ADDRESS_MAX];
 
     /* PNET_EV_CALL, PNET_EV_CALL_CANCELLED: the call. A CALL event hands the loop a reference
      * on the call, which the loop keeps past pnet_event_free and releases by finishing the call

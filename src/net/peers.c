@@ -190,6 +190,15 @@ static void lane_pump(pnet_transport *t, struct pnet_outlane *l)
         ops[n_ops].op = GRPC_OP_SEND_INITIAL_METADATA;
         ops[n_ops].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
                            GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+        if (t->advertise[0] != '\0') {
+            /* Name this node's address, so that a peer that does not know it yet (a node just
+             * added to the cluster) can answer. The slices point into the transport, which
+             * outlives every call. */
+            l->sender_md.key = grpc_slice_from_static_string(PNET_SENDER_METADATA);
+            l->sender_md.value = grpc_slice_from_static_buffer(t->advertise, strlen(t->advertise));
+            ops[n_ops].data.send_initial_metadata.count = 1;
+            ops[n_ops].data.send_initial_metadata.metadata = &l->sender_md;
+        }
         n_ops++;
     }
     ops[n_ops].op = GRPC_OP_SEND_MESSAGE;

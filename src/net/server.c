@@ -20,6 +20,7 @@ struct stream {
     struct pnet_tag tag_recv, tag_end;
     grpc_call *call;
     int lane;
+    char sender[PRAFT_ADDRESS_MAX]; /* the "platoon-sender" metadata, "" if none */
     grpc_byte_buffer *recv;
     uint64_t accepted;
     int cancelled;
@@ -132,6 +133,7 @@ struct collect {
     pnet_event *head, *tail;
     size_t n;
     bool nomem;
+    const char *sender;
 };
 
 static void collect_msg(void *ctx, praft_msg *m)
@@ -145,6 +147,7 @@ static void collect_msg(void *ctx, praft_msg *m)
     }
     ev->type = PNET_EV_MSG;
     ev->msg = m;
+    memcpy(ev->peer_address, c->sender, sizeof(ev->peer_address));
     if (c->tail != NULL) {
         c->tail->next = ev;
     } else {
@@ -167,7 +170,7 @@ static void stream_on_recv(pnet_transport *t, struct stream *s, bool ok)
     /* Decoding a large message takes a while: do it without blocking the node's sends. Only
      * this thread touches a served stream, so the stream needs no lock meanwhile. */
     pthread_mutex_unlock(&t->mu);
-    struct collect c = {0};
+    struct collect c = {.sender = s->sender};
     uint64_t bad = 0;
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -197,7 +200,25 @@ static void stream_on_end(pnet_transport *t, struct stream *s)
     free(s);
 }
 
-static void stream_start(pnet_transport *t, grpc_call *call, int lane)
+/* The value of metadata @key in @md, copied into @out ("" if absent or too long). */
+static void metadata_value(const grpc_metadata_array *md, const char *key, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key;
+        const grpc_slice *v = &md->metadata[i].value;
+        if (GRPC_SLICE_LENGTH(*k) == klen && memcmp(GRPC_SLICE_START_PTR(*k), key, klen) == 0 &&
+            GRPC_SLICE_LENGTH(*v) < cap) {
+            memcpy(out, GRPC_SLICE_START_PTR(*v), GRPC_SLICE_LENGTH(*v));
+            out[GRPC_SLICE_LENGTH(*v)] = '\0';
+            return;
+        }
+    }
+}
+
+static void stream_start(pnet_transport *t, grpc_call *call, int lane,
+                         const grpc_metadata_array *md)
 {
     struct stream *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -208,6 +229,7 @@ static void stream_start(pnet_transport *t, grpc_call *call, int lane)
     }
     s->call = call;
     s->lane = lane;
+    metadata_value(md, PNET_SENDER_METADATA, s->sender, sizeof(s->sender));
     s->tag_recv = (struct pnet_tag){.kind = PNET_TAG_STREAM_RECV, .obj = s};
     s->tag_end = (struct pnet_tag){.kind = PNET_TAG_STREAM_END, .obj = s};
     if (lane >= 0) {
@@ -474,7 +496,7 @@ static void on_request(pnet_transport *t, struct request *r, bool ok)
         if (m != NULL && !t->shutting_down) {
             unary_start(t, r->call, r, m);
         } else {
-            stream_start(t, r->call, lane);
+            stream_start(t, r->call, lane, &r->md);
         }
     }
     grpc_call_details_destroy(&r->details);

@@ -4,6 +4,7 @@
 #include "net/transport.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +275,14 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
         }
     }
     t->opts.listen_address = t->listen_address;
+    if (opts->advertise_address != NULL) {
+        if (strlen(opts->advertise_address) >= sizeof(t->advertise)) {
+            rc = PT_EINVAL;
+            goto err_free;
+        }
+        snprintf(t->advertise, sizeof(t->advertise), "%s", opts->advertise_address);
+    }
+    t->opts.advertise_address = NULL; /* the copy above is the one used */
     build_client_args(t);
 
     pthread_once(&grpc_log_once, grpc_log_install);

@@ -51,6 +51,10 @@ typedef struct pnet_transport_options {
      * failed stream is reopened. Default 100 ms: a restarted peer is reached within a fraction
      * of an election timeout. */
     int reconnect_ms;
+    /* The address this node's peers dial it at ("host:port"), sent as the "platoon-sender"
+     * metadata of every lane stream so that a receiver can answer a node it does not know yet
+     * (a node that joins learns the leader's address this way). NULL: not sent. */
+    const char *advertise_address;
     /* HTTP/2 keepalive: a ping after this much silence, and the connection is dropped if the
      * ping is not answered within as long again, so a peer that vanished without closing its
      * sockets is noticed. Default 2000 ms. */

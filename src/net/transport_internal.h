@@ -54,6 +54,9 @@ struct pnet_item {
 struct pnet_peer;
 
 /* One outbound lane to one peer: a queue and the client stream that drains it. */
+/* Metadata key of a lane stream naming the address its sender advertises. */
+#define PNET_SENDER_METADATA "platoon-sender"
+
 struct pnet_outlane {
     struct pnet_peer *peer;
     int index; /* enum pnet_lane */
@@ -71,6 +74,7 @@ struct pnet_outlane {
     grpc_byte_buffer *send_buf;
 
     grpc_metadata_array md_initial, md_trailing;
+    grpc_metadata sender_md; /* sent with the stream's initial metadata */
     grpc_byte_buffer *response;
     grpc_status_code status;
     grpc_slice details;
@@ -106,6 +110,7 @@ struct pnet_transport {
     pthread_mutex_t mu;
     pnet_transport_options opts;
     char *listen_address;
+    char advertise[PRAFT_ADDRESS_MAX]; /* opts.advertise_address, "" if none */
     pnet_mailbox *mb;
 
     grpc_completion_queue *cq;

@@ -220,15 +220,19 @@ static void handle_add(pnode *n, pnode_request *req)
     praft_change change;
     memset(&change, 0, sizeof(change));
     change.id = in->id;
-    const char *address = in->address ? in->address : "";
     bool learner = in->learner;
+    bool too_long = in->address != NULL && strlen(in->address) >= PRAFT_ADDRESS_MAX;
+    char address[PRAFT_ADDRESS_MAX] = "";
+    if (in->address != NULL && !too_long) {
+        snprintf(address, sizeof(address), "%s", in->address);
+    }
     platoon__v1__add_member_request__free_unpacked(in, NULL);
 
     if (change.id == 0) {
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "id must not be 0");
         return;
     }
-    if (strlen(address) >= PRAFT_ADDRESS_MAX) {
+    if (too_long) {
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "address is longer than 127 bytes");
         return;
     }

@@ -243,10 +243,36 @@ void __pnode_process_ready(pnode *n)
     }
 }
 
+/* A message from a node this one has no address for (not in its configuration): dial it back
+ * at the address it advertised, so that it can be answered (thesis §4.2.1: a new server must
+ * be able to reply to the leader before it knows the configuration). */
+static void learn_sender(pnode *n, const pnet_event *ev)
+{
+    uint64_t from = ev->msg->from;
+    if (ev->peer_address[0] == '\0' || from == n->opts.id ||
+        praft_config_find(&n->peers_config, from) != NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n->n_learned; i++) {
+        if (n->learned[i] == from) {
+            return;
+        }
+    }
+    if (n->n_learned == PRAFT_MAX_MEMBERS) {
+        return;
+    }
+    if (pnet_transport_set_peer(n->net, from, ev->peer_address) == 0) {
+        n->learned[n->n_learned++] = from;
+        PT_INFO("peer %llu at %s (learned from its messages)", (unsigned long long)from,
+                ev->peer_address);
+    }
+}
+
 static void handle_event(pnode *n, pnet_event *ev)
 {
     switch (ev->type) {
     case PNET_EV_MSG: {
+        learn_sender(n, ev);
         int rc = praft_step(n->raft, ev->msg);
         if (rc != 0 && rc != PT_EMALFORMED) {
             PT_WARN("step %s from %llu: %s", praft_msg_type_name(ev->msg->type),

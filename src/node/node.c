@@ -300,6 +300,23 @@ static void free_node(pnode *n)
     free(n);
 }
 
+/* The address peers dial this node at: its own entry in the configuration when it has one
+ * (the address the cluster was told), else the listen address. */
+static const char *advertised_address(pnode *n)
+{
+    snprintf(n->advertise, sizeof(n->advertise), "%s", n->opts.listen);
+    praft_status *st = malloc(sizeof(*st));
+    if (st != NULL) {
+        praft_status_get(n->raft, st);
+        const praft_member *self = praft_config_find(&st->config, n->opts.id);
+        if (self != NULL && self->address[0] != '\0') {
+            snprintf(n->advertise, sizeof(n->advertise), "%s", self->address);
+        }
+        free(st);
+    }
+    return n->advertise;
+}
+
 int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_cap)
 {
     *out = NULL;
@@ -373,6 +390,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pnet_transport_options to;
     pnet_transport_options_init(&to);
     to.listen_address = n->opts.listen;
+    to.advertise_address = advertised_address(n);
     to.mailbox = n->mailbox;
     rc = pnet_transport_new(&to, &n->net);
     if (rc != 0) {

@@ -134,6 +134,11 @@ struct pnode {
     uint64_t term;
     praft_config applied_config; /* the last configuration applied (for snapshots) */
     praft_config peers_config;   /* the configuration the transport's peers reflect */
+    char advertise[PRAFT_ADDRESS_MAX];
+    /* Peers not (yet) in the configuration whose address their own messages told: a node that
+     * joins answers the leader this way before it has received the configuration. */
+    uint64_t learned[PRAFT_MAX_MEMBERS];
+    size_t n_learned;
     bool sm_failed;
     uint64_t next_context;
     int64_t next_tick_ms;
