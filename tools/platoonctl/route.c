@@ -61,8 +61,9 @@ void pctl_platoon_init(pctl_platoon *p, size_t vehicles, double gap_m, double cr
     p->vehicles = vehicles;
     p->gap_m = gap_m;
     p->cruise_mps = cruise_mps;
-    /* Start with the whole platoon on the route, the last vehicle at its beginning. */
-    p->lead_at = gap_m * (double)(vehicles > 0 ? vehicles - 1 : 0);
+    /* Start with the whole platoon on the route, the last vehicle PCTL_ROUTE_START_M along
+     * it: just before the first bend, so that even a short run shows the platoon turning. */
+    p->lead_at = PCTL_ROUTE_START_M + gap_m * (double)(vehicles > 0 ? vehicles - 1 : 0);
 }
 
 double pctl_platoon_speed(const pctl_platoon *p)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #define PCTL_ROUTE_MAX_POINTS 16
+#define PCTL_ROUTE_START_M    600.0 /* where the last vehicle starts */
 
 typedef struct pctl_route {
     double origin_lat, origin_lon; /* degrees */

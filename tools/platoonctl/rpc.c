@@ -385,7 +385,16 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
                 goto out;
             }
             st->connected = false;
-            if (pctl_call_at(c, c->eps[i].address, method, req, resp_desc, deadline, resp, st) ==
+            /* An idempotent request may be tried elsewhere, so one endpoint that accepts the
+             * connection but never answers (a hung or overloaded process) may take only half
+             * of the time left, or the dial timeout if that is longer. */
+            int64_t attempt = deadline;
+            if (idempotent && c->n_eps > 1) {
+                int64_t left = deadline - pctl_now_ms();
+                int64_t share = left / 2 > c->dial_ms ? left / 2 : c->dial_ms;
+                attempt = pctl_now_ms() + (share < left ? share : left);
+            }
+            if (pctl_call_at(c, c->eps[i].address, method, req, resp_desc, attempt, resp, st) ==
                 0) {
                 c->preferred = i;
                 return 0;
@@ -395,7 +404,9 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
             if (!st->connected) {
                 continue;
             }
-            if (st->code != GRPC_STATUS_UNAVAILABLE || !idempotent) {
+            bool retriable =
+                st->code == GRPC_STATUS_UNAVAILABLE || st->code == GRPC_STATUS_DEADLINE_EXCEEDED;
+            if (!retriable || !idempotent) {
                 c->preferred = i;
                 goto out;
             }

@@ -6,8 +6,9 @@
  * until one answers or the command's deadline passes. An endpoint that cannot be connected to
  * within the dial timeout (down, or a paused process that accepts TCP but never speaks HTTP/2)
  * is skipped. A request marked idempotent is also retried on the next endpoint, round after
- * round, when a node answers UNAVAILABLE (no leader yet: an election in progress); one that is
- * not idempotent is sent once, since its outcome after UNAVAILABLE is unknown.
+ * round, when a node answers UNAVAILABLE (no leader yet: an election in progress) or does not
+ * answer within its share of the time (half of what is left); one that is not idempotent is
+ * sent once, with the whole timeout, since its outcome after a failure is unknown.
  */
 #ifndef PCTL_RPC_H
 #define PCTL_RPC_H

@@ -244,25 +244,33 @@ static void progress(const sim *s, int64_t t, bool tty)
 static void report(const pctl_opts *o, const sim *s, double secs, double rate, size_t unconfirmed)
 {
     const double ps[] = {50, 90, 99, 99.9};
-    double lat[4];
+    uint64_t us[4];
     for (size_t i = 0; i < 4; i++) {
-        lat[i] = (double)pctl_hist_percentile(&s->hist, ps[i]) / 1000.0;
+        us[i] = pctl_hist_percentile(&s->hist, ps[i]);
     }
-    double max = s->hist.total ? (double)s->hist.max / 1000.0 : 0.0;
+    uint64_t max = s->hist.total ? s->hist.max : 0;
     double wps = secs > 0 ? (double)s->ok / secs : 0.0;
     if (o->json) {
-        pctl_json_print(
-            json_pack("{s:I, s:f, s:f, s:I, s:f, s:I, s:I, s:I, s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
-                      "vehicles", (json_int_t)s->n, "rate_hz", rate, "duration_s", secs, "writes",
-                      (json_int_t)s->ok, "writes_per_s", wps, "errors", (json_int_t)s->errors,
-                      "failed", (json_int_t)s->failed, "unconfirmed", (json_int_t)unconfirmed,
-                      "latency_ms", "p50", lat[0], "p90", lat[1], "p99", lat[2], "p99.9", lat[3],
-                      "max", max, "mean", pctl_hist_mean(&s->hist) / 1000.0));
+        /* Latencies in whole microseconds: exact, and free of binary-fraction noise. */
+        pctl_json_print(json_pack(
+            "{s:I, s:f, s:f, s:f, s:I, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+            "vehicles", (json_int_t)s->n, "rate_hz", rate, "duration_s", secs,
+            "target_writes_per_s", rate * (double)s->n, "writes", (json_int_t)s->ok, "writes_per_s",
+            wps, "errors", (json_int_t)s->errors, "failed", (json_int_t)s->failed, "unconfirmed",
+            (json_int_t)unconfirmed, "latency_us", "p50", (json_int_t)us[0], "p90",
+            (json_int_t)us[1], "p99", (json_int_t)us[2], "p99.9", (json_int_t)us[3], "max",
+            (json_int_t)max, "mean", (json_int_t)llround(pctl_hist_mean(&s->hist))));
         return;
+    }
+    double lat[4];
+    for (size_t i = 0; i < 4; i++) {
+        lat[i] = (double)us[i] / 1000.0;
     }
     printf("simulated %zu vehicles at %.1f Hz each for %.1f s\n", s->n, rate, secs);
     pctl_table t;
     pctl_table_init(&t, "METRIC|>VALUE");
+    pctl_table_cell(&t, "target writes/s");
+    pctl_table_cell(&t, "%.1f", rate * (double)s->n);
     pctl_table_cell(&t, "writes acknowledged");
     pctl_table_cell(&t, "%llu", (unsigned long long)s->ok);
     pctl_table_cell(&t, "writes/s");
