@@ -363,7 +363,7 @@ int pctl_cluster_add(const pctl_opts *o, pctl_client *c, int argc, char **argv)
     if (colon == NULL || colon == pos[1] || colon[1] == '\0') {
         return pctl_usage_error(o, "cluster add: address '%s' must be HOST:PORT", pos[1]);
     }
-    char summary[256];
+    char summary[PCTL_ADDRESS_MAX + 128];
     snprintf(summary, sizeof(summary), "member %llu (%s) added as a %s", (unsigned long long)id,
              pos[1], flags[0].seen ? "learner" : "voter");
     return add_member(o, c, "cluster add", id, pos[1], flags[0].seen, summary);
@@ -403,7 +403,7 @@ int pctl_cluster_promote(const pctl_opts *o, pctl_client *c, int argc, char **ar
     if (address[0] == '\0') {
         return rc;
     }
-    char summary[256];
+    char summary[PCTL_ADDRESS_MAX + 128];
     snprintf(summary, sizeof(summary), "member %llu (%s) promoted to voter", (unsigned long long)id,
              address);
     return add_member(o, c, "cluster promote", id, address, false, summary);
