@@ -1,0 +1,182 @@
+"""Dynamic membership end to end, driven through platoonctl as an operator would: a node
+started with --join is added as a learner, catches up (from a snapshot when the log was
+compacted) and is promoted; a dead node is removed and replaced; the leader itself can be
+removed; a change while another is in flight is refused with a clear message."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import api, testing  # noqa: E402
+
+# Snapshot every 50 entries keeping 10: a node added after a few hundred writes cannot be sent
+# the log from its start and must be sent a snapshot.
+SNAPSHOTS = ["--snapshot-every", "50", "--snapshot-keep", "10"]
+
+
+class Membership(testing.ClusterTest):
+    extra_args = SNAPSHOTS
+
+    def ctl(self, *args, timeout=10.0, endpoints=None):
+        cmd = [os.path.join(testing.BIN, "platoonctl"), "--endpoints",
+               endpoints or self.live_endpoints(), "--timeout", str(timeout), "--json"] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+        lines = [l for l in r.stdout.splitlines() if l.strip()]
+        return r.returncode, json.loads(lines[-1]) if lines else None, r.stderr.strip()
+
+    def live_endpoints(self):
+        return ",".join(n.address for n in self.cluster.nodes.values() if n.alive())
+
+    def write_many(self, n, start=0):
+        for k in range(n):
+            vid = 1 + (start + k) % 7
+            self.retry(lambda: self.update(self.leader, vid, float((start + k) % 80)))
+
+    def status_of(self, node_id):
+        rc, st, err = self.ctl("cluster", "status")
+        self.assertEqual(rc, 0, err)
+        return st, next((m for m in st["members"] if m["id"] == node_id), None)
+
+    def wait(self, what, fn, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.1)
+        self.fail_with_logs("%s: not within %.0fs" % (what, timeout))
+
+    def join(self, node_id):
+        """Starts node_id empty with --join, adds it as a learner, waits until it has caught
+        up with the leader, promotes it; returns its status as a member."""
+        node = self.cluster.add_node(node_id)
+        node.start(join=True)
+        rc, out, err = self.ctl("cluster", "add", str(node_id), node.address, "--learner")
+        self.assertEqual(rc, 0, err)
+        self.assertIn({"id": node_id, "address": node.address, "voter": False}, out["members"])
+
+        def caught_up():
+            st, m = self.status_of(node_id)
+            leader = next((x for x in st["members"] if x["id"] == st["leader_id"]), None)
+            return (m if m and m.get("reachable") and leader and m["role"] == "learner" and
+                    m["applied_index"] >= leader["commit_index"] else None)
+        learner = self.wait("node %d catches up as a learner" % node_id, caught_up)
+
+        def promoted():
+            rc, out, err = self.ctl("cluster", "promote", str(node_id))
+            if rc != 0:
+                # Only "not caught up yet" may be retried; anything else is a failure.
+                self.assertIn("not ready", err)
+                return None
+            return out
+        out = self.wait("node %d is promoted" % node_id, promoted)
+        self.assertIn({"id": node_id, "address": node.address, "voter": True}, out["members"])
+        return learner
+
+    def assert_same_state_everywhere(self):
+        self.cluster.wait_converged()
+        states = {}
+        for n in self.cluster.nodes.values():
+            if n.alive():
+                rc, p, err = self.ctl("vehicle", "list", "--stale", endpoints=n.address)
+                self.assertEqual(rc, 0, err)
+                states[n.id] = (p["revision"], p["vehicles"])
+        first = next(iter(states.values()))
+        for node_id, s in states.items():
+            self.assertEqual(s, first, "node %d differs" % node_id)
+        return first
+
+    def test_join_catches_up_from_a_snapshot_and_is_promoted(self):
+        self.write_many(200)
+        learner = self.join(4)
+        # The log it needed had been compacted: it was sent a snapshot.
+        self.assertGreater(learner["snapshot_index"], 0)
+        self.assertGreater(learner["first_index"], 1)
+        # As a voter it serves writes and reads like any member.
+        self.retry(lambda: self.node(4).client.call(
+            "UpdateVehicle", vehicle=api.vehicle(42, 1.0, 2.0, 3.0, 4.0)), what="write via 4")
+        _, vehicles = self.assert_same_state_everywhere()
+        self.assertIn(42, [v["id"] for v in vehicles])
+
+    def test_dead_node_is_removed_and_replaced(self):
+        self.write_many(30)
+        dead = next(i for i in (1, 2, 3) if i != self.leader)
+        self.node(dead).kill()
+        rc, out, err = self.ctl("cluster", "remove", str(dead))
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn(dead, [m["id"] for m in out["members"]])
+        self.join(5)
+        st, _ = self.status_of(5)
+        self.assertEqual(sorted(m["id"] for m in st["members"]), sorted({1, 2, 3, 5} - {dead}))
+        # The replacement really votes: with the other original follower gone too, the
+        # leader and node 5 still make a majority of three and writes still commit.
+        other = next(i for i in (1, 2, 3) if i not in (dead, self.leader))
+        self.node(other).kill()
+        self.retry(lambda: self.update(self.leader, 9, 9.0), what="write with node 5 voting")
+        self.assert_same_state_everywhere()
+
+    def test_leader_can_be_removed(self):
+        self.write_many(30)
+        old = self.leader
+        rc, out, err = self.ctl("cluster", "remove", str(old))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(sorted(m["id"] for m in out["members"]),
+                         sorted({1, 2, 3} - {old}))
+        new = self.cluster.wait_for_leader(exclude=(old,))
+        self.assertNotEqual(new, old)
+        self.node(old).stop()
+        self.leader = new
+        # Every remaining node keeps answering, and writes commit under the new leader.
+        self.write_many(20, start=30)
+        for n in self.cluster.nodes.values():
+            if n.alive():
+                st = self.retry(lambda: n.status(timeout=2.0), what="status of %d" % n.id)
+                self.assertNotIn(old, [m.id for m in st.members])
+        self.assert_same_state_everywhere()
+
+
+class ConcurrentChange(testing.ClusterTest):
+    # Slow elections (2 to 4 s): the leader must stay leader, without its followers, for as
+    # long as it takes to send the second change.
+    extra_args = ["--tick-ms", "50", "--election-ticks", "40"]
+
+    def test_change_while_another_is_in_flight_is_refused(self):
+        ctl = os.path.join(testing.BIN, "platoonctl")
+        leader = self.node(self.leader)
+        followers = [n for n in self.cluster.nodes.values() if n.id != self.leader]
+        for n in followers:
+            n.pause()
+        try:
+            # This change cannot commit while the followers are paused: it stays in flight.
+            first = subprocess.Popen([ctl, "--endpoints", leader.address, "--timeout", "20",
+                                      "cluster", "add", "7", "127.0.0.1:1", "--learner"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 10
+            while True:
+                st = leader.status()
+                if st.last_index > st.commit_index or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            self.assertGreater(st.last_index, st.commit_index, "the first change was not proposed")
+            r = subprocess.run([ctl, "--endpoints", leader.address, "cluster", "add", "8",
+                                "127.0.0.1:2", "--learner"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("membership change is already in progress", r.stderr)
+        finally:
+            for n in followers:
+                n.resume()
+        out, err = first.communicate(timeout=60)
+        self.assertEqual(first.returncode, 0, err)
+        members = [m.id for m in self.retry(lambda: leader.status()).members]
+        self.assertIn(7, members)
+        self.assertNotIn(8, members)
+
+
+if __name__ == "__main__":
+    testing.main()

@@ -1,0 +1,121 @@
+"""platoonctl against a real cluster: each command's output (JSON and tables), its exit codes
+for invalid values, missing vehicles and an unreachable cluster, failover between endpoints,
+cluster status asking every member, and simulate's platoon and report."""
+
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import cluster as cl, testing  # noqa: E402
+
+
+class Platoonctl(testing.ClusterTest):
+    def run_ctl(self, *args, endpoints=None, timeout=10.0, env=None):
+        cmd = [os.path.join(testing.BIN, "platoonctl")]
+        if endpoints is not False:
+            cmd += ["--endpoints", endpoints or self.cluster.endpoints()]
+        cmd += ["--timeout", str(timeout)] + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60,
+                              env=env)
+
+    def json_of(self, r):
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def test_vehicle_commands_and_exit_codes(self):
+        v = self.json_of(self.run_ctl("--json", "vehicle", "update", "7", "--lat", "51.5",
+                                      "--lon", "-0.12", "--speed", "13.5", "--heading", "270"))
+        self.assertEqual((v["id"], v["latitude"], v["longitude"], v["speed"], v["heading"]),
+                         (7, 51.5, -0.12, 13.5, 270.0))
+        self.assertGreater(v["revision"], 0)
+        got = self.json_of(self.run_ctl("--json", "vehicle", "get", "7"))
+        self.assertEqual(got, v)
+        table = self.run_ctl("vehicle", "list")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("51.500000", table.stdout)
+        self.assertIn("LATITUDE", table.stdout)
+        # The server's INVALID_ARGUMENT message is shown, with exit code 2.
+        bad = self.run_ctl("vehicle", "update", "8", "--lat", "95", "--lon", "0", "--speed",
+                           "1", "--heading", "0")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("vehicle.latitude", bad.stderr)
+        # A value that is not a number never leaves the client.
+        self.assertEqual(self.run_ctl("vehicle", "update", "8", "--lat", "north", "--lon", "0",
+                                      "--speed", "1", "--heading", "0").returncode, 2)
+        self.assertEqual(self.run_ctl("vehicle", "update", "8", "--lat", "1").returncode, 2)
+        self.assertEqual(self.run_ctl("vehicle", "frobnicate").returncode, 2)
+        missing = self.run_ctl("--json", "vehicle", "get", "999")
+        self.assertEqual(missing.returncode, 3)
+        self.assertIn("not found", missing.stderr)
+        self.assertEqual(json.loads(missing.stdout)["error"]["kind"], "not_found")
+        d = self.json_of(self.run_ctl("--json", "vehicle", "delete", "7"))
+        self.assertTrue(d["existed"])
+        self.assertEqual(self.run_ctl("vehicle", "delete", "7").returncode, 3)
+        self.assertEqual(self.run_ctl("vehicle", "get", "7").returncode, 3)
+
+    def test_unreachable_cluster_and_failover(self):
+        dead = "127.0.0.1:%d" % cl.free_ports(1)[0]
+        r = self.run_ctl("vehicle", "list", endpoints=dead, timeout=1.0)
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("unreachable", r.stderr)
+        # A dead endpoint first in the list is skipped; the environment variable is honoured.
+        env = dict(os.environ, PLATOON_ENDPOINTS=dead + "," + self.node(1).address)
+        ok = self.run_ctl("--json", "vehicle", "list", endpoints=False, env=env)
+        self.assertEqual(self.json_of(ok)["leader_id"], self.leader)
+
+    def test_cluster_status_asks_every_member(self):
+        follower = next(i for i in (1, 2, 3) if i != self.leader)
+        self.node(follower).kill()
+        st = self.json_of(self.run_ctl("--json", "cluster", "status",
+                                       endpoints=self.node(self.leader).address))
+        self.assertEqual(st["leader_id"], self.leader)
+        by_id = {m["id"]: m for m in st["members"]}
+        self.assertEqual(sorted(by_id), [1, 2, 3])
+        self.assertFalse(by_id[follower]["reachable"])
+        for i in (1, 2, 3):
+            if i != follower:
+                self.assertTrue(by_id[i]["reachable"])
+                self.assertEqual(by_id[i]["role"], "leader" if i == self.leader else "follower")
+                self.assertEqual(by_id[i]["leader_id"], self.leader)
+        table = self.run_ctl("cluster", "status")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("unreachable", table.stdout)
+
+    def test_simulate_drives_the_platoon_and_reports(self):
+        r = self.run_ctl("--json", "simulate", "--vehicles", "4", "--rate", "20", "--duration",
+                         "2", "--first-id", "100")
+        rep = self.json_of(r)
+        self.assertGreater(rep["writes"], 0)
+        self.assertEqual(rep["failed"], 0)
+        self.assertGreaterEqual(rep["latency_us"]["p99"], rep["latency_us"]["p50"])
+        self.assertIn("simulate:", r.stderr)  # the progress line
+        p = self.json_of(self.run_ctl("--json", "vehicle", "list"))
+        ids = [v["id"] for v in p["vehicles"]]
+        self.assertEqual(ids, [100, 101, 102, 103])
+        for v in p["vehicles"]:
+            self.assertTrue(-90 <= v["latitude"] <= 90 and 0 <= v["heading"] < 360)
+            self.assertGreater(v["speed"], 0)
+        # --watch --count refreshes the given number of times.
+        w = self.run_ctl("--json", "vehicle", "list", "--watch", "--interval", "0.1",
+                         "--count", "3")
+        self.assertEqual(w.returncode, 0, w.stderr)
+        self.assertEqual(len(w.stdout.strip().splitlines()), 3)
+
+    def test_transfer_and_snapshot(self):
+        target = next(i for i in (1, 2, 3) if i != self.leader)
+        t = self.json_of(self.run_ctl("--json", "cluster", "transfer", str(target)))
+        self.assertEqual(t["leader_id"], target)
+        self.run_ctl("vehicle", "update", "1", "--lat", "1", "--lon", "1", "--speed", "1",
+                     "--heading", "1")
+        s = self.json_of(self.run_ctl("--json", "cluster", "snapshot"))
+        self.assertEqual(sorted(x["id"] for x in s["snapshots"]), [1, 2, 3])
+        for x in s["snapshots"]:
+            self.assertGreater(x["index"], 0)
+        self.assertEqual(self.run_ctl("cluster", "snapshot", "9").returncode, 3)
+        self.assertEqual(self.run_ctl("cluster", "remove", "9").returncode, 3)
+
+
+if __name__ == "__main__":
+    testing.main()

@@ -1,0 +1,420 @@
+/*
+ * Synchronous unary calls with endpoint failover (see rpc.h). Every call is one batch of the
+ * six client operations, waited for with grpc_completion_queue_pluck on the caller's thread.
+ */
+#include "rpc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <time.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "platoon/error.h"
+
+struct pctl_endpoint {
+    char address[PCTL_ADDRESS_MAX];
+    grpc_channel *channel; /* created on first use */
+};
+
+struct pctl_client {
+    grpc_completion_queue *cq;
+    struct pctl_endpoint eps[PCTL_MAX_ENDPOINTS];
+    size_t n_eps;
+    size_t preferred; /* the endpoint that answered last */
+    int64_t timeout_ms, dial_ms;
+    /* Channels to addresses outside the endpoint list (members found by cluster status). */
+    struct pctl_endpoint extra[PCTL_MAX_ENDPOINTS * 2];
+    size_t n_extra;
+};
+
+static grpc_arg channel_arg_list[] = {
+    /* A restarted node must be reachable again within a fraction of a second, not after
+     * gRPC's default back-off of up to two minutes. */
+    {GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 100}},
+    {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 100}},
+    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 500}},
+    /* A whole platoon in one GetPlatoon answer may exceed the 4 MiB default. */
+    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 64 << 20}},
+};
+static const grpc_channel_args channel_args = {
+    sizeof(channel_arg_list) / sizeof(channel_arg_list[0]), channel_arg_list};
+
+const void *pctl_channel_args(void)
+{
+    return &channel_args;
+}
+
+int64_t pctl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pctl_sleep_ms(int64_t ms)
+{
+    int64_t end = pctl_now_ms() + ms;
+    while (!pctl_interrupted) {
+        int64_t left = end - pctl_now_ms();
+        if (left <= 0) {
+            break;
+        }
+        if (left > 50) {
+            left = 50; /* wake often enough to notice Ctrl-C */
+        }
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+uint64_t pctl_random_u64(void)
+{
+    uint64_t v = 0;
+    while (v == 0) {
+        if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+            /* No entropy source: time and pid still make collisions between runs unlikely. */
+            v = (uint64_t)pctl_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid() << 32;
+        }
+    }
+    return v;
+}
+
+static gpr_timespec deadline_of(int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - pctl_now_ms();
+    if (left < 0) {
+        left = 0;
+    }
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(left, GPR_TIMESPAN));
+}
+
+int pctl_client_new(const pctl_opts *opts, pctl_client **out, char *err, size_t cap)
+{
+    pctl_client *c = calloc(1, sizeof(*c));
+    char *copy = strdup(opts->endpoints != NULL ? opts->endpoints : "");
+    int rc = 0;
+    if (c == NULL || copy == NULL) {
+        rc = PT_ENOMEM;
+        goto fail;
+    }
+    char *save = NULL;
+    for (char *ep = strtok_r(copy, ",", &save); ep != NULL; ep = strtok_r(NULL, ",", &save)) {
+        const char *colon = strrchr(ep, ':');
+        if (colon == NULL || colon == ep || colon[1] == '\0' || strlen(ep) >= PCTL_ADDRESS_MAX) {
+            snprintf(err, cap, "--endpoints: '%s' is not HOST:PORT", ep);
+            rc = PT_EINVAL;
+            goto fail;
+        }
+        if (c->n_eps == PCTL_MAX_ENDPOINTS) {
+            snprintf(err, cap, "--endpoints: more than %d endpoints", PCTL_MAX_ENDPOINTS);
+            rc = PT_EINVAL;
+            goto fail;
+        }
+        snprintf(c->eps[c->n_eps++].address, PCTL_ADDRESS_MAX, "%s", ep);
+    }
+    if (c->n_eps == 0) {
+        snprintf(err, cap, "--endpoints: no endpoint given");
+        rc = PT_EINVAL;
+        goto fail;
+    }
+    c->timeout_ms = opts->timeout_ms;
+    c->dial_ms = opts->dial_ms;
+    grpc_init();
+    c->cq = grpc_completion_queue_create_for_pluck(NULL);
+    free(copy);
+    *out = c;
+    return 0;
+
+fail:
+    free(copy);
+    free(c);
+    return rc;
+}
+
+void pctl_client_free(pctl_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_eps; i++) {
+        if (c->eps[i].channel != NULL) {
+            grpc_channel_destroy(c->eps[i].channel);
+        }
+    }
+    for (size_t i = 0; i < c->n_extra; i++) {
+        grpc_channel_destroy(c->extra[i].channel);
+    }
+    /* Every call has completed by now, so the queue shuts down at once. */
+    grpc_completion_queue_shutdown(c->cq);
+    grpc_completion_queue_pluck(c->cq, c, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+    grpc_completion_queue_destroy(c->cq);
+    free(c);
+    grpc_shutdown_blocking();
+}
+
+size_t pctl_client_n_endpoints(const pctl_client *c)
+{
+    return c->n_eps;
+}
+
+const char *pctl_client_endpoint(const pctl_client *c, size_t i)
+{
+    return i < c->n_eps ? c->eps[i].address : NULL;
+}
+
+static grpc_channel *new_channel(const char *address)
+{
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+/* The cached channel to @address (an endpoint's or an extra one); NULL when out of room. */
+static grpc_channel *channel_for(pctl_client *c, const char *address)
+{
+    for (size_t i = 0; i < c->n_eps; i++) {
+        if (strcmp(c->eps[i].address, address) == 0) {
+            if (c->eps[i].channel == NULL) {
+                c->eps[i].channel = new_channel(address);
+            }
+            return c->eps[i].channel;
+        }
+    }
+    for (size_t i = 0; i < c->n_extra; i++) {
+        if (strcmp(c->extra[i].address, address) == 0) {
+            return c->extra[i].channel;
+        }
+    }
+    size_t max = sizeof(c->extra) / sizeof(c->extra[0]);
+    if (c->n_extra == max || strlen(address) >= PCTL_ADDRESS_MAX) {
+        return NULL;
+    }
+    struct pctl_endpoint *e = &c->extra[c->n_extra];
+    snprintf(e->address, sizeof(e->address), "%s", address);
+    e->channel = new_channel(address);
+    if (e->channel == NULL) {
+        return NULL;
+    }
+    c->n_extra++;
+    return e->channel;
+}
+
+grpc_channel *pctl_client_channel(pctl_client *c, size_t i)
+{
+    return i < c->n_eps ? channel_for(c, c->eps[i].address) : NULL;
+}
+
+/*
+ * Waits until @ch is connected, or until @deadline_ms. A refused connection is final for
+ * this attempt (the channel goes CONNECTING then TRANSIENT_FAILURE): we do not wait for the
+ * back-off to try again, the next endpoint is a better bet.
+ */
+static bool dial(pctl_client *c, grpc_channel *ch, int64_t deadline_ms)
+{
+    grpc_connectivity_state s = grpc_channel_check_connectivity_state(ch, 1);
+    bool attempted = false;
+    while (s != GRPC_CHANNEL_READY) {
+        if (s == GRPC_CHANNEL_SHUTDOWN || (s == GRPC_CHANNEL_TRANSIENT_FAILURE && attempted)) {
+            return false;
+        }
+        if (s == GRPC_CHANNEL_CONNECTING) {
+            attempted = true;
+        }
+        int tag;
+        grpc_channel_watch_connectivity_state(ch, s, deadline_of(deadline_ms), c->cq, &tag);
+        grpc_event ev =
+            grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (!ev.success) {
+            return false; /* the deadline passed */
+        }
+        s = grpc_channel_check_connectivity_state(ch, 1);
+    }
+    return true;
+}
+
+static void set_status(pctl_status *st, int code, const char *address, const char *fmt,
+                       const char *detail)
+{
+    st->code = code;
+    snprintf(st->endpoint, sizeof(st->endpoint), "%s", address);
+    snprintf(st->message, sizeof(st->message), fmt, detail);
+}
+
+/* Packs @req into a byte buffer. NULL when out of memory. */
+static grpc_byte_buffer *pack(const ProtobufCMessage *req)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    grpc_slice slice = grpc_slice_malloc(len);
+    protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+static ProtobufCMessage *unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc)
+{
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+        return NULL;
+    }
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    return m;
+}
+
+/* One call on a connected channel. */
+static int call_once(pctl_client *c, grpc_channel *ch, const char *address, const char *method,
+                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                     int64_t deadline_ms, ProtobufCMessage **resp, pctl_status *st)
+{
+    int rc = PT_EIO;
+    grpc_metadata_array md_initial, md_trailing;
+    grpc_metadata_array_init(&md_initial);
+    grpc_metadata_array_init(&md_trailing);
+    grpc_byte_buffer *request = pack(req), *response = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_slice mslice = grpc_slice_from_copied_string(method);
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, mslice,
+                                               NULL, deadline_of(deadline_ms), NULL);
+    grpc_slice_unref(mslice);
+    if (call == NULL || request == NULL) {
+        set_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, address, "%s", "out of memory");
+        goto cleanup;
+    }
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = request;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &response;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &md_trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    int tag;
+    if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+        set_status(st, GRPC_STATUS_INTERNAL, address, "%s", "could not start the call");
+        goto cleanup;
+    }
+    grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    st->connected = true;
+    if (status != GRPC_STATUS_OK) {
+        char msg[sizeof(st->message)];
+        size_t n = GRPC_SLICE_LENGTH(details);
+        n = n < sizeof(msg) - 1 ? n : sizeof(msg) - 1;
+        memcpy(msg, GRPC_SLICE_START_PTR(details), n);
+        msg[n] = '\0';
+        set_status(st, (int)status, address, "%s", msg);
+        goto cleanup;
+    }
+    *resp = response != NULL ? unpack(response, resp_desc) : NULL;
+    if (*resp == NULL) {
+        set_status(st, GRPC_STATUS_INTERNAL, address, "%s", "the answer could not be decoded");
+        goto cleanup;
+    }
+    set_status(st, GRPC_STATUS_OK, address, "%s", "");
+    rc = 0;
+
+cleanup:
+    if (call != NULL) {
+        grpc_call_unref(call);
+    }
+    if (request != NULL) {
+        grpc_byte_buffer_destroy(request);
+    }
+    if (response != NULL) {
+        grpc_byte_buffer_destroy(response);
+    }
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&md_initial);
+    grpc_metadata_array_destroy(&md_trailing);
+    return rc;
+}
+
+int pctl_call_at(pctl_client *c, const char *address, const char *method,
+                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                 int64_t deadline_ms, ProtobufCMessage **resp, pctl_status *st)
+{
+    *resp = NULL;
+    grpc_channel *ch = channel_for(c, address);
+    if (ch == NULL) {
+        set_status(st, GRPC_STATUS_RESOURCE_EXHAUSTED, address, "%s", "too many channels");
+        return PT_EIO;
+    }
+    int64_t dial_deadline = pctl_now_ms() + c->dial_ms;
+    if (dial_deadline > deadline_ms) {
+        dial_deadline = deadline_ms;
+    }
+    if (!dial(c, ch, dial_deadline)) {
+        set_status(st, GRPC_STATUS_UNAVAILABLE, address, "cannot connect to %s", address);
+        return PT_EIO;
+    }
+    return call_once(c, ch, address, method, req, resp_desc, deadline_ms, resp, st);
+}
+
+int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *resp_desc, bool idempotent, ProtobufCMessage **resp,
+              pctl_status *st)
+{
+    int64_t deadline = pctl_now_ms() + c->timeout_ms;
+    memset(st, 0, sizeof(*st));
+    st->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+    snprintf(st->message, sizeof(st->message), "no answer within the timeout");
+    bool connected = false;
+    for (;;) {
+        for (size_t k = 0; k < c->n_eps; k++) {
+            size_t i = (c->preferred + k) % c->n_eps;
+            if (pctl_now_ms() >= deadline || pctl_interrupted) {
+                goto out;
+            }
+            st->connected = false;
+            /* An idempotent request may be tried elsewhere, so one endpoint that accepts the
+             * connection but never answers (a hung or overloaded process) may take only half
+             * of the time left, or the dial timeout if that is longer. */
+            int64_t attempt = deadline;
+            if (idempotent && c->n_eps > 1) {
+                int64_t left = deadline - pctl_now_ms();
+                int64_t share = left / 2 > c->dial_ms ? left / 2 : c->dial_ms;
+                attempt = pctl_now_ms() + (share < left ? share : left);
+            }
+            if (pctl_call_at(c, c->eps[i].address, method, req, resp_desc, attempt, resp, st) ==
+                0) {
+                c->preferred = i;
+                return 0;
+            }
+            connected = connected || st->connected;
+            /* Nothing was sent when the connection failed: trying elsewhere is always safe. */
+            if (!st->connected) {
+                continue;
+            }
+            bool retriable =
+                st->code == GRPC_STATUS_UNAVAILABLE || st->code == GRPC_STATUS_DEADLINE_EXCEEDED;
+            if (!retriable || !idempotent) {
+                c->preferred = i;
+                goto out;
+            }
+        }
+        /* Every endpoint is down or without a leader: an election may be under way. */
+        pctl_sleep_ms(100);
+    }
+out:
+    st->connected = st->connected || connected;
+    return PT_EIO;
+}
