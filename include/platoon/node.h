@@ -112,6 +112,11 @@ typedef struct pnode_options {
     /* How long a request that needs a leader waits for one before UNAVAILABLE, in ms.
      * Default 2000. */
     uint32_t leader_wait_ms;
+    /* Before opening an existing data directory, verify all of it (every entry's checksum,
+     * every snapshot) in a child process (fork), so that even damage that makes LMDB itself
+     * crash is reported as one line instead of killing the node. Default true. Costs one read
+     * of the log and snapshots at start-up. */
+    bool preflight_check;
 
     /* The application. */
     pnode_sm sm;

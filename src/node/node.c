@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -29,6 +31,7 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->snapshot_keep = 1000;
     opts->sync = PSTORE_SYNC_FULL;
     opts->leader_wait_ms = 2000;
+    opts->preflight_check = true;
 }
 
 int __pnode_code(int err)
@@ -231,12 +234,82 @@ out:
     return rc;
 }
 
+/*
+ * Opens and fully verifies the store in a child process. LMDB does not checksum its own B-tree
+ * pages, so some damage makes it crash rather than return an error; in a child, that crash
+ * becomes one line naming the file. Returns 0, PT_ENOTFOUND (no store: a new node), or the
+ * error of the open or the check, with the message in @err.
+ */
+static int preflight(const char *dir, const pstore_options *so, char *err, size_t cap)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return 0; /* cannot isolate the check: the open below still verifies what it can */
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        char e[512] = "";
+        pstore *s = NULL;
+        int rc = pstore_open(dir, so, &s, e, sizeof(e));
+        if (rc == 0) {
+            rc = pstore_check(s);
+            if (rc != 0) {
+                snprintf(e, sizeof(e), "%s", pstore_last_error(s));
+            }
+            pstore_close(s);
+        }
+        if (write(fds[1], e, strlen(e)) < 0) {
+            /* the parent reports the exit code alone */
+        }
+        _exit(rc == 0 ? 0 : (rc == PT_ENOTFOUND ? 3 : 1));
+    }
+    close(fds[1]);
+    char e[512];
+    ssize_t got = 0, r;
+    while (got < (ssize_t)sizeof(e) - 1 && (r = read(fds[0], e + got, sizeof(e) - 1 - got)) > 0) {
+        got += r;
+    }
+    e[got > 0 ? got : 0] = '\0';
+    close(fds[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(st)) {
+        say(err, cap,
+            "data directory %s: %s/log/data.mdb is damaged (reading it crashed with "
+            "signal %d); restore this node from a backup or replace it",
+            dir, dir, WTERMSIG(st));
+        return PT_ECORRUPT;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+        return PT_ENOTFOUND;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        say(err, cap, "data directory %s: %s", dir, e[0] ? e : "integrity check failed");
+        return PT_ECORRUPT;
+    }
+    return 0;
+}
+
 static int open_store(pnode *n, char *err, size_t cap)
 {
     const pnode_options *o = &n->opts;
     pstore_options so;
     pstore_options_init(&so, o->cluster_id, o->id);
     so.sync = o->sync;
+    if (o->preflight_check && !dir_is_empty_or_missing(o->data_dir)) {
+        int prc = preflight(o->data_dir, &so, err, cap);
+        if (prc != 0 && prc != PT_ENOTFOUND) {
+            return prc;
+        }
+    }
     char e[512] = "";
     int rc = pstore_open(o->data_dir, &so, &n->store, e, sizeof(e));
     if (rc == 0) {

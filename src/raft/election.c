@@ -16,11 +16,14 @@ int __praft_handle_vote_request(praft_node *n, const praft_msg *m)
         return 0;
     }
     /* §5.2: one vote per term, first come first served; a pre-vote for a later term is
-     * granted without any promise (thesis §9.6). A learner never votes. */
+     * granted without any promise (thesis §9.6). A node answers whatever its own view of the
+     * configuration: a learner whose promotion it has not received yet is a voter in the
+     * candidate's configuration, and refusing would deadlock a cluster whose new
+     * configuration needs it (thesis §4.2.3: servers process requests without consulting
+     * their configurations). The candidate counts only the voters of its configuration. */
     bool can_vote = n->vote == m->from || (n->vote == PRAFT_NONE && n->leader == PRAFT_NONE) ||
                     (pre && m->term > n->term);
-    bool grant = can_vote && __praft_promotable(n) &&
-                 __praft_log_up_to_date(n, m->last_index, m->last_term); /* §5.4.1 */
+    bool grant = can_vote && __praft_log_up_to_date(n, m->last_index, m->last_term); /* §5.4.1 */
     praft_msg r = {.type = pre ? PRAFT_MSG_PREVOTE_RESP : PRAFT_MSG_VOTE_RESP, .to = m->from};
     if (grant) {
         r.term = m->term;

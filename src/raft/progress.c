@@ -33,7 +33,9 @@ int __praft_pr_sync(praft_node *n)
 {
     praft_pr old[PRAFT_MAX_MEMBERS];
     size_t n_old = n->n_prs;
-    memcpy(old, n->prs, n_old * sizeof(old[0]));
+    if (n_old > 0) { /* prs may be NULL when empty */
+        memcpy(old, n->prs, n_old * sizeof(old[0]));
+    }
     size_t k = 0;
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         uint64_t id = n->cfg.members[i].id;

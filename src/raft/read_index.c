@@ -69,8 +69,10 @@ static int release(praft_node *n)
         }
         k++;
     }
-    memmove(n->reads_q, n->reads_q + k, (n->n_reads_q - k) * sizeof(*n->reads_q));
-    n->n_reads_q -= k;
+    if (k > 0) { /* reads_q may be NULL when empty */
+        memmove(n->reads_q, n->reads_q + k, (n->n_reads_q - k) * sizeof(*n->reads_q));
+        n->n_reads_q -= k;
+    }
     return rv;
 }
 

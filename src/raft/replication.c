@@ -289,9 +289,17 @@ int __praft_handle_append_resp(praft_node *n, const praft_msg *m)
         } else {
             __praft_pr_infl_free_to(n, p, m->index);
         }
+        uint64_t from = p->id;
         int rv = __praft_maybe_commit(n);
         if (rv != 0 || n->role != PRAFT_LEADER) {
             return rv;
+        }
+        /* Committing may have committed a configuration (leaving a joint one appends C_new),
+         * which rebuilds the progress array: @p may now point at another member's slot or at
+         * freed memory. Look the sender up again; it may have been removed. */
+        p = __praft_pr_find(n, from);
+        if (p == NULL) {
+            return 0;
         }
         rv = __praft_transfer_check(n, p);
         if (rv != 0) {

@@ -300,7 +300,11 @@ int praft_snapshot_taken(praft_node *n, praft_snapshot_meta *meta)
     while (k < n->n_hist && n->hist[k].index <= meta->index) {
         k++;
     }
-    memmove(n->hist, n->hist + k, (n->n_hist - k) * sizeof(*n->hist));
-    n->n_hist -= k;
+    if (k > 0) {
+        /* Guarded: memmove with a NULL history (none recorded yet) is undefined even for 0
+         * bytes. */
+        memmove(n->hist, n->hist + k, (n->n_hist - k) * sizeof(*n->hist));
+        n->n_hist -= k;
+    }
     return 0;
 }

@@ -1,0 +1,147 @@
+"""platoond's command line and data directory: bad flags, a port in use, a data directory that
+is damaged, missing or another node's are each refused with one line naming the cause."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import api, cluster, testing  # noqa: E402
+
+
+def run(args, timeout=20):
+    p = subprocess.run([testing.platoond()] + args, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stderr.strip().splitlines()
+
+
+class Flags(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="platoond-cli-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dir = os.path.join(self.tmp, "d")
+
+    def base(self, **over):
+        args = {"--id": "1", "--listen": "127.0.0.1:0", "--data-dir": self.dir,
+                "--initial-cluster": "1=127.0.0.1:7001"}
+        args.update(over)
+        out = []
+        for k, v in args.items():
+            if v is not None:
+                out += [k, v]
+        return out
+
+    def test_bad_flags_name_the_flag(self):
+        cases = [
+            (self.base(**{"--id": "0"}), "--id"),
+            (self.base(**{"--id": "x"}), "--id"),
+            (self.base(**{"--id": None}), "--id"),
+            (self.base(**{"--listen": "nohostport"}), "--listen"),
+            (self.base(**{"--listen": None}), "--listen"),
+            (self.base(**{"--data-dir": None}), "--data-dir"),
+            (self.base(**{"--initial-cluster": "1=127.0.0.1"}), "--initial-cluster"),
+            (self.base(**{"--initial-cluster": "0=127.0.0.1:1"}), "--initial-cluster"),
+            (self.base(**{"--initial-cluster": "1=a:1,1=b:2"}), "--initial-cluster"),
+            (self.base() + ["--log-level", "loud"], "--log-level"),
+            (self.base() + ["--sync", "maybe"], "--sync"),
+            (self.base() + ["--tick-ms", "0"], "--tick-ms"),
+            (self.base() + ["--election-ticks", "1"], "--election-ticks"),
+            (self.base() + ["--join"], "--join"),
+            (self.base() + ["--frobnicate", "1"], "--frobnicate"),
+        ]
+        for args, flag in cases:
+            rc, lines = run(args)
+            self.assertEqual(rc, 2, (args, lines))
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn(flag, lines[0])
+        self.assertFalse(os.path.exists(self.dir), "a refused start must not create the data dir")
+
+    def test_not_in_initial_cluster(self):
+        rc, lines = run(self.base(**{"--id": "4"}))
+        self.assertEqual(rc, 1)
+        self.assertIn("not in the initial cluster", lines[-1])
+
+    def test_port_in_use(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        self.addCleanup(s.close)
+        addr = "127.0.0.1:%d" % s.getsockname()[1]
+        rc, lines = run(self.base(**{"--listen": addr, "--initial-cluster": "1=" + addr}))
+        self.assertEqual(rc, 1)
+        self.assertIn(addr, lines[-1])
+
+    def test_help(self):
+        p = subprocess.run([testing.platoond(), "--help"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("--initial-cluster", p.stdout)
+
+
+class DataDir(unittest.TestCase):
+    """A node is started, writes a little, is stopped; then its data directory is damaged."""
+
+    def setUp(self):
+        self.c = cluster.LocalCluster(testing.platoond(), n=1, extra_args=testing.FAST)
+        self.addCleanup(self.c.close)
+        self.c.start()
+        self.c.wait_for_leader()
+        self.n = self.c.nodes[1]
+        for i in range(1, 30):
+            self.n.client.call("UpdateVehicle", vehicle=api.vehicle(i, 1.0, 2.0, 3.0, 4.0))
+        self.assertEqual(self.n.stop(), 0)
+
+    def start_fails(self, *extra):
+        self.n.start(extra=extra)
+        try:
+            rc = self.n.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail("platoond started on a bad data dir:\n" + self.n.log())
+        lines = self.n.log().strip().splitlines()
+        self.assertEqual(rc, 1, lines[-3:])
+        return lines[-1]
+
+    def test_restart_recovers_everything(self):
+        self.n.start()
+        self.c.wait_for_leader()
+        p = self.n.client.call("GetPlatoon")
+        self.assertEqual(len(p.vehicles), 29)
+
+    def test_damaged_log_is_refused(self):
+        data = os.path.join(self.n.data_dir, "log", "data.mdb")
+        with open(data, "r+b") as f:
+            blob = bytearray(f.read())
+            # Flip bytes all over the used part of the file, past LMDB's two meta pages.
+            used = len(blob.rstrip(b"\0"))
+            for off in range(4096 * 2, used, 97):
+                blob[off] ^= 0x5A
+            f.seek(0)
+            f.write(blob)
+        line = self.start_fails()
+        self.assertIn(self.n.data_dir, line)
+        print("refused with:", line)
+
+    def test_missing_log_is_refused_never_rebootstrapped(self):
+        shutil.rmtree(os.path.join(self.n.data_dir, "log"))
+        line = self.start_fails()
+        self.assertIn(self.n.data_dir, line)
+        self.assertFalse(os.path.exists(os.path.join(self.n.data_dir, "log", "data.mdb")))
+
+    def test_another_nodes_data_dir_is_refused(self):
+        self.n.id = 2
+        args = ["--id", "2", "--listen", self.n.address, "--data-dir", self.n.data_dir,
+                "--initial-cluster", "2=" + self.n.address]
+        p = subprocess.run([testing.platoond()] + args + testing.FAST, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(self.n.data_dir, p.stderr.strip().splitlines()[-1])
+
+    def test_another_clusters_data_dir_is_refused(self):
+        line = self.start_fails("--cluster-name", "elsewhere")
+        self.assertIn(self.n.data_dir, line)
+
+
+if __name__ == "__main__":
+    testing.main()

@@ -1,0 +1,270 @@
+/*
+ * The fault schedule: every few ticks the nemesis picks one enabled fault at random (from its
+ * own random stream) and applies it. Faults are transient: crashed nodes are restarted and
+ * paused nodes resumed after a random while, partitions are healed or replaced.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "platoon/error.h"
+#include "sim/sim.h"
+
+int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+
+static int pick_up_slot(psim_world *w)
+{
+    int cand[PSIM_MAX_NODES], n = 0;
+    for (int s = 0; s < w->n_slots; s++) {
+        if (w->hosts[s].up) {
+            cand[n++] = s;
+        }
+    }
+    return n ? cand[psim_rng_below(&w->rng_nem, (uint64_t)n)] : -1;
+}
+
+static void partition(psim_world *w)
+{
+    int leader = psim_world_leader(w);
+    switch (psim_rng_below(&w->rng_nem, 5)) {
+    case 0: /* one node cut off both ways */
+        psim_net_isolate(w, (int)psim_rng_below(&w->rng_nem, (uint64_t)w->n_slots));
+        break;
+    case 1: /* the leader cut off: the majority must elect another */
+        if (leader >= 0) {
+            psim_net_isolate(w, leader);
+        }
+        break;
+    case 2: { /* a random majority / minority split */
+        bool side[PSIM_MAX_NODES] = {false};
+        for (int s = 0; s < w->n_slots; s++) {
+            side[s] = psim_rng_chance(&w->rng_nem, 500);
+        }
+        psim_net_split(w, side);
+        break;
+    }
+    case 3: /* one-way links: a node hears but is not heard, or the reverse */
+        for (int k = 0; k < 3; k++) {
+            int a = (int)psim_rng_below(&w->rng_nem, (uint64_t)w->n_slots);
+            int b = (int)psim_rng_below(&w->rng_nem, (uint64_t)w->n_slots);
+            if (a != b) {
+                psim_net_block(w, a, b);
+            }
+        }
+        break;
+    default:
+        psim_net_heal(w);
+        break;
+    }
+}
+
+static void network_quality(psim_world *w)
+{
+    uint32_t f = w->opt.faults;
+    w->net.loss_permille = (f & PSIM_F_LOSS) ? (uint32_t)psim_rng_below(&w->rng_nem, 300) : 0;
+    w->net.dup_permille = (f & PSIM_F_DUP) ? (uint32_t)psim_rng_below(&w->rng_nem, 150) : 0;
+    w->net.delay_min = 5;
+    w->net.delay_max =
+        (f & PSIM_F_DELAY) ? (uint32_t)psim_rng_range(&w->rng_nem, 20, 12 * PSIM_TICK) : 40;
+    w->net.reorder = (f & PSIM_F_REORDER) && psim_rng_chance(&w->rng_nem, 600);
+    psim_trace(w, "nemesis net loss%" PRIu32 " dup%" PRIu32 " delay%" PRIu32 " reorder%d",
+               w->net.loss_permille, w->net.dup_permille, w->net.delay_max, w->net.reorder);
+}
+
+/* A removed member whose removal is committed leaves for good: its slot gets a fresh, blank
+ * node with a new id, which the nemesis may later add as a learner and promote (a node that
+ * lost its state must never come back under its old identity). */
+static void retire_removed(psim_world *w, const praft_status *ls)
+{
+    if (ls->pending_config_index != 0 || ls->config.joint) {
+        return;
+    }
+    for (int s = 0; s < w->n_slots; s++) {
+        psim_host *h = &w->hosts[s];
+        if (!h->exists) {
+            continue;
+        }
+        bool member = praft_config_find(&ls->config, h->id) != NULL;
+        if (member) {
+            h->blank = false;
+            continue;
+        }
+        if (h->blank) {
+            continue;
+        }
+        psim_trace(w, "nemesis retire slot%d id%" PRIu64, s, h->id);
+        psim_host_crash(w, s);
+        psim_disk_free(&h->disk);
+        int rc = __psim_host_create(w, s, ++w->next_id, NULL);
+        if (rc != 0) {
+            psim_fail_internal(w, rc, "creating a blank node");
+            return;
+        }
+    }
+}
+
+static void membership(psim_world *w, int leader)
+{
+    psim_host *lh = &w->hosts[leader];
+    praft_status st;
+    praft_status_get(lh->raft, &st);
+    retire_removed(w, &st);
+    if (w->stop) {
+        return;
+    }
+    int voters = 0;
+    uint64_t learner = 0, follower = 0;
+    for (uint32_t i = 0; i < st.config.n_members; i++) {
+        const praft_member *m = &st.config.members[i];
+        if (m->role == PRAFT_ROLE_VOTER) {
+            voters++;
+            if (m->id != lh->id && (follower == 0 || psim_rng_chance(&w->rng_nem, 500))) {
+                follower = m->id;
+            }
+        } else if (m->role == PRAFT_ROLE_LEARNER) {
+            learner = m->id;
+        }
+    }
+    uint64_t blank = 0;
+    for (int s = 0; s < w->n_slots; s++) {
+        if (w->hosts[s].exists && w->hosts[s].blank && w->hosts[s].up) {
+            blank = w->hosts[s].id;
+        }
+    }
+    praft_change ch = {0};
+    uint64_t r = psim_rng_below(&w->rng_nem, 4);
+    if (r == 0 && blank) {
+        ch.type = PRAFT_CHANGE_ADD_LEARNER;
+        ch.id = blank;
+    } else if (r == 1 && learner) {
+        ch.type = PRAFT_CHANGE_ADD_VOTER;
+        ch.id = learner;
+    } else if (r == 2 && voters >= 3 && follower) {
+        ch.type = PRAFT_CHANGE_REMOVE;
+        ch.id = follower;
+    } else if (r == 3 && voters >= 3) {
+        ch.type = PRAFT_CHANGE_REMOVE;
+        ch.id = lh->id;
+    } else {
+        return;
+    }
+    uint64_t index = 0;
+    int rc = praft_change_membership(lh->raft, &ch, &index);
+    static const char *names[] = {"?", "add-learner", "add-voter", "remove"};
+    psim_trace(w, "nemesis change %s id%" PRIu64 " at leader id%" PRIu64 " -> %s i%" PRIu64,
+               names[ch.type], ch.id, lh->id, pt_error_name(rc), index);
+    if (rc == 0) {
+        w->membership_changes++;
+    } else if (rc == PT_ENOMEM) {
+        psim_fail_internal(w, rc, "praft_change_membership");
+    }
+}
+
+void psim_nemesis_act(psim_world *w)
+{
+    uint32_t f = w->opt.faults;
+    int leader = psim_world_leader(w);
+    w->nemesis_actions++;
+    /* Weighted choice among the enabled faults. */
+    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_CALM, A_N };
+    static const uint32_t need[A_N] = {
+        PSIM_F_PARTITION,  PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER,
+        PSIM_F_CRASH,      PSIM_F_PAUSE,
+        PSIM_F_SLOW,       PSIM_F_SNAPSHOT,
+        PSIM_F_MEMBERSHIP, PSIM_F_TRANSFER,
+        PSIM_F_ALL};
+    /* Calm spells (everything healed for a while) let the cluster make progress between
+     * faults, so that the faults meet a cluster in every phase of its work. */
+    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4};
+    uint32_t total = 0;
+    for (int a = 0; a < A_N; a++) {
+        total += (f & need[a]) ? weight[a] : 0;
+    }
+    if (total == 0) {
+        return;
+    }
+    uint64_t pick = psim_rng_below(&w->rng_nem, total);
+    int action = 0;
+    for (; action < A_N; action++) {
+        uint32_t wt = (f & need[action]) ? weight[action] : 0;
+        if (pick < wt) {
+            break;
+        }
+        pick -= wt;
+    }
+    int s = pick_up_slot(w);
+    switch (action) {
+    case A_PART:
+        partition(w);
+        break;
+    case A_NET:
+        network_quality(w);
+        break;
+    case A_CRASH:
+        if (s >= 0) {
+            if (psim_rng_chance(&w->rng_nem, 300) && leader >= 0) {
+                s = leader;
+            }
+            psim_host_crash(w, s);
+            psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK, 40 * PSIM_TICK),
+                          PSIM_EV_RESTART, s, 0, NULL);
+        }
+        break;
+    case A_PAUSE:
+        if (s >= 0 && !w->hosts[s].paused) {
+            psim_host_pause(w, s);
+            psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK, 30 * PSIM_TICK), PSIM_EV_RESUME,
+                          s, 0, NULL);
+        }
+        break;
+    case A_SLOW:
+        if (s >= 0) {
+            w->hosts[s].slow = !w->hosts[s].slow;
+            psim_trace(w, "nemesis slow slot%d %d", s, w->hosts[s].slow);
+        }
+        break;
+    case A_SNAP:
+        if (s >= 0) {
+            int rc = psim_host_snapshot(w, s, psim_rng_below(&w->rng_nem, 4));
+            if (rc == PT_ECORRUPT) {
+                psim_halt(w);
+            } else if (rc == PT_ENOMEM) {
+                psim_fail_internal(w, rc, "taking a snapshot");
+            }
+        }
+        break;
+    case A_MEMB:
+        if (leader >= 0) {
+            membership(w, leader);
+        }
+        break;
+    case A_XFER:
+        if (leader >= 0) {
+            praft_status st;
+            praft_status_get(w->hosts[leader].raft, &st);
+            uint64_t to = PRAFT_NONE;
+            if (psim_rng_chance(&w->rng_nem, 500)) {
+                const praft_member *m =
+                    &st.config.members[psim_rng_below(&w->rng_nem, st.config.n_members)];
+                to = m->id;
+            }
+            int rc = praft_transfer_leadership(w->hosts[leader].raft, to);
+            psim_trace(w, "nemesis transfer from id%" PRIu64 " to id%" PRIu64 " -> %s",
+                       w->hosts[leader].id, to, pt_error_name(rc));
+            w->transfers += rc == 0;
+        }
+        break;
+    case A_CALM:
+        psim_trace(w, "nemesis calm");
+        psim_net_heal(w);
+        w->net.loss_permille = w->net.dup_permille = 0;
+        w->net.delay_max = 40;
+        for (int k = 0; k < w->n_slots && !w->stop; k++) {
+            w->hosts[k].slow = false;
+            psim_host_restart(w, k);
+            psim_host_resume(w, k);
+        }
+        break;
+    default:
+        break;
+    }
+}

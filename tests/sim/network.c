@@ -1,0 +1,172 @@
+/*
+ * The simulated network: every message is deep-copied when sent (the core's ready memory is
+ * only valid until praft_advance), then lost, delayed, duplicated or reordered according to the
+ * current faults, and dropped on blocked links (partitions, symmetric or one-way).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "platoon/error.h"
+#include "sim/sim.h"
+
+void psim_msg_free(psim_msg *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < m->m.n_entries; i++) {
+        free(m->m.entries[i].data);
+    }
+    free(m->m.entries);
+    free(m->m.data);
+    free(m);
+}
+
+static psim_msg *msg_copy(const praft_msg *src)
+{
+    psim_msg *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return NULL;
+    }
+    m->m = *src;
+    m->m.entries = NULL;
+    m->m.n_entries = 0;
+    m->m.data = NULL;
+    m->m.len = 0;
+    m->m.snapshot = NULL;
+    if (src->snapshot != NULL) {
+        m->meta = *src->snapshot;
+        m->m.snapshot = &m->meta;
+    }
+    if (src->n_entries > 0) {
+        m->m.entries = calloc(src->n_entries, sizeof(praft_entry));
+        if (m->m.entries == NULL) {
+            goto fail;
+        }
+        for (size_t i = 0; i < src->n_entries; i++) {
+            m->m.entries[i] = src->entries[i];
+            m->m.entries[i].data = NULL;
+            m->m.n_entries = i + 1;
+            if (src->entries[i].len > 0) {
+                m->m.entries[i].data = malloc(src->entries[i].len);
+                if (m->m.entries[i].data == NULL) {
+                    goto fail;
+                }
+                memcpy(m->m.entries[i].data, src->entries[i].data, src->entries[i].len);
+            }
+        }
+    }
+    if (src->len > 0) {
+        m->m.data = malloc(src->len);
+        if (m->m.data == NULL) {
+            goto fail;
+        }
+        memcpy(m->m.data, src->data, src->len);
+        m->m.len = src->len;
+    }
+    return m;
+fail:
+    psim_msg_free(m);
+    return NULL;
+}
+
+void psim_payload_free(int type, void *payload)
+{
+    if (type == PSIM_EV_DELIVER) {
+        psim_msg_free(payload);
+    } else {
+        free(payload);
+    }
+}
+
+int psim_slot_of(psim_world *w, uint64_t id)
+{
+    for (int s = 0; s < w->n_slots; s++) {
+        if (w->hosts[s].exists && w->hosts[s].id == id) {
+            return s;
+        }
+    }
+    return -1;
+}
+
+static uint64_t link_delay(psim_world *w, int from, int to)
+{
+    uint64_t d = psim_rng_range(&w->rng_net, w->net.delay_min, w->net.delay_max);
+    if (w->hosts[to].slow || w->hosts[from].slow) {
+        d += psim_rng_range(&w->rng_net, 0, 3 * PSIM_TICK);
+    }
+    uint64_t at = w->now + d;
+    /* Without the reorder fault a link is FIFO, as a TCP connection is. */
+    if (!w->net.reorder && at < w->net.last_arrival[from][to]) {
+        at = w->net.last_arrival[from][to];
+    }
+    if (at > w->net.last_arrival[from][to]) {
+        w->net.last_arrival[from][to] = at;
+    }
+    return at - w->now;
+}
+
+void psim_net_send(psim_world *w, int from, const praft_msg *m)
+{
+    int to = psim_slot_of(w, m->to);
+    w->net.sent++;
+    const char *name = praft_msg_type_name(m->type);
+    if (to < 0 || w->net.blocked[from][to] || psim_rng_chance(&w->rng_net, w->net.loss_permille)) {
+        w->net.dropped++;
+        psim_trace(w, "drop %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->from, m->to, name, m->term);
+        return;
+    }
+    int copies = psim_rng_chance(&w->rng_net, w->net.dup_permille) ? 2 : 1;
+    for (int c = 0; c < copies; c++) {
+        psim_msg *copy = msg_copy(m);
+        if (copy == NULL) {
+            psim_fail_internal(w, PT_ENOMEM, "copying a message");
+            return;
+        }
+        uint64_t delay = link_delay(w, from, to);
+        psim_trace(w,
+                   "send %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64 " n%zu c%" PRIu64
+                   " +%" PRIu64,
+                   m->from, m->to, name, m->term, m->index ? m->index : m->prev_index, m->n_entries,
+                   m->commit, delay);
+        if (psim_schedule(w, delay, PSIM_EV_DELIVER, to, 0, copy) != 0) {
+            return;
+        }
+        if (c == 1) {
+            w->net.duplicated++;
+        }
+    }
+}
+
+void psim_net_isolate(psim_world *w, int slot)
+{
+    for (int s = 0; s < PSIM_MAX_NODES; s++) {
+        if (s != slot) {
+            w->net.blocked[slot][s] = w->net.blocked[s][slot] = true;
+        }
+    }
+    psim_trace(w, "nemesis isolate slot%d", slot);
+}
+
+void psim_net_block(psim_world *w, int from, int to)
+{
+    w->net.blocked[from][to] = true;
+    psim_trace(w, "nemesis block slot%d->slot%d", from, to);
+}
+
+void psim_net_split(psim_world *w, const bool *side_a)
+{
+    for (int a = 0; a < PSIM_MAX_NODES; a++) {
+        for (int b = 0; b < PSIM_MAX_NODES; b++) {
+            w->net.blocked[a][b] = side_a[a] != side_a[b];
+        }
+    }
+    psim_trace(w, "nemesis split");
+}
+
+void psim_net_heal(psim_world *w)
+{
+    memset(w->net.blocked, 0, sizeof(w->net.blocked));
+    psim_trace(w, "nemesis heal-network");
+}

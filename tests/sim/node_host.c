@@ -1,0 +1,764 @@
+/*
+ * The node host: drives one core the way a real node must, following the persistence contract
+ * of praft_ready to the letter — send_now at once; the snapshot, chunk, entries and hard state
+ * become durable only when the simulated sync completes; send_after_persist, apply and reads
+ * only after that; then advance. Committed entries go into the node's key-value state machine;
+ * reads are answered once the state machine has applied up to their read index.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/checksum.h"
+#include "platoon/error.h"
+#include "sim/sim.h"
+
+static int pending_add(psim_pending **arr, size_t *n, size_t *cap, const psim_pending *p)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        psim_pending *a = realloc(*arr, c * sizeof(*a));
+        if (a == NULL) {
+            return PT_ENOMEM;
+        }
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = *p;
+    return 0;
+}
+
+static void pending_remove(psim_pending *arr, size_t *n, size_t i)
+{
+    memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(*arr));
+    (*n)--;
+}
+
+static void hold(psim_world *w, psim_host *h, psim_event ev)
+{
+    if (h->n_held == h->cap_held) {
+        size_t c = h->cap_held ? h->cap_held * 2 : 16;
+        psim_event *a = realloc(h->held, c * sizeof(*a));
+        if (a == NULL) {
+            psim_payload_free(ev.type, ev.payload);
+            psim_fail_internal(w, PT_ENOMEM, "holding an event");
+            return;
+        }
+        h->held = a;
+        h->cap_held = c;
+    }
+    h->held[h->n_held++] = ev;
+}
+
+void psim_host_release(psim_host *h)
+{
+    if (h->raft != NULL) {
+        praft_free(h->raft);
+        h->raft = NULL;
+    }
+    h->writing = false;
+    free(h->props);
+    free(h->reads);
+    h->props = h->reads = NULL;
+    h->n_props = h->n_reads = h->cap_props = h->cap_reads = 0;
+    for (size_t i = 0; i < h->n_held; i++) {
+        psim_payload_free(h->held[i].type, h->held[i].payload);
+    }
+    free(h->held);
+    h->held = NULL;
+    h->n_held = h->cap_held = 0;
+}
+
+void psim_respond(psim_world *w, int slot, const psim_creq *req, int status, uint64_t value)
+{
+    psim_cresp *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        psim_fail_internal(w, PT_ENOMEM, "a client response");
+        return;
+    }
+    psim_host *h = &w->hosts[slot];
+    r->client = req->client;
+    r->attempt = req->attempt;
+    r->status = status;
+    r->value = value;
+    if (h->raft != NULL) {
+        praft_status st;
+        praft_status_get(h->raft, &st);
+        r->leader_hint = st.leader;
+    }
+    psim_schedule(w, psim_rng_range(&w->rng_cli, 5, 40), PSIM_EV_CLIENT_RESP, req->client, 0, r);
+}
+
+/* Starts (or restarts) the core of @slot from its disk. */
+static int host_start(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    praft_options o;
+    praft_options_init(&o, h->id);
+    h->incarnation++;
+    o.seed = psim_mix(w->opt.seed, psim_mix(h->id, h->incarnation));
+    o.election_ticks = 10;
+    o.heartbeat_ticks = 1;
+    o.disable_pre_vote = w->opt.disable_pre_vote;
+    o.disable_check_quorum = w->opt.disable_check_quorum;
+    /* Small bounds so that batching, flow control and chunking are exercised with a small
+     * workload. */
+    o.max_msg_bytes = 200;
+    o.max_inflight_msgs = 4;
+    o.snapshot_chunk_bytes = 48;
+    o.snapshot_retry_ticks = 20;
+    praft_storage st = psim_disk_storage(&h->disk);
+    int rc = praft_new(&o, &st, &h->raft);
+    if (rc != 0) {
+        return rc;
+    }
+    psim_kv_reset(&h->kv);
+    if (h->disk.snap.index > 0) {
+        rc = psim_kv_load(&h->kv, h->disk.snap_data, h->disk.snap_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    praft_status s;
+    praft_status_get(h->raft, &s);
+    h->up = true;
+    h->paused = false;
+    h->writing = false;
+    h->last_role = s.role;
+    h->last_term = s.term;
+    rc = psim_inv_start(&w->inv, slot, h->incarnation, h->kv.applied, s.commit);
+    if (rc != 0) {
+        return rc;
+    }
+    psim_trace(w,
+               "start slot%d id%" PRIu64 " inc%" PRIu32 " term%" PRIu64 " commit%" PRIu64
+               " snap%" PRIu64 " last%" PRIu64,
+               slot, h->id, h->incarnation, s.term, s.commit, h->disk.snap.index,
+               psim_disk_last(&h->disk));
+    return psim_schedule(w, psim_rng_range(&w->rng_disk, 1, PSIM_TICK), PSIM_EV_TICK, slot,
+                         h->incarnation, NULL);
+}
+
+int psim_host_restart(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    if (h->up || !h->exists) {
+        return 0;
+    }
+    int rc = host_start(w, slot);
+    if (rc != 0) {
+        psim_fail_internal(w, rc, "restarting a node (praft_new from durable state)");
+    }
+    return rc;
+}
+
+int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot)
+{
+    psim_host *h = &w->hosts[slot];
+    psim_disk_init(&h->disk);
+    h->slot = slot;
+    h->id = id;
+    h->exists = true;
+    h->blank = boot == NULL;
+    if (boot != NULL) {
+        /* Every initial member writes the same bootstrap entry and hard state. */
+        praft_entry e;
+        int rc = praft_bootstrap_entry(boot, &e);
+        if (rc != 0) {
+            return rc;
+        }
+        h->disk.log = malloc(sizeof(praft_entry));
+        h->disk.chain = malloc(sizeof(uint64_t));
+        if (h->disk.log == NULL || h->disk.chain == NULL) {
+            free(e.data);
+            return PT_ENOMEM;
+        }
+        h->disk.log[0] = e;
+        h->disk.chain[0] = psim_inv_chain(0, e.index, e.term, e.type, e.data, e.len);
+        h->disk.n = h->disk.cap = 1;
+        h->disk.hs = (praft_hard_state){.term = 1, .vote = PRAFT_NONE, .commit = 1};
+        rc = psim_inv_append(&w->inv, id, e.index, e.term, h->disk.chain[0]);
+        if (rc != 0 && rc != PT_ECORRUPT) {
+            return rc;
+        }
+    }
+    return host_start(w, slot);
+}
+
+void psim_host_crash(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up) {
+        return;
+    }
+    psim_trace(w, "crash slot%d id%" PRIu64 " (in-flight write %s)", slot, h->id,
+               h->writing ? "lost" : "none");
+    psim_host_release(h);
+    /* A crash loses the partial snapshot only if it was never synced: it is on disk. */
+    h->up = false;
+    h->paused = false;
+    w->crashes++;
+}
+
+void psim_host_pause(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    if (h->up && !h->paused) {
+        h->paused = true;
+        psim_trace(w, "pause slot%d", slot);
+    }
+}
+
+void psim_host_resume(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up || !h->paused) {
+        return;
+    }
+    h->paused = false;
+    psim_trace(w, "resume slot%d (%zu held events)", slot, h->n_held);
+    /* What queued up while the process was stopped is handled now, in arrival order. */
+    for (size_t i = 0; i < h->n_held; i++) {
+        psim_event ev = h->held[i];
+        psim_schedule(w, 0, ev.type, ev.slot, ev.a, ev.payload);
+    }
+    h->n_held = 0;
+}
+
+void psim_host_tick(psim_world *w, int slot, uint64_t incarnation)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up || h->incarnation != incarnation) {
+        return; /* the tick chain of a previous lifetime */
+    }
+    if (!h->paused) {
+        praft_tick(h->raft);
+    }
+    psim_schedule(w, PSIM_TICK, PSIM_EV_TICK, slot, incarnation, NULL);
+}
+
+void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up || h->id != m->m.to) {
+        psim_msg_free(m);
+        return;
+    }
+    if (h->paused) {
+        hold(w, h, (psim_event){.type = PSIM_EV_DELIVER, .slot = slot, .payload = m});
+        return;
+    }
+    w->net.delivered++;
+    psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
+               praft_msg_type_name(m->m.type), m->m.term);
+    int rc = praft_step(h->raft, &m->m);
+    if (rc == PT_EMALFORMED) {
+        psim_inv_fail(&w->inv, "message-validity",
+                      "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64
+                      ": a message built by one core is rejected as malformed by another (%s)",
+                      m->m.from, m->m.to, m->m.term, praft_msg_type_name(m->m.type));
+        psim_halt(w);
+    } else if (rc != 0) {
+        psim_fail_internal(w, rc, "praft_step");
+    }
+    psim_msg_free(m);
+}
+
+void psim_host_client_req(psim_world *w, int slot, psim_creq *req)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up) {
+        free(req);
+        return;
+    }
+    if (h->paused) {
+        hold(w, h, (psim_event){.type = PSIM_EV_CLIENT_REQ, .slot = slot, .payload = req});
+        return;
+    }
+    int rc;
+    psim_pending p = {.req = *req};
+    if (req->kind == PSIM_OP_PUT) {
+        uint8_t buf[64];
+        size_t len;
+        psim_kv_encode_put((uint32_t)req->client, req->seq, req->key, req->value, buf, sizeof(buf),
+                           &len);
+        uint64_t index = 0;
+        rc = praft_propose(h->raft, buf, len, &index, NULL);
+        if (rc == 0 && w->opt.bug == PSIM_BUG_EARLY_ACK) {
+            psim_respond(w, slot, req, PSIM_R_OK, 0);
+        } else if (rc == 0) {
+            p.index = index;
+            rc = pending_add(&h->props, &h->n_props, &h->cap_props, &p);
+        }
+        psim_trace(w, "propose slot%d client%d seq%" PRIu64 " -> %s i%" PRIu64, slot, req->client,
+                   req->seq, pt_error_name(rc), index);
+    } else if (w->opt.bug == PSIM_BUG_STALE_READ) {
+        rc = 0;
+        psim_respond(w, slot, req, PSIM_R_OK, h->kv.values[req->key]);
+    } else {
+        p.ctx = ++h->next_ctx;
+        rc = praft_read_index(h->raft, p.ctx);
+        if (rc == 0) {
+            rc = pending_add(&h->reads, &h->n_reads, &h->cap_reads, &p);
+        }
+        psim_trace(w, "read slot%d client%d ctx%" PRIu64 " -> %s", slot, req->client, p.ctx,
+                   pt_error_name(rc));
+    }
+    if (rc == PT_ENOMEM) {
+        psim_fail_internal(w, rc, "a client request");
+    } else if (rc != 0) {
+        psim_respond(w, slot, req, PSIM_R_RETRY, 0);
+    }
+    free(req);
+}
+
+/* Answers the reads whose read index the state machine has reached (thesis §6.4 step 4). */
+static void answer_reads(psim_world *w, psim_host *h)
+{
+    for (size_t i = 0; i < h->n_reads;) {
+        psim_pending *p = &h->reads[i];
+        if (p->ready && p->index <= h->kv.applied) {
+            psim_respond(w, h->slot, &p->req, PSIM_R_OK, h->kv.values[p->req.key]);
+            pending_remove(h->reads, &h->n_reads, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Proposals at or below the applied index have their answer: the dedup table says whether
+ * the client's command took effect (it may have been applied at another index through
+ * another attempt; if not, the entry at its index was someone else's and it is lost). */
+static void answer_props(psim_world *w, psim_host *h)
+{
+    for (size_t i = 0; i < h->n_props;) {
+        psim_pending *p = &h->props[i];
+        if (p->index <= h->kv.applied) {
+            bool done = h->kv.last_seq[p->req.client] >= p->req.seq;
+            psim_respond(w, h->slot, &p->req, done ? PSIM_R_OK : PSIM_R_RETRY, 0);
+            pending_remove(h->props, &h->n_props, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+static int write_chunk(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    psim_disk *d = &h->disk;
+    uint64_t off = rd->snapshot_chunk.offset;
+    const praft_snapshot_meta *meta = &rd->snapshot_chunk.meta;
+    if (off == 0) {
+        d->in_active = true;
+        d->in_meta = *meta;
+        d->in_len = 0;
+    } else if (!d->in_active || d->in_meta.index != meta->index || d->in_meta.term != meta->term ||
+               off > d->in_len) {
+        return psim_inv_fail(&w->inv, "snapshot-transfer",
+                             "nodes=%" PRIu64 " index=%" PRIu64 " offset=%" PRIu64
+                             ": chunk does not continue the snapshot being received "
+                             "(have %zu bytes of index %" PRIu64 ")",
+                             h->id, meta->index, off, d->in_len, d->in_meta.index);
+    }
+    size_t need = (size_t)off + rd->snapshot_chunk.len;
+    if (need > d->in_cap) {
+        uint8_t *b = realloc(d->in_data, need);
+        if (b == NULL) {
+            return PT_ENOMEM;
+        }
+        d->in_data = b;
+        d->in_cap = need;
+    }
+    if (rd->snapshot_chunk.len > 0) {
+        memcpy(d->in_data + off, rd->snapshot_chunk.data, rd->snapshot_chunk.len);
+    }
+    d->in_len = need;
+    return 0;
+}
+
+static int install_snapshot(psim_world *w, psim_host *h, const praft_snapshot_meta *meta)
+{
+    psim_disk *d = &h->disk;
+    if (!d->in_active || d->in_meta.index != meta->index || d->in_meta.term != meta->term ||
+        d->in_len != meta->size ||
+        (meta->checksum != 0 && __pt_checksum(d->in_data, d->in_len) != meta->checksum)) {
+        return psim_inv_fail(&w->inv, "snapshot-transfer",
+                             "nodes=%" PRIu64 " index=%" PRIu64 " term=%" PRIu64
+                             ": snapshot to install is incomplete or corrupt (%zu of %" PRIu64
+                             " bytes)",
+                             h->id, meta->index, meta->term, d->in_len, meta->size);
+    }
+    psim_kv kv;
+    psim_kv_reset(&kv);
+    if (psim_kv_load(&kv, d->in_data, d->in_len) != 0 || kv.applied != meta->index) {
+        return psim_inv_fail(&w->inv, "snapshot-consistency",
+                             "nodes=%" PRIu64 " index=%" PRIu64
+                             ": received snapshot does not decode to the state at its index",
+                             h->id, meta->index);
+    }
+    /* The snapshot replaces the whole log (contract step 2a). */
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->log[i].data);
+    }
+    d->n = 0;
+    d->first = meta->index + 1;
+    d->base_term = meta->term;
+    d->chain_valid = psim_inv_chain_of(&w->inv, meta->index, meta->term, &d->base_chain);
+    free(d->snap_data);
+    d->snap = *meta;
+    d->snap_data = d->in_data;
+    d->snap_len = d->in_len;
+    d->in_data = NULL;
+    d->in_len = d->in_cap = 0;
+    d->in_active = false;
+    h->kv = kv;
+    w->snapshots_installed++;
+    psim_trace(w, "install slot%d snap i%" PRIu64 " t%" PRIu64, h->slot, meta->index, meta->term);
+    int rc = psim_inv_snapshot(&w->inv, h->slot, h->incarnation, h->id, meta->index, meta->term,
+                               psim_kv_hash(&kv), true);
+    if (rc != 0) {
+        return rc;
+    }
+    answer_props(w, h);
+    return 0;
+}
+
+static int append_entries(psim_world *w, psim_host *h, const praft_entry *es, size_t n)
+{
+    psim_disk *d = &h->disk;
+    uint64_t at = es[0].index;
+    if (at < d->first || at > psim_disk_last(d) + 1) {
+        return psim_inv_fail(&w->inv, "storage-contract",
+                             "nodes=%" PRIu64 " index=%" PRIu64
+                             ": entries to persist do not attach to the stored log (%" PRIu64
+                             "..%" PRIu64 ")",
+                             h->id, at, d->first, psim_disk_last(d));
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (es[i].index != at + i) {
+            return psim_inv_fail(&w->inv, "storage-contract",
+                                 "nodes=%" PRIu64 " index=%" PRIu64
+                                 ": entries to persist are not consecutive",
+                                 h->id, es[i].index);
+        }
+    }
+    /* §5.3: delete the conflicting suffix, then append. */
+    size_t keep = (size_t)(at - d->first);
+    for (size_t i = keep; i < d->n; i++) {
+        free(d->log[i].data);
+    }
+    d->n = keep;
+    if (keep + n > d->cap) {
+        size_t cap = d->cap ? d->cap : 64;
+        while (cap < keep + n) {
+            cap *= 2;
+        }
+        praft_entry *l = realloc(d->log, cap * sizeof(*l));
+        if (l == NULL) {
+            return PT_ENOMEM;
+        }
+        d->log = l;
+        uint64_t *c = realloc(d->chain, cap * sizeof(*c));
+        if (c == NULL) {
+            return PT_ENOMEM;
+        }
+        d->chain = c;
+        d->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        praft_entry e = es[i];
+        e.data = NULL;
+        if (e.len > 0) {
+            e.data = malloc(e.len);
+            if (e.data == NULL) {
+                return PT_ENOMEM;
+            }
+            memcpy(e.data, es[i].data, e.len);
+        }
+        uint64_t prev = d->n ? d->chain[d->n - 1] : d->base_chain;
+        d->log[d->n] = e;
+        d->chain[d->n] = psim_inv_chain(prev, e.index, e.term, e.type, e.data, e.len);
+        if (d->chain_valid) {
+            int rc = psim_inv_append(&w->inv, h->id, e.index, e.term, d->chain[d->n]);
+            if (rc != 0) {
+                d->n++;
+                return rc;
+            }
+        }
+        d->n++;
+    }
+    return 0;
+}
+
+static int apply_committed(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    uint64_t node_term = st.term > rd->term ? st.term : rd->term;
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        const praft_entry *e = &rd->committed[i];
+        if (e->index <= h->kv.applied) {
+            continue; /* already in the state restored from the snapshot */
+        }
+        if (e->type == PRAFT_ENTRY_NORMAL && psim_kv_apply(&h->kv, e->data, e->len) != 0) {
+            return psim_inv_fail(&w->inv, "state-machine-input",
+                                 "nodes=%" PRIu64 " index=%" PRIu64
+                                 ": committed entry is not a command any client sent",
+                                 h->id, e->index);
+        }
+        h->kv.applied = e->index;
+        w->applied_entries++;
+        uint64_t dh = psim_mix(e->type, __pt_checksum(e->data, e->len));
+        int rc = psim_inv_apply(&w->inv, h->slot, h->incarnation, h->id, node_term, e->index,
+                                e->term, dh, psim_kv_hash(&h->kv));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (rd->n_committed > 0) {
+        psim_trace(w, "apply slot%d ..i%" PRIu64, h->slot, h->kv.applied);
+    }
+    answer_props(w, h);
+    return 0;
+}
+
+/* Steps 2 (the writes, now durable) to 6 of the persistence contract. */
+static int finish_ready(psim_world *w, psim_host *h)
+{
+    praft_ready *rd = &h->rd;
+    int rc = 0;
+    bool chunk_done = false;
+    if (rd->has_snapshot && rd->has_snapshot_chunk &&
+        rd->snapshot_chunk.meta.index == rd->snapshot.index &&
+        rd->snapshot_chunk.meta.term == rd->snapshot.term) {
+        /* The last chunk of the snapshot to install travels with it. */
+        rc = write_chunk(w, h, rd);
+        chunk_done = true;
+    }
+    if (rc == 0 && rd->has_snapshot) {
+        rc = install_snapshot(w, h, &rd->snapshot);
+    }
+    if (rc == 0 && rd->has_snapshot_chunk && !chunk_done) {
+        rc = write_chunk(w, h, rd);
+    }
+    if (rc == 0 && rd->n_entries > 0) {
+        rc = append_entries(w, h, rd->entries, rd->n_entries);
+    }
+    if (rc == 0 && rd->has_hard_state) {
+        h->disk.hs = rd->hard_state;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < rd->n_send_after_persist; i++) {
+        psim_net_send(w, h->slot, &rd->send_after_persist[i]);
+    }
+    rc = apply_committed(w, h, rd);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < rd->n_reads; i++) {
+        const praft_read_state *r = &rd->reads[i];
+        for (size_t j = 0; j < h->n_reads; j++) {
+            psim_pending *p = &h->reads[j];
+            if (p->ctx != r->context || p->ready) {
+                continue;
+            }
+            if (r->status != 0) {
+                psim_respond(w, h->slot, &p->req, PSIM_R_RETRY, 0);
+                pending_remove(h->reads, &h->n_reads, j);
+            } else {
+                p->ready = true;
+                p->index = r->index;
+            }
+            break;
+        }
+    }
+    answer_reads(w, h);
+    rc = praft_advance(h->raft, rd);
+    h->writing = false;
+    if (rc != 0) {
+        psim_fail_internal(w, rc, "praft_advance");
+    }
+    return rc;
+}
+
+static void finish_or_fail(psim_world *w, psim_host *h)
+{
+    int rc = finish_ready(w, h);
+    if (rc == PT_ECORRUPT) {
+        psim_halt(w);
+    } else if (rc != 0 && !w->stop) {
+        psim_fail_internal(w, rc, "carrying out a ready");
+    }
+}
+
+void psim_host_pump(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    for (int guard = 0; guard < 64 && !w->stop; guard++) {
+        if (!h->up || h->paused || h->writing || !praft_has_ready(h->raft)) {
+            return;
+        }
+        int rc = praft_ready_get(h->raft, &h->rd);
+        if (rc != 0) {
+            psim_fail_internal(w, rc, "praft_ready_get");
+            return;
+        }
+        h->writing = true;
+        praft_ready *rd = &h->rd;
+        for (size_t i = 0; i < rd->n_send_now; i++) {
+            psim_net_send(w, slot, &rd->send_now[i]);
+        }
+        bool persist =
+            rd->has_snapshot || rd->has_snapshot_chunk || rd->n_entries > 0 || rd->has_hard_state;
+        if (!persist) {
+            finish_or_fail(w, h);
+            continue;
+        }
+        /* The write becomes durable when the simulated sync completes; a crash before then
+         * loses all of it. */
+        uint64_t lat = psim_rng_range(&w->rng_disk, 2, 30);
+        if (h->slow) {
+            lat += psim_rng_range(&w->rng_disk, PSIM_TICK, 8 * PSIM_TICK);
+        }
+        h->write_id = ++w->next_write;
+        psim_trace(w, "write slot%d w%" PRIu64 " n%zu hs%d snap%d chunk%d +%" PRIu64, slot,
+                   h->write_id, rd->n_entries, rd->has_hard_state, rd->has_snapshot,
+                   rd->has_snapshot_chunk, lat);
+        psim_schedule(w, lat, PSIM_EV_DISK_DONE, slot, h->write_id, NULL);
+        return;
+    }
+}
+
+void psim_host_disk_done(psim_world *w, int slot, uint64_t write_id)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up || !h->writing || h->write_id != write_id) {
+        return; /* the write of a crashed lifetime */
+    }
+    if (h->paused) {
+        hold(w, h, (psim_event){.type = PSIM_EV_DISK_DONE, .slot = slot, .a = write_id});
+        return;
+    }
+    psim_trace(w, "synced slot%d w%" PRIu64, slot, write_id);
+    finish_or_fail(w, h);
+}
+
+int psim_host_snapshot(psim_world *w, int slot, uint64_t keep)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up || h->paused || (h->writing && h->rd.has_snapshot) ||
+        h->kv.applied <= h->disk.snap.index || h->kv.applied < h->disk.first) {
+        return PT_ENOTREADY;
+    }
+    uint8_t *data = malloc(PSIM_KV_SNAPSHOT_BYTES);
+    if (data == NULL) {
+        return PT_ENOMEM;
+    }
+    psim_kv_save(&h->kv, data);
+    praft_snapshot_meta meta = {.index = h->kv.applied,
+                                .size = PSIM_KV_SNAPSHOT_BYTES,
+                                .checksum = __pt_checksum(data, PSIM_KV_SNAPSHOT_BYTES)};
+    int rc = praft_snapshot_taken(h->raft, &meta);
+    if (rc != 0) {
+        free(data);
+        psim_trace(w, "snapshot slot%d i%" PRIu64 " -> %s", slot, h->kv.applied, pt_error_name(rc));
+        return rc;
+    }
+    free(h->disk.snap_data);
+    h->disk.snap = meta;
+    h->disk.snap_data = data;
+    h->disk.snap_len = PSIM_KV_SNAPSHOT_BYTES;
+    w->snapshots_taken++;
+    uint64_t t;
+    if (psim_disk_term(&h->disk, meta.index, &t) && t != meta.term) {
+        return psim_inv_fail(&w->inv, "snapshot-consistency",
+                             "nodes=%" PRIu64 " index=%" PRIu64 ": core filled term %" PRIu64
+                             " but the log holds term %" PRIu64,
+                             h->id, meta.index, meta.term, t);
+    }
+    rc = psim_inv_snapshot(&w->inv, slot, h->incarnation, h->id, meta.index, meta.term,
+                           psim_kv_hash(&h->kv), false);
+    if (rc != 0) {
+        return rc;
+    }
+    if (meta.index > keep) {
+        psim_disk_compact(&h->disk, meta.index - keep);
+    }
+    psim_trace(w, "snapshot slot%d i%" PRIu64 " t%" PRIu64 " first%" PRIu64, slot, meta.index,
+               meta.term, h->disk.first);
+    return 0;
+}
+
+/* The term @slot holds at @index: the write in flight first, then the disk. */
+static bool host_term_at(void *ctx, uint64_t index, uint64_t *term)
+{
+    psim_host *h = ctx;
+    if (h->writing) {
+        const praft_ready *rd = &h->rd;
+        if (rd->has_snapshot) {
+            return false;
+        }
+        if (rd->n_entries > 0 && index >= rd->entries[0].index) {
+            uint64_t k = index - rd->entries[0].index;
+            if (k < rd->n_entries) {
+                *term = rd->entries[k].term;
+                return true;
+            }
+            return false;
+        }
+    }
+    return psim_disk_term(&h->disk, index, term);
+}
+
+static unsigned own_uncommitted_configs(psim_host *h, uint64_t commit, uint64_t term)
+{
+    unsigned n = 0;
+    psim_disk *d = &h->disk;
+    uint64_t from = commit + 1 > d->first ? commit + 1 : d->first;
+    uint64_t pending_from = UINT64_MAX;
+    if (h->writing && h->rd.n_entries > 0) {
+        pending_from = h->rd.entries[0].index;
+        for (size_t i = 0; i < h->rd.n_entries; i++) {
+            const praft_entry *e = &h->rd.entries[i];
+            n += e->index > commit && e->term == term && e->type == PRAFT_ENTRY_CONFIG;
+        }
+    }
+    for (uint64_t i = from; i <= psim_disk_last(d) && i < pending_from; i++) {
+        const praft_entry *e = &d->log[i - d->first];
+        n += e->term == term && e->type == PRAFT_ENTRY_CONFIG;
+    }
+    return n;
+}
+
+void psim_host_check(psim_world *w, int slot)
+{
+    psim_host *h = &w->hosts[slot];
+    if (!h->up || w->stop) {
+        return;
+    }
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    int rc = psim_inv_progress(&w->inv, slot, h->incarnation, h->id, st.commit, st.applied);
+    if (rc == 0 && st.role == PRAFT_LEADER) {
+        rc = psim_inv_leader(&w->inv, h->id, st.term);
+        if (rc == 0 && (h->last_role != PRAFT_LEADER || h->last_term != st.term)) {
+            w->elections++;
+            psim_trace(w, "leader slot%d id%" PRIu64 " term%" PRIu64, slot, h->id, st.term);
+            rc = psim_inv_leader_log(&w->inv, h->id, st.term, st.last_index, host_term_at, h);
+        }
+        if (rc == 0) {
+            rc = psim_inv_config_in_flight(&w->inv, h->id, st.term,
+                                           own_uncommitted_configs(h, st.commit, st.term));
+        }
+    }
+    h->last_role = st.role;
+    h->last_term = st.term;
+    if (rc == PT_ECORRUPT) {
+        psim_halt(w);
+    } else if (rc != 0) {
+        psim_fail_internal(w, rc, "checking invariants");
+    }
+}

@@ -1,0 +1,65 @@
+#include "sim/run.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "platoon/error.h"
+
+void psim_run_collect(const psim_world *w, psim_run_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->violated = w->inv.violated;
+    res->violation = w->inv.violation;
+    res->step = w->step;
+    res->steps_run = w->step;
+    res->trace_hash = w->trace_hash;
+    for (int c = 0; c < w->opt.clients; c++) {
+        res->ops_ok += w->clients[c].ops_ok;
+        res->ops_failed += w->clients[c].ops_failed;
+        res->ops_unknown += w->clients[c].ops_unknown;
+    }
+    res->applied_entries = w->applied_entries;
+    res->elections = w->elections;
+    res->crashes = w->crashes;
+    res->snapshots = w->snapshots_taken;
+    res->membership_changes = w->membership_changes;
+    res->snapshots_installed = w->snapshots_installed;
+    res->transfers = w->transfers;
+    res->lin_inconclusive = w->lin_inconclusive;
+}
+
+int psim_run_random(const psim_options *opt, psim_run_result *res)
+{
+    psim_world *w;
+    int rc = psim_world_new(opt, &w);
+    if (rc != 0) {
+        return rc;
+    }
+    psim_world_run_steps(w, opt->steps);
+    if (!w->stop) {
+        psim_world_check_liveness(w);
+    }
+    if (!w->stop) {
+        psim_world_final_checks(w);
+    }
+    psim_run_collect(w, res);
+    psim_world_free(w);
+    return 0;
+}
+
+void psim_print_violation(FILE *f, const psim_options *opt, const psim_run_result *res)
+{
+    char faults[160];
+    psim_faults_format(opt->faults, faults, sizeof(faults));
+    fprintf(f, "VIOLATION %s seed=%" PRIu64 " step=%" PRIu64 " %s\n", res->violation.invariant,
+            opt->seed, res->step, res->violation.detail);
+    fprintf(f,
+            "replay: build/bin/platoon-sim --seed %" PRIu64 " --nodes %d --steps %" PRIu64
+            " --faults %s --clients %d --keys %d%s%s%s --trace trace.txt\n",
+            opt->seed, opt->nodes, opt->steps, faults, opt->clients, opt->keys,
+            opt->disable_pre_vote ? " --no-pre-vote" : "",
+            opt->disable_check_quorum ? " --no-check-quorum" : "",
+            opt->bug == PSIM_BUG_STALE_READ  ? " --plant-bug stale-read"
+            : opt->bug == PSIM_BUG_EARLY_ACK ? " --plant-bug early-ack"
+                                             : "");
+}

@@ -1,0 +1,306 @@
+/*
+ * The simulated world: 1 to 7 Raft cores, each with a simulated disk and a key-value state
+ * machine, a simulated network, simulated clients and a fault schedule (the nemesis), all
+ * driven by one event queue in simulated time. One seed decides everything: the same seed and
+ * options give the same run, event for event, and the same trace, byte for byte.
+ *
+ * Time is counted in units; a Raft tick is PSIM_TICK units. A *step* is one event taken from
+ * the queue; the invariants are checked after every step on the node it touched.
+ */
+#ifndef PLATOON_SIM_SIM_H
+#define PLATOON_SIM_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "platoon/raft.h"
+#include "sim/eventq.h"
+#include "sim/history.h"
+#include "sim/invariants.h"
+#include "sim/rng.h"
+
+#define PSIM_TICK        100
+#define PSIM_MAX_NODES   7
+#define PSIM_MAX_CLIENTS 8
+#define PSIM_MAX_KEYS    16
+
+/* Fault switches. */
+enum psim_fault {
+    PSIM_F_LOSS = 1 << 0,       /* messages lost */
+    PSIM_F_DELAY = 1 << 1,      /* long message delays */
+    PSIM_F_DUP = 1 << 2,        /* messages duplicated */
+    PSIM_F_REORDER = 1 << 3,    /* messages overtake each other on a link */
+    PSIM_F_PARTITION = 1 << 4,  /* symmetric, one-way, majority/minority, leader isolation */
+    PSIM_F_CRASH = 1 << 5,      /* crash (lose what is not durable) and restart */
+    PSIM_F_PAUSE = 1 << 6,      /* a node stops, then resumes with what queued up */
+    PSIM_F_SLOW = 1 << 7,       /* slow disk syncs and slow message handling on a node */
+    PSIM_F_SNAPSHOT = 1 << 8,   /* snapshots taken at random points, logs compacted */
+    PSIM_F_MEMBERSHIP = 1 << 9, /* add learner, promote, remove follower, remove leader */
+    PSIM_F_TRANSFER = 1 << 10,  /* leadership transfers */
+    PSIM_F_ALL = (1 << 11) - 1,
+};
+
+/* Parses a comma-separated list of fault names ("loss,crash", "all", "none") into *mask.
+ * Returns 0 or PT_EINVAL. */
+int psim_faults_parse(const char *s, uint32_t *mask);
+/* Writes the names of @mask into @buf. */
+void psim_faults_format(uint32_t mask, char *buf, size_t cap);
+
+typedef struct psim_options {
+    uint64_t seed;
+    int nodes;           /* 1..PSIM_MAX_NODES */
+    uint64_t steps;      /* steps of the faulty phase (random runs) */
+    uint32_t faults;     /* enum psim_fault mask for the nemesis */
+    bool nemesis;        /* random fault schedule on */
+    bool workload;       /* clients issue random operations on their own */
+    int clients;         /* 0..PSIM_MAX_CLIENTS */
+    int keys;            /* 1..PSIM_MAX_KEYS */
+    uint32_t heal_ticks; /* liveness bound once faults heal */
+    bool disable_pre_vote;
+    bool disable_check_quorum;
+    FILE *trace; /* if not NULL, the text trace is written there */
+    /* Bugs planted in the simulated application on purpose, to show that the checkers catch
+     * their effects end to end (tests only; enum psim_bug). */
+    uint32_t bug;
+} psim_options;
+
+enum psim_bug {
+    PSIM_BUG_NONE = 0,
+    PSIM_BUG_STALE_READ = 1, /* answer reads from local state without waiting for ReadIndex */
+    PSIM_BUG_EARLY_ACK = 2,  /* acknowledge a put once proposed, before it commits */
+};
+
+void psim_options_init(psim_options *o, uint64_t seed, int nodes);
+
+/* A message in flight: a deep copy of a core's message (its ready memory dies at advance). */
+typedef struct psim_msg {
+    praft_msg m;
+    praft_snapshot_meta meta;
+} psim_msg;
+
+/* A client's request to a node, and the node's answer. */
+typedef struct psim_creq {
+    int client;
+    uint64_t attempt;
+    uint32_t kind; /* enum psim_op_kind */
+    uint32_t key;
+    uint64_t value;
+    uint64_t seq;
+} psim_creq;
+
+enum psim_cresp_status {
+    PSIM_R_OK = 0,
+    PSIM_R_RETRY = 1, /* refused or lost before taking effect: try again elsewhere */
+};
+
+typedef struct psim_cresp {
+    int client;
+    uint64_t attempt;
+    int status;
+    uint64_t value;
+    uint64_t leader_hint;
+} psim_cresp;
+
+/* The simulated disk of one node: what has been synced. Nothing else survives a crash. */
+typedef struct psim_disk {
+    praft_hard_state hs;
+    praft_snapshot_meta snap;
+    uint8_t *snap_data;
+    size_t snap_len;
+    /* A snapshot being received in chunks. */
+    bool in_active;
+    praft_snapshot_meta in_meta;
+    uint8_t *in_data;
+    size_t in_len, in_cap;
+    /* The log: entries first..first+n-1; the entry before is the snapshot's. */
+    uint64_t first;
+    uint64_t base_term;
+    uint64_t base_chain;
+    bool chain_valid; /* false when a snapshot's prefix chain was unknown */
+    praft_entry *log;
+    uint64_t *chain;
+    size_t n, cap;
+} psim_disk;
+
+/* The key-value state machine with exactly-once writes: (client, seq) dedup. */
+typedef struct psim_kv {
+    uint64_t applied;
+    uint64_t values[PSIM_MAX_KEYS];
+    uint64_t last_seq[PSIM_MAX_CLIENTS];
+} psim_kv;
+
+typedef struct psim_pending {
+    uint64_t index; /* proposals: log index; reads: read index once known */
+    uint64_t ctx;   /* reads: the read's context */
+    bool ready;     /* reads: read index received */
+    psim_creq req;
+} psim_pending;
+
+typedef struct psim_host {
+    int slot;
+    uint64_t id;
+    uint32_t incarnation; /* bumped at each start: a crash ends a lifetime */
+    bool exists;          /* slot in use (has an id) */
+    bool up, paused, slow;
+    bool blank; /* created empty to be added; not yet seen in a configuration */
+    praft_node *raft;
+    psim_disk disk;
+    psim_kv kv;
+    bool writing;
+    praft_ready rd;
+    uint64_t write_id;
+    psim_pending *props, *reads;
+    size_t n_props, n_reads, cap_props, cap_reads;
+    uint64_t next_ctx;
+    psim_event *held; /* events that arrived while paused */
+    size_t n_held, cap_held;
+    uint32_t last_role;
+    uint64_t last_term;
+} psim_host;
+
+typedef struct psim_net {
+    bool blocked[PSIM_MAX_NODES][PSIM_MAX_NODES]; /* [from][to] */
+    uint32_t loss_permille, dup_permille;
+    uint32_t delay_min, delay_max;
+    bool reorder;
+    uint64_t last_arrival[PSIM_MAX_NODES][PSIM_MAX_NODES]; /* FIFO when !reorder */
+    uint64_t sent, delivered, dropped, duplicated;
+} psim_net;
+
+typedef struct psim_client {
+    int id;
+    bool busy;
+    psim_op op;
+    uint64_t seq;
+    uint64_t attempt;
+    int attempts;
+    bool maybe;   /* a put attempt may have been proposed */
+    bool backoff; /* the pending timer is a back-off after a refusal, not a timeout */
+    uint64_t leader_hint;
+    uint64_t ops_ok, ops_failed, ops_unknown;
+} psim_client;
+
+typedef struct psim_world {
+    psim_options opt;
+    psim_rng rng_net, rng_nem, rng_cli, rng_disk, rng_app;
+    psim_eventq q;
+    uint64_t now;
+    uint64_t step;
+    uint64_t lclock; /* logical time of history events */
+    int n_slots;
+    uint64_t next_id;
+    uint64_t next_write;
+    psim_host hosts[PSIM_MAX_NODES];
+    psim_net net;
+    psim_client clients[PSIM_MAX_CLIENTS];
+    uint64_t next_value;
+    psim_history hist;
+    psim_inv inv;
+    bool healing;
+    bool stop; /* a violation or an internal error ended the run */
+    int error; /* internal error (not a violation), PT_E* */
+    uint64_t trace_hash;
+    uint64_t applied_entries, elections, snapshots_taken, snapshots_installed;
+    uint64_t crashes, membership_changes, transfers, nemesis_actions;
+    uint64_t lin_inconclusive;
+} psim_world;
+
+/* ---- The world ---------------------------------------------------------------------------- */
+
+/* Creates a world of opt->nodes bootstrapped voters (ids 1..n). Returns 0 or PT_ENOMEM,
+ * PT_EINVAL, or a core error. */
+int psim_world_new(const psim_options *opt, psim_world **out);
+void psim_world_free(psim_world *w);
+
+/* Runs events until simulated time reaches now + @ticks ticks, or the run stops. */
+void psim_world_run_ticks(psim_world *w, uint64_t ticks);
+
+/* Runs @steps events (or until the run stops). */
+void psim_world_run_steps(psim_world *w, uint64_t steps);
+
+/* The slot of the leader of the highest term among up nodes, or -1. */
+int psim_world_leader(psim_world *w);
+/* Number of up nodes that are leaders, and the highest term of any up node. */
+int psim_world_count_leaders(psim_world *w, uint64_t *max_term);
+
+/* Heals every fault: network, crashed, paused and slow nodes. */
+void psim_world_heal(psim_world *w);
+
+/* Liveness: heals, then requires within opt.heal_ticks a leader and every client idle. Records
+ * a "liveness" violation otherwise. Returns 0 or PT_ECORRUPT. */
+int psim_world_check_liveness(psim_world *w);
+
+/* Final checks: linearizability of the history, leader completeness. 0 or PT_ECORRUPT. */
+int psim_world_final_checks(psim_world *w);
+
+/* ---- Faults (nemesis.c, network.c, node_host.c) ------------------------------------------- */
+
+void psim_net_isolate(psim_world *w, int slot);         /* both directions */
+void psim_net_block(psim_world *w, int from, int to);   /* one way */
+void psim_net_split(psim_world *w, const bool *side_a); /* two sides */
+void psim_net_heal(psim_world *w);                      /* all links back */
+void psim_host_crash(psim_world *w, int slot);
+int psim_host_restart(psim_world *w, int slot);
+void psim_host_pause(psim_world *w, int slot);
+void psim_host_resume(psim_world *w, int slot);
+/* Takes a snapshot of the state machine of @slot and compacts its log. 0, or PT_ENOTREADY
+ * when there is nothing new to snapshot, or a core error. */
+int psim_host_snapshot(psim_world *w, int slot, uint64_t keep);
+/* The fault schedule's next action (nemesis.c). */
+void psim_nemesis_act(psim_world *w);
+
+/* ---- Clients (client.c) ------------------------------------------------------------------- */
+
+/* Client @c starts a put (value 0: a fresh unique value) or a get of @key. PT_EBUSY if busy. */
+int psim_client_start(psim_world *w, int c, uint32_t kind, uint32_t key, uint64_t value);
+/* True when every client is idle. */
+bool psim_clients_idle(psim_world *w);
+
+/* ---- Internal plumbing between the simulator's files -------------------------------------- */
+
+int psim_schedule(psim_world *w, uint64_t delay, int type, int slot, uint64_t a, void *payload);
+void psim_trace(psim_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void psim_fail_internal(psim_world *w, int rc, const char *what);
+/* Records a violation and stops the run. */
+void psim_halt(psim_world *w);
+
+int psim_slot_of(psim_world *w, uint64_t id);
+void psim_net_send(psim_world *w, int from, const praft_msg *m);
+void psim_msg_free(psim_msg *m);
+void psim_payload_free(int type, void *payload);
+
+void psim_host_tick(psim_world *w, int slot, uint64_t incarnation);
+void psim_host_deliver(psim_world *w, int slot, psim_msg *m);
+void psim_host_disk_done(psim_world *w, int slot, uint64_t write_id);
+void psim_host_client_req(psim_world *w, int slot, psim_creq *req);
+void psim_host_pump(psim_world *w, int slot);
+void psim_host_check(psim_world *w, int slot);
+void psim_host_release(psim_host *h);
+
+void psim_client_invoke(psim_world *w, int c);
+void psim_client_resp(psim_world *w, psim_cresp *resp);
+void psim_client_timer(psim_world *w, int c, uint64_t attempt);
+void psim_respond(psim_world *w, int slot, const psim_creq *req, int status, uint64_t value);
+
+/* disk.c */
+void psim_disk_init(psim_disk *d);
+void psim_disk_free(psim_disk *d);
+praft_storage psim_disk_storage(psim_disk *d);
+uint64_t psim_disk_last(const psim_disk *d);
+bool psim_disk_term(const psim_disk *d, uint64_t index, uint64_t *term);
+/* Compacts entries up to @index (<= the snapshot index). */
+void psim_disk_compact(psim_disk *d, uint64_t index);
+
+/* kv.c */
+void psim_kv_reset(psim_kv *kv);
+int psim_kv_encode_put(uint32_t client, uint64_t seq, uint32_t key, uint64_t value, uint8_t *buf,
+                       size_t cap, size_t *len);
+/* Applies a NORMAL entry's command. PT_ECORRUPT for an undecodable command. */
+int psim_kv_apply(psim_kv *kv, const uint8_t *data, size_t len);
+uint64_t psim_kv_hash(const psim_kv *kv);
+#define PSIM_KV_SNAPSHOT_BYTES (8 * (1 + PSIM_MAX_KEYS + PSIM_MAX_CLIENTS))
+void psim_kv_save(const psim_kv *kv, uint8_t *buf);
+int psim_kv_load(psim_kv *kv, const uint8_t *buf, size_t len);
+
+#endif
