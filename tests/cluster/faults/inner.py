@@ -78,8 +78,10 @@ class Run:
         self.log("cluster up")
 
     def targets(self):
+        eager = self.cfg.get("route_to_joining", False)
         return [(n.id, n.client) for n in list(self.cluster.nodes.values())
-                if n.alive() and not getattr(n, "removed", False)]
+                if n.alive() and not getattr(n, "removed", False)
+                and (eager or not getattr(n, "joining", False))]
 
     # ----- the run -----
 
@@ -91,7 +93,7 @@ class Run:
         wl = workload.Workload(self.targets, c["clients"], KEYS, c["seed"],
                                attempt_timeout=c["attempt_timeout"], retry_for=c["retry_for"])
         nem = nemesismod.Nemesis(self.cluster, self.hosts, c["seed"], c["mix"], c["duration"],
-                                 FOUNDERS, self.log)
+                                 FOUNDERS, self.log, remove_leader=c["remove_leader"])
         self.nemesis = nem
         wl.start()
         nem.start()

@@ -60,7 +60,7 @@ def schedule(seed, mix, duration):
 
 
 class Nemesis(threading.Thread):
-    def __init__(self, cluster, hosts, seed, mix, duration, founders, log):
+    def __init__(self, cluster, hosts, seed, mix, duration, founders, log, remove_leader=True):
         super().__init__(name="nemesis", daemon=True)
         self.cluster = cluster
         self.hosts = hosts
@@ -69,6 +69,8 @@ class Nemesis(threading.Thread):
         self.founders = set(founders)
         self.log = log  # (text) -> None, timestamps added by the caller
         self.stop_event = threading.Event()
+        # Whether a membership change may remove the leader itself (see inner.py).
+        self.remove_leader = remove_leader
         self.counts = {}
         self.error = None
         self.next_id = max(cluster.nodes) + 1
@@ -109,6 +111,16 @@ class Nemesis(threading.Thread):
         """Running nodes that have not been removed, by id."""
         return sorted(n.id for n in self.cluster.nodes.values()
                       if n.alive() and not getattr(n, "removed", False))
+
+    def configured(self):
+        """The member ids in the leader's configuration (empty if no leader answers)."""
+        lead = self.leader()
+        if lead is None:
+            return set()
+        try:
+            return {m.id for m in self.cluster.nodes[lead].status(timeout=1.0).members}
+        except grpc.RpcError:
+            return set()
 
     def target(self, exclude, prefer_leader=True):
         if prefer_leader and self.rng.random() < 0.5:
@@ -293,6 +305,9 @@ class Nemesis(threading.Thread):
         used = {n.host for n in c.nodes.values() if n.alive() or n.id in self.killed}
         free = [h for h in range(1, self.hosts.n_hosts + 1) if h not in used]
         voters = [i for i in self.members() if i not in busy]
+        if not self.remove_leader:
+            lead = self.leader()
+            voters = [i for i in voters if i != lead]
         if not free or not voters:
             return
         nid, host = self.next_id, self.rng.choice(free)
@@ -302,6 +317,9 @@ class Nemesis(threading.Thread):
         deadline = time.monotonic() + 15.0
         with c.lock:
             node = c.place(nid, host)
+            # Clients learn of the new node once it is a voter (caught up), unless the run
+            # routes them to joining nodes on purpose (inner.py: route_to_joining).
+            node.joining = True
             node.start(join=True)
         self.say("node %d started on host %d to replace node %d" % (nid, host, victim))
         # Not ready (a learner catching up, a change in flight) and changes lost in a
@@ -315,8 +333,13 @@ class Nemesis(threading.Thread):
                 self.say("adding node %d as %s gave up: %s" % (nid, what, code))
                 return
             self.say("node %d added as %s" % (nid, what))
+        node.joining = False
         r, code = self.call_any("RemoveMember", deadline, again=again, id=victim)
-        if r is None and code != grpc.StatusCode.NOT_FOUND:
+        if r is None and code is not None and victim not in self.configured():
+            # A retry of a removal that went through is refused (the id is no longer a
+            # member); the configuration says whether it did.
+            self.say("removal of node %d: %s, but it is no longer a member" % (victim, code.name))
+        elif r is None:
             self.say("removing node %d gave up: %s" % (victim, code))
             return
         self.say("node %d removed" % victim)
