@@ -4,6 +4,10 @@ A LocalCluster starts N nodes on loopback with their own data directories under 
 directory, and can kill (SIGKILL), pause (SIGSTOP/SIGCONT), restart and stop them. Everything it
 starts is stopped and removed by close(), which also runs at interpreter exit, so a failing test
 leaves no process behind. Node logs are kept in the temporary directory and printed on failure.
+
+Other placements (the fault-injection suite puts each node in its own network namespace) reuse
+these classes: a cluster may be given the nodes' addresses and its directory, and a subclass may
+wrap each node's command (command_prefix) and give it its own environment (node_env).
 """
 
 import atexit
@@ -34,11 +38,11 @@ def free_ports(n):
 
 
 class NodeProc:
-    def __init__(self, cluster, node_id, address):
+    def __init__(self, cluster, node_id, address, data_dir=None):
         self.cluster = cluster
         self.id = node_id
         self.address = address
-        self.data_dir = os.path.join(cluster.tmp, "node%d" % node_id)
+        self.data_dir = data_dir or os.path.join(cluster.tmp, "node%d" % node_id)
         self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
         self.proc = None
         self.client = api.Node(address)
@@ -51,9 +55,10 @@ class NodeProc:
         else:
             args += ["--initial-cluster", self.cluster.initial_cluster()]
         args += list(self.cluster.extra_args) + list(extra)
+        args = self.cluster.command_prefix(self) + args
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.cluster.node_env(self))
         log.close()
 
     def alive(self):
@@ -95,15 +100,32 @@ class NodeProc:
 
 
 class LocalCluster:
-    def __init__(self, platoond, n=3, extra_args=(), log_level="info"):
+    def __init__(self, platoond, n=3, extra_args=(), log_level="info", addresses=None, tmp=None):
+        """addresses: {id: "host:port"} of the founding nodes (default: n free loopback ports).
+        tmp: the directory for data and logs, left in place by close() (default: a temporary
+        directory of the cluster's own, removed by close())."""
         self.platoond = platoond
-        self.tmp = tempfile.mkdtemp(prefix="platoon-cluster-")
+        self.own_tmp = tmp is None
+        self.tmp = tempfile.mkdtemp(prefix="platoon-cluster-") if tmp is None else tmp
         self.extra_args = list(extra_args)
         self.log_level = log_level
-        ports = free_ports(n)
-        self.nodes = {i + 1: NodeProc(self, i + 1, "127.0.0.1:%d" % ports[i]) for i in range(n)}
+        if addresses is None:
+            ports = free_ports(n)
+            addresses = {i + 1: "127.0.0.1:%d" % ports[i] for i in range(n)}
+        self.nodes = {i: self.make_node(i, a) for i, a in sorted(addresses.items())}
         self.members = dict(self.nodes)
         atexit.register(self.close)
+
+    def make_node(self, node_id, address):
+        return NodeProc(self, node_id, address)
+
+    def command_prefix(self, node):
+        """What runs platoond for `node` (e.g. a namespace switch); nothing by default."""
+        return []
+
+    def node_env(self, node):
+        """The environment of `node`'s process; None inherits this process's."""
+        return None
 
     def initial_cluster(self):
         return ",".join("%d=%s" % (i, n.address) for i, n in sorted(self.members.items()))
@@ -113,9 +135,10 @@ class LocalCluster:
             n.start()
         return self
 
-    def add_node(self, node_id):
-        port = free_ports(1)[0]
-        n = NodeProc(self, node_id, "127.0.0.1:%d" % port)
+    def add_node(self, node_id, address=None):
+        if address is None:
+            address = "127.0.0.1:%d" % free_ports(1)[0]
+        n = self.make_node(node_id, address)
         self.nodes[node_id] = n
         return n
 
@@ -177,7 +200,7 @@ class LocalCluster:
                 except (OSError, subprocess.TimeoutExpired):
                     pass
             n.client.close()
-        if self.tmp and os.path.isdir(self.tmp):
+        if self.tmp and os.path.isdir(self.tmp) and self.own_tmp:
             if os.environ.get("PLATOON_KEEP_CLUSTER_DIR"):
                 print("cluster files kept in", self.tmp)
             else:

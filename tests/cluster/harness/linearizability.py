@@ -79,11 +79,12 @@ def check_key(ops: List[Op], initial: Any = ABSENT, budget: int = 2_000_000) -> 
     ops = [o for o in ops if o.outcome != FAIL]
     # An unknown read tells nothing and constrains nothing.
     ops = [o for o in ops if not (o.kind == "read" and o.outcome == UNKNOWN)]
+    ops.sort(key=lambda o: o.invoke)
+    # Bit i of a mask is the i-th operation by invocation time.
     for i, o in enumerate(ops):
         o.ident = i
         if o.outcome == UNKNOWN:
             o.complete = math.inf
-    ops.sort(key=lambda o: o.invoke)
     n = len(ops)
     required = 0
     for o in ops:
@@ -91,10 +92,13 @@ def check_key(ops: List[Op], initial: Any = ABSENT, budget: int = 2_000_000) -> 
             required |= 1 << o.ident
     if required == 0:
         return Verdict(True, ops_checked=n)
+    not_required = ((1 << n) - 1) & ~required
+    unknown = [o for o in ops if o.outcome == UNKNOWN]
 
     seen = set()
     steps = 0
-    # Iterative DFS: a stack of (linearized mask, state, candidate position).
+    deepest = 0  # the first operation the search never got past, for the explanation
+    # Iterative DFS: a stack of (linearized mask, state).
     stack = [(0, initial)]
     while stack:
         mask, state = stack.pop()
@@ -107,21 +111,33 @@ def check_key(ops: List[Op], initial: Any = ABSENT, budget: int = 2_000_000) -> 
         steps += 1
         if steps > budget:
             return Verdict(False, reason="search budget exhausted (%d steps)" % budget, ops_checked=n)
-        # The earliest completion among operations not yet linearized bounds which may go next.
+        # The first acknowledged operation not yet linearized (the lowest clear bit), then the
+        # earliest completion among those not yet linearized bounds which may go next. Later
+        # operations in invocation order cannot lower it (each completes after it is invoked),
+        # so the scan stops at the first one invoked past the bound: the work per step is the
+        # width of the concurrency window, not the length of the history.
+        filled = mask | not_required
+        lo = (~filled & (filled + 1)).bit_length() - 1
+        deepest = max(deepest, lo)
         horizon = math.inf
-        for o in ops:
-            if not mask & (1 << o.ident) and o.outcome == OK:
-                horizon = min(horizon, o.complete)
-        for o in ops:
-            if mask & (1 << o.ident):
-                continue
+        candidates = []
+        for o in ops[lo:]:
             if o.invoke > horizon:
                 break
+            if o.outcome == OK and not mask & (1 << o.ident):
+                horizon = min(horizon, o.complete)
+                candidates.append(o)
+        # Unknown outcomes never bound the others and stay candidates from their invocation on.
+        candidates += [o for o in unknown if o.invoke <= horizon and not mask & (1 << o.ident)]
+        candidates.sort(key=lambda o: o.ident)
+        for o in candidates:
+            if o.invoke > horizon:
+                continue
             nxt = _fits(o, state)
             if nxt is _NO:
                 continue
             stack.append((mask | (1 << o.ident), nxt))
-    return Verdict(False, reason=_explain(ops), ops_checked=n)
+    return Verdict(False, reason=_explain(ops, deepest), ops_checked=n)
 
 
 def _freeze(state: Any) -> Any:
@@ -132,9 +148,12 @@ def _freeze(state: Any) -> Any:
     return state
 
 
-def _explain(ops: List[Op]) -> str:
-    lines = ["no linearization exists; operations by invocation time:"]
-    for o in sorted(ops, key=lambda o: o.invoke)[:40]:
+def _explain(ops: List[Op], stuck: int = 0) -> str:
+    """The operations around the first one no linearization got past."""
+    first = max(0, stuck - 10)
+    lines = ["no linearization exists past operation %d of %d; operations by invocation time "
+             "from %d:" % (stuck, len(ops), first)]
+    for o in ops[first:first + 40]:
         extra = "" if o.existed is None else " existed=%s" % o.existed
         lines.append(
             "  client=%s %s %r [%.6f, %.6f] %s%s"
