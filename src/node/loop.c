@@ -7,6 +7,7 @@
  * what is committed, hand the durable part to the storage writer, and, once that is durable,
  * send what had to wait for it and advance the core (raft.h, "PERSISTENCE CONTRACT").
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,15 +270,25 @@ static void learn_sender(pnode *n, const pnet_event *ev)
         return;
     }
     for (size_t i = 0; i < n->n_learned; i++) {
-        if (n->learned[i] == from) {
+        if (n->learned[i].id == from && strcmp(n->learned[i].address, ev->peer_address) == 0) {
             return;
         }
     }
-    if (n->n_learned == PRAFT_MAX_MEMBERS) {
-        return;
-    }
     if (pnet_transport_set_peer(n->net, from, ev->peer_address) == 0) {
-        n->learned[n->n_learned++] = from;
+        /* Remember it (replacing an older address of the same node), also to forward requests
+         * to a leader that is being removed and so is no longer in the configuration. */
+        size_t k = 0;
+        while (k < n->n_learned && n->learned[k].id != from) {
+            k++;
+        }
+        if (k == PRAFT_MAX_MEMBERS) {
+            k = 0; /* full: forget the oldest */
+        } else if (k == n->n_learned) {
+            n->n_learned++;
+        }
+        memset(&n->learned[k], 0, sizeof(n->learned[k]));
+        n->learned[k].id = from;
+        snprintf(n->learned[k].address, sizeof(n->learned[k].address), "%s", ev->peer_address);
         PT_INFO("peer %llu at %s (learned from its messages)", (unsigned long long)from,
                 ev->peer_address);
     }

@@ -143,7 +143,7 @@ struct pnode {
     char advertise[PRAFT_ADDRESS_MAX];
     /* Peers not (yet) in the configuration whose address their own messages told: a node that
      * joins answers the leader this way before it has received the configuration. */
-    uint64_t learned[PRAFT_MAX_MEMBERS];
+    praft_member learned[PRAFT_MAX_MEMBERS]; /* id and address */
     size_t n_learned;
     bool sm_failed;
     uint64_t next_context;

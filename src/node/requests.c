@@ -277,10 +277,20 @@ void pnode_query(pnode *n, pnode_request *req, bool linearizable, const void *qu
     start_read_index(n, req);
 }
 
+/* Where to reach the leader: its address in the configuration, or, for a leader that is being
+ * removed (it leads until the change commits, thesis §4.2.2), the one it advertised. */
 static const char *leader_address(pnode *n)
 {
     const praft_member *m = praft_config_find(&n->peers_config, n->leader);
-    return m != NULL && m->address[0] != '\0' ? m->address : NULL;
+    if (m != NULL && m->address[0] != '\0') {
+        return m->address;
+    }
+    for (size_t i = 0; i < n->n_learned; i++) {
+        if (n->learned[i].id == n->leader) {
+            return n->learned[i].address;
+        }
+    }
+    return NULL;
 }
 
 static void forward_done(void *ctx, int status, const char *message, const uint8_t *data,
@@ -372,8 +382,15 @@ void __pnode_requests_progress(pnode *n)
         req = next;
     }
 
-    for (pnode_request *req = n->pending.next; req != &n->pending;) {
+    /* Walk only the requests present now: a request that goes back to waiting during the walk
+     * (a forward that finds no leader address yet) is appended behind @last and waits for the
+     * next turn, instead of being revisited forever. Completing a request never removes
+     * another one, so @next stays valid. */
+    pnode_request *last = n->pending.prev;
+    bool done = n->pending.next == &n->pending;
+    for (pnode_request *req = n->pending.next; !done;) {
         pnode_request *next = req->next;
+        done = req == last;
         switch (req->wait) {
         case WAIT_READ_APPLY:
             if (req->index <= applied) {
