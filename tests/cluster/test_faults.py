@@ -42,11 +42,9 @@ class Faults(unittest.TestCase):
         self.check_run(12, "partition", 20, 15)
 
     def test_membership_changes_under_faults(self):
-        # Voters are replaced while nodes are killed, paused and isolated; never the leader:
-        # a node that still hears from a removed leader spins in its request loop (the
-        # joining-node variant is avoided by routing clients to new nodes once they vote).
-        # `make torture` removes leaders too.
-        self.check_run(1, "membership", 20, 15, remove_leader=False)
+        # Voters, the leader among them, are replaced while nodes are killed, paused and
+        # isolated, and clients talk to joining nodes before they have a configuration.
+        self.check_run(1, "membership", 20, 15, remove_leader=True, route_to_joining=True)
 
     def test_full_disk(self):
         self.check_run(1, "disk", 20, 15)
