@@ -152,7 +152,7 @@ static int enc_append(struct enc *e, const praft_msg *m)
         return PT_EINVAL;
     }
     e->entries = calloc(m->n_entries, sizeof(*e->entries));
-    e->entry_ptrs = calloc(m->n_entries, sizeof(*e->entry_ptrs));
+    e->entry_ptrs = calloc(m->n_entries, sizeof(pb_entry *));
     if (e->entries == NULL || e->entry_ptrs == NULL) {
         return PT_ENOMEM;
     }
@@ -518,7 +518,7 @@ int __pnet_msg_from_pb(const pb_message *pb, praft_msg **out)
     /* First pass: validate and size the block. */
     switch (pb->body_case) {
     case PLATOON__RAFT__V1__RAFT_MESSAGE__BODY_APPEND:
-        if (pb->append == NULL || (rc = check_append(pb->append)) != 0) {
+        if (pb->append == NULL || check_append(pb->append) != 0) {
             return PT_EMALFORMED;
         }
         n_entries = pb->append->n_entries;
@@ -527,7 +527,7 @@ int __pnet_msg_from_pb(const pb_message *pb, praft_msg **out)
         }
         break;
     case PLATOON__RAFT__V1__RAFT_MESSAGE__BODY_SNAPSHOT:
-        if (pb->snapshot == NULL || (rc = check_snapshot(pb->snapshot)) != 0) {
+        if (pb->snapshot == NULL || check_snapshot(pb->snapshot) != 0) {
             return PT_EMALFORMED;
         }
         need_meta = true;

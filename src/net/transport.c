@@ -192,9 +192,9 @@ static int start_server(pnet_transport *t)
     v[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     /* Two nodes configured with the same address must not silently share it. */
     v[n++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    grpc_channel_args args = {.num_args = n, .args = v};
+    grpc_channel_args server_args = {.num_args = n, .args = v};
 
-    t->server = grpc_server_create(&args, NULL);
+    t->server = grpc_server_create(&server_args, NULL);
     if (t->server == NULL) {
         return PT_ENOMEM;
     }
@@ -217,9 +217,8 @@ static int start_server(pnet_transport *t)
  * the program's log sink like ours (process wide, installed once). */
 static void grpc_log_to_sink(gpr_log_func_args *args)
 {
-    enum pt_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? PT_LOG_WARN
-                              : args->severity == GPR_LOG_SEVERITY_INFO ? PT_LOG_DEBUG
-                                                                        : PT_LOG_DEBUG;
+    /* gRPC's errors are warnings to us; its info and debug messages are our debug. */
+    enum pt_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR ? PT_LOG_WARN : PT_LOG_DEBUG;
     PT_LOG(level, "grpc: %s", args->message);
 }
 

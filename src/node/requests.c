@@ -46,6 +46,22 @@ static void list_push(pnode_request *sentinel, pnode_request *req)
     req->linked = true;
 }
 
+/* Unlinks and returns the first request of a list, or NULL if it is empty. Loops that answer
+ * requests from the head take each one off through the sentinel first, so that the list never
+ * holds a request its answer has freed. */
+static pnode_request *list_take_first(pnode_request *sentinel)
+{
+    pnode_request *req = sentinel->next;
+    if (req == sentinel) {
+        return NULL;
+    }
+    sentinel->next = req->next;
+    req->next->prev = sentinel;
+    req->prev = req->next = NULL;
+    req->linked = false;
+    return req;
+}
+
 void __pnode_request_unlink(pnode *n, pnode_request *req)
 {
     (void)n;
@@ -329,7 +345,7 @@ void __pnode_requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
                               const uint8_t *result, size_t len)
 {
     while (n->proposals.next != &n->proposals && n->proposals.next->index <= index) {
-        pnode_request *req = n->proposals.next;
+        pnode_request *req = list_take_first(&n->proposals);
         if (req->index == index && req->term == term) {
             complete(n, req, code, NULL, result, len);
         } else {
@@ -371,7 +387,8 @@ void __pnode_requests_progress(pnode *n)
 
     /* Proposals left behind by a snapshot restore: their entries were never handed out here. */
     while (n->proposals.next != &n->proposals && n->proposals.next->index <= applied) {
-        complete(n, n->proposals.next, PNODE_UNAVAILABLE, "outcome unknown; retry", NULL, 0);
+        complete(n, list_take_first(&n->proposals), PNODE_UNAVAILABLE, "outcome unknown; retry",
+                 NULL, 0);
     }
     for (pnode_request *req = n->proposals.next; req != &n->proposals;) {
         pnode_request *next = req->next;
@@ -434,11 +451,11 @@ void __pnode_requests_progress(pnode *n)
 
 void __pnode_requests_fail_all(pnode *n, int code, const char *message)
 {
-    while (n->proposals.next != &n->proposals) {
-        complete(n, n->proposals.next, code, message, NULL, 0);
+    pnode_request *req;
+    while ((req = list_take_first(&n->proposals)) != NULL) {
+        complete(n, req, code, message, NULL, 0);
     }
-    while (n->pending.next != &n->pending) {
-        pnode_request *req = n->pending.next;
+    while ((req = list_take_first(&n->pending)) != NULL) {
         if (req->wait == WAIT_FORWARD) {
             /* Answer now; the forward's completion frees the request later. */
             __pnode_request_unlink(n, req);

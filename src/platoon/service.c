@@ -214,7 +214,8 @@ static void list_done(pnode *node, void *ctx, pnode_request *req, int code, cons
         return;
     }
     Platoon__V1__Vehicle *vs = calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(*vs));
-    Platoon__V1__Vehicle **ptrs = calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(*ptrs));
+    Platoon__V1__Vehicle **ptrs =
+        calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(Platoon__V1__Vehicle *));
     if (vs == NULL || ptrs == NULL) {
         free(vs);
         free(ptrs);

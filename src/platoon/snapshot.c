@@ -26,10 +26,12 @@
 #include "platoon/codec.h"
 #include "platoon/state.h"
 
-#define SNAP_MAGIC      "PVEHSNAP"
 #define SNAP_VERSION    1
 #define SNAP_HEADER_LEN 64
-#define SNAP_BUF_LEN    (64 * 1024)
+#define SNAP_BUF_LEN    ((size_t)64 * 1024)
+
+/* The first 8 bytes of the header: a tag, not a string, so it has no terminator. */
+static const uint8_t snap_magic[8] = {'P', 'V', 'E', 'H', 'S', 'N', 'A', 'P'};
 
 /* A consistent copy of the state, owned by the snapshot, sharing nothing with the live one. */
 typedef struct frozen {
@@ -162,7 +164,7 @@ int __pveh_snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
     }
 
     uint8_t hdr[SNAP_HEADER_LEN] = {0};
-    memcpy(hdr, SNAP_MAGIC, 8);
+    memcpy(hdr, snap_magic, sizeof(snap_magic));
     __pveh_put_u32(hdr + 8, SNAP_VERSION);
     __pveh_put_u32(hdr + 12, 0);
     __pveh_put_u64(hdr + 16, f->applied_index);
@@ -372,7 +374,7 @@ static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
     if (rv != 0) {
         return rv;
     }
-    if (memcmp(hdr, SNAP_MAGIC, 8) != 0) {
+    if (memcmp(hdr, snap_magic, sizeof(snap_magic)) != 0) {
         return PT_ECORRUPT;
     }
     if (__pveh_get_u32(hdr + 8) != SNAP_VERSION) {

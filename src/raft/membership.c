@@ -294,7 +294,8 @@ int __praft_cfg_apply(praft_node *n)
 
 static int insert_member(praft_config *c, uint64_t id, uint8_t role, const char *address)
 {
-    if (c->n_members >= PRAFT_MAX_MEMBERS) {
+    size_t alen = strnlen(address, PRAFT_ADDRESS_MAX);
+    if (c->n_members >= PRAFT_MAX_MEMBERS || alen == PRAFT_ADDRESS_MAX) {
         return PT_EINVAL;
     }
     uint32_t pos = 0;
@@ -306,10 +307,7 @@ static int insert_member(praft_config *c, uint64_t id, uint8_t role, const char 
     memset(m, 0, sizeof(*m));
     m->id = id;
     m->role = role;
-    if (memchr(address, '\0', PRAFT_ADDRESS_MAX) == NULL) {
-        return PT_EINVAL;
-    }
-    strcpy(m->address, address);
+    memcpy(m->address, address, alen + 1);
     c->n_members++;
     return 0;
 }

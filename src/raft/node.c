@@ -354,11 +354,11 @@ int praft_step(praft_node *n, const praft_msg *m)
                 return 0;
             }
         }
-        if (m->type == PRAFT_MSG_PREVOTE) {
-            /* thesis §9.6: a pre-vote request never changes the receiver's term. */
-        } else if (m->type == PRAFT_MSG_PREVOTE_RESP && !m->reject) {
-            /* A granted pre-vote carries the term we would campaign with: not a new term. */
-        } else {
+        /* thesis §9.6: a pre-vote request never changes the receiver's term, and a granted
+         * pre-vote carries the term we would campaign with: not a new term either. */
+        bool keeps_term =
+            m->type == PRAFT_MSG_PREVOTE || (m->type == PRAFT_MSG_PREVOTE_RESP && !m->reject);
+        if (!keeps_term) {
             __praft_become_follower(n, m->term, is_leader_msg(m->type) ? m->from : PRAFT_NONE);
         }
     } else if (m->term < n->term) {

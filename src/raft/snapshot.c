@@ -119,15 +119,12 @@ int __praft_handle_snapshot_resp(praft_node *n, const praft_msg *m)
         return 0;
     }
     p->recently_active = true;
-    if (m->reject) {
-        /* The follower lost track (restart, other transfer): resume where it says. */
-        p->snap_offset = m->offset;
-    } else if (m->offset < p->snap_offset) {
+    if (!m->reject && m->offset < p->snap_offset) {
         n->c.msgs_dropped_stale++; /* a duplicate acknowledgement */
         return 0;
-    } else {
-        p->snap_offset = m->offset;
     }
+    /* On a rejection the follower lost track (restart, other transfer): resume where it says. */
+    p->snap_offset = m->offset;
     p->snap_inflight = false;
     p->snap_idle = 0;
     if (!m->reject && m->index != 0) {

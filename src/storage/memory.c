@@ -200,7 +200,7 @@ static int mem_check(pstore *s)
     for (size_t i = 0; i < m->n; i++) {
         if (m->ents[m->start + i].index != m->first + i) {
             return __pstore_fail(s, PT_ECORRUPT, "memory: entry %llu: wrong index",
-                                 (unsigned long long)(m->first + i));
+                                 (unsigned long long)m->first + i);
         }
     }
     return 0;

@@ -12,7 +12,7 @@
 #include "storage/codec.h"
 #include "storage/internal.h"
 
-#define IO_CHUNK (64u * 1024u)
+#define IO_CHUNK ((size_t)64 * 1024)
 
 void __pstore_snap_filename(uint64_t index, uint64_t term, char *buf, size_t cap)
 {
@@ -194,9 +194,12 @@ static int read_hdr(pstore *s, const source *src, uint64_t size, const char *wha
 corrupt:
     free(hdr);
     if (rv != PT_ECORRUPT && rv != PT_EVERSION) {
-        return __pstore_fail(s, rv, "%s: %s: %s", s->name, what, pt_strerror(rv));
+        why = pt_strerror(rv);
     }
-    return __pstore_fail(s, rv, "%s: %s: %s", s->name, what, why);
+    /* rv is non-zero on every path here; returning it directly makes plain that no caller sees
+     * success with *h unfilled. */
+    __pstore_fail(s, rv, "%s: %s: %s", s->name, what, why);
+    return rv;
 }
 
 /* Verifies a whole snapshot: header, trailer, payload checksum; *file_sum gets the XXH3-64 of

@@ -81,10 +81,10 @@ uint64_t psim_kv_hash(const psim_kv *kv)
 void psim_kv_save(const psim_kv *kv, uint8_t *buf)
 {
     put64(buf, kv->applied);
-    for (int i = 0; i < PSIM_MAX_KEYS; i++) {
+    for (size_t i = 0; i < PSIM_MAX_KEYS; i++) {
         put64(buf + 8 * (1 + i), kv->values[i]);
     }
-    for (int i = 0; i < PSIM_MAX_CLIENTS; i++) {
+    for (size_t i = 0; i < PSIM_MAX_CLIENTS; i++) {
         put64(buf + 8 * (1 + PSIM_MAX_KEYS + i), kv->last_seq[i]);
     }
 }
@@ -95,10 +95,10 @@ int psim_kv_load(psim_kv *kv, const uint8_t *buf, size_t len)
         return PT_ECORRUPT;
     }
     kv->applied = get64(buf);
-    for (int i = 0; i < PSIM_MAX_KEYS; i++) {
+    for (size_t i = 0; i < PSIM_MAX_KEYS; i++) {
         kv->values[i] = get64(buf + 8 * (1 + i));
     }
-    for (int i = 0; i < PSIM_MAX_CLIENTS; i++) {
+    for (size_t i = 0; i < PSIM_MAX_CLIENTS; i++) {
         kv->last_seq[i] = get64(buf + 8 * (1 + PSIM_MAX_KEYS + i));
     }
     return 0;

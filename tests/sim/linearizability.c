@@ -99,10 +99,14 @@ static int entry_cmp(const void *a, const void *b)
     return x->op < y->op ? -1 : (x->op > y->op);
 }
 
+/* A call sorts before its own return, so it is never last in the list; still, like the return,
+ * it is unlinked and relinked without assuming a successor. */
 static void lift(lin_entry *call)
 {
     call->prev->next = call->next;
-    call->next->prev = call->prev;
+    if (call->next != NULL) {
+        call->next->prev = call->prev;
+    }
     lin_entry *ret = call->match;
     ret->prev->next = ret->next;
     if (ret->next != NULL) {
@@ -118,7 +122,9 @@ static void unlift(lin_entry *call)
         ret->next->prev = ret;
     }
     call->prev->next = call;
-    call->next->prev = call;
+    if (call->next != NULL) {
+        call->next->prev = call;
+    }
 }
 
 /* The register model: a put always succeeds; a get must read the current value. */

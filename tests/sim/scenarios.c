@@ -411,9 +411,9 @@ static int sc_fast_backup(uint64_t seed, FILE *trace, psim_run_result *res)
     }
     psim_world_run_ticks(w, 20);
     /* The majority elects a leader and commits 50 entries of its own. */
-    int l2 = wait_leader(w, 80);
+    wait_leader(w, 80);
     for (int i = 0; i < 50 && !w->stop; i++) {
-        l2 = psim_world_leader(w);
+        int l2 = psim_world_leader(w);
         if (l2 >= 0 && !side[l2]) {
             propose_at(w, l2, &idx);
         }
@@ -467,7 +467,7 @@ static int sc_message_counts(uint64_t seed, FILE *trace, psim_run_result *res)
     expect(w, committed >= 30, "only %" PRIu64 " of 30 entries committed", committed);
     /* 2 followers * (appends + responses) + heartbeats for 5 ticks, with batching: well under
      * 2 messages per entry. */
-    expect(w, spent <= 2 * committed + 5 * 4 + 8,
+    expect(w, spent <= 2 * committed + (5 * 4 + 8),
            "%" PRIu64 " messages for %" PRIu64 " committed entries", spent, committed);
     return finish(w, res);
 }

@@ -20,7 +20,7 @@
 #include "sim/invariants.h"
 #include "sim/rng.h"
 
-#define PSIM_TICK        100
+#define PSIM_TICK        ((uint64_t)100) /* time units; every time here is a uint64_t */
 #define PSIM_MAX_NODES   7
 #define PSIM_MAX_CLIENTS 8
 #define PSIM_MAX_KEYS    16
@@ -299,7 +299,7 @@ int psim_kv_encode_put(uint32_t client, uint64_t seq, uint32_t key, uint64_t val
 /* Applies a NORMAL entry's command. PT_ECORRUPT for an undecodable command. */
 int psim_kv_apply(psim_kv *kv, const uint8_t *data, size_t len);
 uint64_t psim_kv_hash(const psim_kv *kv);
-#define PSIM_KV_SNAPSHOT_BYTES (8 * (1 + PSIM_MAX_KEYS + PSIM_MAX_CLIENTS))
+#define PSIM_KV_SNAPSHOT_BYTES ((size_t)8 * (1 + PSIM_MAX_KEYS + PSIM_MAX_CLIENTS))
 void psim_kv_save(const psim_kv *kv, uint8_t *buf);
 int psim_kv_load(psim_kv *kv, const uint8_t *buf, size_t len);
 

@@ -151,6 +151,9 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+    if (n_nodes == 0) {
+        return usage(); /* --nodes "" would leave no cluster size to run */
+    }
     for (int i = 0; i < n_nodes; i++) {
         if (node_list[i] < 1 || node_list[i] > PSIM_MAX_NODES) {
             return usage();

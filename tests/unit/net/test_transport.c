@@ -203,8 +203,8 @@ static size_t every_type(praft_msg *out, uint64_t from, uint64_t to)
             m.index = 50;
             break;
         default:
-            m.index = type * 10;
-            m.context = type * 100;
+            m.index = (uint64_t)type * 10;
+            m.context = (uint64_t)type * 100;
             m.commit = 7;
             m.last_index = 3;
             m.last_term = 2;

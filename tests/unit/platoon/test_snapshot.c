@@ -167,8 +167,8 @@ static void identical_histories_give_identical_snapshots(void **state)
     assert_int_equal(pveh_sm_session_count(a.sm), PVEH_MAX_SESSIONS_MIN);
     assert_same_snapshot(&a, &b);
     /* Long after, one command expires everything else on both. */
-    tsm_update(&a, ++ia, &v, 5, 1, na + 12000 * 40 + 2 * PVEH_SESSION_TTL_MS_MIN);
-    tsm_update(&b, ++ib, &v, 5, 1, na + 12000 * 40 + 2 * PVEH_SESSION_TTL_MS_MIN);
+    tsm_update(&a, ++ia, &v, 5, 1, na + (uint64_t)12000 * 40 + 2 * PVEH_SESSION_TTL_MS_MIN);
+    tsm_update(&b, ++ib, &v, 5, 1, na + (uint64_t)12000 * 40 + 2 * PVEH_SESSION_TTL_MS_MIN);
     assert_int_equal(pveh_sm_session_count(a.sm), 1);
     assert_same_snapshot(&a, &b);
 
@@ -227,7 +227,7 @@ static void write_errors_are_returned(void **state)
         tsm_update(&a, ++index, &v, 0, 0, now);
     }
     membuf whole = tsm_snapshot(&a);
-    assert_true(whole.len > 2 * 65536);
+    assert_true(whole.len > (size_t)2 * 65536);
     void *frozen = NULL;
     assert_int_equal(a.iface.ops->snapshot_begin(a.iface.ctx, &frozen, NULL, NULL), 0);
     const size_t limits[] = {1, 64, 65536, 65537, whole.len / 2, whole.len - 1};
@@ -393,7 +393,8 @@ static void random_bytes_never_crash_restore(void **state)
         }
         if (iter % 2 == 0 && len >= 64) {
             /* A plausible header with random counts, to get past the magic. */
-            memcpy(buf, "PVEHSNAP\x01\0\0\0\0\0\0\0", 16);
+            static const uint8_t hdr[16] = {'P', 'V', 'E', 'H', 'S', 'N', 'A', 'P', 1};
+            memcpy(buf, hdr, sizeof(hdr));
         }
         assert_restore_refused(&t, &before, buf, len, 0);
     }

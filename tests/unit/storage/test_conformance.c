@@ -224,7 +224,7 @@ static praft_config sample_config(uint64_t n)
         c.members[i].id = i + 1;
         c.members[i].role = PRAFT_ROLE_VOTER;
         snprintf(c.members[i].address, PRAFT_ADDRESS_MAX, "127.0.0.1:%llu",
-                 (unsigned long long)(7000 + i));
+                 7000 + (unsigned long long)i);
     }
     return c;
 }
@@ -351,7 +351,7 @@ static void newest_snapshots_are_kept(void **state)
     append_range(f->s, 1, 50, 0, 0);
     praft_snapshot_meta m[4];
     for (int i = 0; i < 4; i++) {
-        m[i] = make_snapshot(f->s, (uint64_t)(10 + 10 * i), 2, 1000 + 100 * (size_t)i);
+        m[i] = make_snapshot(f->s, 10 + 10 * (uint64_t)i, 2, 1000 + 100 * (size_t)i);
     }
     pstore_snap_info list[8];
     size_t n = 0;

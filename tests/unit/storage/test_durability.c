@@ -272,7 +272,7 @@ static void truncated_log_is_refused(void **state)
     char p[400], err[256];
     pstore *s = NULL;
     path_of(f, "log/data.mdb", p, sizeof(p));
-    assert_int_equal(truncate(p, 3 * 4096), 0);
+    assert_int_equal(truncate(p, (off_t)3 * 4096), 0);
     int rv = reopen(f, &s, err, sizeof(err));
     assert_int_equal(rv, PT_ECORRUPT);
     assert_non_null(strstr(err, "data.mdb"));
