@@ -225,6 +225,8 @@ static void finish_ready(pnode *n)
     praft_advance(n->raft, &n->rd);
     n->ready_out = false;
     n->ready_needs_write = false;
+    /* Only now is everything applied also durable in this node's log. */
+    __pnode_maybe_snapshot(n, false);
 }
 
 void __pnode_process_ready(pnode *n)
@@ -243,7 +245,6 @@ void __pnode_process_ready(pnode *n)
         /* Thesis §10.2.1: the leader's appends go out while its own write is in flight. */
         send_all(n, n->rd.send_now, n->rd.n_send_now);
         apply_committed(n);
-        __pnode_maybe_snapshot(n, false);
         for (size_t i = 0; i < n->rd.n_committed; i++) {
             if (n->rd.committed[i].type == PRAFT_ENTRY_CONFIG) {
                 __pnode_refresh_peers(n);

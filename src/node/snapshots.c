@@ -60,7 +60,10 @@ static void *snapshot_main(void *arg)
 void __pnode_maybe_snapshot(pnode *n, bool forced)
 {
     const pnode_sm *sm = &n->opts.sm;
-    if (n->snap_running || n->sm_failed) {
+    /* A follower applies committed entries while its own write of them may still be in
+     * flight (they are durable on a majority). A snapshot must not get ahead of this node's
+     * durable log: after a crash the store would hold a snapshot beyond its log's end. */
+    if (n->snap_running || n->sm_failed || (n->ready_out && n->ready_needs_write)) {
         return;
     }
     uint64_t applied = sm->ops->applied_index(sm->ctx);
