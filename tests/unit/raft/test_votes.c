@@ -184,6 +184,38 @@ static void stale_configuration_does_not_refuse_promoted_candidate(void **state)
     cl_free(&c);
 }
 
+/* thesis §4.2.3, §6.2: answering votes does not exempt a learner from leader stickiness:
+ * while it hears from a live leader it ignores (pre-)vote requests, as a voter does, unless a
+ * leadership transfer asks for them (thesis §3.10). */
+static void learner_with_live_leader_ignores_votes(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 1, NULL);
+    cl_elect(&c, 1);
+    run(&c, 1, 1);
+    assert_int_equal(cl_status(&c, 4)->leader, 1);
+    praft_msg pv = {
+        .type = PRAFT_MSG_PREVOTE, .from = 3, .term = 9, .last_index = 99, .last_term = 9};
+    praft_msg v = pv;
+    v.type = PRAFT_MSG_VOTE;
+    assert_int_equal(cl_step(&c, 4, &pv), 0);
+    assert_int_equal(cl_step(&c, 4, &v), 0);
+    cl_ready(&c, 4);
+    assert_int_equal(cl_count(&c, PRAFT_MSG_PREVOTE_RESP, 4, 3), 0);
+    assert_int_equal(cl_count(&c, PRAFT_MSG_VOTE_RESP, 4, 3), 0);
+    assert_int_equal(cl_status(&c, 4)->term, 2);
+    assert_int_equal(cl_status(&c, 4)->leader, 1);
+    v.transfer = true;
+    assert_int_equal(cl_step(&c, 4, &v), 0);
+    cl_ready(&c, 4);
+    praft_msg *r = cl_find(&c, PRAFT_MSG_VOTE_RESP, 4, 3);
+    assert_non_null(r);
+    assert_false(r->reject);
+    assert_int_equal(cl_status(&c, 4)->term, 9);
+    cl_free(&c);
+}
+
 typedef struct disrupt_case {
     const char *name;
     bool pre_vote, check_quorum;
@@ -242,6 +274,7 @@ int main(void)
         cmocka_unit_test(unaware_promoted_learner_votes_for_new_configuration),
         cmocka_unit_test(learner_vote_never_counts),
         cmocka_unit_test(stale_configuration_does_not_refuse_promoted_candidate),
+        cmocka_unit_test(learner_with_live_leader_ignores_votes),
         cmocka_unit_test(removed_server_cannot_disrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
