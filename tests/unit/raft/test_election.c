@@ -176,7 +176,7 @@ static void single_voter_elects_itself(void **state)
     cl_free(&c);
 }
 
-/* Learners and nodes without a configuration never campaign; learners never vote. */
+/* Learners and nodes without a configuration never campaign; learners still answer votes. */
 static void learners_and_blank_nodes_never_campaign(void **state)
 {
     (void)state;
