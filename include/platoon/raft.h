@@ -101,6 +101,13 @@ typedef struct praft_hard_state {
     uint64_t commit;
 } praft_hard_state;
 
+/*
+ * Roles in a configuration. Only voters count, and each node counts by its own configuration:
+ * a candidate tallies the answers of the voters of its configuration only. Every node answers
+ * vote requests on their merits (term, vote, log: §5.2, §5.4.1) whatever its configuration
+ * says of itself or of the candidate, because its configuration may be stale (thesis §4.2.3):
+ * a learner may have been promoted, or the candidate added, without this node knowing yet.
+ */
 enum praft_member_role {
     PRAFT_ROLE_NONE = 0,    /* not in this side of the configuration */
     PRAFT_ROLE_VOTER = 1,   /* counts toward elections and commitment */
@@ -450,7 +457,7 @@ enum praft_role {
     PRAFT_FOLLOWER = 1,
     PRAFT_CANDIDATE = 2, /* also while pre-voting */
     PRAFT_LEADER = 3,
-    PRAFT_LEARNER = 4, /* a non-voting member: follows, never campaigns */
+    PRAFT_LEARNER = 4, /* a non-voting member: follows, never campaigns, answers votes */
 };
 
 /*

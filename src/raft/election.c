@@ -9,18 +9,18 @@
 int __praft_handle_vote_request(praft_node *n, const praft_msg *m)
 {
     bool pre = m->type == PRAFT_MSG_PREVOTE;
-    if (!__praft_cfg_is_voter(&n->cfg, m->from)) {
-        /* A node outside the configuration (removed, or not yet added) must not disrupt the
-         * cluster by winning votes. */
-        n->c.msgs_dropped_stale++;
-        return 0;
-    }
-    /* §5.2: one vote per term, first come first served; a pre-vote for a later term is
-     * granted without any promise (thesis §9.6). A node answers whatever its own view of the
-     * configuration: a learner whose promotion it has not received yet is a voter in the
-     * candidate's configuration, and refusing would deadlock a cluster whose new
-     * configuration needs it (thesis §4.2.3: servers process requests without consulting
-     * their configurations). The candidate counts only the voters of its configuration. */
+    /* thesis §4.2.3: a server answers RequestVote without consulting its configuration. Ours
+     * may be stale: a learner may not have received its own promotion yet, and a voter may
+     * not have received the promotion of the candidate, who is then a legitimate voter of the
+     * configuration that needs our vote. Refusing either deadlocks that configuration. Only
+     * the candidate decides whose votes count (the voters of its own configuration, see
+     * __praft_handle_vote_resp). Removed servers gain nothing from this: their logs lack the
+     * committed configuration that removed them, which every majority they would need holds,
+     * so they win neither pre-votes nor votes (§5.4.1); pre-vote keeps them from raising
+     * terms (thesis §9.6) and followers of a live leader ignore them (leader stickiness, in
+     * praft_step).
+     * §5.2: one vote per term, first come first served; a pre-vote for a later term is
+     * granted without any promise (thesis §9.6). */
     bool can_vote = n->vote == m->from || (n->vote == PRAFT_NONE && n->leader == PRAFT_NONE) ||
                     (pre && m->term > n->term);
     bool grant = can_vote && __praft_log_up_to_date(n, m->last_index, m->last_term); /* §5.4.1 */
@@ -56,6 +56,13 @@ int __praft_handle_vote_resp(praft_node *n, const praft_msg *m)
     bool pre = m->type == PRAFT_MSG_PREVOTE_RESP;
     if (pre != n->prevote || (pre && !m->reject && m->term != n->term + 1) ||
         (!pre && m->term != n->term)) {
+        n->c.msgs_dropped_stale++;
+        return 0;
+    }
+    if (!__praft_cfg_is_voter(&n->cfg, m->from)) {
+        /* thesis §4.3: only the voters of the candidate's own configuration count. A learner
+         * or a stranger may grant (see above), but its answer is not even recorded, so it
+         * can neither count nor take the place of a voter's answer. */
         n->c.msgs_dropped_stale++;
         return 0;
     }

@@ -14,6 +14,8 @@
 
 #define DIRECT_CLIENT (PSIM_MAX_CLIENTS - 1) /* proposals made straight at a core */
 
+int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+
 static int setup(uint64_t seed, int nodes, FILE *trace, psim_world **w)
 {
     psim_options o;
@@ -783,6 +785,123 @@ static int sc_snapshot_membership(uint64_t seed, FILE *trace, psim_run_result *r
     return finish(w, res);
 }
 
+/* ---- Membership ---------------------------------------------------------------------------- */
+
+static int change_at(psim_world *w, int slot, uint32_t type, uint64_t id)
+{
+    praft_change ch = {.type = type, .id = id};
+    snprintf(ch.address, sizeof(ch.address), "sim:%" PRIu64, id);
+    int rc = praft_change_membership(w->hosts[slot].raft, &ch, NULL);
+    psim_host_pump(w, slot);
+    return rc;
+}
+
+/* Runs until the leader in @slot has committed its whole log, no change pending. */
+static bool wait_settled(psim_world *w, int slot, uint64_t max)
+{
+    for (uint64_t t = 0; t < max && !w->stop; t++) {
+        praft_status st;
+        status_of(w, slot, &st);
+        if (st.role == PRAFT_LEADER && !st.config.joint && st.pending_config_index == 0 &&
+            st.commit == st.last_index) {
+            return true;
+        }
+        psim_world_run_ticks(w, 1);
+    }
+    return false;
+}
+
+/*
+ * thesis §4.2.3: a server whose configuration is stale must still answer a legitimate
+ * candidate. Four voters; one is removed and its slot gets a blank server B, added as a
+ * learner. Follower S is cut off while B is promoted, so S still sees B as a learner. Then
+ * only B receives one more entry, the leader crashes and the network heals: C_new needs 3 of
+ * the 4 live members L' (the other follower), S and B; B alone has the most up-to-date log,
+ * so B is the only possible leader and needs S's vote. A receiver filtering vote requests by
+ * its own configuration would leave the cluster without a leader.
+ */
+static int sc_stale_config_vote(uint64_t seed, FILE *trace, psim_run_result *res)
+{
+    psim_world *w;
+    int rc = setup(seed, 4, trace, &w);
+    if (rc != 0) {
+        return rc;
+    }
+    int l = wait_leader(w, 80);
+    if (!expect(w, l >= 0, "no initial leader")) {
+        return finish(w, res);
+    }
+    int f[3], k = 0;
+    for (int s = 0; s < 4; s++) {
+        if (s != l) {
+            f[k++] = s;
+        }
+    }
+    int other = f[0], stale = f[1], gone = f[2];
+    /* Remove one follower for good; its slot gets a blank server, added as a learner. */
+    if (!expect(w, wait_settled(w, l, 200), "the leader's no-op did not commit") ||
+        !expect(w, change_at(w, l, PRAFT_CHANGE_REMOVE, w->hosts[gone].id) == 0,
+                "remove refused") ||
+        !expect(w, wait_settled(w, l, 200), "removal did not commit")) {
+        return finish(w, res);
+    }
+    psim_host_crash(w, gone);
+    psim_disk_free(&w->hosts[gone].disk);
+    rc = __psim_host_create(w, gone, ++w->next_id, NULL);
+    if (rc != 0) {
+        psim_fail_internal(w, rc, "creating a blank node");
+        return finish(w, res);
+    }
+    uint64_t b = w->hosts[gone].id;
+    if (!expect(w, change_at(w, l, PRAFT_CHANGE_ADD_LEARNER, b) == 0, "add-learner refused") ||
+        !expect(w, wait_settled(w, l, 200), "the learner was not added")) {
+        return finish(w, res);
+    }
+    /* Promote B while S is cut off: C_old,new and C_new commit without S. */
+    psim_net_isolate(w, stale);
+    int prc = PT_ENOTREADY;
+    for (int t = 0; t < 200 && prc == PT_ENOTREADY && !w->stop; t++) {
+        prc = change_at(w, l, PRAFT_CHANGE_ADD_VOTER, b);
+        if (prc == PT_ENOTREADY) {
+            psim_world_run_ticks(w, 1);
+        }
+    }
+    if (!expect(w, prc == 0, "promotion refused: %s", pt_error_name(prc)) ||
+        !expect(w, wait_settled(w, l, 200), "the promotion did not commit")) {
+        return finish(w, res);
+    }
+    praft_status st;
+    status_of(w, stale, &st);
+    const praft_member *m = praft_config_find(&st.config, b);
+    if (!expect(w, m != NULL && m->role == PRAFT_ROLE_LEARNER, "S is not stale")) {
+        return finish(w, res);
+    }
+    /* One more entry reaches B only; then the leader is lost. */
+    psim_net_isolate(w, other);
+    uint64_t index = 0;
+    expect(w, propose_at(w, l, &index) == 0, "proposal refused");
+    praft_status bs;
+    for (int t = 0; t < 50 && !w->stop; t++) {
+        status_of(w, gone, &bs);
+        if (bs.last_index >= index) {
+            break;
+        }
+        psim_world_run_ticks(w, 1);
+    }
+    status_of(w, gone, &bs);
+    if (!expect(w, bs.last_index >= index, "B did not receive the last entry")) {
+        return finish(w, res);
+    }
+    psim_host_crash(w, l);
+    psim_net_heal(w);
+    int nl = wait_leader(w, 300);
+    expect(w, nl == gone,
+           "no leader (%d) with 3 of 4 members up: the promoted B needs S's vote, and S's "
+           "configuration is stale",
+           nl);
+    return finish(w, res);
+}
+
 const psim_scenario psim_scenarios[] = {
     {"initial-election", "one leader is elected and stays", sc_initial_election},
     {"reelection", "a new leader after the leader is lost; none without quorum", sc_reelection},
@@ -813,6 +932,8 @@ const psim_scenario psim_scenarios[] = {
      sc_snapshot_install_unreliable},
     {"snapshot-install-crash", "crashes of sender and receiver during the transfer",
      sc_snapshot_install_crash},
+    {"stale-config-vote", "a promoted learner needs the vote of a member that missed it",
+     sc_stale_config_vote},
     {"snapshot-membership", "snapshots during membership changes and transfers",
      sc_snapshot_membership},
 };

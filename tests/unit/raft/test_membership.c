@@ -169,7 +169,8 @@ static void follower_is_removed(void **state)
     assert_int_equal(s->n_progress, 1);
     assert_null(member(&c, 2, 3));
     /* Node 3 never learns C_new (nobody replicates to it), so it may campaign, but as a
-     * non-member it cannot disrupt the cluster (pitfalls: removed servers). */
+     * non-member it cannot disrupt the cluster: its log lacks C_new, and pre-vote and leader
+     * stickiness keep it from raising the term (thesis §9.6, §4.2.3; test_votes.c). */
     for (int i = 0; i < 50; i++) {
         cl_tick_all(&c);
         cl_settle(&c);
