@@ -170,7 +170,7 @@ int pbench_find_leader(int target, const char *const *endpoints, size_t n_endpoi
                 snprintf(err, err_cap, "no leader found within %u ms (last: %s)", wait_ms, why);
             }
         }
-        struct timespec pause = {0, 100 * 1000000};
+        struct timespec pause = {0, 100L * 1000000};
         nanosleep(&pause, NULL);
     } while (pbench_now_ns() < give_up && !pbench_stop_requested);
     return PT_ETIMEDOUT;

@@ -173,8 +173,9 @@ static void print_progress(struct engine *e, uint64_t now, uint64_t run_start)
     fprintf(stderr,
             "platoon-bench: %5.1fs %8llu ops/s  p50 %7.3f ms  p99 %7.3f ms  in flight %u  "
             "errors %llu%s\n",
-            t, (unsigned long long)e->second.count, pbench_hist_quantile(&e->second, 0.5) / 1e6,
-            pbench_hist_quantile(&e->second, 0.99) / 1e6, e->outstanding,
+            t, (unsigned long long)e->second.count,
+            (double)pbench_hist_quantile(&e->second, 0.5) / 1e6,
+            (double)pbench_hist_quantile(&e->second, 0.99) / 1e6, e->outstanding,
             (unsigned long long)e->second_errors, tag);
 }
 
@@ -217,7 +218,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     e->res = res;
     e->rng = cfg->seed ? cfg->seed : 0x9e3779b97f4a7c15u;
     e->fill_next = 1;
-    e->channels = calloc(cfg->channels, sizeof(*e->channels));
+    e->channels = calloc(cfg->channels, sizeof(grpc_channel *));
     e->slots = calloc(cfg->concurrency, sizeof(*e->slots));
     e->cq = grpc_completion_queue_create_for_next(NULL);
     if (e->channels == NULL || e->slots == NULL || e->cq == NULL) {

@@ -37,9 +37,11 @@ static void text_line(FILE *out, const char *what, const pbench_hist *h, double 
     fprintf(out,
             "%-7s %10.0f ops/s  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
             "max %.3f  (%llu calls)\n",
-            what, secs > 0 ? (double)h->count / secs : 0.0, pbench_hist_quantile(h, 0.5) / 1e6,
-            pbench_hist_quantile(h, 0.9) / 1e6, pbench_hist_quantile(h, 0.99) / 1e6,
-            pbench_hist_quantile(h, 0.999) / 1e6, h->max_ns / 1e6, (unsigned long long)h->count);
+            what, secs > 0 ? (double)h->count / secs : 0.0,
+            (double)pbench_hist_quantile(h, 0.5) / 1e6, (double)pbench_hist_quantile(h, 0.9) / 1e6,
+            (double)pbench_hist_quantile(h, 0.99) / 1e6,
+            (double)pbench_hist_quantile(h, 0.999) / 1e6, (double)h->max_ns / 1e6,
+            (unsigned long long)h->count);
 }
 
 void pbench_report_text(const pbench_engine_cfg *cfg, const pbench_result *res, FILE *out)
@@ -67,12 +69,14 @@ void pbench_report_text(const pbench_engine_cfg *cfg, const pbench_result *res, 
 
 static json_t *hist_json(const pbench_hist *h, double secs)
 {
-    return json_pack(
-        "{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ops", (json_int_t)h->count, "ops_per_s",
-        secs > 0 ? (double)h->count / secs : 0.0, "p50_us", pbench_hist_quantile(h, 0.5) / 1e3,
-        "p90_us", pbench_hist_quantile(h, 0.9) / 1e3, "p99_us", pbench_hist_quantile(h, 0.99) / 1e3,
-        "p999_us", pbench_hist_quantile(h, 0.999) / 1e3, "max_us", h->max_ns / 1e3, "min_us",
-        h->min_ns / 1e3, "mean_us", h->count ? h->sum_ns / (double)h->count / 1e3 : 0.0);
+    return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ops", (json_int_t)h->count,
+                     "ops_per_s", secs > 0 ? (double)h->count / secs : 0.0, "p50_us",
+                     (double)pbench_hist_quantile(h, 0.5) / 1e3, "p90_us",
+                     (double)pbench_hist_quantile(h, 0.9) / 1e3, "p99_us",
+                     (double)pbench_hist_quantile(h, 0.99) / 1e3, "p999_us",
+                     (double)pbench_hist_quantile(h, 0.999) / 1e3, "max_us",
+                     (double)h->max_ns / 1e3, "min_us", (double)h->min_ns / 1e3, "mean_us",
+                     h->count ? h->sum_ns / (double)h->count / 1e3 : 0.0);
 }
 
 int pbench_report_json(const pbench_engine_cfg *cfg, const pbench_result *res, FILE *out)

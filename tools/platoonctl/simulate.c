@@ -304,7 +304,8 @@ static int run(const pctl_opts *o, sim *s, int64_t duration_us, double rate)
     int64_t next_progress = s->start_us + PROGRESS_EVERY_US;
     for (size_t i = 0; i < s->n; i++) {
         /* Spread the vehicles' first reports over one period. */
-        s->v[i].next_due_us = s->start_us + (int64_t)((double)s->period_us * (double)i / s->n);
+        s->v[i].next_due_us =
+            s->start_us + (int64_t)((double)s->period_us * (double)i / (double)s->n);
     }
     for (;;) {
         int64_t t = now_us();

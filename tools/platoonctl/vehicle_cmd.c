@@ -17,6 +17,9 @@
 static int parse_id(const pctl_opts *o, size_t n_pos, const char **pos, const char *cmd,
                     uint64_t *id)
 {
+    /* Defined on every path, so that callers need not rely on the error paths returning
+     * non-zero (they do, but that is decided in another file). */
+    *id = 0;
     if (n_pos != 1) {
         return pctl_usage_error(o, "%s: expected one vehicle ID", cmd);
     }

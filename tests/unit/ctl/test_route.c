@@ -19,7 +19,8 @@ static void loop_is_closed_and_positions_valid(void **state)
     pctl_route_at(&r, 0.0, &lat0, &lon0, &h0);
     pctl_route_at(&r, r.length, &lat1, &lon1, &h1);
     assert_true(pctl_distance_m(lat0, lon0, lat1, lon1) < 0.01);
-    for (double s = -r.length; s < 2 * r.length; s += 37.0) {
+    for (int k = 0; 37.0 * k - r.length < 2 * r.length; k++) {
+        double s = 37.0 * k - r.length;
         double lat, lon, h;
         pctl_route_at(&r, s, &lat, &lon, &h);
         assert_true(lat >= -90.0 && lat <= 90.0);
@@ -36,7 +37,8 @@ static void heading_matches_the_direction_of_travel(void **state)
     pctl_route_default(&r);
     int turns = 0;
     double prev_h = -1.0;
-    for (double s = 5.0; s < r.length; s += 50.0) {
+    for (int k = 0; 5.0 + 50.0 * k < r.length; k++) {
+        double s = 5.0 + 50.0 * k;
         double lat, lon, h, lat2, lon2, h2;
         pctl_route_at(&r, s, &lat, &lon, &h);
         pctl_route_at(&r, s + 1.0, &lat2, &lon2, &h2);
