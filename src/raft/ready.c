@@ -240,7 +240,10 @@ int praft_advance(praft_node *n, praft_ready *rd)
             trim = PR_MIN(trim, n->prs[i].match);
         }
     }
-    __praft_log_trim(n, trim);
+    /* Keep the last entry everyone has: the next APPEND's consistency check (§5.3) needs its
+     * term as prev_term, and reading it back from storage would wait for the disk whenever
+     * the storage writer is busy. */
+    __praft_log_trim(n, trim > 0 ? trim - 1 : 0);
     memset(rd, 0, sizeof(*rd));
     return rv;
 }
