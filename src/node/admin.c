@@ -282,6 +282,19 @@ static void handle_remove(pnode *n, pnode_request *req)
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "id must not be 0");
         return;
     }
+    praft_status *st = malloc(sizeof(*st));
+    if (st == NULL) {
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    praft_status_get(n->raft, st);
+    bool member = praft_config_find(&st->config, change.id) != NULL;
+    free(st);
+    if (!member) {
+        /* Also the answer to a retry of a removal that already went through. */
+        pnode_fail(req, PNODE_NOT_FOUND, "id is not a member");
+        return;
+    }
     start_change(n, req, &change);
 }
 

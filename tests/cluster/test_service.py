@@ -123,6 +123,24 @@ class Service(testing.ClusterTest):
             else:
                 self.assertEqual(st.role, api.M["ROLE_FOLLOWER"])
 
+    def test_admin_errors(self):
+        for i in (1, 2, 3):
+            client = self.node(i).client
+            for method, kwargs, code in [
+                ("RemoveMember", {"id": 99}, grpc.StatusCode.NOT_FOUND),
+                ("RemoveMember", {"id": 0}, INVALID),
+                ("AddMember", {"id": 0, "address": "127.0.0.1:1"}, INVALID),
+                ("AddMember", {"id": 1, "address": "127.0.0.1:1"}, grpc.StatusCode.ALREADY_EXISTS),
+                ("AddMember", {"id": 9, "address": ""}, INVALID),
+                ("AddMember", {"id": 9, "address": "x" * 200}, INVALID),
+                ("TransferLeadership", {"to": 99}, INVALID),
+            ]:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    client.call(method, **kwargs)
+                self.assertEqual(cm.exception.code(), code, (i, method, kwargs))
+        st = self.node(self.leader).status()
+        self.assertEqual(sorted(m.id for m in st.members), [1, 2, 3])
+
     def test_clean_shutdown(self):
         self.retry(lambda: self.update(self.leader, 1, 1.0))
         for i in (1, 2, 3):
