@@ -45,6 +45,13 @@ def run(args, check=True, input=None, timeout=20):
     return p
 
 
+def in_ns(ns):
+    """The prefix that runs a command in network namespace `ns`. nsenter joins the namespace
+    only; `ip netns exec` (and `ip -n`) also remount /sys, which fails where / is not a mount
+    point (a chroot) and is not needed here."""
+    return ["nsenter", "--net=/run/netns/" + ns]
+
+
 def list_namespaces():
     p = run(["ip", "netns", "list"], check=False)
     return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
@@ -102,28 +109,28 @@ class Hosts:
     def _add_ns(self, ns):
         run(["ip", "netns", "add", ns])
         self.created.append(ns)
-        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(in_ns(ns) + ["ip", "link", "set", "lo", "up"])
 
     def _attach(self, ns, port, addr):
         # The veth is made inside the bridge namespace and its far end moved straight into the
         # host's namespace: it never exists in the machine's own namespace.
-        run(["ip", "-n", self.bridge_ns, "link", "add", port, "type", "veth", "peer", "name",
+        run(in_ns(self.bridge_ns) + ["ip", "link", "add", port, "type", "veth", "peer", "name",
              "eth0", "netns", ns])
-        run(["ip", "-n", self.bridge_ns, "link", "set", port, "master", "br0"])
-        run(["ip", "-n", self.bridge_ns, "link", "set", port, "up"])
-        run(["ip", "-n", ns, "addr", "add", addr + "/24", "dev", "eth0"])
-        run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        run(in_ns(self.bridge_ns) + ["ip", "link", "set", port, "master", "br0"])
+        run(in_ns(self.bridge_ns) + ["ip", "link", "set", port, "up"])
+        run(in_ns(ns) + ["ip", "addr", "add", addr + "/24", "dev", "eth0"])
+        run(in_ns(ns) + ["ip", "link", "set", "eth0", "up"])
 
     def create(self):
         self._add_ns(self.bridge_ns)
-        run(["ip", "-n", self.bridge_ns, "link", "add", "br0", "type", "bridge"])
-        run(["ip", "-n", self.bridge_ns, "link", "set", "br0", "up"])
+        run(in_ns(self.bridge_ns) + ["ip", "link", "add", "br0", "type", "bridge"])
+        run(in_ns(self.bridge_ns) + ["ip", "link", "set", "br0", "up"])
         for h in range(1, self.n_hosts + 1):
             ns = self.node_ns(h)
             self._add_ns(ns)
             self._attach(ns, "v%d" % h, self.address(h))
             # An empty table of the nemesis' own, with input and output chains to add drops to.
-            run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=(
+            run(in_ns(ns) + ["nft", "-f", "-"], input=(
                 "table inet %s {\n"
                 " chain input { type filter hook input priority 0; policy accept; }\n"
                 " chain output { type filter hook output priority 0; policy accept; }\n"
@@ -143,15 +150,15 @@ class Hosts:
     def drop(self, host, peer_host, direction):
         """Drops packets at `host` from (direction "in") or to ("out") `peer_host`."""
         chain, field = ("input", "saddr") if direction == "in" else ("output", "daddr")
-        run(["ip", "netns", "exec", self.node_ns(host), "nft", "add", "rule", "inet", TABLE,
+        run(in_ns(self.node_ns(host)) + ["nft", "add", "rule", "inet", TABLE,
              chain, "ip", field, self.address(peer_host), "drop"])
 
     def heal(self, host):
-        run(["ip", "netns", "exec", self.node_ns(host), "nft", "flush", "table", "inet", TABLE])
+        run(in_ns(self.node_ns(host)) + ["nft", "flush", "table", "inet", TABLE])
 
     def rules(self, host):
-        return run(["ip", "netns", "exec", self.node_ns(host), "nft", "list", "table", "inet",
+        return run(in_ns(self.node_ns(host)) + ["nft", "list", "table", "inet",
                     TABLE]).stdout
 
     def link(self, host, up):
-        run(["ip", "-n", self.bridge_ns, "link", "set", "v%d" % host, "up" if up else "down"])
+        run(in_ns(self.bridge_ns) + ["ip", "link", "set", "v%d" % host, "up" if up else "down"])

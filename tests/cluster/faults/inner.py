@@ -1,7 +1,7 @@
 """One fault-injection run, from inside the clients' network namespace.
 
-run.py creates the hosts and starts this program in the clients' namespace (under `ip netns
-exec`, which also gives it a mount namespace of its own: the tmpfs of the disk fault is mounted
+run.py creates the hosts and starts this program in the clients' namespace (under nsenter and
+unshare, which give it a mount namespace of its own: the tmpfs of the disk fault is mounted
 there and vanishes with it, whatever happens). It starts the cluster, runs the workload and the
 nemesis, heals everything, checks, and writes result.json, history.jsonl and nemesis.log into
 the run directory. Usage: inner.py RUN_DIR/config.json

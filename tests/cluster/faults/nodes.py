@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 
+from faults.hosts import in_ns  # noqa: E402
 from harness.cluster import LocalCluster, NodeProc
 
 PORT = 7001
@@ -85,7 +86,7 @@ class NetnsCluster(LocalCluster):
         return self.add_node(node_id, self.endpoint(host))
 
     def command_prefix(self, node):
-        return ["ip", "netns", "exec", self.hosts.node_ns(node.host)]
+        return in_ns(self.hosts.node_ns(node.host))
 
     def node_env(self, node):
         env = dict(self.env)

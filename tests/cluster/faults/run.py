@@ -58,6 +58,16 @@ def summary(seed, mix, res):
     return line + " FAIL (%s)" % first
 
 
+
+def _private_mounts():
+    """A mount namespace of the inner process's own, so that the disk fault's tmpfs can never
+    outlive it. Propagation is made private where / is a mount point (any real machine); in a
+    chroot, where it is not, the namespace keeps the parent's propagation."""
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                           capture_output=True)
+    mode = "private" if probe.returncode == 0 else "unchanged"
+    return ["unshare", "--mount", "--propagation", mode]
+
 def run(bin_dir, seed, mix="all", duration=30.0, out=None, keep=False, clients=4, log=print,
         route_to_joining=False, remove_leader=True):
     """Runs one seed; returns the result (a dict, see inner.py) with "summary" and "dir"."""
@@ -93,7 +103,7 @@ def run(bin_dir, seed, mix="all", duration=30.0, out=None, keep=False, clients=4
     try:
         hosts.create()
         inner = subprocess.Popen(
-            ["ip", "netns", "exec", hosts.client_ns, sys.executable, INNER,
+            hostsmod.in_ns(hosts.client_ns) + _private_mounts() + [sys.executable, INNER,
              os.path.join(run_dir, "config.json")],
             stdout=open(os.path.join(run_dir, "inner.log"), "wb"), stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent)
