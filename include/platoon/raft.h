@@ -178,7 +178,8 @@ enum praft_msg_type {
  *                  last_index, last_term (the candidate's log, §5.4.1), transfer (set when the
  *                  election was started by TIMEOUT_NOW: followers then ignore stickiness)
  *   *VOTE_RESP     term, reject
- *   HEARTBEAT      term, commit, context (a ReadIndex round, 0 if none)
+ *   HEARTBEAT      term, commit, context (a ReadIndex round, 0 if none; with lease_reads
+ *                  every heartbeat starts a round of its own)
  *   HEARTBEAT_RESP term, context (echoed)
  *   SNAPSHOT       term, snapshot (the whole meta: identity of the transfer), offset, data, len,
  *                  done (last chunk)
@@ -293,8 +294,17 @@ typedef struct praft_options {
      * election timeout steps down; a follower that heard from a leader within an election
      * timeout ignores vote requests. Default on. */
     bool disable_check_quorum;
-    /* Serve reads from a leader lease instead of a heartbeat round (thesis §6.4.1). Requires
-     * check-quorum; only safe when clocks drift less than the election timeout allows. */
+    /* Serve reads from a leader lease instead of a heartbeat round (thesis §6.4.1). The lease
+     * runs from the tick the leader *sent* the latest heartbeat a majority acknowledged, for
+     * election_ticks - 1 - election_ticks / 8 ticks (one tick for the followers' tick phase,
+     * an eighth for clock drift); a read outside the lease takes a heartbeat round as without
+     * this option. No lease holds once the leader sent TIMEOUT_NOW in its term. Requires
+     * check-quorum, which brings leader stickiness (followers ignore campaigns for an election
+     * timeout after hearing from their leader, and with this option also for an election
+     * timeout after the core starts). Set it on every member alike. Only safe when the
+     * clocks of leader and followers drift apart by less than an eighth, and when the caller
+     * delivers every tick that passed (also those missed while the process was stopped)
+     * before any other input. Default off. */
     bool lease_reads;
 
     /* Byte bound of the entries in one APPEND. Default 1 MiB. An entry larger than this is
@@ -387,7 +397,8 @@ PT_API int praft_propose(praft_node *node, const void *data, size_t len, uint64_
  * unique among reads in flight on this node). The answer comes in a later ready's reads: the
  * read index, once it is safe to answer from a state machine that has applied up to it, or an
  * error if the read had to be abandoned (leader change). On a follower the request is forwarded
- * to the leader. Errors: PT_ENOTLEADER (no leader known), PT_EINVAL (context 0), PT_ENOMEM.
+ * to the leader. With lease_reads, a leader within its lease answers in the next ready without a
+ * heartbeat round. Errors: PT_ENOTLEADER (no leader known), PT_EINVAL (context 0), PT_ENOMEM.
  */
 PT_API int praft_read_index(praft_node *node, uint64_t context);
 

@@ -97,6 +97,7 @@ typedef struct praft_pr {
     uint32_t state;
     bool probe_sent;      /* PROBE: an append is out, wait for its answer or a heartbeat */
     bool recently_active; /* heard from since the last check-quorum */
+    uint64_t lease_round; /* highest heartbeat round it acknowledged to this leader */
     praft_inflight *infl;
     uint32_t infl_start, infl_n;
     size_t infl_bytes;
@@ -186,6 +187,7 @@ struct praft_node {
     uint64_t prev_leader, prev_term;
     praft_step_fn step;
     uint32_t election_elapsed, heartbeat_elapsed, randomized_timeout;
+    uint64_t now; /* ticks since this core was created: the clock of leases */
     uint64_t rng;
     praft_vote_rec votes[PRAFT_MAX_MEMBERS];
     uint32_t n_votes;
@@ -205,6 +207,12 @@ struct praft_node {
     praft_read_req *reads_q;
     size_t n_reads_q, cap_reads_q;
     uint64_t read_round;
+    /* Lease (thesis §6.4.1, read_index.c): lease_rounds[k % election_ticks] is read_round as
+     * tick k began, for the last election_ticks ticks of this leadership, which started at
+     * tick lease_since; lease_void once a TIMEOUT_NOW went out in this term. */
+    uint64_t *lease_rounds;
+    uint64_t lease_since;
+    bool lease_void;
     praft_fwd_read *fwd;
     size_t n_fwd, cap_fwd;
     praft_read_state *done_reads; /* for the next ready */
@@ -294,6 +302,10 @@ int __praft_reads_on_commit(praft_node *n);
 void __praft_reads_fail_all(praft_node *n);
 void __praft_reads_leader_changed(praft_node *n);
 int __praft_read_done(praft_node *n, uint64_t context, uint64_t index, int status);
+/* The context of the next leader heartbeat: a fresh round with leases, else the last round. */
+uint64_t __praft_heartbeat_context(praft_node *n);
+void __praft_lease_start(praft_node *n);
+void __praft_lease_tick(praft_node *n);
 
 /* transfer.c */
 int __praft_transfer_check(praft_node *n, praft_pr *p);

@@ -129,7 +129,7 @@ void __praft_tick_leader(praft_node *n)
     }
     if (n->heartbeat_elapsed >= n->o.heartbeat_ticks) {
         n->heartbeat_elapsed = 0;
-        (void)__praft_bcast_heartbeat(n, n->n_reads_q > 0 ? n->read_round : 0);
+        (void)__praft_bcast_heartbeat(n, __praft_heartbeat_context(n));
     }
     __praft_tick_snapshots(n);
 }

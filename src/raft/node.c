@@ -153,6 +153,7 @@ void __praft_become_leader(praft_node *n)
         return;
     }
     __praft_pr_reset_all(n);
+    __praft_lease_start(n);
     /* §5.4.2 and §8: a new leader commits a no-op of its term, so that earlier entries become
      * committed and reads can be served (thesis §6.4). */
     if (__praft_append_own(n, PRAFT_ENTRY_NOOP, NULL, 0) != 0) {
@@ -349,6 +350,10 @@ int praft_step(praft_node *n, const praft_msg *m)
              * live leader we ignore campaigns, unless the leader itself asked for one. */
             bool in_lease = !n->o.disable_check_quorum && n->leader != PRAFT_NONE &&
                             n->election_elapsed < n->o.election_ticks;
+            /* Leader leases (thesis §6.4.1) count on this stickiness, and a restart forgets
+             * the leader we heard from just before the crash: a restarted node keeps still
+             * for an election timeout, as if it had heard from a leader as it started. */
+            in_lease = in_lease || (n->o.lease_reads && n->now < n->o.election_ticks);
             if (in_lease && !m->transfer) {
                 n->c.msgs_dropped_stale++;
                 return 0;
@@ -392,7 +397,9 @@ int praft_step(praft_node *n, const praft_msg *m)
 
 void praft_tick(praft_node *n)
 {
+    n->now++;
     if (n->role == PRAFT_LEADER) {
+        __praft_lease_tick(n);
         __praft_tick_leader(n);
     } else {
         __praft_tick_election(n);
@@ -501,6 +508,13 @@ int praft_new(const praft_options *opts, const praft_storage *storage, praft_nod
     n->rng = opts->seed;
     n->step = step_follower;
     n->role = PRAFT_FOLLOWER;
+    if (opts->lease_reads) {
+        n->lease_rounds = calloc(opts->election_ticks, sizeof(*n->lease_rounds));
+        if (n->lease_rounds == NULL) {
+            rv = PT_ENOMEM;
+            goto err;
+        }
+    }
 
     praft_hard_state hs;
     uint64_t first, last;
@@ -560,6 +574,7 @@ void praft_free(praft_node *n)
     __praft_log_free(&n->log);
     free(n->hist);
     free(n->reads_q);
+    free(n->lease_rounds);
     free(n->fwd);
     free(n->done_reads);
     free(n->rx_chunk_data);

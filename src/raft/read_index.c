@@ -8,6 +8,21 @@
  * commit index is current until an entry of its own term is committed (the no-op), so reads
  * wait for that. Every read ends with an answer: reads that lose their leader fail with
  * PT_ENOTLEADER.
+ *
+ * Leases (thesis §6.4.1). A follower that heard from its leader ignores vote requests for an
+ * election timeout (leader stickiness, in praft_step, on with check-quorum). So if a majority
+ * acknowledged a heartbeat this leader sent at tick s, no other leader can be elected before
+ * each of them has counted election_ticks ticks from receiving it, which is no earlier than
+ * election_ticks - 1 of our ticks after s (its clock may tick just after it received the
+ * heartbeat). Until then the leader may answer a read from its commit index without a round.
+ * The lease therefore runs from the *send* tick of the heartbeat a majority acknowledged,
+ * never from the tick the acknowledgement arrived.
+ *
+ * To know send ticks without changing the wire, every heartbeat of a lease leader starts a new
+ * round (its context), rounds only grow, and the leader remembers the round counter at the
+ * start of each of its last election_ticks ticks (lease_rounds). A follower's acknowledged
+ * round above lease_rounds[k] proves it answered a heartbeat sent at tick k or later. Only
+ * heartbeats extend the lease; appends do not carry a round.
  */
 #include "raft/core.h"
 
@@ -43,6 +58,79 @@ static int answer(praft_node *n, const praft_read_req *r, int status)
 static bool own_term_committed(praft_node *n)
 {
     return __praft_log_term_or0(n, n->commit) == n->term;
+}
+
+/*
+ * The lease lasts election_ticks - 1 ticks from the send tick (see above), minus an allowance
+ * for clock drift between leader and followers of an eighth of the election timeout: with the
+ * default 10 ticks, a lease of 8 ticks. Clocks must not drift apart faster than that, and the
+ * caller must deliver every tick that passed (including those missed while the process was
+ * stopped) before anything else, or the lease outlives the followers' stickiness.
+ */
+static uint64_t lease_ticks(const praft_node *n)
+{
+    uint32_t t = n->o.election_ticks;
+    return t - 1 - t / 8; /* election_ticks >= 2 (validated), so at least 1 */
+}
+
+void __praft_lease_start(praft_node *n)
+{
+    n->lease_since = n->now;
+    n->lease_void = false;
+    if (n->lease_rounds != NULL) {
+        n->lease_rounds[n->now % n->o.election_ticks] = n->read_round;
+    }
+}
+
+void __praft_lease_tick(praft_node *n)
+{
+    if (n->lease_rounds != NULL) {
+        n->lease_rounds[n->now % n->o.election_ticks] = n->read_round;
+    }
+}
+
+uint64_t __praft_heartbeat_context(praft_node *n)
+{
+    if (n->o.lease_reads) {
+        return ++n->read_round; /* a fresh round: its acknowledgements date the lease */
+    }
+    return n->n_reads_q > 0 ? n->read_round : 0;
+}
+
+/* The round counter as tick max(now - lease_ticks + 1, lease_since) began: a voter that
+ * acknowledged a later round answered a heartbeat sent within the lease. */
+static uint64_t lease_floor(const praft_node *n)
+{
+    uint64_t d = lease_ticks(n);
+    uint64_t k = n->now + 1 >= n->lease_since + d ? n->now + 1 - d : n->lease_since;
+    return n->lease_rounds[k % n->o.election_ticks];
+}
+
+struct lease_ctx {
+    praft_node *n;
+    uint64_t floor;
+};
+
+static int in_lease(void *ctx, uint64_t id)
+{
+    const struct lease_ctx *l = ctx;
+    if (id == l->n->id) {
+        return 1; /* the leader counts itself at the current tick */
+    }
+    praft_pr *p = __praft_pr_find(l->n, id);
+    return p != NULL && p->lease_round > l->floor ? 1 : 0;
+}
+
+/* thesis §6.4.1: true while a majority (of each side of a joint configuration) acknowledged a
+ * heartbeat sent less than lease_ticks ago. Never after this leader sent TIMEOUT_NOW in this
+ * term: a transfer's election ignores stickiness (thesis §3.10), so the target may win at once. */
+static bool lease_holds(praft_node *n)
+{
+    if (!n->o.lease_reads || n->lease_void || n->lease_rounds == NULL) {
+        return false;
+    }
+    struct lease_ctx l = {.n = n, .floor = lease_floor(n)};
+    return __praft_quorum_result(&n->cfg, in_lease, &l) == PR_VOTE_WON;
 }
 
 static int acked(void *ctx, uint64_t id)
@@ -94,18 +182,21 @@ static int start_round(praft_node *n)
     if (!any) {
         return 0;
     }
-    if (n->o.lease_reads) {
-        /* thesis §6.4.1: with check-quorum, no other leader can have been elected within an
-         * election timeout of our last majority contact, so the lease stands in for a round. */
+    if (lease_holds(n)) {
+        /* thesis §6.4.1: no other leader can exist before the lease ends, so it stands in for
+         * the round. Every read queued here has its read index already. */
         for (size_t i = 0; i < n->n_reads_q; i++) {
-            praft_read_req *r = &n->reads_q[i];
-            r->n_acks = 0;
-            for (uint32_t j = 0; j < n->cfg.n_members; j++) {
-                r->acks[r->n_acks++] = n->cfg.members[j].id;
+            int rv = answer(n, &n->reads_q[i], 0);
+            if (rv != 0) {
+                memmove(n->reads_q, n->reads_q + i, (n->n_reads_q - i) * sizeof(*n->reads_q));
+                n->n_reads_q -= i;
+                return rv;
             }
         }
-        return release(n);
+        n->n_reads_q = 0;
+        return 0;
     }
+    /* Without a lease (or once it expired) a read never fails for that: it takes a round. */
     int rv = release(n); /* a single voter needs no round */
     if (rv == 0 && n->n_reads_q > 0) {
         rv = __praft_bcast_heartbeat(n, round);
@@ -141,6 +232,14 @@ int __praft_reads_on_commit(praft_node *n)
 
 int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round)
 {
+    if (round > n->read_round) {
+        n->c.msgs_dropped_stale++; /* no such round was ever sent */
+        return 0;
+    }
+    praft_pr *p = __praft_pr_find(n, from);
+    if (p != NULL && round > p->lease_round) {
+        p->lease_round = round;
+    }
     for (size_t i = 0; i < n->n_reads_q; i++) {
         praft_read_req *r = &n->reads_q[i];
         /* An answer to round k proves leadership after every read of rounds <= k began. */

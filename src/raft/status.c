@@ -34,7 +34,7 @@ int praft_options_validate(const praft_options *o, const char **why)
         w = "election_ticks: must exceed heartbeat_ticks (§5.6: broadcast time << election "
             "timeout)";
     } else if (o->lease_reads && o->disable_check_quorum) {
-        w = "lease_reads: requires check-quorum (thesis §6.4.1)";
+        w = "lease_reads: requires check-quorum, which brings leader stickiness (thesis §6.4.1)";
     } else if (o->max_msg_bytes == 0) {
         w = "max_msg_bytes: must be at least 1";
     } else if (o->max_inflight_msgs == 0) {

@@ -8,6 +8,9 @@
 static int send_timeout_now(praft_node *n, uint64_t to)
 {
     praft_msg m = {.type = PRAFT_MSG_TIMEOUT_NOW, .to = to};
+    /* The target's election ignores leader stickiness, so no lease holds from now on in this
+     * term (thesis §6.4.1): reads take a heartbeat round. */
+    n->lease_void = true;
     return __praft_send(n, &m, false);
 }
 

@@ -101,6 +101,7 @@ static int host_start(psim_world *w, int slot)
     o.heartbeat_ticks = 1;
     o.disable_pre_vote = w->opt.disable_pre_vote;
     o.disable_check_quorum = w->opt.disable_check_quorum;
+    o.lease_reads = w->opt.lease_reads;
     /* Small bounds so that batching, flow control and chunking are exercised with a small
      * workload. */
     o.max_msg_bytes = 200;
@@ -218,6 +219,15 @@ void psim_host_resume(psim_world *w, int slot)
     }
     h->paused = false;
     psim_trace(w, "resume slot%d (%zu held events)", slot, h->n_held);
+    if (w->opt.lease_reads) {
+        /* Leases need a clock that keeps running while the process is stopped, read before
+         * any queued input (see lease_reads in platoon/raft.h): the time that passed is
+         * ticked first. */
+        for (uint32_t i = 0; i < h->missed_ticks; i++) {
+            praft_tick(h->raft);
+        }
+    }
+    h->missed_ticks = 0;
     /* What queued up while the process was stopped is handled now, in arrival order. */
     for (size_t i = 0; i < h->n_held; i++) {
         psim_event ev = h->held[i];
@@ -234,6 +244,8 @@ void psim_host_tick(psim_world *w, int slot, uint64_t incarnation)
     }
     if (!h->paused) {
         praft_tick(h->raft);
+    } else {
+        h->missed_ticks++;
     }
     psim_schedule(w, PSIM_TICK, PSIM_EV_TICK, slot, incarnation, NULL);
 }

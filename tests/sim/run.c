@@ -55,10 +55,11 @@ void psim_print_violation(FILE *f, const psim_options *opt, const psim_run_resul
             opt->seed, res->step, res->violation.detail);
     fprintf(f,
             "replay: build/bin/platoon-sim --seed %" PRIu64 " --nodes %d --steps %" PRIu64
-            " --faults %s --clients %d --keys %d%s%s%s --trace trace.txt\n",
+            " --faults %s --clients %d --keys %d%s%s%s%s --trace trace.txt\n",
             opt->seed, opt->nodes, opt->steps, faults, opt->clients, opt->keys,
             opt->disable_pre_vote ? " --no-pre-vote" : "",
             opt->disable_check_quorum ? " --no-check-quorum" : "",
+            opt->lease_reads ? " --lease-reads" : "",
             opt->bug == PSIM_BUG_STALE_READ  ? " --plant-bug stale-read"
             : opt->bug == PSIM_BUG_EARLY_ACK ? " --plant-bug early-ack"
                                              : "");

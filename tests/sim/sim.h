@@ -59,7 +59,8 @@ typedef struct psim_options {
     uint32_t heal_ticks; /* liveness bound once faults heal */
     bool disable_pre_vote;
     bool disable_check_quorum;
-    FILE *trace; /* if not NULL, the text trace is written there */
+    bool lease_reads; /* leader leases (thesis §6.4.1) for every core */
+    FILE *trace;      /* if not NULL, the text trace is written there */
     /* Bugs planted in the simulated application on purpose, to show that the checkers catch
      * their effects end to end (tests only; enum psim_bug). */
     uint32_t bug;
@@ -143,7 +144,8 @@ typedef struct psim_host {
     uint32_t incarnation; /* bumped at each start: a crash ends a lifetime */
     bool exists;          /* slot in use (has an id) */
     bool up, paused, slow;
-    bool blank; /* created empty to be added; not yet seen in a configuration */
+    uint32_t missed_ticks; /* ticks that passed while paused */
+    bool blank;            /* created empty to be added; not yet seen in a configuration */
     praft_node *raft;
     psim_disk disk;
     psim_kv kv;

@@ -31,7 +31,8 @@ static int usage(void)
             "usage: platoon-sim [--seed S | --seeds A..B | --soak [--duration SECONDS]]\n"
             "                   [--nodes N|N,M,...] [--steps K] [--faults all|none|LIST]\n"
             "                   [--clients C] [--keys K] [--no-pre-vote] [--no-check-quorum]\n"
-            "                   [--trace FILE] [--quiet] [--plant-bug stale-read|early-ack]\n"
+            "                   [--lease-reads] [--trace FILE] [--quiet]\n"
+            "                   [--plant-bug stale-read|early-ack]\n"
             "       platoon-sim --scenario NAME | --scenarios [--seed S | --seeds A..B] [--trace "
             "FILE]\n"
             "faults: loss,delay,dup,reorder,partition,crash,pause,slow,snapshot,membership,"
@@ -147,6 +148,8 @@ int main(int argc, char **argv)
             base.disable_pre_vote = true;
         } else if (strcmp(a, "--no-check-quorum") == 0) {
             base.disable_check_quorum = true;
+        } else if (strcmp(a, "--lease-reads") == 0) {
+            base.lease_reads = true;
         } else {
             return usage();
         }
