@@ -374,6 +374,20 @@ void *__pnode_loop_main(void *arg)
             deadline = retry_write_at;
         }
         pnet_mailbox_wait(n->mailbox, deadline, &events);
+        /* Time first, then what arrived: after a pause (SIGSTOP, a stall) the core must learn
+         * how much time passed before it answers anything that depends on time (a leader's
+         * lease, thesis §6.4.1; check-quorum). Replaying every missed tick is not needed: two
+         * election timeouts' worth is the same as any longer pause. */
+        int64_t now = pnode_now_ms();
+        if (now >= n->next_tick_ms) {
+            int64_t behind = (now - n->next_tick_ms) / tick + 1;
+            int64_t cap = (int64_t)n->opts.election_ticks * 2;
+            for (int64_t i = 0; i < behind && i < cap; i++) {
+                praft_tick(n->raft);
+            }
+            n->next_tick_ms = now - (now - n->next_tick_ms) % tick + tick;
+            publish_status(n);
+        }
         while (events != NULL) {
             pnet_event *ev = events;
             events = ev->next;
@@ -399,18 +413,6 @@ void *__pnode_loop_main(void *arg)
         }
         __pnode_snapshot_poll(n);
 
-        int64_t now = pnode_now_ms();
-        if (now >= n->next_tick_ms) {
-            /* After a long pause (SIGSTOP, a stall) do not replay every missed tick at once:
-             * a burst of ticks is the same as one election timeout's worth. */
-            int64_t behind = (now - n->next_tick_ms) / tick + 1;
-            int64_t cap = (int64_t)n->opts.election_ticks * 2;
-            for (int64_t i = 0; i < behind && i < cap; i++) {
-                praft_tick(n->raft);
-            }
-            n->next_tick_ms = now - (now - n->next_tick_ms) % tick + tick;
-            publish_status(n);
-        }
         __pnode_process_ready(n);
         __pnode_requests_progress(n);
         __pnode_admin_progress(n);
