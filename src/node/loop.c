@@ -121,6 +121,7 @@ static void apply_committed(pnode *n)
             continue; /* covered by the snapshot the state machine was restored from */
         }
         int rc = apply_entry(n, e);
+        n->counters.entries_applied++;
         if (rc != 0) {
             /* Applying differently from the other nodes would be worse than stopping: the
              * node stops serving and says why (state machine safety, §5.4.3). */
@@ -238,6 +239,7 @@ void __pnode_process_ready(pnode *n)
             return;
         }
         n->ready_out = true;
+        n->counters.readies++;
         note_soft_state(n);
         if (ready_has_config(&n->rd)) {
             __pnode_refresh_peers(n);
@@ -253,6 +255,8 @@ void __pnode_process_ready(pnode *n)
         }
         if (prepare_job(n)) {
             n->ready_needs_write = true;
+            n->counters.writes++;
+            n->counters.entries_written += n->job.batch.n_entries;
             __pnode_writer_submit(n);
             return; /* the rest of this ready waits for the write */
         }
@@ -353,6 +357,7 @@ static void publish_status(pnode *n)
     pstore_log_range(n->store, &st->first_index, &st->last_index);
     pthread_mutex_unlock(&n->store_mu);
     st->failed = n->sm_failed;
+    st->counters = n->counters;
     pthread_mutex_lock(&n->status_mu);
     n->status = *st;
     pthread_mutex_unlock(&n->status_mu);
@@ -361,6 +366,7 @@ static void publish_status(pnode *n)
 
 void *__pnode_loop_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pt-loop"); /* shown by top -H, perf, gdb */
     pnode *n = arg;
     const int64_t tick = n->opts.tick_ms;
     n->next_tick_ms = pnode_now_ms() + tick;
@@ -374,6 +380,7 @@ void *__pnode_loop_main(void *arg)
             deadline = retry_write_at;
         }
         pnet_mailbox_wait(n->mailbox, deadline, &events);
+        n->counters.loop_turns++;
         /* Time first, then what arrived: after a pause (SIGSTOP, a stall) the core must learn
          * how much time passed before it answers anything that depends on time (a leader's
          * lease, thesis §6.4.1; check-quorum). Replaying every missed tick is not needed: two
@@ -391,6 +398,7 @@ void *__pnode_loop_main(void *arg)
         while (events != NULL) {
             pnet_event *ev = events;
             events = ev->next;
+            n->counters.events++;
             handle_event(n, ev);
             pnet_event_free(ev);
         }

@@ -50,6 +50,7 @@ out:
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pt-writer"); /* shown by top -H, perf, gdb */
     pnode *n = arg;
     pthread_mutex_lock(&n->writer_mu);
     for (;;) {

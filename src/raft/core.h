@@ -251,6 +251,9 @@ struct praft_node {
     bool rd_chunk_done;
 
     bool bcast_pending; /* appends to every follower are due at the next ready */
+    /* Reads wait for a heartbeat round, started at the next ready: all the reads that arrive
+     * between two readies share one round instead of one broadcast each (read_index.c). */
+    bool read_round_pending;
 
     praft_counters c;
 };
@@ -298,6 +301,8 @@ int __praft_read_local(praft_node *n, uint64_t from, uint64_t context);
 int __praft_handle_read_index(praft_node *n, const praft_msg *m);
 int __praft_handle_read_index_resp(praft_node *n, const praft_msg *m);
 int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round);
+/* Starts the heartbeat round the queued reads wait for, if one is due (praft_ready_get). */
+int __praft_reads_start_round(praft_node *n);
 int __praft_reads_on_commit(praft_node *n);
 void __praft_reads_fail_all(praft_node *n);
 void __praft_reads_leader_changed(praft_node *n);

@@ -110,6 +110,7 @@ void __praft_become_follower(praft_node *n, uint64_t term, uint64_t leader)
         __praft_pr_free_all(n);
         n->transferee = PRAFT_NONE;
         n->bcast_pending = false;
+        n->read_round_pending = false;
         n->uncommitted_bytes = 0;
     }
     reset(n, term);

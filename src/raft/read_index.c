@@ -219,7 +219,12 @@ int __praft_read_local(praft_node *n, uint64_t from, uint64_t context)
     if (!own_term_committed(n)) {
         return 0; /* queued until the no-op commits (thesis §6.4 step 1) */
     }
-    return start_round(n);
+    /* The round starts when the next ready is taken, so that every read arriving before then
+     * shares it: one heartbeat per follower for a batch of reads, not one per read. Its read
+     * index is the commit index at that moment, no lower than now (thesis §6.4 step 1 asks
+     * for at least the commit index when the read arrived). */
+    n->read_round_pending = true;
+    return 0;
 }
 
 int __praft_reads_on_commit(praft_node *n)
@@ -227,7 +232,24 @@ int __praft_reads_on_commit(praft_node *n)
     if (n->n_reads_q == 0 || !own_term_committed(n)) {
         return 0;
     }
-    return start_round(n);
+    n->read_round_pending = true;
+    return 0;
+}
+
+int __praft_reads_start_round(praft_node *n)
+{
+    if (!n->read_round_pending) {
+        return 0;
+    }
+    if (n->role != PRAFT_LEADER || !own_term_committed(n)) {
+        n->read_round_pending = false;
+        return 0;
+    }
+    int rv = start_round(n);
+    if (rv == 0) {
+        n->read_round_pending = false;
+    }
+    return rv;
 }
 
 int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round)

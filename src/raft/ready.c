@@ -46,7 +46,7 @@ bool praft_has_ready(praft_node *n)
     if (n == NULL || n->ready_out) {
         return false;
     }
-    return n->bcast_pending || n->ob[n->pending].n_msgs > 0 ||
+    return n->bcast_pending || n->read_round_pending || n->ob[n->pending].n_msgs > 0 ||
            n->log.unstable <= __praft_log_last(&n->log) || hs_changed(n) ||
            n->applied < apply_limit(n) || n->n_done_reads > 0 || n->install_pending ||
            n->rx_chunk_pending || n->role != n->prev_role || n->leader != n->prev_leader ||
@@ -69,6 +69,10 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
         }
     }
     n->bcast_pending = false;
+    rv = __praft_reads_start_round(n);
+    if (rv != 0) {
+        return rv;
+    }
     memset(rd, 0, sizeof(*rd));
     praft_log *l = &n->log;
     praft_outbox *ob = &n->ob[n->pending];

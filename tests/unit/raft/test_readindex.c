@@ -444,6 +444,41 @@ static void many_reads_share_rounds(void **state)
     cl_free(&c);
 }
 
+/* Reads that arrive between two readies share one heartbeat round: one heartbeat per follower
+ * for the batch, not one per read (a follower would otherwise do the work of every read). */
+static void reads_between_readies_share_one_heartbeat(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, NULL);
+    cl_elect(&c, 1);
+    cl_propose(&c, 1, "x");
+    cl_settle(&c);
+    for (uint64_t i = 1; i <= 20; i++) {
+        assert_int_equal(praft_read_index(c.t[1].n, i), 0);
+    }
+    assert_true(praft_has_ready(c.t[1].n));
+    cl_ready(&c, 1);
+    assert_int_equal(cl_count(&c, PRAFT_MSG_HEARTBEAT, 1, 2), 1);
+    assert_int_equal(cl_count(&c, PRAFT_MSG_HEARTBEAT, 1, 3), 1);
+    assert_int_equal(c.t[1].n_reads, 0); /* still not before the round */
+    cl_settle(&c);
+    assert_int_equal(c.t[1].n_reads, 20);
+    for (size_t i = 0; i < 20; i++) {
+        assert_int_equal(c.t[1].reads[i].context, i + 1);
+        assert_int_equal(c.t[1].reads[i].index, 3);
+        assert_int_equal(c.t[1].reads[i].status, 0);
+    }
+    /* A read arriving after the round went out waits for a round of its own. */
+    assert_int_equal(praft_read_index(c.t[1].n, 99), 0);
+    cl_ready(&c, 1);
+    assert_int_equal(cl_count(&c, PRAFT_MSG_HEARTBEAT, 1, 2), 1);
+    cl_settle(&c);
+    assert_int_equal(c.t[1].n_reads, 21);
+    assert_int_equal(c.t[1].reads[20].context, 99);
+    cl_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +496,7 @@ int main(void)
         cmocka_unit_test(single_voter_lease),
         cmocka_unit_test(read_index_errors),
         cmocka_unit_test(many_reads_share_rounds),
+        cmocka_unit_test(reads_between_readies_share_one_heartbeat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
