@@ -145,6 +145,17 @@ PT_API int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t
 PT_API void pnode_stop(pnode *node);
 
 /* The node's status, as seen by the loop a moment ago. Thread-safe. */
+/* What the runtime did since start: to see how well it batches (entries per write, events per
+ * turn of the loop) when tuning or benchmarking. */
+typedef struct pnode_counters {
+    uint64_t loop_turns;      /* times the loop woke up (for events, a tick or a completion) */
+    uint64_t events;          /* messages, calls and completions handled */
+    uint64_t readies;         /* readies taken from the core */
+    uint64_t writes;          /* storage writes (each one transaction, synced per --sync) */
+    uint64_t entries_written; /* log entries in those writes */
+    uint64_t entries_applied; /* committed entries applied to the state machine */
+} pnode_counters;
+
 typedef struct pnode_status {
     praft_status raft;
     uint64_t applied;        /* the state machine's applied index */
@@ -152,6 +163,7 @@ typedef struct pnode_status {
     uint64_t first_index;    /* the log's range in the store */
     uint64_t last_index;
     bool failed; /* the state machine could not apply an entry: the node serves nothing */
+    pnode_counters counters;
 } pnode_status;
 PT_API void pnode_status_get(pnode *node, pnode_status *out);
 

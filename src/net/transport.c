@@ -106,6 +106,7 @@ static bool finished(const pnet_transport *t)
 
 static void *cq_thread(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pt-net"); /* shown by top -H, perf, gdb */
     pnet_transport *t = arg;
     for (;;) {
         gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),

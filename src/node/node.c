@@ -528,7 +528,13 @@ void pnode_stop(pnode *n)
     }
     __pnode_snapshot_join(n);
     __pnode_writer_stop(n);
-    PT_INFO("node %llu stopped", (unsigned long long)n->opts.id);
+    const pnode_counters *c = &n->counters;
+    PT_INFO("node %llu stopped; since start: %llu loop turns, %llu events, %llu readies, "
+            "%llu writes of %llu entries, %llu entries applied",
+            (unsigned long long)n->opts.id, (unsigned long long)c->loop_turns,
+            (unsigned long long)c->events, (unsigned long long)c->readies,
+            (unsigned long long)c->writes, (unsigned long long)c->entries_written,
+            (unsigned long long)c->entries_applied);
     free_node(n);
 }
 

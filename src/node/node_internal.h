@@ -159,6 +159,8 @@ struct pnode {
     pthread_mutex_t inbox_mu;
     pnode_request *inbox;
 
+    pnode_counters counters; /* loop thread only; copied into the status */
+
     /* The status, copied by the loop for other threads. */
     pthread_mutex_t status_mu;
     pnode_status status;

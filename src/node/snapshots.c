@@ -23,6 +23,7 @@ static int write_to_store(void *ctx, const void *data, size_t len)
 
 static void *snapshot_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pt-snapshot"); /* shown by top -H, perf, gdb */
     pnode *n = arg;
     const pnode_sm *sm = &n->opts.sm;
     pstore_snap_writer *w = NULL;
