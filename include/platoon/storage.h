@@ -12,6 +12,10 @@
  * Data directory layout (LMDB backend):
  *
  *     DIR/log/data.mdb, DIR/log/lock.mdb   the LMDB environment: entries and metadata
+ *                                          (with sync on, data.mdb is kept 2-6 MiB longer
+ *                                          than its pages, zero-filled: a commit then
+ *                                          rewrites blocks instead of growing the file,
+ *                                          which would also flush file system metadata)
  *     DIR/snapshots/snap-<index>-<term>.psnap   complete snapshots (the newest few)
  *     DIR/snapshots/NAME.tmp               snapshots being written or received
  *

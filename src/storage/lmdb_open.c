@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -448,6 +449,13 @@ static int open_store(pstore *s, const char *dir)
         return __pstore_fail(
             s, PT_ECORRUPT, "%s: truncated: %lld bytes, its last page ends at %llu", ls->log_file,
             (long long)st.st_size, (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize);
+    }
+    ls->page_size = est.ms_psize;
+    ls->file_end = (uint64_t)st.st_size;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        /* Leave the last MiB below a file size limit to LMDB itself (lmdb.c, out_of_space). */
+        ls->prealloc_cap = rl.rlim_cur > (2u << 20) ? (uint64_t)rl.rlim_cur - (1u << 20) : 1;
     }
     int rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &ls->rtxn);
     if (rc == 0) {

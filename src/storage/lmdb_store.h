@@ -19,6 +19,11 @@ typedef struct lstore {
     MDB_dbi meta_dbi;
     MDB_txn *rtxn; /* reset between reads, renewed for each */
     size_t map_size;
+    size_t page_size;
+    /* Zero-filled room kept ahead of LMDB's last page (lmdb.c, "Preallocation"). */
+    uint64_t file_end;      /* the data file's size as last written or seen */
+    uint64_t prealloc_cap;  /* never preallocate past this (file size limit), 0: no limit */
+    uint64_t prealloc_next; /* after a failure: retry once LMDB's pages reach this size */
     int lock_fd;
     char log_file[300]; /* DIR/log/data.mdb, for messages */
     char snap_dir[300];
@@ -31,6 +36,9 @@ int __pstore_errno(pstore *s, int err, const char *path, const char *what);
 int __pstore_fsync_dir(pstore *s, const char *path);
 /* Scans DIR/snapshots at open: removes temporary files, verifies and lists every snapshot. */
 int __pstore_files_scan(pstore *s);
+
+/* Keeps zero-filled room ahead of LMDB's last page in the data file (lmdb.c). */
+void __pstore_lmdb_prealloc(pstore *s);
 
 extern const pstore_ops __pstore_lmdb_ops;
 /* The snapshot file operations of __pstore_lmdb_ops (snapfiles.c). */

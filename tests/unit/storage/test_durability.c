@@ -136,6 +136,49 @@ static void reopens_intact(void **state)
     pstore_close(s);
 }
 
+/* With syncing on, the store keeps zero-filled room written ahead of LMDB's pages (so that a
+ * commit rewrites blocks inside the file instead of growing it); the longer file is no damage:
+ * it reopens, checks clean and keeps growing with the log. */
+static void room_is_kept_ahead_of_the_log(void **state)
+{
+    fx *f = *state;
+    char p[400];
+    path_of(f, "log/data.mdb", p, sizeof(p));
+    struct stat before, after;
+    assert_int_equal(stat(p, &before), 0);
+    f->opts.sync = PSTORE_SYNC_FULL;
+    pstore *s = NULL;
+    char err[256];
+    assert_int_equal(reopen(f, &s, err, sizeof(err)), 0);
+    static uint8_t big[16][4096];
+    praft_entry e[16];
+    uint64_t next = N_ENTRIES + 1;
+    for (int b = 0; b < 2; b++) {
+        for (int k = 0; k < 16; k++) {
+            memset(big[k], (int)next, sizeof(big[k]));
+            e[k] = (praft_entry){.index = next, .term = 2, .len = sizeof(big[k]), .data = big[k]};
+            next++;
+        }
+        pstore_batch w = {.entries = e, .n_entries = 16};
+        assert_int_equal(pstore_write(s, &w), 0);
+    }
+    assert_int_equal(stat(p, &after), 0);
+    /* 128 KiB of entries were added, the file grew by at least the 2 MiB kept ahead. */
+    assert_true(after.st_size >= before.st_size + (2 << 20));
+    pstore_close(s);
+    assert_int_equal(reopen(f, &s, err, sizeof(err)), 0);
+    assert_int_equal(pstore_check(s), 0);
+    uint64_t last;
+    pstore_log_range(s, NULL, &last);
+    assert_int_equal(last, next - 1);
+    praft_entry out[1];
+    size_t n = 0;
+    assert_int_equal(pstore_entries(s, last, last + 1, SIZE_MAX, out, &n), 0);
+    assert_int_equal(out[0].data[100], (uint8_t)last);
+    pstore_entries_free(out, n);
+    pstore_close(s);
+}
+
 static void identity_is_checked(void **state)
 {
     fx *f = *state;
@@ -393,6 +436,7 @@ static void full_disk_loses_nothing(void **state)
         pstore *s = NULL;
         char err[256];
         f->opts.initial_map_size = 1 << 20;
+        f->opts.sync = PSTORE_SYNC_FULL; /* with the room kept ahead (lmdb.c) */
         if (pstore_open(f->dir, &f->opts, &s, err, sizeof(err)) != 0) {
             _exit(2);
         }
@@ -452,6 +496,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(reopens_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(room_is_kept_ahead_of_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(identity_is_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_store_is_not_created_silently, setup, teardown),
         cmocka_unit_test_setup_teardown(second_open_is_refused, setup, teardown),
