@@ -178,6 +178,11 @@ static bool prepare_job(pnode *n)
     }
     job->batch.entries = rd->entries;
     job->batch.n_entries = rd->n_entries;
+    if (!rd->has_snapshot) {
+        /* With a snapshot the loop restores the state machine first (finish_ready). */
+        job->after = rd->send_after_persist;
+        job->n_after = rd->n_send_after_persist;
+    }
     bool durable = job->has_chunk || job->has_snapshot || rd->n_entries > 0;
     if (rd->has_hard_state) {
         /* Only the commit index moved: not worth a sync, which would also hold back the next
@@ -221,7 +226,9 @@ static void finish_ready(pnode *n)
             __pnode_requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
         }
     }
-    send_all(n, n->rd.send_after_persist, n->rd.n_send_after_persist);
+    if (!(n->ready_needs_write && n->job.after_sent)) {
+        send_all(n, n->rd.send_after_persist, n->rd.n_send_after_persist);
+    }
     __pnode_requests_reads(n, n->rd.reads, n->rd.n_reads);
     praft_advance(n->raft, &n->rd);
     n->ready_out = false;

@@ -80,6 +80,11 @@ typedef struct writer_job {
     praft_snapshot_meta snapshot;
     pstore_batch batch;
     praft_config config; /* batch.config points here when set */
+    /* Messages that wait for this write (the ready's send_after_persist): the writer sends
+     * them as soon as the write is durable, without a round through the loop. */
+    const praft_msg *after;
+    size_t n_after;
+    bool after_sent;
 } writer_job;
 
 struct pnode {

@@ -64,6 +64,16 @@ static void *writer_main(void *arg)
 
         char err[sizeof(n->writer_err)] = "";
         int rc = run_job(n, &n->job, err, sizeof(err));
+        if (rc == 0 && n->job.n_after > 0) {
+            /* raft.h: these may go once the ready's writes are durable, which they now are.
+             * Sending them here spares the answer (a follower's acknowledgement, a vote) a
+             * wake-up of the loop on its way: the loop sends the next ready's messages only
+             * after it has seen this job done, so the order on each lane is kept. */
+            for (size_t i = 0; i < n->job.n_after; i++) {
+                (void)pnet_transport_send(n->net, &n->job.after[i]);
+            }
+            n->job.after_sent = true;
+        }
 
         pthread_mutex_lock(&n->writer_mu);
         n->writer_rc = rc;
