@@ -283,6 +283,7 @@ static void learn_sender(pnode *n, const pnet_event *ev)
     }
     for (size_t i = 0; i < n->n_learned; i++) {
         if (n->learned[i].id == from && strcmp(n->learned[i].address, ev->peer_address) == 0) {
+            n->learned_seen_ms[i] = pnode_now_ms();
             return;
         }
     }
@@ -300,10 +301,44 @@ static void learn_sender(pnode *n, const pnet_event *ev)
         }
         memset(&n->learned[k], 0, sizeof(n->learned[k]));
         n->learned[k].id = from;
+        n->learned_seen_ms[k] = pnode_now_ms();
         snprintf(n->learned[k].address, sizeof(n->learned[k].address), "%s", ev->peer_address);
         PT_INFO("peer %llu at %s (learned from its messages)", (unsigned long long)from,
                 ev->peer_address);
     }
+}
+
+/*
+ * Forgets the peers learned from their messages that are not members and have been silent for
+ * ten election timeouts (at least 5 s): typically a node removed from the cluster that kept
+ * talking for a while and was then stopped. Without this its lane would keep dialing it until
+ * this node restarts. The current leader is kept (requests are forwarded to it by the address
+ * learned); a learned peer that became a member is left to the configuration.
+ */
+static void forget_silent_learned(pnode *n, int64_t now)
+{
+    int64_t ttl = (int64_t)n->opts.election_ticks * n->opts.tick_ms * 10;
+    if (ttl < 5000) {
+        ttl = 5000;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_learned; i++) {
+        const praft_member *m = &n->learned[i];
+        bool member = praft_config_find(&n->peers_config, m->id) != NULL;
+        if (!member && (m->id == n->leader || now - n->learned_seen_ms[i] < ttl)) {
+            n->learned[k] = n->learned[i];
+            n->learned_seen_ms[k] = n->learned_seen_ms[i];
+            k++;
+            continue;
+        }
+        if (!member) {
+            pnet_transport_remove_peer(n->net, m->id);
+            PT_INFO("peer %llu at %s forgotten (not a member, silent for %lld s)",
+                    (unsigned long long)m->id, m->address,
+                    (long long)((now - n->learned_seen_ms[i]) / 1000));
+        }
+    }
+    n->n_learned = k;
 }
 
 static void handle_event(pnode *n, pnet_event *ev)
@@ -401,6 +436,7 @@ void *__pnode_loop_main(void *arg)
             }
             n->next_tick_ms = now - (now - n->next_tick_ms) % tick + tick;
             publish_status(n);
+            forget_silent_learned(n, now);
         }
         while (events != NULL) {
             pnet_event *ev = events;

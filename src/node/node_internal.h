@@ -148,7 +148,8 @@ struct pnode {
     char advertise[PRAFT_ADDRESS_MAX];
     /* Peers not (yet) in the configuration whose address their own messages told: a node that
      * joins answers the leader this way before it has received the configuration. */
-    praft_member learned[PRAFT_MAX_MEMBERS]; /* id and address */
+    praft_member learned[PRAFT_MAX_MEMBERS];    /* id and address */
+    int64_t learned_seen_ms[PRAFT_MAX_MEMBERS]; /* when each last sent a message */
     size_t n_learned;
     bool sm_failed;
     uint64_t next_context;

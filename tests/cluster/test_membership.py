@@ -139,6 +139,29 @@ class Membership(testing.ClusterTest):
                 self.assertNotIn(old, [m.id for m in st.members])
         self.assert_same_state_everywhere()
 
+    def test_removed_node_that_was_stopped_is_forgotten(self):
+        """A node removed while it was paused does not know it was removed: once resumed it
+        campaigns, and the members answer it at the address it announces (a "learned" peer).
+        After it is stopped for good, they forget it instead of dialing it forever."""
+        self.write_many(10)
+        gone = next(i for i in (1, 2, 3) if i != self.leader)
+        self.node(gone).pause()
+        rc, out, err = self.ctl("cluster", "remove", str(gone))
+        self.assertEqual(rc, 0, err)
+        self.node(gone).resume()
+        others = [n for n in self.cluster.nodes.values() if n.id != gone]
+        learned = "peer %d at %s (learned from its messages)" % (gone, self.node(gone).address)
+        self.wait("a member hears from removed node %d" % gone,
+                  lambda: any(learned in n.log() for n in others), timeout=20.0)
+        self.node(gone).stop()
+        forgotten = "peer %d at %s forgotten" % (gone, self.node(gone).address)
+        self.wait("removed node %d is forgotten once silent" % gone,
+                  lambda: all(forgotten in n.log() for n in others if learned in n.log()),
+                  timeout=30.0)
+        # The cluster is unaffected throughout.
+        self.write_many(5, start=10)
+        self.assert_same_state_everywhere()
+
 
 class ConcurrentChange(testing.ClusterTest):
     # Slow elections (2 to 4 s): the leader must stay leader, without its followers, for as
