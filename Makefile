@@ -56,8 +56,8 @@ lint: build
 coverage: deps
 	cmake -S . -B $(COVER) -DCMAKE_BUILD_TYPE=Debug -DPLATOON_COVERAGE=ON
 	cmake --build $(COVER) -j $(JOBS)
-	cd $(COVER) && ctest -j $(JOBS) -L 'unit|sim'
-	gcovr -r . --object-directory $(COVER) --filter 'src/' --print-summary \
+	cd $(COVER) && ctest -j $(JOBS) -L 'unit|sim|cluster'
+	gcovr -r . --object-directory $(COVER) --filter 'src/' --filter 'tools/' --print-summary \
 	    --html-details $(COVER)/coverage.html | tail -n 40
 	@echo "coverage report: $(COVER)/coverage.html"
 

@@ -506,14 +506,12 @@ void pnode_stop(pnode *n)
         pnet_mailbox_wake(n->mailbox);
         pthread_join(n->loop_thread, NULL);
     }
-    /* The write in flight completes (what it makes durable stays so); nothing that depends on
-     * it is sent, which is always safe. */
-    if (n->ready_out && n->ready_needs_write) {
-        int rc;
-        while (!__pnode_writer_poll(n, &rc)) {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
+    /* A write in flight completes (what it makes durable stays so); nothing that depends on
+     * it is sent by the loop, which is always safe. A write that failed and waits for its
+     * retry is simply abandoned: nothing of it is durable. */
+    while (__pnode_writer_busy(n)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
     }
     __pnode_requests_fail_all(n, PNODE_UNAVAILABLE, "the node is shutting down");
     pthread_mutex_lock(&n->inbox_mu);

@@ -193,6 +193,8 @@ void __pnode_writer_stop(pnode *n);
 void __pnode_writer_submit(pnode *n);
 /* True once the submitted job is done; *rc receives its result. */
 bool __pnode_writer_poll(pnode *n, int *rc);
+/* True while a submitted job is being carried out. */
+bool __pnode_writer_busy(pnode *n);
 
 /* snapshots.c */
 void __pnode_maybe_snapshot(pnode *n, bool forced);

@@ -117,6 +117,14 @@ void __pnode_writer_submit(pnode *n)
     pthread_mutex_unlock(&n->writer_mu);
 }
 
+bool __pnode_writer_busy(pnode *n)
+{
+    pthread_mutex_lock(&n->writer_mu);
+    bool busy = n->writer_has_job;
+    pthread_mutex_unlock(&n->writer_mu);
+    return busy;
+}
+
 bool __pnode_writer_poll(pnode *n, int *rc)
 {
     pthread_mutex_lock(&n->writer_mu);

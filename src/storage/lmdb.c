@@ -176,10 +176,14 @@ static bool out_of_space(lstore *ls)
  * sync. fallocate would not do: it leaves "unwritten" extents, whose first write is again a
  * metadata change. LMDB never reads past its last page, so the zeros are never data; the open
  * check accepts a file longer than the pages it holds. A failure (full disk, file size limit)
- * only stops the preallocation for a while: the commit it follows has succeeded.
+ * only stops the preallocation for a while: the commit it follows has succeeded. Zeros never
+ * take the last PREALLOC_RESERVE bytes of the file system: on a small or nearly full disk the
+ * space is left to what must be written (snapshots, other stores), not reserved for a growth
+ * that may not come.
  */
-#define PREALLOC_LOW  (2u << 20)
-#define PREALLOC_STEP (4u << 20)
+#define PREALLOC_LOW     (2u << 20)
+#define PREALLOC_STEP    (4u << 20)
+#define PREALLOC_RESERVE (64ull << 20)
 
 void __pstore_lmdb_prealloc(pstore *s)
 {
@@ -206,6 +210,12 @@ void __pstore_lmdb_prealloc(pstore *s)
     uint64_t to = used + PREALLOC_LOW + PREALLOC_STEP;
     if (ls->prealloc_cap != 0 && to > ls->prealloc_cap) {
         to = ls->prealloc_cap;
+    }
+    struct statvfs vfs;
+    if (to <= from || fstatvfs(fd, &vfs) != 0 ||
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < PREALLOC_RESERVE + (to - from)) {
+        ls->prealloc_next = used + PREALLOC_STEP; /* look again once the log has grown */
+        return;
     }
     uint64_t at = from;
     while (at < to) {

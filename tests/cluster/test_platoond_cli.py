@@ -7,7 +7,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+
+import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import api, cluster, testing  # noqa: E402
@@ -137,6 +140,36 @@ class DataDir(unittest.TestCase):
                            text=True, timeout=30)
         self.assertEqual(p.returncode, 1)
         self.assertIn(self.n.data_dir, p.stderr.strip().splitlines()[-1])
+
+    def test_file_size_limit_is_a_clear_error_and_the_node_still_stops(self):
+        """With a file size limit (as with a full disk) a write fails with a clear error
+        naming the file and is retried, the server keeps running, and SIGTERM still stops it
+        cleanly while it waits to retry (it used to wait forever for the failed write)."""
+        data = os.path.join(self.n.data_dir, "log", "data.mdb")
+        with open(data, "rb") as f:
+            used = len(f.read().rstrip(b"\0"))  # LMDB's pages, not the zeros kept ahead
+        limit = used + (64 << 10)
+        self.c.command_prefix = lambda node: ["prlimit", "--fsize=%d" % limit, "--"]
+        self.n.start()
+        self.c.wait_for_leader()
+        deadline = time.monotonic() + 60
+        i = 0
+        while "storage write failed" not in self.n.log():
+            self.assertLess(time.monotonic(), deadline, "no write failed:\n" + self.n.log())
+            self.assertTrue(self.n.alive(), "platoond died:\n" + self.n.log())
+            i += 1
+            try:
+                self.n.client.call("UpdateVehicle", timeout=1.0,
+                                   vehicle=api.vehicle(1 + i % 50, 1.0, 2.0, 3.0, 4.0))
+            except grpc.RpcError as e:
+                self.assertIn(e.code(), (grpc.StatusCode.DEADLINE_EXCEEDED,
+                                         grpc.StatusCode.UNAVAILABLE), e.details())
+        line = next(l for l in self.n.log().splitlines() if "storage write failed" in l)
+        self.assertIn(self.n.data_dir, line)
+        self.assertIn("space", line)
+        time.sleep(0.7)  # into the wait before the next retry
+        self.assertTrue(self.n.alive())
+        self.assertEqual(self.n.stop(), 0)  # raises if it does not stop within 15 s
 
     def test_another_clusters_data_dir_is_refused(self):
         line = self.start_fails("--cluster-name", "elsewhere")

@@ -39,6 +39,9 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (ulimit -f) then makes a write fail with EFBIG, reported as a full
+     * disk and retried, instead of killing the server. */
+    signal(SIGXFSZ, SIG_IGN);
 
     pveh_sm *sm = NULL;
     int rc = pveh_sm_new(NULL, &sm);
