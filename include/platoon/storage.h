@@ -15,7 +15,8 @@
  *                                          (with sync on, data.mdb is kept 2-6 MiB longer
  *                                          than its pages, zero-filled: a commit then
  *                                          rewrites blocks instead of growing the file,
- *                                          which would also flush file system metadata)
+ *                                          which would also flush file system metadata;
+ *                                          never within the last 64 MiB free on the disk)
  *     DIR/snapshots/snap-<index>-<term>.psnap   complete snapshots (the newest few)
  *     DIR/snapshots/NAME.tmp               snapshots being written or received
  *
