@@ -207,6 +207,10 @@ void __pstore_lmdb_prealloc(pstore *s)
         return;
     }
     uint64_t from = (uint64_t)st.st_size > used ? (uint64_t)st.st_size : used;
+    ls->file_end = from;
+    if (from >= used + PREALLOC_LOW) {
+        return; /* already long enough (the size seen at open may be out of date) */
+    }
     uint64_t to = used + PREALLOC_LOW + PREALLOC_STEP;
     if (ls->prealloc_cap != 0 && to > ls->prealloc_cap) {
         to = ls->prealloc_cap;
