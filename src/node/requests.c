@@ -320,6 +320,15 @@ static void forward_done(void *ctx, int status, const char *message, const uint8
     __pnode_request_unlink(req->node, req);
     if (status == 0) {
         pnode_reply(req, data, len);
+    } else if (status == PNODE_CANCELLED || status == PNODE_UNKNOWN) {
+        /* Not the leader's answer: the call was cut off (the leader stopped and cancelled its
+         * calls, or its stream broke) after it may have proposed the request. The outcome is
+         * unknown, which the API says with UNAVAILABLE (platoon.proto): a client retries with
+         * the same (client_id, sequence), never takes it for a refusal. */
+        char why[300];
+        snprintf(why, sizeof(why), "the leader did not answer (%s: %s); the outcome is unknown",
+                 status == PNODE_CANCELLED ? "CANCELLED" : "UNKNOWN", message);
+        pnode_fail(req, PNODE_UNAVAILABLE, why);
     } else {
         pnode_fail(req, status, message);
     }
