@@ -179,6 +179,15 @@ static void print_progress(struct engine *e, uint64_t now, uint64_t run_start)
             (unsigned long long)e->second_errors, tag);
 }
 
+static grpc_arg int_arg(const char *key, int value)
+{
+    grpc_arg a;
+    a.type = GRPC_ARG_INTEGER;
+    a.key = (char *)key;
+    a.value.integer = value;
+    return a;
+}
+
 static int open_channels(struct engine *e)
 {
     const pbench_engine_cfg *cfg = e->cfg;
@@ -189,23 +198,14 @@ static int open_channels(struct engine *e)
      * call low: no retry machinery (a failed call is counted, never retried behind our back)
      * and gRPC's minimal filter stack, with deadline checks kept (every call has one). Measured
      * here: about a fifth less CPU per call (31 -> 25 us). */
-    grpc_arg args[5];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
-    args[0].value.integer = 1;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = -1;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = (char *)GRPC_ARG_MINIMAL_STACK;
-    args[2].value.integer = 1;
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = (char *)GRPC_ARG_ENABLE_DEADLINE_CHECKS;
-    args[3].value.integer = 1;
-    args[4].type = GRPC_ARG_INTEGER;
-    args[4].key = (char *)GRPC_ARG_ENABLE_RETRIES;
-    args[4].value.integer = 0;
-    grpc_channel_args chargs = {5, args};
+    grpc_arg args[] = {
+        int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1),
+        int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, -1),
+        int_arg(GRPC_ARG_MINIMAL_STACK, 1),
+        int_arg(GRPC_ARG_ENABLE_DEADLINE_CHECKS, 1),
+        int_arg(GRPC_ARG_ENABLE_RETRIES, 0),
+    };
+    grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     int rc = 0;
     for (uint32_t i = 0; i < cfg->channels; i++) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -144,6 +145,11 @@ static void room_is_kept_ahead_of_the_log(void **state)
     fx *f = *state;
     char p[400];
     path_of(f, "log/data.mdb", p, sizeof(p));
+    struct statvfs vfs;
+    assert_int_equal(statvfs(p, &vfs), 0);
+    if ((uint64_t)vfs.f_bavail * vfs.f_frsize < (128ull << 20)) {
+        skip(); /* the store never preallocates into the last 64 MiB of a file system */
+    }
     struct stat before, after;
     assert_int_equal(stat(p, &before), 0);
     f->opts.sync = PSTORE_SYNC_FULL;
