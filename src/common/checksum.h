@@ -12,13 +12,13 @@
 #include <stdint.h>
 
 /* XXH3-64 of a buffer; len may be 0 (data may then be NULL). */
-uint64_t __pt_checksum(const void *data, size_t len);
+uint64_t pt__checksum(const void *data, size_t len);
 
 /* Incremental form, for data that arrives in pieces (snapshot chunks). */
 typedef struct pt_checksum_state pt_checksum_state;
-pt_checksum_state *__pt_checksum_new(void); /* NULL on allocation failure */
-void __pt_checksum_update(pt_checksum_state *s, const void *data, size_t len);
-uint64_t __pt_checksum_digest(const pt_checksum_state *s);
-void __pt_checksum_free(pt_checksum_state *s);
+pt_checksum_state *pt__checksum_new(void); /* NULL on allocation failure */
+void pt__checksum_update(pt_checksum_state *s, const void *data, size_t len);
+uint64_t pt__checksum_digest(const pt_checksum_state *s);
+void pt__checksum_free(pt_checksum_state *s);
 
 #endif

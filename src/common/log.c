@@ -18,15 +18,15 @@ void pt_log_set_sink(pt_log_sink sink, void *ctx, enum pt_log_level min_level)
     atomic_store(&log_level, sink ? (int)min_level : PT_LOG_OFF);
 }
 
-int __pt_log_enabled(enum pt_log_level level)
+int pt__log_enabled(enum pt_log_level level)
 {
     return (int)level >= atomic_load(&log_level);
 }
 
-void __pt_log(enum pt_log_level level, const char *fmt, ...)
+void pt__log(enum pt_log_level level, const char *fmt, ...)
 {
     pt_log_sink sink = atomic_load(&log_sink);
-    if (sink == NULL || !__pt_log_enabled(level)) {
+    if (sink == NULL || !pt__log_enabled(level)) {
         return;
     }
     char msg[1024];

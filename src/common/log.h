@@ -9,14 +9,14 @@
 
 #include "platoon/log.h"
 
-void __pt_log(enum pt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int __pt_log_enabled(enum pt_log_level level);
+void pt__log(enum pt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int pt__log_enabled(enum pt_log_level level);
 
-#define PT_LOG(level, ...)                \
-    do {                                  \
-        if (__pt_log_enabled(level)) {    \
-            __pt_log(level, __VA_ARGS__); \
-        }                                 \
+#define PT_LOG(level, ...)               \
+    do {                                 \
+        if (pt__log_enabled(level)) {    \
+            pt__log(level, __VA_ARGS__); \
+        }                                \
     } while (0)
 #define PT_DEBUG(...) PT_LOG(PT_LOG_DEBUG, __VA_ARGS__)
 #define PT_INFO(...)  PT_LOG(PT_LOG_INFO, __VA_ARGS__)

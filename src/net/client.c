@@ -48,7 +48,7 @@ static grpc_channel *chan_get(pnet_transport *t, const char *address)
     return c->channel;
 }
 
-void __pnet_chans_free(pnet_transport *t)
+void pnet__chans_free(pnet_transport *t)
 {
     while (t->chans != NULL) {
         struct pnet_chan *c = t->chans;
@@ -111,7 +111,7 @@ int pnet_client_call(pnet_transport *t, const char *address, const char *method,
     /* No wait-for-ready: forwarding to a leader that is down must fail fast (UNAVAILABLE) so
      * that the node can answer its client or try the next leader. */
     cc->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq, mslice, NULL,
-                                        __pnet_deadline_to_gpr(deadline_ms), NULL);
+                                        pnet__deadline_to_gpr(deadline_ms), NULL);
     grpc_slice_unref(mslice);
     if (cc->call == NULL) {
         rc = PT_ENOMEM;
@@ -150,14 +150,14 @@ fail:
     return rc;
 }
 
-void __pnet_client_cancel_all(pnet_transport *t)
+void pnet__client_cancel_all(pnet_transport *t)
 {
     for (struct pnet_client_call *cc = t->client_calls; cc != NULL; cc = cc->next) {
         grpc_call_cancel(cc->call, NULL);
     }
 }
 
-void __pnet_client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
+void pnet__client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
 {
     struct pnet_client_call *cc = tag->obj;
     pnet_event *ev = calloc(1, sizeof(*ev));
@@ -184,11 +184,11 @@ void __pnet_client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
             ev->message[dlen] = '\0';
         }
         if (cc->status == GRPC_STATUS_OK && cc->response != NULL) {
-            if (__pnet_buffer_read(cc->response, &ev->data, &ev->len) != 0) {
+            if (pnet__buffer_read(cc->response, &ev->data, &ev->len) != 0) {
                 ev->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
             }
         }
-        __pnet_mailbox_post(t->mb, ev);
+        pnet__mailbox_post(t->mb, ev);
     }
     grpc_call_unref(cc->call);
     t->live_calls--;

@@ -24,7 +24,7 @@ static const char *const lane_methods[PNET_LANE_COUNT] = {
     [PNET_LANE_READ_INDEX] = "/platoon.raft.v1.Raft/ReadIndex",
 };
 
-int __pnet_lane_of(uint32_t type)
+int pnet__lane_of(uint32_t type)
 {
     switch (type) {
     case PRAFT_MSG_APPEND:
@@ -50,7 +50,7 @@ int __pnet_lane_of(uint32_t type)
     }
 }
 
-const char *__pnet_lane_method(int lane)
+const char *pnet__lane_method(int lane)
 {
     if (lane < 0 || lane >= PNET_LANE_COUNT) {
         return NULL;
@@ -58,7 +58,7 @@ const char *__pnet_lane_method(int lane)
     return lane_methods[lane];
 }
 
-int __pnet_lane_from_method(const char *method, size_t len)
+int pnet__lane_from_method(const char *method, size_t len)
 {
     for (int i = 0; i < PNET_LANE_COUNT; i++) {
         if (strlen(lane_methods[i]) == len && memcmp(lane_methods[i], method, len) == 0) {
@@ -379,7 +379,7 @@ int pnet_msg_encode(const praft_msg *msg, uint8_t **out, size_t *len)
     return encode(msg, false, out, len);
 }
 
-int __pnet_msg_encode_batch_item(const praft_msg *msg, uint8_t **out, size_t *len)
+int pnet__msg_encode_batch_item(const praft_msg *msg, uint8_t **out, size_t *len)
 {
     if (msg == NULL || out == NULL || len == NULL) {
         return PT_EINVAL;
@@ -502,7 +502,7 @@ static size_t align8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-int __pnet_msg_from_pb(const pb_message *pb, praft_msg **out)
+int pnet__msg_from_pb(const pb_message *pb, praft_msg **out)
 {
     size_t n_entries = 0, data_bytes = 0;
     bool need_meta = false;
@@ -713,7 +713,7 @@ int pnet_msg_decode(const uint8_t *buf, size_t len, praft_msg **out)
     if (pb == NULL) {
         return PT_EMALFORMED;
     }
-    rc = __pnet_msg_from_pb(pb, out);
+    rc = pnet__msg_from_pb(pb, out);
     platoon__raft__v1__raft_message__free_unpacked(pb, NULL);
     return rc;
 }
@@ -723,8 +723,8 @@ void pnet_msg_free(praft_msg *msg)
     free(msg);
 }
 
-int __pnet_batch_decode(const uint8_t *buf, size_t len, int lane,
-                        void (*fn)(void *ctx, praft_msg *msg), void *ctx, uint64_t *n_bad)
+int pnet__batch_decode(const uint8_t *buf, size_t len, int lane,
+                       void (*fn)(void *ctx, praft_msg *msg), void *ctx, uint64_t *n_bad)
 {
     Platoon__Raft__V1__RaftBatch *batch;
     int rc = 0;
@@ -738,12 +738,12 @@ int __pnet_batch_decode(const uint8_t *buf, size_t len, int lane,
     }
     for (size_t i = 0; i < batch->n_messages; i++) {
         praft_msg *m = NULL;
-        int r = __pnet_msg_from_pb(batch->messages[i], &m);
+        int r = pnet__msg_from_pb(batch->messages[i], &m);
         if (r == PT_ENOMEM) {
             rc = r;
             break;
         }
-        if (r != 0 || __pnet_lane_of(m->type) != lane) {
+        if (r != 0 || pnet__lane_of(m->type) != lane) {
             pnet_msg_free(m);
             if (n_bad != NULL) {
                 (*n_bad)++;

@@ -26,13 +26,13 @@ enum pnet_lane {
 };
 
 /* The lane of a core message type, or -1 for an unknown type. */
-int __pnet_lane_of(uint32_t type);
+int pnet__lane_of(uint32_t type);
 
 /* The full gRPC method name of a lane ("/platoon.raft.v1.Raft/AppendEntries"). */
-const char *__pnet_lane_method(int lane);
+const char *pnet__lane_method(int lane);
 
 /* The lane served by gRPC method @method (@len bytes, not NUL-terminated), or -1. */
-int __pnet_lane_from_method(const char *method, size_t len);
+int pnet__lane_from_method(const char *method, size_t len);
 
 /*
  * Encodes @msg as a RaftMessage (from, to and one body).
@@ -47,7 +47,7 @@ int pnet_msg_encode(const praft_msg *msg, uint8_t **out, size_t *len);
  * and length come first, so that the elements of several messages, concatenated, are a valid
  * RaftBatch.
  */
-int __pnet_msg_encode_batch_item(const praft_msg *msg, uint8_t **out, size_t *len);
+int pnet__msg_encode_batch_item(const praft_msg *msg, uint8_t **out, size_t *len);
 
 /*
  * Decodes one RaftMessage from @buf (@len bytes; @buf may be NULL when @len is 0).
@@ -61,7 +61,7 @@ int pnet_msg_decode(const uint8_t *buf, size_t len, praft_msg **out);
 void pnet_msg_free(praft_msg *msg);
 
 /* pnet_msg_decode for an already unpacked RaftMessage. Same results. */
-int __pnet_msg_from_pb(const Platoon__Raft__V1__RaftMessage *pb, praft_msg **out);
+int pnet__msg_from_pb(const Platoon__Raft__V1__RaftMessage *pb, praft_msg **out);
 
 /*
  * Decodes a RaftBatch received on @lane and hands each valid message to @fn (which takes
@@ -69,7 +69,7 @@ int __pnet_msg_from_pb(const Platoon__Raft__V1__RaftMessage *pb, praft_msg **out
  * and counted in *n_bad. Returns 0, PT_EMALFORMED if the batch itself cannot be parsed (nothing
  * is handed out then), or PT_ENOMEM.
  */
-int __pnet_batch_decode(const uint8_t *buf, size_t len, int lane,
-                        void (*fn)(void *ctx, praft_msg *msg), void *ctx, uint64_t *n_bad);
+int pnet__batch_decode(const uint8_t *buf, size_t len, int lane,
+                       void (*fn)(void *ctx, praft_msg *msg), void *ctx, uint64_t *n_bad);
 
 #endif

@@ -64,7 +64,7 @@ void pnet_mailbox_free(pnet_mailbox *mb)
     free(mb);
 }
 
-void __pnet_mailbox_post_list(pnet_mailbox *mb, pnet_event *head, pnet_event *tail, size_t n)
+void pnet__mailbox_post_list(pnet_mailbox *mb, pnet_event *head, pnet_event *tail, size_t n)
 {
     if (head == NULL) {
         return;
@@ -82,9 +82,9 @@ void __pnet_mailbox_post_list(pnet_mailbox *mb, pnet_event *head, pnet_event *ta
     pthread_mutex_unlock(&mb->mu);
 }
 
-void __pnet_mailbox_post(pnet_mailbox *mb, pnet_event *ev)
+void pnet__mailbox_post(pnet_mailbox *mb, pnet_event *ev)
 {
-    __pnet_mailbox_post_list(mb, ev, ev, 1);
+    pnet__mailbox_post_list(mb, ev, ev, 1);
 }
 
 void pnet_mailbox_wake(pnet_mailbox *mb)
@@ -138,7 +138,7 @@ void pnet_event_free(pnet_event *ev)
     pnet_msg_free(ev->msg);
     /* A CALL event's reference is the loop's, released by pnet_call_reply/fail. */
     if (ev->type == PNET_EV_CALL_CANCELLED && ev->call != NULL) {
-        __pnet_call_unref(ev->call);
+        pnet__call_unref(ev->call);
     }
     free(ev->data);
     free(ev->message);

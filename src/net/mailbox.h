@@ -101,9 +101,9 @@ size_t pnet_mailbox_pending(pnet_mailbox *mb);
 void pnet_event_free(pnet_event *ev);
 
 /* Internal to net/: appends @ev (owned by the mailbox from now on) and wakes the waiter. */
-void __pnet_mailbox_post(pnet_mailbox *mb, pnet_event *ev);
+void pnet__mailbox_post(pnet_mailbox *mb, pnet_event *ev);
 
 /* Internal to net/: appends a chain of @n events linked by ->next, @head to @tail. */
-void __pnet_mailbox_post_list(pnet_mailbox *mb, pnet_event *head, pnet_event *tail, size_t n);
+void pnet__mailbox_post_list(pnet_mailbox *mb, pnet_event *head, pnet_event *tail, size_t n);
 
 #endif

@@ -57,7 +57,7 @@ static void peer_free(pnet_transport *t, struct pnet_peer *p)
 }
 
 /* Frees the peers that were removed and whose streams have all ended. */
-void __pnet_peers_reap(pnet_transport *t)
+void pnet__peers_reap(pnet_transport *t)
 {
     struct pnet_peer **pp = &t->peers;
     while (*pp != NULL) {
@@ -98,7 +98,7 @@ static void lane_maybe_release(pnet_transport *t, struct pnet_outlane *l)
 static int lane_open(pnet_transport *t, struct pnet_outlane *l)
 {
     grpc_op ops[3];
-    const char *method = __pnet_lane_method(l->index);
+    const char *method = pnet__lane_method(l->index);
     grpc_slice mslice = grpc_slice_from_static_string(method);
 
     l->call = grpc_channel_create_call(l->peer->channel, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
@@ -142,7 +142,7 @@ static void lane_pump(pnet_transport *t, struct pnet_outlane *l)
     }
     if (l->call == NULL) {
         if (l->retry_at_ms > pnet_now_ms() || lane_open(t, l) != 0) {
-            return; /* the completion-queue thread retries (__pnet_lanes_retry) */
+            return; /* the completion-queue thread retries (pnet__lanes_retry) */
         }
     }
     if (l->broken) {
@@ -219,7 +219,7 @@ static void lane_pump(pnet_transport *t, struct pnet_outlane *l)
     t->stats.batches_sent++;
 }
 
-void __pnet_lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok)
+void pnet__lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok)
 {
     l->ops--;
     l->sending = false;
@@ -239,7 +239,7 @@ void __pnet_lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok)
     lane_pump(t, l);
 }
 
-void __pnet_lane_on_status(pnet_transport *t, struct pnet_outlane *l)
+void pnet__lane_on_status(pnet_transport *t, struct pnet_outlane *l)
 {
     l->ops--;
     l->broken = true;
@@ -252,7 +252,7 @@ void __pnet_lane_on_status(pnet_transport *t, struct pnet_outlane *l)
 }
 
 /* Reopens lanes whose stream failed and whose pause is over. */
-void __pnet_lanes_retry(pnet_transport *t)
+void pnet__lanes_retry(pnet_transport *t)
 {
     int64_t now = pnet_now_ms();
     for (struct pnet_peer *p = t->peers; p != NULL; p = p->next) {
@@ -291,7 +291,7 @@ static void peer_remove(pnet_transport *t, struct pnet_peer *p)
             grpc_call_cancel(l->call, NULL);
         }
     }
-    __pnet_peers_reap(t);
+    pnet__peers_reap(t);
 }
 
 int pnet_transport_set_peer(pnet_transport *t, uint64_t id, const char *address)
@@ -362,7 +362,7 @@ int pnet_transport_send(pnet_transport *t, const praft_msg *msg)
     struct pnet_item *it;
     int lane, rc;
 
-    if (t == NULL || msg == NULL || (lane = __pnet_lane_of(msg->type)) < 0) {
+    if (t == NULL || msg == NULL || (lane = pnet__lane_of(msg->type)) < 0) {
         return PT_EINVAL;
     }
     /* Encode outside the lock: it is the expensive part, and needs nothing shared. */
@@ -370,7 +370,7 @@ int pnet_transport_send(pnet_transport *t, const praft_msg *msg)
     if (it == NULL) {
         return PT_ENOMEM;
     }
-    rc = __pnet_msg_encode_batch_item(msg, &it->buf, &it->len);
+    rc = pnet__msg_encode_batch_item(msg, &it->buf, &it->len);
     if (rc != 0) {
         free(it);
         return rc;
@@ -417,7 +417,7 @@ int pnet_transport_send(pnet_transport *t, const praft_msg *msg)
     return 0;
 }
 
-void __pnet_peers_cancel_all(pnet_transport *t)
+void pnet__peers_cancel_all(pnet_transport *t)
 {
     for (struct pnet_peer *p = t->peers; p != NULL; p = p->next) {
         for (int i = 0; i < PNET_LANE_COUNT; i++) {
@@ -431,7 +431,7 @@ void __pnet_peers_cancel_all(pnet_transport *t)
     }
 }
 
-void __pnet_peers_free_all(pnet_transport *t)
+void pnet__peers_free_all(pnet_transport *t)
 {
     while (t->peers != NULL) {
         struct pnet_peer *p = t->peers;

@@ -51,7 +51,7 @@ struct pnet_call {
  * Accepting calls
  * ========================================================================================== */
 
-void __pnet_server_request(pnet_transport *t)
+void pnet__server_request(pnet_transport *t)
 {
     struct request *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -174,13 +174,13 @@ static void stream_on_recv(pnet_transport *t, struct stream *s, bool ok)
     uint64_t bad = 0;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    int rc = __pnet_buffer_read(bb, &bytes, &len);
+    int rc = pnet__buffer_read(bb, &bytes, &len);
     grpc_byte_buffer_destroy(bb);
     if (rc == 0) {
-        rc = __pnet_batch_decode(bytes, len, s->lane, collect_msg, &c, &bad);
+        rc = pnet__batch_decode(bytes, len, s->lane, collect_msg, &c, &bad);
         free(bytes);
     }
-    __pnet_mailbox_post_list(t->mb, c.head, c.tail, c.n);
+    pnet__mailbox_post_list(t->mb, c.head, c.tail, c.n);
     pthread_mutex_lock(&t->mu);
 
     t->stats.msgs_received += c.n;
@@ -243,7 +243,7 @@ static void stream_start(pnet_transport *t, grpc_call *call, int lane,
  * Unary calls for the node
  * ========================================================================================== */
 
-void __pnet_call_unref(pnet_call *c)
+void pnet__call_unref(pnet_call *c)
 {
     pthread_mutex_lock(&c->mu);
     int refs = --c->refs;
@@ -320,7 +320,7 @@ int pnet_call_reply(pnet_call *call, const void *data, size_t len)
     pthread_mutex_lock(&call->mu);
     int rc = call_answer(call, GRPC_STATUS_OK, NULL, data != NULL ? data : empty, len);
     pthread_mutex_unlock(&call->mu);
-    __pnet_call_unref(call);
+    pnet__call_unref(call);
     return rc;
 }
 
@@ -335,7 +335,7 @@ int pnet_call_fail(pnet_call *call, int code, const char *message)
     pthread_mutex_lock(&call->mu);
     int rc = call_answer(call, (grpc_status_code)code, message, NULL, 0);
     pthread_mutex_unlock(&call->mu);
-    __pnet_call_unref(call);
+    pnet__call_unref(call);
     return rc;
 }
 
@@ -359,7 +359,7 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->refs = 1;
     c->details = grpc_empty_slice();
     c->method_ctx = m->ctx;
-    c->deadline_ms = __pnet_deadline_from_gpr(r->details.deadline);
+    c->deadline_ms = pnet__deadline_from_gpr(r->details.deadline);
     c->tag_recv = (struct pnet_tag){.kind = PNET_TAG_UNARY_RECV, .obj = c};
     c->tag_close = (struct pnet_tag){.kind = PNET_TAG_UNARY_CLOSE, .obj = c};
     c->tag_send = (struct pnet_tag){.kind = PNET_TAG_UNARY_SEND, .obj = c};
@@ -386,7 +386,7 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
     if (drop) {
-        __pnet_call_unref(c);
+        pnet__call_unref(c);
     }
 }
 
@@ -398,7 +398,7 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
     if (ok && c->recv != NULL) {
         uint8_t *bytes = NULL;
         size_t len = 0;
-        int rc = __pnet_buffer_read(c->recv, &bytes, &len);
+        int rc = pnet__buffer_read(c->recv, &bytes, &len);
         grpc_byte_buffer_destroy(c->recv);
         c->recv = NULL;
         ev = rc == 0 ? calloc(1, sizeof(*ev)) : NULL;
@@ -426,10 +426,10 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
     pthread_mutex_unlock(&c->mu);
     if (ev != NULL) {
         t->stats.calls_received++;
-        __pnet_mailbox_post(t->mb, ev);
+        pnet__mailbox_post(t->mb, ev);
     }
     if (drop) {
-        __pnet_call_unref(c);
+        pnet__call_unref(c);
     }
 }
 
@@ -452,10 +452,10 @@ static void unary_on_close(pnet_transport *t, pnet_call *c)
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
     if (ev != NULL) {
-        __pnet_mailbox_post(t->mb, ev);
+        pnet__mailbox_post(t->mb, ev);
     }
     if (drop) {
-        __pnet_call_unref(c);
+        pnet__call_unref(c);
     }
 }
 
@@ -466,7 +466,7 @@ static void unary_on_send(pnet_transport *t, pnet_call *c)
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
     if (drop) {
-        __pnet_call_unref(c);
+        pnet__call_unref(c);
     }
 }
 
@@ -478,13 +478,13 @@ static void on_request(pnet_transport *t, struct request *r, bool ok)
 {
     t->pending_requests--;
     if (!t->shutting_down) {
-        __pnet_server_request(t); /* keep one slot waiting for the next call */
+        pnet__server_request(t); /* keep one slot waiting for the next call */
     }
     if (ok && r->call != NULL) {
         const char *method = (const char *)GRPC_SLICE_START_PTR(r->details.method);
         size_t len = GRPC_SLICE_LENGTH(r->details.method);
         t->live_calls++;
-        int lane = __pnet_lane_from_method(method, len);
+        int lane = pnet__lane_from_method(method, len);
         const struct pnet_method *m = NULL;
         if (lane < 0) {
             for (m = t->methods; m != NULL; m = m->next) {
@@ -504,7 +504,7 @@ static void on_request(pnet_transport *t, struct request *r, bool ok)
     free(r);
 }
 
-void __pnet_server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
+void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
 {
     switch (tag->kind) {
     case PNET_TAG_REQUEST:

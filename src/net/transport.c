@@ -22,7 +22,7 @@
  * Small helpers shared with server.c and client.c
  * ========================================================================================== */
 
-int __pnet_buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
+int pnet__buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
 {
     grpc_byte_buffer_reader reader;
     grpc_slice s;
@@ -48,7 +48,7 @@ int __pnet_buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
     return rc;
 }
 
-gpr_timespec __pnet_deadline_to_gpr(int64_t deadline_ms)
+gpr_timespec pnet__deadline_to_gpr(int64_t deadline_ms)
 {
     if (deadline_ms == INT64_MAX) {
         return gpr_inf_future(GPR_CLOCK_MONOTONIC);
@@ -60,7 +60,7 @@ gpr_timespec __pnet_deadline_to_gpr(int64_t deadline_ms)
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(left, GPR_TIMESPAN));
 }
 
-int64_t __pnet_deadline_from_gpr(gpr_timespec deadline)
+int64_t pnet__deadline_from_gpr(gpr_timespec deadline)
 {
     if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) {
         return INT64_MAX;
@@ -80,21 +80,21 @@ static void handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
 {
     switch (tag->kind) {
     case PNET_TAG_LANE_SEND:
-        __pnet_lane_on_send(t, tag->obj, ok);
-        __pnet_peers_reap(t);
+        pnet__lane_on_send(t, tag->obj, ok);
+        pnet__peers_reap(t);
         break;
     case PNET_TAG_LANE_STATUS:
-        __pnet_lane_on_status(t, tag->obj);
-        __pnet_peers_reap(t);
+        pnet__lane_on_status(t, tag->obj);
+        pnet__peers_reap(t);
         break;
     case PNET_TAG_CLIENT:
-        __pnet_client_handle(t, tag, ok);
+        pnet__client_handle(t, tag, ok);
         break;
     case PNET_TAG_SHUTDOWN:
         t->server_done = true;
         break;
     default:
-        __pnet_server_handle(t, tag, ok);
+        pnet__server_handle(t, tag, ok);
         break;
     }
 }
@@ -119,7 +119,7 @@ static void *cq_thread(void *arg)
         if (ev.type == GRPC_OP_COMPLETE) {
             handle(t, ev.tag, ev.success != 0);
         }
-        __pnet_lanes_retry(t);
+        pnet__lanes_retry(t);
         bool done = finished(t);
         pthread_mutex_unlock(&t->mu);
         if (done) {
@@ -298,7 +298,7 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
             goto err_cq;
         }
         pthread_mutex_lock(&t->mu);
-        __pnet_server_request(t);
+        pnet__server_request(t);
         pthread_mutex_unlock(&t->mu);
     } else {
         t->server_done = true;
@@ -348,8 +348,8 @@ void pnet_transport_free(pnet_transport *t)
     }
     pthread_mutex_lock(&t->mu);
     t->shutting_down = true;
-    __pnet_peers_cancel_all(t);
-    __pnet_client_cancel_all(t);
+    pnet__peers_cancel_all(t);
+    pnet__client_cancel_all(t);
     if (t->server != NULL) {
         /* The order of the field notes: stop accepting, cancel what runs, drain, destroy. */
         grpc_server_shutdown_and_notify(t->server, t->cq, &t->tag_shutdown);
@@ -363,8 +363,8 @@ void pnet_transport_free(pnet_transport *t)
     if (t->server != NULL) {
         grpc_server_destroy(t->server);
     }
-    __pnet_peers_free_all(t);
-    __pnet_chans_free(t);
+    pnet__peers_free_all(t);
+    pnet__chans_free(t);
     while (t->methods != NULL) {
         struct pnet_method *m = t->methods;
         t->methods = m->next;

@@ -137,30 +137,30 @@ struct pnet_transport {
 };
 
 /* peers.c (t->mu held) */
-void __pnet_lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok);
-void __pnet_lane_on_status(pnet_transport *t, struct pnet_outlane *l);
-void __pnet_lanes_retry(pnet_transport *t); /* reopens failed lanes whose pause is over */
-void __pnet_peers_reap(pnet_transport *t);  /* frees removed peers whose streams ended */
-void __pnet_peers_cancel_all(pnet_transport *t);
-void __pnet_peers_free_all(pnet_transport *t); /* after the completion-queue thread ended */
+void pnet__lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok);
+void pnet__lane_on_status(pnet_transport *t, struct pnet_outlane *l);
+void pnet__lanes_retry(pnet_transport *t); /* reopens failed lanes whose pause is over */
+void pnet__peers_reap(pnet_transport *t);  /* frees removed peers whose streams ended */
+void pnet__peers_cancel_all(pnet_transport *t);
+void pnet__peers_free_all(pnet_transport *t); /* after the completion-queue thread ended */
 
 /* server.c (t->mu held) */
-void __pnet_server_request(pnet_transport *t);
-void __pnet_server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
+void pnet__server_request(pnet_transport *t);
+void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
 
 /* client.c */
-void __pnet_client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
-void __pnet_client_cancel_all(pnet_transport *t);
-void __pnet_chans_free(pnet_transport *t);
+void pnet__client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
+void pnet__client_cancel_all(pnet_transport *t);
+void pnet__chans_free(pnet_transport *t);
 
 /* Releases a reference on a served call (mailbox.c, server.c). */
-void __pnet_call_unref(pnet_call *call);
+void pnet__call_unref(pnet_call *call);
 
 /* Copies the bytes of @bb into a malloc'd buffer (*out, *len). Returns 0 or PT_ENOMEM. */
-int __pnet_buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
+int pnet__buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
 
 /* Converts a deadline of the pnet_now_ms() clock to gRPC's, and back. */
-gpr_timespec __pnet_deadline_to_gpr(int64_t deadline_ms);
-int64_t __pnet_deadline_from_gpr(gpr_timespec deadline);
+gpr_timespec pnet__deadline_to_gpr(int64_t deadline_ms);
+int64_t pnet__deadline_from_gpr(gpr_timespec deadline);
 
 #endif

@@ -25,7 +25,7 @@
 
 static const char *const admin_methods[] = {M_STATUS, M_ADD, M_REMOVE, M_TRANSFER, M_SNAPSHOT};
 
-bool __pnode_admin_handles(const char *method)
+bool pnode__admin_handles(const char *method)
 {
     for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++) {
         if (strcmp(method, admin_methods[i]) == 0) {
@@ -35,7 +35,7 @@ bool __pnode_admin_handles(const char *method)
     return false;
 }
 
-void __pnode_admin_register(pnode *n)
+void pnode__admin_register(pnode *n)
 {
     for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++) {
         pnet_transport_register_method(n->net, admin_methods[i], NULL);
@@ -185,7 +185,7 @@ static void fail_change(pnode_request *req, int rc)
         pnode_fail(req, PNODE_UNAVAILABLE, "this node is no longer the leader");
         break;
     default:
-        pnode_fail(req, __pnode_code(rc), pt_strerror(rc));
+        pnode_fail(req, pnode__code(rc), pt_strerror(rc));
         break;
     }
 }
@@ -206,7 +206,7 @@ static void start_change(pnode *n, pnode_request *req, const praft_change *chang
     req->index = index;
     req->context = change->id;
     req->term = change->type;
-    __pnode_request_wait(n, req, WAIT_CONFIG);
+    pnode__request_wait(n, req, WAIT_CONFIG);
 }
 
 static void handle_add(pnode *n, pnode_request *req)
@@ -325,7 +325,7 @@ static void handle_transfer(pnode *n, pnode_request *req)
     /* The core gives up after an election timeout; allow twice that before saying so. */
     req->leader_deadline_ms =
         pnode_now_ms() + 2 * (int64_t)n->opts.election_ticks * n->opts.tick_ms + 1000;
-    __pnode_request_wait(n, req, WAIT_TRANSFER);
+    pnode__request_wait(n, req, WAIT_TRANSFER);
 }
 
 static void handle_snapshot(pnode *n, pnode_request *req)
@@ -333,13 +333,13 @@ static void handle_snapshot(pnode *n, pnode_request *req)
     uint64_t applied = pnode_applied(n);
     req->index = applied;
     if (applied > n->last_snapshot_index) {
-        __pnode_maybe_snapshot(n, true);
+        pnode__maybe_snapshot(n, true);
     }
-    __pnode_request_wait(n, req, WAIT_SNAPSHOT);
-    __pnode_admin_progress(n);
+    pnode__request_wait(n, req, WAIT_SNAPSHOT);
+    pnode__admin_progress(n);
 }
 
-void __pnode_admin_call(pnode *n, pnode_request *req)
+void pnode__admin_call(pnode *n, pnode_request *req)
 {
     if (strcmp(req->method, M_STATUS) == 0) {
         handle_status(n, req);
@@ -384,14 +384,14 @@ static bool change_visible(pnode *n, const pnode_request *req)
     }
 }
 
-void __pnode_admin_progress(pnode *n)
+void pnode__admin_progress(pnode *n)
 {
     for (pnode_request *req = n->pending.next; req != &n->pending;) {
         pnode_request *next = req->next;
         switch (req->wait) {
         case WAIT_CONFIG:
             if (change_applied(n, req)) {
-                __pnode_request_unlink(n, req);
+                pnode__request_unlink(n, req);
                 if (change_visible(n, req)) {
                     reply_members(n, req);
                 } else {
@@ -403,21 +403,21 @@ void __pnode_admin_progress(pnode *n)
             break;
         case WAIT_TRANSFER:
             if (n->leader != PRAFT_NONE && n->leader != req->old_leader) {
-                __pnode_request_unlink(n, req);
+                pnode__request_unlink(n, req);
                 reply_members(n, req);
             } else if (pnode_now_ms() >= req->leader_deadline_ms) {
-                __pnode_request_unlink(n, req);
+                pnode__request_unlink(n, req);
                 pnode_fail(req, PNODE_ABORTED, "leadership transfer did not complete in time");
             }
             break;
         case WAIT_SNAPSHOT:
             if (n->last_snapshot_index >= req->index) {
-                __pnode_request_unlink(n, req);
+                pnode__request_unlink(n, req);
                 Platoon__V1__SnapshotResponse r = PLATOON__V1__SNAPSHOT_RESPONSE__INIT;
                 r.index = n->last_snapshot_index;
                 pnode_reply_message(req, &r.base);
             } else if (!n->snap_running) {
-                __pnode_maybe_snapshot(n, true);
+                pnode__maybe_snapshot(n, true);
             }
             break;
         default:

@@ -29,7 +29,7 @@ static void send_all(pnode *n, const praft_msg *msgs, size_t count)
     }
 }
 
-void __pnode_refresh_peers(pnode *n)
+void pnode__refresh_peers(pnode *n)
 {
     praft_status *st = malloc(sizeof(*st));
     if (st == NULL) {
@@ -78,7 +78,7 @@ static int apply_entry(pnode *n, const praft_entry *e)
         size_t result_len = 0;
         rc = sm->ops->apply(sm->ctx, e->index, e->term, e->data, e->len, &result, &result_len);
         if (rc == 0) {
-            __pnode_requests_applied(n, e->index, e->term, PNODE_OK, result, result_len);
+            pnode__requests_applied(n, e->index, e->term, PNODE_OK, result, result_len);
         }
         free(result);
         break;
@@ -86,7 +86,7 @@ static int apply_entry(pnode *n, const praft_entry *e)
     case PRAFT_ENTRY_NOOP:
         rc = sm->ops->applied_noop(sm->ctx, e->index, e->term);
         if (rc == 0) {
-            __pnode_requests_applied(n, e->index, e->term, PNODE_OK, NULL, 0);
+            pnode__requests_applied(n, e->index, e->term, PNODE_OK, NULL, 0);
         }
         break;
     case PRAFT_ENTRY_CONFIG: {
@@ -100,7 +100,7 @@ static int apply_entry(pnode *n, const praft_entry *e)
         }
         if (rc == 0) {
             n->applied_config = *cfg;
-            __pnode_requests_applied(n, e->index, e->term, PNODE_OK, NULL, 0);
+            pnode__requests_applied(n, e->index, e->term, PNODE_OK, NULL, 0);
         }
         free(cfg);
         break;
@@ -128,7 +128,7 @@ static void apply_committed(pnode *n)
             PT_ERROR("cannot apply entry %llu (term %llu): %s; this node stops applying",
                      (unsigned long long)e->index, (unsigned long long)e->term, pt_strerror(rc));
             n->sm_failed = true;
-            __pnode_requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
+            pnode__requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
         }
     }
 }
@@ -218,26 +218,26 @@ static bool prepare_job(pnode *n)
 static void finish_ready(pnode *n)
 {
     if (n->rd.has_snapshot) {
-        int rc = __pnode_restore_from(n, &n->rd.snapshot);
+        int rc = pnode__restore_from(n, &n->rd.snapshot);
         if (rc != 0) {
             PT_ERROR("cannot restore the state machine from snapshot %llu: %s",
                      (unsigned long long)n->rd.snapshot.index, pt_strerror(rc));
             n->sm_failed = true;
-            __pnode_requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
+            pnode__requests_fail_all(n, PNODE_INTERNAL, "the state machine failed on this node");
         }
     }
     if (!(n->ready_needs_write && n->job.after_sent)) {
         send_all(n, n->rd.send_after_persist, n->rd.n_send_after_persist);
     }
-    __pnode_requests_reads(n, n->rd.reads, n->rd.n_reads);
+    pnode__requests_reads(n, n->rd.reads, n->rd.n_reads);
     praft_advance(n->raft, &n->rd);
     n->ready_out = false;
     n->ready_needs_write = false;
     /* Only now is everything applied also durable in this node's log. */
-    __pnode_maybe_snapshot(n, false);
+    pnode__maybe_snapshot(n, false);
 }
 
-void __pnode_process_ready(pnode *n)
+void pnode__process_ready(pnode *n)
 {
     while (!n->ready_out && praft_has_ready(n->raft)) {
         int rc = praft_ready_get(n->raft, &n->rd);
@@ -249,14 +249,14 @@ void __pnode_process_ready(pnode *n)
         n->counters.readies++;
         note_soft_state(n);
         if (ready_has_config(&n->rd)) {
-            __pnode_refresh_peers(n);
+            pnode__refresh_peers(n);
         }
         /* Thesis §10.2.1: the leader's appends go out while its own write is in flight. */
         send_all(n, n->rd.send_now, n->rd.n_send_now);
         apply_committed(n);
         for (size_t i = 0; i < n->rd.n_committed; i++) {
             if (n->rd.committed[i].type == PRAFT_ENTRY_CONFIG) {
-                __pnode_refresh_peers(n);
+                pnode__refresh_peers(n);
                 break;
             }
         }
@@ -264,7 +264,7 @@ void __pnode_process_ready(pnode *n)
             n->ready_needs_write = true;
             n->counters.writes++;
             n->counters.entries_written += n->job.batch.n_entries;
-            __pnode_writer_submit(n);
+            pnode__writer_submit(n);
             return; /* the rest of this ready waits for the write */
         }
         finish_ready(n);
@@ -354,7 +354,7 @@ static void handle_event(pnode *n, pnet_event *ev)
         break;
     }
     case PNET_EV_CALL:
-        __pnode_dispatch_call(n, ev);
+        pnode__dispatch_call(n, ev);
         break;
     case PNET_EV_CALL_CANCELLED:
         /* The request stays pending until its work completes or its deadline passes; the
@@ -406,7 +406,7 @@ static void publish_status(pnode *n)
     free(st);
 }
 
-void *__pnode_loop_main(void *arg)
+void *pnode__loop_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "pt-loop"); /* shown by top -H, perf, gdb */
     pnode *n = arg;
@@ -449,7 +449,7 @@ void *__pnode_loop_main(void *arg)
 
         int rc = 0;
         if (n->ready_out && n->ready_needs_write && retry_write_at == 0 &&
-            __pnode_writer_poll(n, &rc)) {
+            pnode__writer_poll(n, &rc)) {
             if (rc == 0) {
                 finish_ready(n);
             } else {
@@ -460,13 +460,13 @@ void *__pnode_loop_main(void *arg)
         }
         if (retry_write_at != 0 && pnode_now_ms() >= retry_write_at) {
             retry_write_at = 0;
-            __pnode_writer_submit(n);
+            pnode__writer_submit(n);
         }
-        __pnode_snapshot_poll(n);
+        pnode__snapshot_poll(n);
 
-        __pnode_process_ready(n);
-        __pnode_requests_progress(n);
-        __pnode_admin_progress(n);
+        pnode__process_ready(n);
+        pnode__requests_progress(n);
+        pnode__admin_progress(n);
     }
     return NULL;
 }

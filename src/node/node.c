@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "node/node_internal.h"
 
-void __pnode_requests_init(pnode *n);
+void pnode__requests_init(pnode *n);
 
 void pnode_options_init(pnode_options *opts, uint64_t id)
 {
@@ -34,7 +34,7 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->preflight_check = true;
 }
 
-int __pnode_code(int err)
+int pnode__code(int err)
 {
     switch (err) {
     case 0:
@@ -66,7 +66,7 @@ int __pnode_code(int err)
 
 int pnode_code_from_error(int err)
 {
-    return __pnode_code(err);
+    return pnode__code(err);
 }
 
 static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -408,7 +408,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pthread_cond_init(&n->writer_cv, NULL);
     pthread_mutex_init(&n->inbox_mu, NULL);
     pthread_mutex_init(&n->status_mu, NULL);
-    __pnode_requests_init(n);
+    pnode__requests_init(n);
 
     rc = open_store(n, err, err_cap);
     if (rc != 0) {
@@ -422,7 +422,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     }
     pstore_snapshot_current(n->store, &has_snap, snap);
     if (has_snap) {
-        rc = __pnode_restore_from(n, snap);
+        rc = pnode__restore_from(n, snap);
         if (rc != 0) {
             say(err, err_cap, "data directory %s: cannot restore snapshot %llu: %s", opts->data_dir,
                 (unsigned long long)snap->index, pt_strerror(rc));
@@ -471,17 +471,17 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
             rc == PT_EIO ? "address in use or not available" : pt_strerror(rc));
         goto fail;
     }
-    __pnode_admin_register(n);
+    pnode__admin_register(n);
     for (size_t i = 0; i < n->opts.n_methods; i++) {
         pnet_transport_register_method(n->net, n->opts.methods[i].name, &n->opts.methods[i]);
     }
-    __pnode_refresh_peers(n);
+    pnode__refresh_peers(n);
 
-    rc = __pnode_writer_start(n);
+    rc = pnode__writer_start(n);
     if (rc != 0) {
         goto fail;
     }
-    if (pthread_create(&n->loop_thread, NULL, __pnode_loop_main, n) != 0) {
+    if (pthread_create(&n->loop_thread, NULL, pnode__loop_main, n) != 0) {
         rc = PT_ENOMEM;
         goto fail;
     }
@@ -491,7 +491,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     return 0;
 
 fail:
-    __pnode_writer_stop(n);
+    pnode__writer_stop(n);
     free_node(n);
     return rc;
 }
@@ -509,11 +509,11 @@ void pnode_stop(pnode *n)
     /* A write in flight completes (what it makes durable stays so); nothing that depends on
      * it is sent by the loop, which is always safe. A write that failed and waits for its
      * retry is simply abandoned: nothing of it is durable. */
-    while (__pnode_writer_busy(n)) {
+    while (pnode__writer_busy(n)) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    __pnode_requests_fail_all(n, PNODE_UNAVAILABLE, "the node is shutting down");
+    pnode__requests_fail_all(n, PNODE_UNAVAILABLE, "the node is shutting down");
     pthread_mutex_lock(&n->inbox_mu);
     pnode_request *inbox = n->inbox;
     n->inbox = NULL;
@@ -524,8 +524,8 @@ void pnode_stop(pnode *n)
         req->next = NULL;
         pnode_fail(req, PNODE_UNAVAILABLE, "the node is shutting down");
     }
-    __pnode_snapshot_join(n);
-    __pnode_writer_stop(n);
+    pnode__snapshot_join(n);
+    pnode__writer_stop(n);
     const pnode_counters *c = &n->counters;
     PT_INFO("node %llu stopped; since start: %llu loop turns, %llu events, %llu readies, "
             "%llu writes of %llu entries, %llu entries applied",
@@ -556,7 +556,7 @@ int pnode_propose(pnode *n, const void *cmd, size_t len, uint32_t timeout_ms, ui
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     pnode_request *req =
-        __pnode_request_new(n, NULL, NULL, cmd, len, pnode_now_ms() + (int64_t)timeout_ms);
+        pnode__request_new(n, NULL, NULL, cmd, len, pnode_now_ms() + (int64_t)timeout_ms);
     if (req == NULL) {
         return PT_ENOMEM;
     }

@@ -183,44 +183,44 @@ struct internal_wait {
 };
 
 /* loop.c */
-void *__pnode_loop_main(void *arg);
-void __pnode_refresh_peers(pnode *n);
-void __pnode_process_ready(pnode *n);
+void *pnode__loop_main(void *arg);
+void pnode__refresh_peers(pnode *n);
+void pnode__process_ready(pnode *n);
 
 /* writer.c */
-int __pnode_writer_start(pnode *n);
-void __pnode_writer_stop(pnode *n);
-void __pnode_writer_submit(pnode *n);
+int pnode__writer_start(pnode *n);
+void pnode__writer_stop(pnode *n);
+void pnode__writer_submit(pnode *n);
 /* True once the submitted job is done; *rc receives its result. */
-bool __pnode_writer_poll(pnode *n, int *rc);
+bool pnode__writer_poll(pnode *n, int *rc);
 /* True while a submitted job is being carried out. */
-bool __pnode_writer_busy(pnode *n);
+bool pnode__writer_busy(pnode *n);
 
 /* snapshots.c */
-void __pnode_maybe_snapshot(pnode *n, bool forced);
-void __pnode_snapshot_poll(pnode *n);
-void __pnode_snapshot_join(pnode *n);
-int __pnode_restore_from(pnode *n, const praft_snapshot_meta *meta);
+void pnode__maybe_snapshot(pnode *n, bool forced);
+void pnode__snapshot_poll(pnode *n);
+void pnode__snapshot_join(pnode *n);
+int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta);
 
 /* requests.c */
-pnode_request *__pnode_request_new(pnode *n, pnet_call *call, const char *method,
-                                   const uint8_t *data, size_t len, int64_t deadline_ms);
-void __pnode_request_wait(pnode *n, pnode_request *req, uint32_t wait);
-void __pnode_request_unlink(pnode *n, pnode_request *req);
-void __pnode_requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
-                              const uint8_t *result, size_t len);
-void __pnode_requests_reads(pnode *n, const praft_read_state *reads, size_t n_reads);
-void __pnode_requests_progress(pnode *n);
-void __pnode_requests_fail_all(pnode *n, int code, const char *message);
-void __pnode_dispatch_call(pnode *n, pnet_event *ev);
+pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
+                                  const uint8_t *data, size_t len, int64_t deadline_ms);
+void pnode__request_wait(pnode *n, pnode_request *req, uint32_t wait);
+void pnode__request_unlink(pnode *n, pnode_request *req);
+void pnode__requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
+                             const uint8_t *result, size_t len);
+void pnode__requests_reads(pnode *n, const praft_read_state *reads, size_t n_reads);
+void pnode__requests_progress(pnode *n);
+void pnode__requests_fail_all(pnode *n, int code, const char *message);
+void pnode__dispatch_call(pnode *n, pnet_event *ev);
 
 /* admin.c */
-void __pnode_admin_register(pnode *n);
-bool __pnode_admin_handles(const char *method);
-void __pnode_admin_call(pnode *n, pnode_request *req);
-void __pnode_admin_progress(pnode *n);
+void pnode__admin_register(pnode *n);
+bool pnode__admin_handles(const char *method);
+void pnode__admin_call(pnode *n, pnode_request *req);
+void pnode__admin_progress(pnode *n);
 
 /* A gRPC code for a PT_E* error, with a message. */
-int __pnode_code(int err);
+int pnode__code(int err);
 
 #endif

@@ -62,7 +62,7 @@ static pnode_request *list_take_first(pnode_request *sentinel)
     return req;
 }
 
-void __pnode_request_unlink(pnode *n, pnode_request *req)
+void pnode__request_unlink(pnode *n, pnode_request *req)
 {
     (void)n;
     if (req->linked) {
@@ -74,22 +74,22 @@ void __pnode_request_unlink(pnode *n, pnode_request *req)
     req->wait = WAIT_NONE;
 }
 
-void __pnode_request_wait(pnode *n, pnode_request *req, uint32_t wait)
+void pnode__request_wait(pnode *n, pnode_request *req, uint32_t wait)
 {
-    __pnode_request_unlink(n, req);
+    pnode__request_unlink(n, req);
     req->wait = wait;
     list_push(wait == WAIT_APPLY ? &n->proposals : &n->pending, req);
 }
 
-void __pnode_requests_init(pnode *n);
-void __pnode_requests_init(pnode *n)
+void pnode__requests_init(pnode *n);
+void pnode__requests_init(pnode *n)
 {
     list_init(&n->proposals);
     list_init(&n->pending);
 }
 
-pnode_request *__pnode_request_new(pnode *n, pnet_call *call, const char *method,
-                                   const uint8_t *data, size_t len, int64_t deadline_ms)
+pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
+                                  const uint8_t *data, size_t len, int64_t deadline_ms)
 {
     pnode_request *req = calloc(1, sizeof(*req));
     if (req == NULL) {
@@ -154,7 +154,7 @@ int64_t pnode_request_deadline(const pnode_request *req)
 
 void pnode_reply(pnode_request *req, const void *data, size_t len)
 {
-    __pnode_request_unlink(req->node, req);
+    pnode__request_unlink(req->node, req);
     if (req->internal != NULL) {
         finish_internal(req, PNODE_OK, data, len);
     } else if (req->call != NULL) {
@@ -165,7 +165,7 @@ void pnode_reply(pnode_request *req, const void *data, size_t len)
 
 void pnode_fail(pnode_request *req, int code, const char *message)
 {
-    __pnode_request_unlink(req->node, req);
+    pnode__request_unlink(req->node, req);
     if (req->internal != NULL) {
         finish_internal(req, code == PNODE_OK ? PNODE_UNKNOWN : code, NULL, 0);
     } else if (req->call != NULL) {
@@ -178,7 +178,7 @@ void pnode_fail(pnode_request *req, int code, const char *message)
 static void complete(pnode *n, pnode_request *req, int code, const char *message,
                      const uint8_t *result, size_t len)
 {
-    __pnode_request_unlink(n, req);
+    pnode__request_unlink(n, req);
     if (req->done != NULL) {
         pnode_done_fn done = req->done;
         req->done = NULL;
@@ -217,12 +217,12 @@ void pnode_submit(pnode *n, pnode_request *req, const void *cmd, size_t len, pno
     uint64_t index = 0, term = 0;
     int rc = praft_propose(n->raft, cmd, len, &index, &term);
     if (rc != 0) {
-        complete(n, req, __pnode_code(rc), pt_strerror(rc), NULL, 0);
+        complete(n, req, pnode__code(rc), pt_strerror(rc), NULL, 0);
         return;
     }
     req->index = index;
     req->term = term;
-    __pnode_request_wait(n, req, WAIT_APPLY);
+    pnode__request_wait(n, req, WAIT_APPLY);
 }
 
 static void run_query(pnode *n, pnode_request *req)
@@ -246,7 +246,7 @@ static void wait_for_leader(pnode *n, pnode_request *req, uint32_t then)
     if (req->leader_deadline_ms == 0) {
         req->leader_deadline_ms = pnode_now_ms() + n->opts.leader_wait_ms;
     }
-    __pnode_request_wait(n, req, WAIT_LEADER);
+    pnode__request_wait(n, req, WAIT_LEADER);
 }
 
 static void start_read_index(pnode *n, pnode_request *req)
@@ -262,11 +262,11 @@ static void start_read_index(pnode *n, pnode_request *req)
         return;
     }
     if (rc != 0) {
-        complete(n, req, __pnode_code(rc), pt_strerror(rc), NULL, 0);
+        complete(n, req, pnode__code(rc), pt_strerror(rc), NULL, 0);
         return;
     }
     req->context = context;
-    __pnode_request_wait(n, req, WAIT_READ);
+    pnode__request_wait(n, req, WAIT_READ);
 }
 
 void pnode_query(pnode *n, pnode_request *req, bool linearizable, const void *query, size_t len,
@@ -317,7 +317,7 @@ static void forward_done(void *ctx, int status, const char *message, const uint8
         request_free(req);
         return;
     }
-    __pnode_request_unlink(req->node, req);
+    pnode__request_unlink(req->node, req);
     if (status == 0) {
         pnode_reply(req, data, len);
     } else if (status == PNODE_CANCELLED || status == PNODE_UNKNOWN) {
@@ -347,11 +347,11 @@ void pnode_forward(pnode *n, pnode_request *req)
         pnode_fail(req, PNODE_UNAVAILABLE, "cannot reach the leader");
         return;
     }
-    __pnode_request_wait(n, req, WAIT_FORWARD);
+    pnode__request_wait(n, req, WAIT_FORWARD);
 }
 
-void __pnode_requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
-                              const uint8_t *result, size_t len)
+void pnode__requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
+                             const uint8_t *result, size_t len)
 {
     while (n->proposals.next != &n->proposals && n->proposals.next->index <= index) {
         pnode_request *req = list_take_first(&n->proposals);
@@ -368,7 +368,7 @@ void __pnode_requests_applied(pnode *n, uint64_t index, uint64_t term, int code,
     }
 }
 
-void __pnode_requests_reads(pnode *n, const praft_read_state *reads, size_t n_reads)
+void pnode__requests_reads(pnode *n, const praft_read_state *reads, size_t n_reads)
 {
     for (size_t i = 0; i < n_reads; i++) {
         for (pnode_request *req = n->pending.next; req != &n->pending; req = req->next) {
@@ -380,7 +380,7 @@ void __pnode_requests_reads(pnode *n, const praft_read_state *reads, size_t n_re
                 wait_for_leader(n, req, THEN_READ);
             } else {
                 req->index = reads[i].index;
-                __pnode_request_wait(n, req, WAIT_READ_APPLY);
+                pnode__request_wait(n, req, WAIT_READ_APPLY);
             }
             break;
         }
@@ -389,7 +389,7 @@ void __pnode_requests_reads(pnode *n, const praft_read_state *reads, size_t n_re
 
 static void redispatch(pnode *n, pnode_request *req);
 
-void __pnode_requests_progress(pnode *n)
+void pnode__requests_progress(pnode *n)
 {
     int64_t now = pnode_now_ms();
     uint64_t applied = pnode_applied(n);
@@ -430,7 +430,7 @@ void __pnode_requests_progress(pnode *n)
                 complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded waiting for a leader",
                          NULL, 0);
             } else if (n->leader != PRAFT_NONE && (n->leader != n->opts.id || pnode_is_leader(n))) {
-                __pnode_request_unlink(n, req);
+                pnode__request_unlink(n, req);
                 if (req->then == THEN_READ) {
                     start_read_index(n, req);
                 } else {
@@ -458,7 +458,7 @@ void __pnode_requests_progress(pnode *n)
     }
 }
 
-void __pnode_requests_fail_all(pnode *n, int code, const char *message)
+void pnode__requests_fail_all(pnode *n, int code, const char *message)
 {
     pnode_request *req;
     while ((req = list_take_first(&n->proposals)) != NULL) {
@@ -467,7 +467,7 @@ void __pnode_requests_fail_all(pnode *n, int code, const char *message)
     while ((req = list_take_first(&n->pending)) != NULL) {
         if (req->wait == WAIT_FORWARD) {
             /* Answer now; the forward's completion frees the request later. */
-            __pnode_request_unlink(n, req);
+            pnode__request_unlink(n, req);
             if (req->call != NULL) {
                 pnet_call_fail(req->call, code, message);
                 req->call = NULL;
@@ -496,8 +496,8 @@ static const pnode_method *find_method(pnode *n, const char *name)
 
 static void redispatch(pnode *n, pnode_request *req)
 {
-    if (__pnode_admin_handles(req->method)) {
-        __pnode_admin_call(n, req);
+    if (pnode__admin_handles(req->method)) {
+        pnode__admin_call(n, req);
         return;
     }
     const pnode_method *m = find_method(n, req->method);
@@ -508,10 +508,10 @@ static void redispatch(pnode *n, pnode_request *req)
     m->handler(n, m->app, req);
 }
 
-void __pnode_dispatch_call(pnode *n, pnet_event *ev)
+void pnode__dispatch_call(pnode *n, pnet_event *ev)
 {
     pnode_request *req =
-        __pnode_request_new(n, ev->call, ev->method, ev->data, ev->len, ev->deadline_ms);
+        pnode__request_new(n, ev->call, ev->method, ev->data, ev->len, ev->deadline_ms);
     if (req == NULL) {
         pnet_call_fail(ev->call, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;

@@ -58,7 +58,7 @@ static void *snapshot_main(void *arg)
     return NULL;
 }
 
-void __pnode_maybe_snapshot(pnode *n, bool forced)
+void pnode__maybe_snapshot(pnode *n, bool forced)
 {
     const pnode_sm *sm = &n->opts.sm;
     /* A follower applies committed entries while its own write of them may still be in
@@ -96,7 +96,7 @@ void __pnode_maybe_snapshot(pnode *n, bool forced)
     n->snap_running = true;
 }
 
-void __pnode_snapshot_join(pnode *n)
+void pnode__snapshot_join(pnode *n)
 {
     if (n->snap_running) {
         pthread_join(n->snap_thread, NULL);
@@ -106,12 +106,12 @@ void __pnode_snapshot_join(pnode *n)
     }
 }
 
-void __pnode_snapshot_poll(pnode *n)
+void pnode__snapshot_poll(pnode *n)
 {
     if (!n->snap_running || !atomic_load(&n->snap_done)) {
         return;
     }
-    __pnode_snapshot_join(n);
+    pnode__snapshot_join(n);
     if (n->snap_rc != 0) {
         return;
     }
@@ -135,7 +135,7 @@ void __pnode_snapshot_poll(pnode *n)
         }
         pthread_mutex_unlock(&n->store_mu);
     }
-    __pnode_admin_progress(n);
+    pnode__admin_progress(n);
 }
 
 static int read_from_store(void *ctx, void *buf, size_t cap, size_t *n)
@@ -143,7 +143,7 @@ static int read_from_store(void *ctx, void *buf, size_t cap, size_t *n)
     return pstore_snap_reader_read(ctx, buf, cap, n);
 }
 
-int __pnode_restore_from(pnode *n, const praft_snapshot_meta *meta)
+int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta)
 {
     const pnode_sm *sm = &n->opts.sm;
     pstore_snap_reader *r = NULL;

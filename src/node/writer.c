@@ -86,7 +86,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int __pnode_writer_start(pnode *n)
+int pnode__writer_start(pnode *n)
 {
     if (pthread_create(&n->writer_thread, NULL, writer_main, n) != 0) {
         return PT_ENOMEM;
@@ -95,7 +95,7 @@ int __pnode_writer_start(pnode *n)
     return 0;
 }
 
-void __pnode_writer_stop(pnode *n)
+void pnode__writer_stop(pnode *n)
 {
     if (!n->writer_started) {
         return;
@@ -108,7 +108,7 @@ void __pnode_writer_stop(pnode *n)
     n->writer_started = false;
 }
 
-void __pnode_writer_submit(pnode *n)
+void pnode__writer_submit(pnode *n)
 {
     pthread_mutex_lock(&n->writer_mu);
     n->writer_done = false;
@@ -117,7 +117,7 @@ void __pnode_writer_submit(pnode *n)
     pthread_mutex_unlock(&n->writer_mu);
 }
 
-bool __pnode_writer_busy(pnode *n)
+bool pnode__writer_busy(pnode *n)
 {
     pthread_mutex_lock(&n->writer_mu);
     bool busy = n->writer_has_job;
@@ -125,7 +125,7 @@ bool __pnode_writer_busy(pnode *n)
     return busy;
 }
 
-bool __pnode_writer_poll(pnode *n, int *rc)
+bool pnode__writer_poll(pnode *n, int *rc)
 {
     pthread_mutex_lock(&n->writer_mu);
     bool done = n->writer_done;

@@ -10,39 +10,39 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline void __pveh_put_u16(uint8_t *p, uint16_t v)
+static inline void pveh__put_u16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
 
-static inline void __pveh_put_u32(uint8_t *p, uint32_t v)
+static inline void pveh__put_u32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
-static inline void __pveh_put_u64(uint8_t *p, uint64_t v)
+static inline void pveh__put_u64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
-static inline void __pveh_put_f64(uint8_t *p, double d)
+static inline void pveh__put_f64(uint8_t *p, double d)
 {
     uint64_t bits;
     memcpy(&bits, &d, sizeof(bits));
-    __pveh_put_u64(p, bits);
+    pveh__put_u64(p, bits);
 }
 
-static inline uint16_t __pveh_get_u16(const uint8_t *p)
+static inline uint16_t pveh__get_u16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static inline uint32_t __pveh_get_u32(const uint8_t *p)
+static inline uint32_t pveh__get_u32(const uint8_t *p)
 {
     uint32_t v = 0;
     for (int i = 3; i >= 0; i--) {
@@ -51,7 +51,7 @@ static inline uint32_t __pveh_get_u32(const uint8_t *p)
     return v;
 }
 
-static inline uint64_t __pveh_get_u64(const uint8_t *p)
+static inline uint64_t pveh__get_u64(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) {
@@ -60,9 +60,9 @@ static inline uint64_t __pveh_get_u64(const uint8_t *p)
     return v;
 }
 
-static inline double __pveh_get_f64(const uint8_t *p)
+static inline double pveh__get_f64(const uint8_t *p)
 {
-    uint64_t bits = __pveh_get_u64(p);
+    uint64_t bits = pveh__get_u64(p);
     double d;
     memcpy(&d, &bits, sizeof(d));
     return d;

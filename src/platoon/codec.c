@@ -6,28 +6,28 @@
 
 #include "platoon/bytes.h"
 
-void __pveh_vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision)
+void pveh__vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision)
 {
-    __pveh_put_u64(p, v->id);
-    __pveh_put_f64(p + 8, v->latitude);
-    __pveh_put_f64(p + 16, v->longitude);
-    __pveh_put_f64(p + 24, v->speed);
-    __pveh_put_f64(p + 32, v->heading);
+    pveh__put_u64(p, v->id);
+    pveh__put_f64(p + 8, v->latitude);
+    pveh__put_f64(p + 16, v->longitude);
+    pveh__put_f64(p + 24, v->speed);
+    pveh__put_f64(p + 32, v->heading);
     if (with_revision) {
-        __pveh_put_u64(p + 40, v->revision);
+        pveh__put_u64(p + 40, v->revision);
     }
 }
 
-bool __pveh_vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out)
+bool pveh__vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out)
 {
     pveh_vehicle v;
-    v.id = __pveh_get_u64(p);
-    v.latitude = __pveh_get_f64(p + 8);
-    v.longitude = __pveh_get_f64(p + 16);
-    v.speed = __pveh_get_f64(p + 24);
-    v.heading = __pveh_get_f64(p + 32);
-    v.revision = with_revision ? __pveh_get_u64(p + 40) : 0;
-    if (!__pveh_vehicle_valid(&v) || (with_revision && v.revision == 0)) {
+    v.id = pveh__get_u64(p);
+    v.latitude = pveh__get_f64(p + 8);
+    v.longitude = pveh__get_f64(p + 16);
+    v.speed = pveh__get_f64(p + 24);
+    v.heading = pveh__get_f64(p + 32);
+    v.revision = with_revision ? pveh__get_u64(p + 40) : 0;
+    if (!pveh__vehicle_valid(&v) || (with_revision && v.revision == 0)) {
         return false;
     }
     *out = v;
@@ -51,15 +51,15 @@ static void put_cmd_header(uint8_t *p, uint8_t op, uint64_t client_id, uint64_t 
 {
     p[0] = PVEH_FORMAT_VERSION;
     p[1] = op;
-    __pveh_put_u64(p + 2, client_id);
-    __pveh_put_u64(p + 10, sequence);
-    __pveh_put_u64(p + 18, timestamp_ms);
+    pveh__put_u64(p + 2, client_id);
+    pveh__put_u64(p + 10, sequence);
+    pveh__put_u64(p + 18, timestamp_ms);
 }
 
 int pveh_command_update(const pveh_vehicle *v, uint64_t client_id, uint64_t sequence,
                         uint64_t timestamp_ms, uint8_t **out, size_t *out_len)
 {
-    if (v == NULL || !__pveh_vehicle_valid(v) || out == NULL || out_len == NULL) {
+    if (v == NULL || !pveh__vehicle_valid(v) || out == NULL || out_len == NULL) {
         return PT_EINVAL;
     }
     int rv = alloc_out(PVEH_CMD_UPDATE_LEN, out, out_len);
@@ -67,7 +67,7 @@ int pveh_command_update(const pveh_vehicle *v, uint64_t client_id, uint64_t sequ
         return rv;
     }
     put_cmd_header(*out, PVEH_OP_UPDATE, client_id, sequence, timestamp_ms);
-    __pveh_vehicle_put(*out + PVEH_CMD_HEADER_LEN, v, false);
+    pveh__vehicle_put(*out + PVEH_CMD_HEADER_LEN, v, false);
     return 0;
 }
 
@@ -82,7 +82,7 @@ int pveh_command_delete(uint64_t id, uint64_t client_id, uint64_t sequence, uint
         return rv;
     }
     put_cmd_header(*out, PVEH_OP_DELETE, client_id, sequence, timestamp_ms);
-    __pveh_put_u64(*out + PVEH_CMD_HEADER_LEN, id);
+    pveh__put_u64(*out + PVEH_CMD_HEADER_LEN, id);
     return 0;
 }
 
@@ -100,7 +100,7 @@ int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *out)
     switch (c.op) {
     case PVEH_OP_UPDATE:
         if (len != PVEH_CMD_UPDATE_LEN ||
-            !__pveh_vehicle_get(data + PVEH_CMD_HEADER_LEN, false, &c.vehicle)) {
+            !pveh__vehicle_get(data + PVEH_CMD_HEADER_LEN, false, &c.vehicle)) {
             return PT_ECORRUPT;
         }
         c.id = c.vehicle.id;
@@ -109,7 +109,7 @@ int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *out)
         if (len != PVEH_CMD_DELETE_LEN) {
             return PT_ECORRUPT;
         }
-        c.id = __pveh_get_u64(data + PVEH_CMD_HEADER_LEN);
+        c.id = pveh__get_u64(data + PVEH_CMD_HEADER_LEN);
         if (c.id == 0) {
             return PT_ECORRUPT;
         }
@@ -117,14 +117,14 @@ int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *out)
     default:
         return PT_ECORRUPT;
     }
-    c.client_id = __pveh_get_u64(data + 2);
-    c.sequence = __pveh_get_u64(data + 10);
-    c.timestamp_ms = __pveh_get_u64(data + 18);
+    c.client_id = pveh__get_u64(data + 2);
+    c.sequence = pveh__get_u64(data + 10);
+    c.timestamp_ms = pveh__get_u64(data + 18);
     *out = c;
     return 0;
 }
 
-int __pveh_result_put(uint8_t *buf, const pveh_result *r, size_t *len)
+int pveh__result_put(uint8_t *buf, const pveh_result *r, size_t *len)
 {
     buf[0] = PVEH_FORMAT_VERSION;
     buf[1] = (uint8_t)r->op;
@@ -135,16 +135,16 @@ int __pveh_result_put(uint8_t *buf, const pveh_result *r, size_t *len)
     switch (r->status) {
     case PVEH_STATUS_OK:
         if (r->op == PVEH_OP_UPDATE) {
-            __pveh_vehicle_put(buf + 3, &r->vehicle, true);
+            pveh__vehicle_put(buf + 3, &r->vehicle, true);
             *len = PVEH_RESULT_HEADER_LEN + PVEH_VEHICLE_RECORD_LEN;
         } else {
             buf[3] = r->existed ? 1 : 0;
-            __pveh_put_u64(buf + 4, r->revision);
+            pveh__put_u64(buf + 4, r->revision);
             *len = PVEH_RESULT_HEADER_LEN + 9;
         }
         return 0;
     case PVEH_STATUS_STALE_SEQUENCE:
-        __pveh_put_u64(buf + 3, r->last_sequence);
+        pveh__put_u64(buf + 3, r->last_sequence);
         *len = PVEH_RESULT_HEADER_LEN + 8;
         return 0;
     default:
@@ -159,7 +159,7 @@ int pveh_result_encode(const pveh_result *r, uint8_t **out, size_t *out_len)
     }
     uint8_t buf[PVEH_RESULT_MAX_LEN];
     size_t len = 0;
-    int rv = __pveh_result_put(buf, r, &len);
+    int rv = pveh__result_put(buf, r, &len);
     if (rv != 0) {
         return rv;
     }
@@ -191,8 +191,7 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
     switch (r.status) {
     case PVEH_STATUS_OK:
         if (r.op == PVEH_OP_UPDATE) {
-            if (body_len != PVEH_VEHICLE_RECORD_LEN ||
-                !__pveh_vehicle_get(body, true, &r.vehicle)) {
+            if (body_len != PVEH_VEHICLE_RECORD_LEN || !pveh__vehicle_get(body, true, &r.vehicle)) {
                 return PT_EMALFORMED;
             }
             r.revision = r.vehicle.revision;
@@ -201,7 +200,7 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
                 return PT_EMALFORMED;
             }
             r.existed = body[0] == 1;
-            r.revision = __pveh_get_u64(body + 1);
+            r.revision = pveh__get_u64(body + 1);
             if (r.revision == 0) {
                 return PT_EMALFORMED;
             }
@@ -211,7 +210,7 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
         if (body_len != 8) {
             return PT_EMALFORMED;
         }
-        r.last_sequence = __pveh_get_u64(body);
+        r.last_sequence = pveh__get_u64(body);
         break;
     default:
         return PT_EMALFORMED;
@@ -231,7 +230,7 @@ int pveh_query_get(uint64_t id, uint8_t **out, size_t *out_len)
     }
     (*out)[0] = PVEH_FORMAT_VERSION;
     (*out)[1] = PVEH_QUERY_GET;
-    __pveh_put_u64(*out + 2, id);
+    pveh__put_u64(*out + 2, id);
     return 0;
 }
 
@@ -263,7 +262,7 @@ int pveh_query_decode(const uint8_t *data, size_t len, pveh_query *out)
         if (len != 10) {
             return PT_EMALFORMED;
         }
-        q.id = __pveh_get_u64(data + 2);
+        q.id = pveh__get_u64(data + 2);
         if (q.id == 0) {
             return PT_EMALFORMED;
         }
@@ -292,7 +291,7 @@ int pveh_query_result_decode(const uint8_t *data, size_t len, pveh_query_result 
     memset(&r, 0, sizeof(r));
     r.op = data[1];
     r.status = data[2];
-    r.applied_index = __pveh_get_u64(data + 3);
+    r.applied_index = pveh__get_u64(data + 3);
     const uint8_t *body = data + PVEH_QRESULT_HEADER_LEN;
     size_t body_len = len - PVEH_QRESULT_HEADER_LEN;
     switch (r.op) {
@@ -302,7 +301,7 @@ int pveh_query_result_decode(const uint8_t *data, size_t len, pveh_query_result 
                 return PT_EMALFORMED;
             }
         } else if (r.status != PVEH_STATUS_OK || body_len != PVEH_VEHICLE_RECORD_LEN ||
-                   !__pveh_vehicle_get(body, true, &r.vehicle) ||
+                   !pveh__vehicle_get(body, true, &r.vehicle) ||
                    r.vehicle.revision > r.applied_index) {
             return PT_EMALFORMED;
         }
@@ -311,7 +310,7 @@ int pveh_query_result_decode(const uint8_t *data, size_t len, pveh_query_result 
         if (r.status != PVEH_STATUS_OK || body_len < 4) {
             return PT_EMALFORMED;
         }
-        uint32_t n = __pveh_get_u32(body);
+        uint32_t n = pveh__get_u32(body);
         /* The count must match the length exactly before anything is allocated from it. */
         if ((body_len - 4) / PVEH_VEHICLE_RECORD_LEN != n ||
             (body_len - 4) % PVEH_VEHICLE_RECORD_LEN != 0) {
@@ -325,7 +324,7 @@ int pveh_query_result_decode(const uint8_t *data, size_t len, pveh_query_result 
         }
         for (uint32_t i = 0; i < n; i++) {
             pveh_vehicle *v = &r.vehicles[i];
-            if (!__pveh_vehicle_get(body + 4 + (size_t)i * PVEH_VEHICLE_RECORD_LEN, true, v) ||
+            if (!pveh__vehicle_get(body + 4 + (size_t)i * PVEH_VEHICLE_RECORD_LEN, true, v) ||
                 v->revision > r.applied_index || (i > 0 && v->id <= r.vehicles[i - 1].id)) {
                 free(r.vehicles);
                 return PT_EMALFORMED;

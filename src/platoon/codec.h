@@ -45,17 +45,17 @@
 #define PVEH_QRESULT_HEADER_LEN 11
 
 /* True when @v's id and coordinates are within bounds (the revision is not looked at). */
-bool __pveh_vehicle_valid(const pveh_vehicle *v);
+bool pveh__vehicle_valid(const pveh_vehicle *v);
 
 /* Writes the 40-byte body of @v, and its revision after it when @with_revision (48 bytes). */
-void __pveh_vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision);
+void pveh__vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision);
 
 /* Reads a vehicle body (and revision when @with_revision; else revision = 0) and validates
  * it; with a revision, it must be >= 1 (every stored state was written at some index). */
-bool __pveh_vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out);
+bool pveh__vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out);
 
 /* Encodes @r into @buf (at least PVEH_RESULT_MAX_LEN bytes); sets *@len. Returns 0 or
  * PT_EINVAL (unknown op or status). */
-int __pveh_result_put(uint8_t *buf, const pveh_result *r, size_t *len);
+int pveh__result_put(uint8_t *buf, const pveh_result *r, size_t *len);
 
 #endif

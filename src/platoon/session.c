@@ -6,7 +6,7 @@
 
 #include "platoon/error.h"
 
-void __pveh_sessions_init(pveh_sessions *s, uint32_t max, uint64_t ttl_ms)
+void pveh__sessions_init(pveh_sessions *s, uint32_t max, uint64_t ttl_ms)
 {
     memset(s, 0, sizeof(*s));
     s->free_head = PVEH_NIL;
@@ -16,11 +16,11 @@ void __pveh_sessions_init(pveh_sessions *s, uint32_t max, uint64_t ttl_ms)
     s->ttl_ms = ttl_ms;
 }
 
-void __pveh_sessions_free(pveh_sessions *s)
+void pveh__sessions_free(pveh_sessions *s)
 {
     free(s->slots);
     free(s->index);
-    __pveh_sessions_init(s, s->max, s->ttl_ms);
+    pveh__sessions_init(s, s->max, s->ttl_ms);
 }
 
 /* Fibonacci hashing: the top bits of the product are well mixed even for sequential ids. */
@@ -31,7 +31,7 @@ static uint32_t home(const pveh_sessions *s, uint64_t client_id)
     return (uint32_t)(h & (s->index_cap - 1));
 }
 
-pveh_session *__pveh_sessions_find(const pveh_sessions *s, uint64_t client_id)
+pveh_session *pveh__sessions_find(const pveh_sessions *s, uint64_t client_id)
 {
     if (s->index_cap == 0) {
         return NULL;
@@ -82,7 +82,7 @@ static void index_remove(pveh_sessions *s, uint32_t slot)
     s->index[i] = PVEH_NIL;
 }
 
-int __pveh_sessions_reserve_one(pveh_sessions *s)
+int pveh__sessions_reserve_one(pveh_sessions *s)
 {
     /* A full table evicts before it adds: no new slot is needed. */
     if (s->free_head != PVEH_NIL || s->count >= s->max) {
@@ -164,7 +164,7 @@ static void drop(pveh_sessions *s, uint32_t slot)
     s->count--;
 }
 
-pveh_session *__pveh_sessions_add(pveh_sessions *s, uint64_t client_id)
+pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id)
 {
     if (s->count >= s->max) {
         drop(s, s->head); /* the least recently used goes first */
@@ -180,7 +180,7 @@ pveh_session *__pveh_sessions_add(pveh_sessions *s, uint64_t client_id)
     return x;
 }
 
-void __pveh_sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms)
+void pveh__sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms)
 {
     uint32_t slot = (uint32_t)(sess - s->slots);
     sess->last_used_ms = now_ms;
@@ -190,7 +190,7 @@ void __pveh_sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms
     }
 }
 
-void __pveh_sessions_expire(pveh_sessions *s, uint64_t now_ms)
+void pveh__sessions_expire(pveh_sessions *s, uint64_t now_ms)
 {
     while (s->head != PVEH_NIL) {
         const pveh_session *oldest = &s->slots[s->head];

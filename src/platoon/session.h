@@ -40,24 +40,24 @@ typedef struct pveh_sessions {
     uint64_t ttl_ms; /* a session unused for longer than this expires */
 } pveh_sessions;
 
-void __pveh_sessions_init(pveh_sessions *s, uint32_t max, uint64_t ttl_ms);
-void __pveh_sessions_free(pveh_sessions *s);
+void pveh__sessions_init(pveh_sessions *s, uint32_t max, uint64_t ttl_ms);
+void pveh__sessions_free(pveh_sessions *s);
 
 /* The session of @client_id, or NULL. Valid until the next change of the table. */
-pveh_session *__pveh_sessions_find(const pveh_sessions *s, uint64_t client_id);
+pveh_session *pveh__sessions_find(const pveh_sessions *s, uint64_t client_id);
 
 /* Makes sure that one more session can be added without allocating, so that a command can
  * be applied entirely or not at all. Returns 0 or PT_ENOMEM (nothing changed). */
-int __pveh_sessions_reserve_one(pveh_sessions *s);
+int pveh__sessions_reserve_one(pveh_sessions *s);
 
 /* Adds a session for @client_id (not in the table) as the newest, evicting the oldest first
  * when the table is full. Needs a prior successful reserve; never fails then. */
-pveh_session *__pveh_sessions_add(pveh_sessions *s, uint64_t client_id);
+pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id);
 
 /* Marks @sess as used at log time @now_ms: it becomes the newest. */
-void __pveh_sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms);
+void pveh__sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms);
 
 /* Drops every session unused for more than ttl_ms at log time @now_ms. */
-void __pveh_sessions_expire(pveh_sessions *s, uint64_t now_ms);
+void pveh__sessions_expire(pveh_sessions *s, uint64_t now_ms);
 
 #endif

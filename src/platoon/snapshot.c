@@ -45,7 +45,7 @@ typedef struct frozen {
     praft_config config;
 } frozen;
 
-void __pveh_snapshot_end(void *arg)
+void pveh__snapshot_end(void *arg)
 {
     frozen *f = arg;
     if (f != NULL) {
@@ -57,7 +57,7 @@ void __pveh_snapshot_end(void *arg)
 
 /* The copy is two flat memcpy-like passes over the state (vehicles are already contiguous;
  * sessions are gathered in list order): memory bandwidth, no encoding, no hashing. */
-int __pveh_snapshot_begin(const struct pveh_sm *sm, void **out)
+int pveh__snapshot_begin(const struct pveh_sm *sm, void **out)
 {
     int rv = PT_ENOMEM;
     frozen *f = calloc(1, sizeof(*f));
@@ -90,7 +90,7 @@ int __pveh_snapshot_begin(const struct pveh_sm *sm, void **out)
     return 0;
 
 err_frozen:
-    __pveh_snapshot_end(f);
+    pveh__snapshot_end(f);
 err:
     return rv;
 }
@@ -110,7 +110,7 @@ typedef struct writer {
 static void w_flush(writer *w)
 {
     if (w->err == 0 && w->len > 0) {
-        __pt_checksum_update(w->sum, w->buf, w->len);
+        pt__checksum_update(w->sum, w->buf, w->len);
         w->err = w->fn(w->ctx, w->buf, w->len);
     }
     w->len = 0;
@@ -138,15 +138,15 @@ static void put_member(writer *w, const praft_member *m)
 {
     uint8_t rec[12];
     size_t alen = strnlen(m->address, sizeof(m->address));
-    __pveh_put_u64(rec, m->id);
+    pveh__put_u64(rec, m->id);
     rec[8] = m->role;
     rec[9] = m->old_role;
-    __pveh_put_u16(rec + 10, (uint16_t)alen);
+    pveh__put_u16(rec + 10, (uint16_t)alen);
     w_put(w, rec, sizeof(rec));
     w_put(w, m->address, alen);
 }
 
-int __pveh_snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
+int pveh__snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
 {
     const frozen *f = arg;
     int rv = PT_ENOMEM;
@@ -154,7 +154,7 @@ int __pveh_snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
         return PT_EINVAL;
     }
     writer w = {.fn = fn, .ctx = ctx};
-    w.sum = __pt_checksum_new();
+    w.sum = pt__checksum_new();
     if (w.sum == NULL) {
         goto err;
     }
@@ -165,30 +165,30 @@ int __pveh_snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
 
     uint8_t hdr[SNAP_HEADER_LEN] = {0};
     memcpy(hdr, snap_magic, sizeof(snap_magic));
-    __pveh_put_u32(hdr + 8, SNAP_VERSION);
-    __pveh_put_u32(hdr + 12, 0);
-    __pveh_put_u64(hdr + 16, f->applied_index);
-    __pveh_put_u64(hdr + 24, f->applied_term);
-    __pveh_put_u64(hdr + 32, f->log_time_ms);
-    __pveh_put_u64(hdr + 40, f->n_vehicles);
-    __pveh_put_u32(hdr + 48, f->n_sessions);
-    __pveh_put_u32(hdr + 52, f->config.n_members);
+    pveh__put_u32(hdr + 8, SNAP_VERSION);
+    pveh__put_u32(hdr + 12, 0);
+    pveh__put_u64(hdr + 16, f->applied_index);
+    pveh__put_u64(hdr + 24, f->applied_term);
+    pveh__put_u64(hdr + 32, f->log_time_ms);
+    pveh__put_u64(hdr + 40, f->n_vehicles);
+    pveh__put_u32(hdr + 48, f->n_sessions);
+    pveh__put_u32(hdr + 52, f->config.n_members);
     hdr[56] = f->config.joint ? 1 : 0;
     w_put(&w, hdr, sizeof(hdr));
 
     for (size_t i = 0; i < f->n_vehicles; i++) {
         uint8_t rec[PVEH_VEHICLE_RECORD_LEN];
-        __pveh_vehicle_put(rec, &f->vehicles[i], true);
+        pveh__vehicle_put(rec, &f->vehicles[i], true);
         w_put(&w, rec, sizeof(rec));
     }
     for (uint32_t i = 0; i < f->n_sessions; i++) {
         const pveh_session *s = &f->sessions[i];
         uint8_t rec[25 + PVEH_RESULT_MAX_LEN];
         size_t rlen = 0;
-        __pveh_put_u64(rec, s->client_id);
-        __pveh_put_u64(rec + 8, s->last_sequence);
-        __pveh_put_u64(rec + 16, s->last_used_ms);
-        rv = __pveh_result_put(rec + 25, &s->last, &rlen);
+        pveh__put_u64(rec, s->client_id);
+        pveh__put_u64(rec + 8, s->last_sequence);
+        pveh__put_u64(rec + 16, s->last_used_ms);
+        rv = pveh__result_put(rec + 25, &s->last, &rlen);
         if (rv != 0) {
             goto err_buf; /* cannot happen: sessions hold results built by apply */
         }
@@ -201,7 +201,7 @@ int __pveh_snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
     w_flush(&w);
     if (w.err == 0) {
         uint8_t trailer[8];
-        __pveh_put_u64(trailer, __pt_checksum_digest(w.sum));
+        pveh__put_u64(trailer, pt__checksum_digest(w.sum));
         w.err = fn(ctx, trailer, sizeof(trailer));
     }
     rv = w.err;
@@ -209,7 +209,7 @@ int __pveh_snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
 err_buf:
     free(w.buf);
 err_sum:
-    __pt_checksum_free(w.sum);
+    pt__checksum_free(w.sum);
 err:
     return rv;
 }
@@ -248,7 +248,7 @@ static int r_get(reader *r, void *dst, size_t n)
             take = n;
         }
         memcpy(p, r->buf + r->pos, take);
-        __pt_checksum_update(r->sum, r->buf + r->pos, take);
+        pt__checksum_update(r->sum, r->buf + r->pos, take);
         r->pos += take;
         p += take;
         n -= take;
@@ -287,11 +287,11 @@ static int read_vehicles(reader *r, staged *st, uint64_t n)
         if (rv != 0) {
             return rv;
         }
-        if (!__pveh_vehicle_get(rec, true, &v) || v.revision > st->applied_index ||
+        if (!pveh__vehicle_get(rec, true, &v) || v.revision > st->applied_index ||
             (st->vehicles.n > 0 && v.id <= st->vehicles.v[st->vehicles.n - 1].id)) {
             return PT_ECORRUPT;
         }
-        rv = __pveh_map_append(&st->vehicles, &v);
+        rv = pveh__map_append(&st->vehicles, &v);
         if (rv != 0) {
             return rv;
         }
@@ -308,12 +308,12 @@ static int read_sessions(reader *r, staged *st, uint32_t n)
         if (rv != 0) {
             return rv;
         }
-        uint64_t client_id = __pveh_get_u64(rec);
-        uint64_t last_sequence = __pveh_get_u64(rec + 8);
-        uint64_t last_used = __pveh_get_u64(rec + 16);
+        uint64_t client_id = pveh__get_u64(rec);
+        uint64_t last_sequence = pveh__get_u64(rec + 8);
+        uint64_t last_used = pveh__get_u64(rec + 16);
         size_t rlen = rec[24];
         if (client_id == 0 || last_used < prev_used || last_used > st->log_time_ms ||
-            rlen > PVEH_RESULT_MAX_LEN || __pveh_sessions_find(&st->sessions, client_id) != NULL) {
+            rlen > PVEH_RESULT_MAX_LEN || pveh__sessions_find(&st->sessions, client_id) != NULL) {
             return PT_ECORRUPT;
         }
         rv = r_get(r, rec + 25, rlen);
@@ -325,11 +325,11 @@ static int read_sessions(reader *r, staged *st, uint32_t n)
             res.revision > st->applied_index) {
             return PT_ECORRUPT;
         }
-        rv = __pveh_sessions_reserve_one(&st->sessions);
+        rv = pveh__sessions_reserve_one(&st->sessions);
         if (rv != 0) {
             return rv;
         }
-        pveh_session *s = __pveh_sessions_add(&st->sessions, client_id);
+        pveh_session *s = pveh__sessions_add(&st->sessions, client_id);
         s->last_sequence = last_sequence;
         s->last_used_ms = last_used;
         s->last = res;
@@ -347,10 +347,10 @@ static int read_members(reader *r, staged *st, uint32_t n)
         if (rv != 0) {
             return rv;
         }
-        m->id = __pveh_get_u64(rec);
+        m->id = pveh__get_u64(rec);
         m->role = rec[8];
         m->old_role = rec[9];
-        size_t alen = __pveh_get_u16(rec + 10);
+        size_t alen = pveh__get_u16(rec + 10);
         if (alen >= sizeof(m->address)) {
             return PT_ECORRUPT;
         }
@@ -364,7 +364,7 @@ static int read_members(reader *r, staged *st, uint32_t n)
         m->address[alen] = '\0';
     }
     st->config.n_members = n;
-    return __pveh_config_valid(&st->config) ? 0 : PT_ECORRUPT;
+    return pveh__config_valid(&st->config) ? 0 : PT_ECORRUPT;
 }
 
 static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
@@ -377,18 +377,18 @@ static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
     if (memcmp(hdr, snap_magic, sizeof(snap_magic)) != 0) {
         return PT_ECORRUPT;
     }
-    if (__pveh_get_u32(hdr + 8) != SNAP_VERSION) {
+    if (pveh__get_u32(hdr + 8) != SNAP_VERSION) {
         return PT_EVERSION;
     }
-    st->applied_index = __pveh_get_u64(hdr + 16);
-    st->applied_term = __pveh_get_u64(hdr + 24);
-    st->log_time_ms = __pveh_get_u64(hdr + 32);
-    uint64_t n_vehicles = __pveh_get_u64(hdr + 40);
-    uint32_t n_sessions = __pveh_get_u32(hdr + 48);
-    uint32_t n_members = __pveh_get_u32(hdr + 52);
+    st->applied_index = pveh__get_u64(hdr + 16);
+    st->applied_term = pveh__get_u64(hdr + 24);
+    st->log_time_ms = pveh__get_u64(hdr + 32);
+    uint64_t n_vehicles = pveh__get_u64(hdr + 40);
+    uint32_t n_sessions = pveh__get_u32(hdr + 48);
+    uint32_t n_members = pveh__get_u32(hdr + 52);
     uint8_t joint = hdr[56];
     static const uint8_t zeros[7] = {0};
-    if (__pveh_get_u32(hdr + 12) != 0 || memcmp(hdr + 57, zeros, sizeof(zeros)) != 0 || joint > 1 ||
+    if (pveh__get_u32(hdr + 12) != 0 || memcmp(hdr + 57, zeros, sizeof(zeros)) != 0 || joint > 1 ||
         n_members > PRAFT_MAX_MEMBERS || n_sessions > PVEH_MAX_SESSIONS_MAX) {
         return PT_ECORRUPT;
     }
@@ -402,12 +402,12 @@ static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
         (rv = read_members(r, st, n_members)) != 0) {
         return rv;
     }
-    uint64_t digest = __pt_checksum_digest(r->sum);
+    uint64_t digest = pt__checksum_digest(r->sum);
     uint8_t trailer[8];
     if ((rv = r_get(r, trailer, sizeof(trailer))) != 0) {
         return rv;
     }
-    if (__pveh_get_u64(trailer) != digest) {
+    if (pveh__get_u64(trailer) != digest) {
         return PT_ECORRUPT;
     }
     if ((rv = r_expect_end(r)) != 0) {
@@ -420,7 +420,7 @@ static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
     return 0;
 }
 
-int __pveh_snapshot_restore(struct pveh_sm *sm, pnode_sm_read_fn fn, void *ctx)
+int pveh__snapshot_restore(struct pveh_sm *sm, pnode_sm_read_fn fn, void *ctx)
 {
     int rv = PT_ENOMEM;
     if (fn == NULL) {
@@ -431,9 +431,9 @@ int __pveh_snapshot_restore(struct pveh_sm *sm, pnode_sm_read_fn fn, void *ctx)
     if (st == NULL) {
         goto err;
     }
-    __pveh_map_init(&st->vehicles);
-    __pveh_sessions_init(&st->sessions, 0, sm->opts.session_ttl_ms);
-    r.sum = __pt_checksum_new();
+    pveh__map_init(&st->vehicles);
+    pveh__sessions_init(&st->sessions, 0, sm->opts.session_ttl_ms);
+    r.sum = pt__checksum_new();
     if (r.sum == NULL) {
         goto err_staged;
     }
@@ -447,24 +447,24 @@ int __pveh_snapshot_restore(struct pveh_sm *sm, pnode_sm_read_fn fn, void *ctx)
     }
 
     /* Everything checked out: the new state replaces the old one in one step. */
-    __pveh_map_free(&sm->vehicles);
-    __pveh_sessions_free(&sm->sessions);
+    pveh__map_free(&sm->vehicles);
+    pveh__sessions_free(&sm->sessions);
     sm->vehicles = st->vehicles;
     sm->sessions = st->sessions;
     sm->config = st->config;
     sm->applied_index = st->applied_index;
     sm->applied_term = st->applied_term;
     sm->log_time_ms = st->log_time_ms;
-    __pveh_map_init(&st->vehicles);
-    __pveh_sessions_init(&st->sessions, 0, 0);
+    pveh__map_init(&st->vehicles);
+    pveh__sessions_init(&st->sessions, 0, 0);
 
 err_buf:
     free(r.buf);
 err_sum:
-    __pt_checksum_free(r.sum);
+    pt__checksum_free(r.sum);
 err_staged:
-    __pveh_map_free(&st->vehicles);
-    __pveh_sessions_free(&st->sessions);
+    pveh__map_free(&st->vehicles);
+    pveh__sessions_free(&st->sessions);
     free(st);
 err:
     return rv;

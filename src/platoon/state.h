@@ -25,12 +25,12 @@ struct pveh_sm {
 /* True when @c is a configuration the state machine can hold: at most PRAFT_MAX_MEMBERS,
  * ids non-zero and strictly ascending, roles known and consistent with @joint, addresses
  * NUL-terminated. */
-bool __pveh_config_valid(const praft_config *c);
+bool pveh__config_valid(const praft_config *c);
 
 /* Snapshots (snapshot.c), behind the pnode_sm_ops of the same names. */
-int __pveh_snapshot_begin(const struct pveh_sm *sm, void **frozen);
-int __pveh_snapshot_write(void *frozen, pnode_sm_write_fn write, void *write_ctx);
-void __pveh_snapshot_end(void *frozen);
-int __pveh_snapshot_restore(struct pveh_sm *sm, pnode_sm_read_fn read, void *read_ctx);
+int pveh__snapshot_begin(const struct pveh_sm *sm, void **frozen);
+int pveh__snapshot_write(void *frozen, pnode_sm_write_fn write, void *write_ctx);
+void pveh__snapshot_end(void *frozen);
+int pveh__snapshot_restore(struct pveh_sm *sm, pnode_sm_read_fn read, void *read_ctx);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "platoon/codec.h"
 
-bool __pveh_vehicle_valid(const pveh_vehicle *v)
+bool pveh__vehicle_valid(const pveh_vehicle *v)
 {
     return v->id != 0 && v->latitude >= PVEH_LATITUDE_MIN && v->latitude <= PVEH_LATITUDE_MAX &&
            v->longitude >= PVEH_LONGITUDE_MIN && v->longitude <= PVEH_LONGITUDE_MAX &&

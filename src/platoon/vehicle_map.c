@@ -6,20 +6,20 @@
 
 #include "platoon/error.h"
 
-void __pveh_map_init(pveh_map *m)
+void pveh__map_init(pveh_map *m)
 {
     m->v = NULL;
     m->n = 0;
     m->cap = 0;
 }
 
-void __pveh_map_free(pveh_map *m)
+void pveh__map_free(pveh_map *m)
 {
     free(m->v);
-    __pveh_map_init(m);
+    pveh__map_init(m);
 }
 
-size_t __pveh_map_lower_bound(const pveh_map *m, uint64_t id)
+size_t pveh__map_lower_bound(const pveh_map *m, uint64_t id)
 {
     size_t lo = 0;
     size_t hi = m->n;
@@ -34,16 +34,16 @@ size_t __pveh_map_lower_bound(const pveh_map *m, uint64_t id)
     return lo;
 }
 
-pveh_vehicle *__pveh_map_find(const pveh_map *m, uint64_t id)
+pveh_vehicle *pveh__map_find(const pveh_map *m, uint64_t id)
 {
-    size_t i = __pveh_map_lower_bound(m, id);
+    size_t i = pveh__map_lower_bound(m, id);
     if (i < m->n && m->v[i].id == id) {
         return &m->v[i];
     }
     return NULL;
 }
 
-int __pveh_map_reserve_one(pveh_map *m)
+int pveh__map_reserve_one(pveh_map *m)
 {
     if (m->n < m->cap) {
         return 0;
@@ -61,14 +61,14 @@ int __pveh_map_reserve_one(pveh_map *m)
     return 0;
 }
 
-int __pveh_map_put(pveh_map *m, const pveh_vehicle *v)
+int pveh__map_put(pveh_map *m, const pveh_vehicle *v)
 {
-    size_t i = __pveh_map_lower_bound(m, v->id);
+    size_t i = pveh__map_lower_bound(m, v->id);
     if (i < m->n && m->v[i].id == v->id) {
         m->v[i] = *v;
         return 0;
     }
-    int rv = __pveh_map_reserve_one(m);
+    int rv = pveh__map_reserve_one(m);
     if (rv != 0) {
         return rv;
     }
@@ -78,9 +78,9 @@ int __pveh_map_put(pveh_map *m, const pveh_vehicle *v)
     return 0;
 }
 
-bool __pveh_map_remove(pveh_map *m, uint64_t id)
+bool pveh__map_remove(pveh_map *m, uint64_t id)
 {
-    size_t i = __pveh_map_lower_bound(m, id);
+    size_t i = pveh__map_lower_bound(m, id);
     if (i >= m->n || m->v[i].id != id) {
         return false;
     }
@@ -89,9 +89,9 @@ bool __pveh_map_remove(pveh_map *m, uint64_t id)
     return true;
 }
 
-int __pveh_map_append(pveh_map *m, const pveh_vehicle *v)
+int pveh__map_append(pveh_map *m, const pveh_vehicle *v)
 {
-    int rv = __pveh_map_reserve_one(m);
+    int rv = pveh__map_reserve_one(m);
     if (rv != 0) {
         return rv;
     }

@@ -25,27 +25,27 @@ typedef struct pveh_map {
     size_t cap;
 } pveh_map;
 
-void __pveh_map_init(pveh_map *m);
-void __pveh_map_free(pveh_map *m);
+void pveh__map_init(pveh_map *m);
+void pveh__map_free(pveh_map *m);
 
 /* The position of the first vehicle whose id is >= @id (n when none). */
-size_t __pveh_map_lower_bound(const pveh_map *m, uint64_t id);
+size_t pveh__map_lower_bound(const pveh_map *m, uint64_t id);
 
 /* The vehicle @id, or NULL. The pointer is valid until the next change of the map. */
-pveh_vehicle *__pveh_map_find(const pveh_map *m, uint64_t id);
+pveh_vehicle *pveh__map_find(const pveh_map *m, uint64_t id);
 
 /* Makes room for at least one more vehicle so that the next insert cannot fail.
  * Returns 0 or PT_ENOMEM (nothing changed). */
-int __pveh_map_reserve_one(pveh_map *m);
+int pveh__map_reserve_one(pveh_map *m);
 
 /* Inserts or replaces @v. Returns 0 or PT_ENOMEM (nothing changed). */
-int __pveh_map_put(pveh_map *m, const pveh_vehicle *v);
+int pveh__map_put(pveh_map *m, const pveh_vehicle *v);
 
 /* Removes the vehicle @id; returns whether it was there. */
-bool __pveh_map_remove(pveh_map *m, uint64_t id);
+bool pveh__map_remove(pveh_map *m, uint64_t id);
 
 /* Appends @v, whose id must be greater than every id in the map (building from a snapshot).
  * Returns 0 or PT_ENOMEM. */
-int __pveh_map_append(pveh_map *m, const pveh_vehicle *v);
+int pveh__map_append(pveh_map *m, const pveh_vehicle *v);
 
 #endif

@@ -32,8 +32,8 @@ int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
         return PT_ENOMEM;
     }
     sm->opts = o;
-    __pveh_map_init(&sm->vehicles);
-    __pveh_sessions_init(&sm->sessions, o.max_sessions, o.session_ttl_ms);
+    pveh__map_init(&sm->vehicles);
+    pveh__sessions_init(&sm->sessions, o.max_sessions, o.session_ttl_ms);
     *out = sm;
     return 0;
 }
@@ -43,12 +43,12 @@ void pveh_sm_free(pveh_sm *sm)
     if (sm == NULL) {
         return;
     }
-    __pveh_map_free(&sm->vehicles);
-    __pveh_sessions_free(&sm->sessions);
+    pveh__map_free(&sm->vehicles);
+    pveh__sessions_free(&sm->sessions);
     free(sm);
 }
 
-bool __pveh_config_valid(const praft_config *c)
+bool pveh__config_valid(const praft_config *c)
 {
     if (c->n_members > PRAFT_MAX_MEMBERS) {
         return false;
@@ -85,12 +85,12 @@ static void execute(pveh_sm *sm, const pveh_command *c, uint64_t index, pveh_res
     if (c->op == PVEH_OP_UPDATE) {
         pveh_vehicle v = c->vehicle;
         v.revision = index;
-        int rv = __pveh_map_put(&sm->vehicles, &v);
-        (void)rv; /* cannot fail: __pveh_map_reserve_one succeeded */
+        int rv = pveh__map_put(&sm->vehicles, &v);
+        (void)rv; /* cannot fail: pveh__map_reserve_one succeeded */
         r->vehicle = v;
         r->revision = index;
     } else {
-        r->existed = __pveh_map_remove(&sm->vehicles, c->id);
+        r->existed = pveh__map_remove(&sm->vehicles, c->id);
         r->revision = index;
     }
 }
@@ -109,10 +109,10 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     }
     /* Take every allocation the command may need before changing anything, so that it is
      * applied entirely or not at all. */
-    if (c.op == PVEH_OP_UPDATE && (rv = __pveh_map_reserve_one(&sm->vehicles)) != 0) {
+    if (c.op == PVEH_OP_UPDATE && (rv = pveh__map_reserve_one(&sm->vehicles)) != 0) {
         return rv;
     }
-    if (c.client_id != 0 && (rv = __pveh_sessions_reserve_one(&sm->sessions)) != 0) {
+    if (c.client_id != 0 && (rv = pveh__sessions_reserve_one(&sm->sessions)) != 0) {
         return rv;
     }
     uint8_t *out = malloc(PVEH_RESULT_MAX_LEN);
@@ -125,20 +125,20 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     if (c.timestamp_ms > sm->log_time_ms) {
         sm->log_time_ms = c.timestamp_ms;
     }
-    __pveh_sessions_expire(&sm->sessions, sm->log_time_ms);
+    pveh__sessions_expire(&sm->sessions, sm->log_time_ms);
 
     pveh_result r;
     pveh_session *sess = NULL;
     if (c.client_id != 0) {
-        sess = __pveh_sessions_find(&sm->sessions, c.client_id);
+        sess = pveh__sessions_find(&sm->sessions, c.client_id);
     }
     if (sess != NULL && c.sequence == sess->last_sequence) {
         /* A retry of the last applied request: the original answer, nothing applied. */
-        __pveh_sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
         r = sess->last;
     } else if (sess != NULL && c.sequence < sess->last_sequence) {
         /* The client has moved on past this request: it can only be a delayed duplicate. */
-        __pveh_sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
         memset(&r, 0, sizeof(r));
         r.op = c.op;
         r.status = PVEH_STATUS_STALE_SEQUENCE;
@@ -147,16 +147,16 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
         execute(sm, &c, index, &r);
         if (c.client_id != 0) {
             if (sess == NULL) {
-                sess = __pveh_sessions_add(&sm->sessions, c.client_id);
+                sess = pveh__sessions_add(&sm->sessions, c.client_id);
             }
-            __pveh_sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+            pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
             sess->last_sequence = c.sequence;
             sess->last = r;
         }
     }
     sm->applied_index = index;
     sm->applied_term = term;
-    rv = __pveh_result_put(out, &r, result_len);
+    rv = pveh__result_put(out, &r, result_len);
     (void)rv; /* r was built here with a known op and status */
     *result = out;
     return 0;
@@ -176,7 +176,7 @@ static int sm_applied_noop(void *ctx, uint64_t index, uint64_t term)
 static int sm_applied_config(void *ctx, uint64_t index, uint64_t term, const praft_config *config)
 {
     pveh_sm *sm = ctx;
-    if (index <= sm->applied_index || config == NULL || !__pveh_config_valid(config)) {
+    if (index <= sm->applied_index || config == NULL || !pveh__config_valid(config)) {
         return PT_EINVAL;
     }
     sm->config = *config;
@@ -190,7 +190,7 @@ static void put_qresult_header(uint8_t *p, uint32_t op, uint32_t status, uint64_
     p[0] = PVEH_FORMAT_VERSION;
     p[1] = (uint8_t)op;
     p[2] = (uint8_t)status;
-    __pveh_put_u64(p + 3, applied);
+    pveh__put_u64(p + 3, applied);
 }
 
 static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **result,
@@ -208,7 +208,7 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
     uint8_t *out;
     size_t out_len;
     if (q.op == PVEH_QUERY_GET) {
-        const pveh_vehicle *v = __pveh_map_find(&sm->vehicles, q.id);
+        const pveh_vehicle *v = pveh__map_find(&sm->vehicles, q.id);
         out_len = PVEH_QRESULT_HEADER_LEN + (v != NULL ? PVEH_VEHICLE_RECORD_LEN : 0);
         out = malloc(out_len);
         if (out == NULL) {
@@ -217,7 +217,7 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
         put_qresult_header(out, q.op, v != NULL ? PVEH_STATUS_OK : PVEH_STATUS_NOT_FOUND,
                            sm->applied_index);
         if (v != NULL) {
-            __pveh_vehicle_put(out + PVEH_QRESULT_HEADER_LEN, v, true);
+            pveh__vehicle_put(out + PVEH_QRESULT_HEADER_LEN, v, true);
         }
     } else {
         size_t n = sm->vehicles.n;
@@ -232,10 +232,10 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
         }
         put_qresult_header(out, q.op, PVEH_STATUS_OK, sm->applied_index);
         uint8_t *p = out + PVEH_QRESULT_HEADER_LEN;
-        __pveh_put_u32(p, (uint32_t)n);
+        pveh__put_u32(p, (uint32_t)n);
         p += 4;
         for (size_t i = 0; i < n; i++, p += PVEH_VEHICLE_RECORD_LEN) {
-            __pveh_vehicle_put(p, &sm->vehicles.v[i], true);
+            pveh__vehicle_put(p, &sm->vehicles.v[i], true);
         }
     }
     *result = out;
@@ -249,7 +249,7 @@ static int sm_snapshot_begin(void *ctx, void **frozen, uint64_t *index, uint64_t
     if (frozen == NULL) {
         return PT_EINVAL;
     }
-    int rv = __pveh_snapshot_begin(sm, frozen);
+    int rv = pveh__snapshot_begin(sm, frozen);
     if (rv == 0) {
         if (index != NULL) {
             *index = sm->applied_index;
@@ -263,7 +263,7 @@ static int sm_snapshot_begin(void *ctx, void **frozen, uint64_t *index, uint64_t
 
 static int sm_restore(void *ctx, pnode_sm_read_fn read, void *read_ctx)
 {
-    return __pveh_snapshot_restore(ctx, read, read_ctx);
+    return pveh__snapshot_restore(ctx, read, read_ctx);
 }
 
 static uint64_t sm_applied_index(void *ctx)
@@ -278,8 +278,8 @@ static const pnode_sm_ops vehicle_sm_ops = {
     .applied_config = sm_applied_config,
     .query = sm_query,
     .snapshot_begin = sm_snapshot_begin,
-    .snapshot_write = __pveh_snapshot_write,
-    .snapshot_end = __pveh_snapshot_end,
+    .snapshot_write = pveh__snapshot_write,
+    .snapshot_end = pveh__snapshot_end,
     .restore = sm_restore,
     .applied_index = sm_applied_index,
 };
@@ -292,7 +292,7 @@ void pveh_sm_interface(pveh_sm *sm, pnode_sm *out)
 
 int pveh_sm_get(const pveh_sm *sm, uint64_t id, pveh_vehicle *out)
 {
-    const pveh_vehicle *v = __pveh_map_find(&sm->vehicles, id);
+    const pveh_vehicle *v = pveh__map_find(&sm->vehicles, id);
     if (v == NULL) {
         return PT_ENOTFOUND;
     }
@@ -328,7 +328,7 @@ size_t pveh_sm_session_count(const pveh_sm *sm)
 int pveh_sm_session_get(const pveh_sm *sm, uint64_t client_id, uint64_t *last_sequence,
                         uint64_t *last_used_ms)
 {
-    const pveh_session *s = __pveh_sessions_find(&sm->sessions, client_id);
+    const pveh_session *s = pveh__sessions_find(&sm->sessions, client_id);
     if (s == NULL) {
         return PT_ENOTFOUND;
     }

@@ -17,11 +17,11 @@
 #define PR_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Grows *arr (of elements of @size bytes, capacity *cap) to hold at least @need elements. */
-int __praft_grow(void **arr, size_t *cap, size_t need, size_t size);
+int praft__grow(void **arr, size_t *cap, size_t need, size_t size);
 
 /* ---- random numbers (rand.c) -------------------------------------------------------------- */
 
-uint64_t __praft_rand_next(uint64_t *state);
+uint64_t praft__rand_next(uint64_t *state);
 
 /* ---- the outbox: messages and memory of one ready generation ------------------------------ */
 
@@ -58,31 +58,31 @@ typedef struct praft_log {
     uint64_t trunc_since_ready; /* lowest truncation point since the last ready (0: none) */
 } praft_log;
 
-uint64_t __praft_log_last(const praft_log *l);
+uint64_t praft__log_last(const praft_log *l);
 /* Term of @index: 0 ok, PT_ECOMPACTED, PT_EUNAVAILABLE, or a storage error. */
-int __praft_log_term(praft_node *n, uint64_t index, uint64_t *term);
-uint64_t __praft_log_last_term(praft_node *n);
+int praft__log_term(praft_node *n, uint64_t index, uint64_t *term);
+uint64_t praft__log_last_term(praft_node *n);
 /* Term of @index or 0 when unknown (compacted, unavailable, error). */
-uint64_t __praft_log_term_or0(praft_node *n, uint64_t index);
-praft_entry *__praft_log_mem(praft_log *l, uint64_t index);
+uint64_t praft__log_term_or0(praft_node *n, uint64_t index);
+praft_entry *praft__log_mem(praft_log *l, uint64_t index);
 /* Appends copies of @ents (consecutive, starting at last+1 or earlier: then the log is cut). */
-int __praft_log_append(praft_node *n, const praft_entry *ents, size_t count);
+int praft__log_append(praft_node *n, const praft_entry *ents, size_t count);
 /* Appends one new entry taking ownership of @data (malloc'd) on success. */
-int __praft_log_append_owned(praft_node *n, uint64_t term, uint32_t type, uint8_t *data,
-                             uint32_t len);
+int praft__log_append_owned(praft_node *n, uint64_t term, uint32_t type, uint8_t *data,
+                            uint32_t len);
 /* Entries lo..hi-1 within @max_bytes (at least one), as shallow copies into a malloc'd array
  * owned by @ob. PT_ECOMPACTED if lo is before the log. */
-int __praft_log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi, size_t max_bytes,
-                      praft_entry **out, size_t *count);
+int praft__log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi, size_t max_bytes,
+                     praft_entry **out, size_t *count);
 /* Drops memory entries <= @index (they are durable in storage). */
-void __praft_log_trim(praft_node *n, uint64_t index);
+void praft__log_trim(praft_node *n, uint64_t index);
 /* Replaces the whole log by a snapshot. */
-void __praft_log_restore(praft_node *n, const praft_snapshot_meta *meta);
-bool __praft_log_up_to_date(praft_node *n, uint64_t last_index, uint64_t last_term);
+void praft__log_restore(praft_node *n, const praft_snapshot_meta *meta);
+bool praft__log_up_to_date(praft_node *n, uint64_t last_index, uint64_t last_term);
 /* Largest index <= @index whose term is <= @term (fast backtracking, §5.3). */
-uint64_t __praft_log_find_conflict_by_term(praft_node *n, uint64_t index, uint64_t term,
-                                           uint64_t *found_term);
-void __praft_log_free(praft_log *l);
+uint64_t praft__log_find_conflict_by_term(praft_node *n, uint64_t index, uint64_t term,
+                                          uint64_t *found_term);
+void praft__log_free(praft_log *l);
 
 /* ---- progress of one follower (progress.c) ------------------------------------------------ */
 
@@ -108,25 +108,25 @@ typedef struct praft_pr {
     uint32_t snap_idle;
 } praft_pr;
 
-praft_pr *__praft_pr_find(praft_node *n, uint64_t id);
+praft_pr *praft__pr_find(praft_node *n, uint64_t id);
 /* Rebuilds the progress set from the configuration (leader only). */
-int __praft_pr_sync(praft_node *n);
-void __praft_pr_reset_all(praft_node *n);
-void __praft_pr_free_all(praft_node *n);
-void __praft_pr_become_probe(praft_pr *p);
-void __praft_pr_become_replicate(praft_pr *p);
-bool __praft_pr_full(praft_node *n, const praft_pr *p);
-void __praft_pr_infl_add(praft_node *n, praft_pr *p, uint64_t index, size_t bytes);
-void __praft_pr_infl_free_to(praft_node *n, praft_pr *p, uint64_t index);
+int praft__pr_sync(praft_node *n);
+void praft__pr_reset_all(praft_node *n);
+void praft__pr_free_all(praft_node *n);
+void praft__pr_become_probe(praft_pr *p);
+void praft__pr_become_replicate(praft_pr *p);
+bool praft__pr_full(praft_node *n, const praft_pr *p);
+void praft__pr_infl_add(praft_node *n, praft_pr *p, uint64_t index, size_t bytes);
+void praft__pr_infl_free_to(praft_node *n, praft_pr *p, uint64_t index);
 
 /* ---- quorum.c ----------------------------------------------------------------------------- */
 
 enum { PR_VOTE_PENDING = 0, PR_VOTE_WON = 1, PR_VOTE_LOST = 2 };
 
-bool __praft_cfg_is_voter(const praft_config *c, uint64_t id);
+bool praft__cfg_is_voter(const praft_config *c, uint64_t id);
 /* @yes(ctx, id): 1 yes, 0 no, -1 unknown. */
-int __praft_quorum_result(const praft_config *c, int (*yes)(void *ctx, uint64_t id), void *ctx);
-uint64_t __praft_quorum_commit_index(praft_node *n);
+int praft__quorum_result(const praft_config *c, int (*yes)(void *ctx, uint64_t id), void *ctx);
+uint64_t praft__quorum_commit_index(praft_node *n);
 
 /* ---- membership.c ------------------------------------------------------------------------- */
 
@@ -135,15 +135,15 @@ typedef struct praft_cfg_hist {
     praft_config cfg;
 } praft_cfg_hist;
 
-int __praft_cfg_validate(const praft_config *c, bool allow_joint);
+int praft__cfg_validate(const praft_config *c, bool allow_joint);
 /* Records a CONFIG entry appended at @index (takes effect now, thesis §4.1). */
-int __praft_cfg_appended(praft_node *n, uint64_t index, const uint8_t *data, size_t len);
+int praft__cfg_appended(praft_node *n, uint64_t index, const uint8_t *data, size_t len);
 /* The log was cut at @from: configurations at >= from are forgotten. */
-void __praft_cfg_truncated(praft_node *n, uint64_t from);
-void __praft_cfg_committed(praft_node *n);
-void __praft_cfg_restored(praft_node *n, const praft_config *c);
+void praft__cfg_truncated(praft_node *n, uint64_t from);
+void praft__cfg_committed(praft_node *n);
+void praft__cfg_restored(praft_node *n, const praft_config *c);
 /* Applies the current configuration to the node (progress, role). */
-int __praft_cfg_apply(praft_node *n);
+int praft__cfg_apply(praft_node *n);
 
 /* ---- the node ----------------------------------------------------------------------------- */
 
@@ -259,66 +259,66 @@ struct praft_node {
 };
 
 /* node.c */
-void __praft_become_follower(praft_node *n, uint64_t term, uint64_t leader);
-void __praft_become_leader(praft_node *n);
-void __praft_reset_randomized_timeout(praft_node *n);
-bool __praft_promotable(praft_node *n);
-bool __praft_self_is_learner(praft_node *n);
+void praft__become_follower(praft_node *n, uint64_t term, uint64_t leader);
+void praft__become_leader(praft_node *n);
+void praft__reset_randomized_timeout(praft_node *n);
+bool praft__promotable(praft_node *n);
+bool praft__self_is_learner(praft_node *n);
 /* Queues a message; @after: it depends on state not yet durable. */
-int __praft_send(praft_node *n, praft_msg *m, bool after);
-int __praft_track_free(praft_node *n, void *p);
-int __praft_set_commit(praft_node *n, uint64_t commit);
+int praft__send(praft_node *n, praft_msg *m, bool after);
+int praft__track_free(praft_node *n, void *p);
+int praft__set_commit(praft_node *n, uint64_t commit);
 
 /* election.c */
-int __praft_campaign(praft_node *n, bool pre, bool transfer);
-int __praft_handle_vote_request(praft_node *n, const praft_msg *m);
-int __praft_handle_vote_resp(praft_node *n, const praft_msg *m);
-void __praft_tick_election(praft_node *n);
-void __praft_tick_leader(praft_node *n);
+int praft__campaign(praft_node *n, bool pre, bool transfer);
+int praft__handle_vote_request(praft_node *n, const praft_msg *m);
+int praft__handle_vote_resp(praft_node *n, const praft_msg *m);
+void praft__tick_election(praft_node *n);
+void praft__tick_leader(praft_node *n);
 
 /* replication.c */
-int __praft_bcast_append(praft_node *n);
-int __praft_send_append(praft_node *n, praft_pr *p, bool allow_empty);
-int __praft_bcast_heartbeat(praft_node *n, uint64_t context);
-int __praft_handle_append(praft_node *n, const praft_msg *m);
-int __praft_handle_append_resp(praft_node *n, const praft_msg *m);
-int __praft_handle_heartbeat(praft_node *n, const praft_msg *m);
-int __praft_handle_heartbeat_resp(praft_node *n, const praft_msg *m);
-int __praft_maybe_commit(praft_node *n);
-int __praft_append_own(praft_node *n, uint32_t type, uint8_t *data, uint32_t len);
+int praft__bcast_append(praft_node *n);
+int praft__send_append(praft_node *n, praft_pr *p, bool allow_empty);
+int praft__bcast_heartbeat(praft_node *n, uint64_t context);
+int praft__handle_append(praft_node *n, const praft_msg *m);
+int praft__handle_append_resp(praft_node *n, const praft_msg *m);
+int praft__handle_heartbeat(praft_node *n, const praft_msg *m);
+int praft__handle_heartbeat_resp(praft_node *n, const praft_msg *m);
+int praft__maybe_commit(praft_node *n);
+int praft__append_own(praft_node *n, uint32_t type, uint8_t *data, uint32_t len);
 
 /* snapshot.c */
-int __praft_send_snapshot_chunk(praft_node *n, praft_pr *p);
-int __praft_start_snapshot(praft_node *n, praft_pr *p);
-int __praft_handle_snapshot(praft_node *n, const praft_msg *m);
-int __praft_handle_snapshot_resp(praft_node *n, const praft_msg *m);
-void __praft_tick_snapshots(praft_node *n);
-int __praft_snapshot_advance(praft_node *n);
-void __praft_snapshot_rx_reset(praft_node *n);
+int praft__send_snapshot_chunk(praft_node *n, praft_pr *p);
+int praft__start_snapshot(praft_node *n, praft_pr *p);
+int praft__handle_snapshot(praft_node *n, const praft_msg *m);
+int praft__handle_snapshot_resp(praft_node *n, const praft_msg *m);
+void praft__tick_snapshots(praft_node *n);
+int praft__snapshot_advance(praft_node *n);
+void praft__snapshot_rx_reset(praft_node *n);
 
 /* read_index.c */
-int __praft_read_local(praft_node *n, uint64_t from, uint64_t context);
-int __praft_handle_read_index(praft_node *n, const praft_msg *m);
-int __praft_handle_read_index_resp(praft_node *n, const praft_msg *m);
-int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round);
+int praft__read_local(praft_node *n, uint64_t from, uint64_t context);
+int praft__handle_read_index(praft_node *n, const praft_msg *m);
+int praft__handle_read_index_resp(praft_node *n, const praft_msg *m);
+int praft__reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round);
 /* Starts the heartbeat round the queued reads wait for, if one is due (praft_ready_get). */
-int __praft_reads_start_round(praft_node *n);
-int __praft_reads_on_commit(praft_node *n);
-void __praft_reads_fail_all(praft_node *n);
-void __praft_reads_leader_changed(praft_node *n);
-int __praft_read_done(praft_node *n, uint64_t context, uint64_t index, int status);
+int praft__reads_start_round(praft_node *n);
+int praft__reads_on_commit(praft_node *n);
+void praft__reads_fail_all(praft_node *n);
+void praft__reads_leader_changed(praft_node *n);
+int praft__read_done(praft_node *n, uint64_t context, uint64_t index, int status);
 /* The context of the next leader heartbeat: a fresh round with leases, else the last round. */
-uint64_t __praft_heartbeat_context(praft_node *n);
-void __praft_lease_start(praft_node *n);
-void __praft_lease_tick(praft_node *n);
+uint64_t praft__heartbeat_context(praft_node *n);
+void praft__lease_start(praft_node *n);
+void praft__lease_tick(praft_node *n);
 
 /* transfer.c */
-int __praft_transfer_check(praft_node *n, praft_pr *p);
-void __praft_tick_transfer(praft_node *n);
-void __praft_transfer_abort(praft_node *n);
+int praft__transfer_check(praft_node *n, praft_pr *p);
+void praft__tick_transfer(praft_node *n);
+void praft__transfer_abort(praft_node *n);
 
 /* ready.c */
-void __praft_outbox_release(praft_outbox *ob);
-void __praft_outbox_free(praft_outbox *ob);
+void praft__outbox_release(praft_outbox *ob);
+void praft__outbox_free(praft_outbox *ob);
 
 #endif

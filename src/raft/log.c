@@ -11,20 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t __praft_log_last(const praft_log *l)
+uint64_t praft__log_last(const praft_log *l)
 {
     return l->mem_first + l->n - 1;
 }
 
-praft_entry *__praft_log_mem(praft_log *l, uint64_t index)
+praft_entry *praft__log_mem(praft_log *l, uint64_t index)
 {
-    if (index < l->mem_first || index > __praft_log_last(l)) {
+    if (index < l->mem_first || index > praft__log_last(l)) {
         return NULL;
     }
     return &l->e[l->head + (index - l->mem_first)];
 }
 
-int __praft_log_term(praft_node *n, uint64_t index, uint64_t *term)
+int praft__log_term(praft_node *n, uint64_t index, uint64_t *term)
 {
     praft_log *l = &n->log;
     if (index == l->snap.index) {
@@ -34,10 +34,10 @@ int __praft_log_term(praft_node *n, uint64_t index, uint64_t *term)
     if (index < l->snap.index) {
         return PT_ECOMPACTED;
     }
-    if (index > __praft_log_last(l)) {
+    if (index > praft__log_last(l)) {
         return PT_EUNAVAILABLE;
     }
-    praft_entry *e = __praft_log_mem(l, index);
+    praft_entry *e = praft__log_mem(l, index);
     if (e != NULL) {
         *term = e->term;
         return 0;
@@ -45,31 +45,31 @@ int __praft_log_term(praft_node *n, uint64_t index, uint64_t *term)
     return n->st.term(n->st.ctx, index, term);
 }
 
-uint64_t __praft_log_term_or0(praft_node *n, uint64_t index)
+uint64_t praft__log_term_or0(praft_node *n, uint64_t index)
 {
     uint64_t t = 0;
-    if (__praft_log_term(n, index, &t) != 0) {
+    if (praft__log_term(n, index, &t) != 0) {
         return 0;
     }
     return t;
 }
 
-uint64_t __praft_log_last_term(praft_node *n)
+uint64_t praft__log_last_term(praft_node *n)
 {
-    return __praft_log_term_or0(n, __praft_log_last(&n->log));
+    return praft__log_term_or0(n, praft__log_last(&n->log));
 }
 
-bool __praft_log_up_to_date(praft_node *n, uint64_t last_index, uint64_t last_term)
+bool praft__log_up_to_date(praft_node *n, uint64_t last_index, uint64_t last_term)
 {
     /* §5.4.1: compare the terms of the last entries, then the lengths. */
-    uint64_t my_term = __praft_log_last_term(n);
-    return last_term > my_term || (last_term == my_term && last_index >= __praft_log_last(&n->log));
+    uint64_t my_term = praft__log_last_term(n);
+    return last_term > my_term || (last_term == my_term && last_index >= praft__log_last(&n->log));
 }
 
-uint64_t __praft_log_find_conflict_by_term(praft_node *n, uint64_t index, uint64_t term,
-                                           uint64_t *found_term)
+uint64_t praft__log_find_conflict_by_term(praft_node *n, uint64_t index, uint64_t term,
+                                          uint64_t *found_term)
 {
-    uint64_t last = __praft_log_last(&n->log);
+    uint64_t last = praft__log_last(&n->log);
     if (index > last) {
         index = last;
     }
@@ -77,7 +77,7 @@ uint64_t __praft_log_find_conflict_by_term(praft_node *n, uint64_t index, uint64
      * other side can skip the whole run in one round trip (§5.3, the "optimization"). */
     for (;;) {
         uint64_t t;
-        if (__praft_log_term(n, index, &t) != 0) {
+        if (praft__log_term(n, index, &t) != 0) {
             *found_term = 0;
             return index;
         }
@@ -94,14 +94,14 @@ static int bury(praft_node *n, void *p)
     if (p == NULL) {
         return 0;
     }
-    return __praft_track_free(n, p);
+    return praft__track_free(n, p);
 }
 
 /* Cuts memory entries >= @from (from >= mem_first). */
 static void cut_mem(praft_node *n, uint64_t from)
 {
     praft_log *l = &n->log;
-    while (l->n > 0 && __praft_log_last(l) >= from) {
+    while (l->n > 0 && praft__log_last(l) >= from) {
         praft_entry *e = &l->e[l->head + l->n - 1];
         l->mem_bytes -= e->len;
         if (bury(n, e->data) != 0) {
@@ -126,7 +126,7 @@ static int reserve(praft_log *l, size_t extra)
         l->head = 0;
     }
     void *p = l->e;
-    int rv = __praft_grow(&p, &l->cap, l->n + extra, sizeof(*l->e));
+    int rv = praft__grow(&p, &l->cap, l->n + extra, sizeof(*l->e));
     l->e = p;
     return rv;
 }
@@ -144,10 +144,10 @@ static void truncated(praft_node *n, uint64_t from)
     if (l->trunc_since_ready == 0 || from < l->trunc_since_ready) {
         l->trunc_since_ready = from;
     }
-    __praft_cfg_truncated(n, from);
+    praft__cfg_truncated(n, from);
 }
 
-int __praft_log_append(praft_node *n, const praft_entry *ents, size_t count)
+int praft__log_append(praft_node *n, const praft_entry *ents, size_t count)
 {
     praft_log *l = &n->log;
     if (count == 0) {
@@ -179,7 +179,7 @@ int __praft_log_append(praft_node *n, const praft_entry *ents, size_t count)
             memcpy(copies[i], ents[i].data, ents[i].len);
         }
     }
-    if (first <= __praft_log_last(l)) {
+    if (first <= praft__log_last(l)) {
         /* §5.3: a conflicting suffix is deleted before the new entries are appended. */
         if (first >= l->mem_first) {
             cut_mem(n, first);
@@ -198,7 +198,7 @@ int __praft_log_append(praft_node *n, const praft_entry *ents, size_t count)
         if (e->type == PRAFT_ENTRY_CONFIG) {
             /* Already validated by the caller for network input; a failure here is an entry
              * that cannot be decoded, which the caller has excluded. */
-            (void)__praft_cfg_appended(n, e->index, e->data, e->len);
+            (void)praft__cfg_appended(n, e->index, e->data, e->len);
         }
     }
 out:
@@ -208,8 +208,8 @@ out:
     return rv;
 }
 
-int __praft_log_append_owned(praft_node *n, uint64_t term, uint32_t type, uint8_t *data,
-                             uint32_t len)
+int praft__log_append_owned(praft_node *n, uint64_t term, uint32_t type, uint8_t *data,
+                            uint32_t len)
 {
     praft_log *l = &n->log;
     int rv = reserve(l, 1);
@@ -217,7 +217,7 @@ int __praft_log_append_owned(praft_node *n, uint64_t term, uint32_t type, uint8_
         return rv;
     }
     praft_entry *e = &l->e[l->head + l->n];
-    e->index = __praft_log_last(l) + 1;
+    e->index = praft__log_last(l) + 1;
     e->term = term;
     e->type = type;
     e->len = len;
@@ -227,8 +227,8 @@ int __praft_log_append_owned(praft_node *n, uint64_t term, uint32_t type, uint8_
     return 0;
 }
 
-int __praft_log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi, size_t max_bytes,
-                      praft_entry **out, size_t *count)
+int praft__log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi, size_t max_bytes,
+                     praft_entry **out, size_t *count)
 {
     praft_log *l = &n->log;
     int rv;
@@ -257,7 +257,7 @@ int __praft_log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi,
         }
         for (size_t j = 0; j < got; j++) {
             bytes += arr[j].len;
-            if (arr[j].data != NULL && __praft_track_free(n, arr[j].data) != 0) {
+            if (arr[j].data != NULL && praft__track_free(n, arr[j].data) != 0) {
                 for (size_t q = j; q < got; q++) {
                     free(arr[q].data);
                 }
@@ -272,7 +272,7 @@ int __praft_log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi,
         }
     }
     for (; i < hi; i++) {
-        praft_entry *e = __praft_log_mem(l, i);
+        praft_entry *e = praft__log_mem(l, i);
         if (e == NULL) {
             break;
         }
@@ -284,7 +284,7 @@ int __praft_log_slice(praft_node *n, praft_outbox *ob, uint64_t lo, uint64_t hi,
     }
 done:
     (void)ob;
-    if (__praft_track_free(n, arr) != 0) {
+    if (praft__track_free(n, arr) != 0) {
         free(arr);
         return PT_ENOMEM;
     }
@@ -293,7 +293,7 @@ done:
     return 0;
 }
 
-void __praft_log_trim(praft_node *n, uint64_t index)
+void praft__log_trim(praft_node *n, uint64_t index)
 {
     praft_log *l = &n->log;
     if (index >= l->unstable) {
@@ -318,7 +318,7 @@ void __praft_log_trim(praft_node *n, uint64_t index)
     }
 }
 
-void __praft_log_restore(praft_node *n, const praft_snapshot_meta *meta)
+void praft__log_restore(praft_node *n, const praft_snapshot_meta *meta)
 {
     praft_log *l = &n->log;
     cut_mem(n, l->mem_first);
@@ -330,7 +330,7 @@ void __praft_log_restore(praft_node *n, const praft_snapshot_meta *meta)
     l->trunc_since_ready = 0;
 }
 
-void __praft_log_free(praft_log *l)
+void praft__log_free(praft_log *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free(l->e[l->head + i].data);

@@ -61,7 +61,7 @@ const praft_member *praft_config_find(const praft_config *config, uint64_t id)
     return NULL;
 }
 
-int __praft_cfg_validate(const praft_config *c, bool allow_joint)
+int praft__cfg_validate(const praft_config *c, bool allow_joint)
 {
     if (c->n_members == 0 || c->n_members > PRAFT_MAX_MEMBERS || (c->joint && !allow_joint)) {
         return PT_EINVAL;
@@ -95,7 +95,7 @@ int __praft_cfg_validate(const praft_config *c, bool allow_joint)
 
 int praft_config_encode(const praft_config *config, uint8_t **data, size_t *len)
 {
-    if (config == NULL || data == NULL || len == NULL || __praft_cfg_validate(config, true)) {
+    if (config == NULL || data == NULL || len == NULL || praft__cfg_validate(config, true)) {
         return PT_EINVAL;
     }
     size_t size = 4 + 1 + 1 + 2 + 8;
@@ -125,7 +125,7 @@ int praft_config_encode(const praft_config *config, uint8_t **data, size_t *len)
         memcpy(p, m->address, alen);
         p += alen;
     }
-    put_u64(p, __pt_checksum(buf, (size_t)(p - buf)));
+    put_u64(p, pt__checksum(buf, (size_t)(p - buf)));
     *data = buf;
     *len = size;
     return 0;
@@ -136,7 +136,7 @@ int praft_config_decode(const uint8_t *data, size_t len, praft_config *out)
     if (data == NULL || out == NULL || len < 16 || memcmp(data, "PCFG", 4) != 0) {
         return PT_ECORRUPT;
     }
-    if (get_u64(data + len - 8) != __pt_checksum(data, len - 8)) {
+    if (get_u64(data + len - 8) != pt__checksum(data, len - 8)) {
         return PT_ECORRUPT;
     }
     if (data[4] != CFG_VERSION || data[5] > 1) {
@@ -166,7 +166,7 @@ int praft_config_decode(const uint8_t *data, size_t len, praft_config *out)
         memcpy(m->address, data + off, alen);
         off += alen;
     }
-    if (off != end || __praft_cfg_validate(&c, true) != 0) {
+    if (off != end || praft__cfg_validate(&c, true) != 0) {
         return PT_ECORRUPT;
     }
     *out = c;
@@ -184,7 +184,7 @@ static void set_current(praft_node *n)
     }
 }
 
-int __praft_cfg_appended(praft_node *n, uint64_t index, const uint8_t *data, size_t len)
+int praft__cfg_appended(praft_node *n, uint64_t index, const uint8_t *data, size_t len)
 {
     praft_config c;
     int rv = praft_config_decode(data, len, &c);
@@ -192,7 +192,7 @@ int __praft_cfg_appended(praft_node *n, uint64_t index, const uint8_t *data, siz
         return rv;
     }
     void *h = n->hist;
-    rv = __praft_grow(&h, &n->cap_hist, n->n_hist + 1, sizeof(*n->hist));
+    rv = praft__grow(&h, &n->cap_hist, n->n_hist + 1, sizeof(*n->hist));
     n->hist = h;
     if (rv != 0) {
         return rv;
@@ -201,10 +201,10 @@ int __praft_cfg_appended(praft_node *n, uint64_t index, const uint8_t *data, siz
     n->hist[n->n_hist].cfg = c;
     n->n_hist++;
     set_current(n);
-    return __praft_cfg_apply(n);
+    return praft__cfg_apply(n);
 }
 
-void __praft_cfg_truncated(praft_node *n, uint64_t from)
+void praft__cfg_truncated(praft_node *n, uint64_t from)
 {
     size_t k = n->n_hist;
     while (n->n_hist > 0 && n->hist[n->n_hist - 1].index >= from) {
@@ -212,16 +212,16 @@ void __praft_cfg_truncated(praft_node *n, uint64_t from)
     }
     if (k != n->n_hist) {
         set_current(n);
-        (void)__praft_cfg_apply(n);
+        (void)praft__cfg_apply(n);
     }
 }
 
-void __praft_cfg_restored(praft_node *n, const praft_config *c)
+void praft__cfg_restored(praft_node *n, const praft_config *c)
 {
     (void)c;
     n->n_hist = 0;
     set_current(n);
-    (void)__praft_cfg_apply(n);
+    (void)praft__cfg_apply(n);
 }
 
 static void leave_joint(praft_node *n)
@@ -242,12 +242,12 @@ static void leave_joint(praft_node *n)
     if (praft_config_encode(&c, &data, &len) != 0) {
         return; /* retried when the commit index next moves */
     }
-    if (__praft_append_own(n, PRAFT_ENTRY_CONFIG, data, (uint32_t)len) != 0) {
+    if (praft__append_own(n, PRAFT_ENTRY_CONFIG, data, (uint32_t)len) != 0) {
         free(data);
     }
 }
 
-void __praft_cfg_committed(praft_node *n)
+void praft__cfg_committed(praft_node *n)
 {
     /* Earlier configurations are kept until a snapshot covers them: praft_snapshot_taken
      * needs the one in force at the snapshot's index. */
@@ -262,30 +262,30 @@ void __praft_cfg_committed(praft_node *n)
         leave_joint(n);
         return;
     }
-    if (!__praft_cfg_is_voter(&n->cfg, n->id)) {
+    if (!praft__cfg_is_voter(&n->cfg, n->id)) {
         /* A leader removed from the cluster steps down once C_new is committed (§6). */
-        __praft_become_follower(n, n->term, PRAFT_NONE);
+        praft__become_follower(n, n->term, PRAFT_NONE);
     }
 }
 
-int __praft_cfg_apply(praft_node *n)
+int praft__cfg_apply(praft_node *n)
 {
     if (n->role == PRAFT_LEADER) {
-        int rv = __praft_pr_sync(n);
+        int rv = praft__pr_sync(n);
         if (rv != 0) {
             return rv;
         }
-        if (n->transferee != PRAFT_NONE && !__praft_cfg_is_voter(&n->cfg, n->transferee)) {
-            __praft_transfer_abort(n);
+        if (n->transferee != PRAFT_NONE && !praft__cfg_is_voter(&n->cfg, n->transferee)) {
+            praft__transfer_abort(n);
         }
         return 0;
     }
-    bool voter = __praft_cfg_is_voter(&n->cfg, n->id);
+    bool voter = praft__cfg_is_voter(&n->cfg, n->id);
     if (n->role == PRAFT_CANDIDATE && !voter) {
-        __praft_become_follower(n, n->term, PRAFT_NONE);
+        praft__become_follower(n, n->term, PRAFT_NONE);
     }
     if (n->role == PRAFT_FOLLOWER || n->role == PRAFT_LEARNER) {
-        n->role = __praft_self_is_learner(n) ? PRAFT_LEARNER : PRAFT_FOLLOWER;
+        n->role = praft__self_is_learner(n) ? PRAFT_LEARNER : PRAFT_FOLLOWER;
     }
     return 0;
 }
@@ -328,7 +328,7 @@ int praft_change_membership(praft_node *n, const praft_change *change, uint64_t 
     }
     /* thesis §4.1 (and the single-server bug): a new leader first commits an entry of its own
      * term, so that no earlier, uncommitted change can still be in flight. */
-    if (__praft_log_term_or0(n, n->commit) != n->term) {
+    if (praft__log_term_or0(n, n->commit) != n->term) {
         return PT_ENOTREADY;
     }
     praft_config c = n->cfg;
@@ -349,7 +349,7 @@ int praft_change_membership(praft_node *n, const praft_change *change, uint64_t 
         if (cur != NULL) {
             /* Promote a learner only once it has caught up, or the new majority would wait
              * for it (thesis §4.2.1). */
-            praft_pr *p = __praft_pr_find(n, change->id);
+            praft_pr *p = praft__pr_find(n, change->id);
             if (p == NULL || p->match < n->commit) {
                 return PT_ENOTREADY;
             }
@@ -393,7 +393,7 @@ int praft_change_membership(praft_node *n, const praft_change *change, uint64_t 
             ((praft_member *)praft_config_find(&c, change->id))->role = PRAFT_ROLE_NONE;
         }
     }
-    if (__praft_cfg_validate(&c, true) != 0) {
+    if (praft__cfg_validate(&c, true) != 0) {
         return PT_EINVAL; /* e.g. no voter would remain */
     }
     uint8_t *data = NULL;
@@ -402,13 +402,13 @@ int praft_change_membership(praft_node *n, const praft_change *change, uint64_t 
     if (rv != 0) {
         return rv;
     }
-    rv = __praft_append_own(n, PRAFT_ENTRY_CONFIG, data, (uint32_t)len);
+    rv = praft__append_own(n, PRAFT_ENTRY_CONFIG, data, (uint32_t)len);
     if (rv != 0) {
         free(data);
         return rv;
     }
     if (index != NULL) {
-        *index = __praft_log_last(&n->log);
+        *index = praft__log_last(&n->log);
     }
     return 0;
 }

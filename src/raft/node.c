@@ -14,11 +14,11 @@ static int step_leader(praft_node *n, const praft_msg *m);
 
 /* ---- small shared services ---------------------------------------------------------------- */
 
-int __praft_track_free(praft_node *n, void *p)
+int praft__track_free(praft_node *n, void *p)
 {
     praft_outbox *ob = &n->ob[n->pending];
     void *f = ob->frees;
-    int rv = __praft_grow(&f, &ob->cap_frees, ob->n_frees + 1, sizeof(void *));
+    int rv = praft__grow(&f, &ob->cap_frees, ob->n_frees + 1, sizeof(void *));
     ob->frees = f;
     if (rv != 0) {
         return rv;
@@ -27,17 +27,17 @@ int __praft_track_free(praft_node *n, void *p)
     return 0;
 }
 
-int __praft_send(praft_node *n, praft_msg *m, bool after)
+int praft__send(praft_node *n, praft_msg *m, bool after)
 {
     praft_outbox *ob = &n->ob[n->pending];
     void *p = ob->msgs;
-    int rv = __praft_grow(&p, &ob->cap_msgs, ob->n_msgs + 1, sizeof(*ob->msgs));
+    int rv = praft__grow(&p, &ob->cap_msgs, ob->n_msgs + 1, sizeof(*ob->msgs));
     ob->msgs = p;
     if (rv != 0) {
         return rv;
     }
     p = ob->after;
-    rv = __praft_grow(&p, &ob->cap_after, ob->n_msgs + 1, 1);
+    rv = praft__grow(&p, &ob->cap_after, ob->n_msgs + 1, 1);
     ob->after = p;
     if (rv != 0) {
         return rv;
@@ -52,38 +52,38 @@ int __praft_send(praft_node *n, praft_msg *m, bool after)
     return 0;
 }
 
-int __praft_set_commit(praft_node *n, uint64_t commit)
+int praft__set_commit(praft_node *n, uint64_t commit)
 {
     if (commit <= n->commit) {
         return 0; /* the commit index never goes backwards */
     }
     n->c.entries_committed += commit - n->commit;
     n->commit = commit;
-    __praft_cfg_committed(n);
+    praft__cfg_committed(n);
     if (n->role == PRAFT_LEADER) {
-        return __praft_reads_on_commit(n);
+        return praft__reads_on_commit(n);
     }
     return 0;
 }
 
-bool __praft_self_is_learner(praft_node *n)
+bool praft__self_is_learner(praft_node *n)
 {
     const praft_member *m = praft_config_find(&n->cfg, n->id);
-    return m != NULL && !__praft_cfg_is_voter(&n->cfg, n->id);
+    return m != NULL && !praft__cfg_is_voter(&n->cfg, n->id);
 }
 
-bool __praft_promotable(praft_node *n)
+bool praft__promotable(praft_node *n)
 {
     /* A node without a configuration, a learner, or a node removed from the cluster never
      * campaigns: it could only disrupt the members. */
-    return __praft_cfg_is_voter(&n->cfg, n->id);
+    return praft__cfg_is_voter(&n->cfg, n->id);
 }
 
-void __praft_reset_randomized_timeout(praft_node *n)
+void praft__reset_randomized_timeout(praft_node *n)
 {
     /* §5.2: randomized in [T, 2T) so that split votes are rare. */
     uint32_t t = n->o.election_ticks;
-    n->randomized_timeout = t + (uint32_t)(__praft_rand_next(&n->rng) % t);
+    n->randomized_timeout = t + (uint32_t)(praft__rand_next(&n->rng) % t);
 }
 
 /* ---- roles -------------------------------------------------------------------------------- */
@@ -99,15 +99,15 @@ static void reset(praft_node *n, uint64_t term)
     n->heartbeat_elapsed = 0;
     n->n_votes = 0;
     n->prevote = false;
-    __praft_reset_randomized_timeout(n);
+    praft__reset_randomized_timeout(n);
 }
 
-void __praft_become_follower(praft_node *n, uint64_t term, uint64_t leader)
+void praft__become_follower(praft_node *n, uint64_t term, uint64_t leader)
 {
     uint64_t old_leader = n->leader;
     if (n->role == PRAFT_LEADER) {
-        __praft_reads_fail_all(n);
-        __praft_pr_free_all(n);
+        praft__reads_fail_all(n);
+        praft__pr_free_all(n);
         n->transferee = PRAFT_NONE;
         n->bcast_pending = false;
         n->read_round_pending = false;
@@ -115,10 +115,10 @@ void __praft_become_follower(praft_node *n, uint64_t term, uint64_t leader)
     }
     reset(n, term);
     n->leader = leader;
-    n->role = __praft_self_is_learner(n) ? PRAFT_LEARNER : PRAFT_FOLLOWER;
+    n->role = praft__self_is_learner(n) ? PRAFT_LEARNER : PRAFT_FOLLOWER;
     n->step = step_follower;
     if (leader != old_leader) {
-        __praft_reads_leader_changed(n);
+        praft__reads_leader_changed(n);
     }
 }
 
@@ -136,10 +136,10 @@ static void become_candidate(praft_node *n, bool pre)
     }
     n->role = PRAFT_CANDIDATE;
     n->step = step_candidate;
-    __praft_reads_leader_changed(n);
+    praft__reads_leader_changed(n);
 }
 
-void __praft_become_leader(praft_node *n)
+void praft__become_leader(praft_node *n)
 {
     reset(n, n->term);
     n->role = PRAFT_LEADER;
@@ -148,23 +148,23 @@ void __praft_become_leader(praft_node *n)
     n->c.leader_elected++;
     n->transferee = PRAFT_NONE;
     n->uncommitted_bytes = 0;
-    if (__praft_pr_sync(n) != 0) {
+    if (praft__pr_sync(n) != 0) {
         /* Without memory to track followers this node cannot lead. */
-        __praft_become_follower(n, n->term, PRAFT_NONE);
+        praft__become_follower(n, n->term, PRAFT_NONE);
         return;
     }
-    __praft_pr_reset_all(n);
-    __praft_lease_start(n);
+    praft__pr_reset_all(n);
+    praft__lease_start(n);
     /* §5.4.2 and §8: a new leader commits a no-op of its term, so that earlier entries become
      * committed and reads can be served (thesis §6.4). */
-    if (__praft_append_own(n, PRAFT_ENTRY_NOOP, NULL, 0) != 0) {
-        __praft_become_follower(n, n->term, PRAFT_NONE);
+    if (praft__append_own(n, PRAFT_ENTRY_NOOP, NULL, 0) != 0) {
+        praft__become_follower(n, n->term, PRAFT_NONE);
     }
 }
 
-int __praft_campaign(praft_node *n, bool pre, bool transfer)
+int praft__campaign(praft_node *n, bool pre, bool transfer)
 {
-    if (!__praft_promotable(n)) {
+    if (!praft__promotable(n)) {
         return 0;
     }
     become_candidate(n, pre);
@@ -176,24 +176,24 @@ int __praft_campaign(praft_node *n, bool pre, bool transfer)
     uint64_t term = pre ? n->term + 1 : n->term;
     praft_msg self = {
         .type = pre ? PRAFT_MSG_PREVOTE_RESP : PRAFT_MSG_VOTE_RESP, .from = n->id, .term = term};
-    int rv = __praft_handle_vote_resp(n, &self);
+    int rv = praft__handle_vote_resp(n, &self);
     if (rv != 0 || n->role != PRAFT_CANDIDATE || n->prevote != pre) {
         return rv; /* a single voter wins at once */
     }
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         uint64_t id = n->cfg.members[i].id;
-        if (id == n->id || !__praft_cfg_is_voter(&n->cfg, id)) {
+        if (id == n->id || !praft__cfg_is_voter(&n->cfg, id)) {
             continue;
         }
         praft_msg m = {.type = pre ? PRAFT_MSG_PREVOTE : PRAFT_MSG_VOTE,
                        .to = id,
                        .term = term,
-                       .last_index = __praft_log_last(&n->log),
-                       .last_term = __praft_log_last_term(n),
+                       .last_index = praft__log_last(&n->log),
+                       .last_term = praft__log_last_term(n),
                        .transfer = transfer};
         /* A vote request depends on the durable term and self-vote (§5.2); a pre-vote
          * depends on nothing. */
-        rv = __praft_send(n, &m, !pre);
+        rv = praft__send(n, &m, !pre);
         if (rv != 0) {
             return rv;
         }
@@ -207,15 +207,15 @@ static int step_follower(praft_node *n, const praft_msg *m)
 {
     switch (m->type) {
     case PRAFT_MSG_APPEND:
-        return __praft_handle_append(n, m);
+        return praft__handle_append(n, m);
     case PRAFT_MSG_HEARTBEAT:
-        return __praft_handle_heartbeat(n, m);
+        return praft__handle_heartbeat(n, m);
     case PRAFT_MSG_SNAPSHOT:
-        return __praft_handle_snapshot(n, m);
+        return praft__handle_snapshot(n, m);
     case PRAFT_MSG_TIMEOUT_NOW:
         /* thesis §3.10: the leader asks us to start an election at once, skipping pre-vote. */
-        if (__praft_promotable(n)) {
-            return __praft_campaign(n, false, true);
+        if (praft__promotable(n)) {
+            return praft__campaign(n, false, true);
         }
         break;
     case PRAFT_MSG_READ_INDEX:
@@ -225,11 +225,11 @@ static int step_follower(praft_node *n, const praft_msg *m)
                            .to = m->from,
                            .context = m->context,
                            .reject = true};
-            return __praft_send(n, &r, false);
+            return praft__send(n, &r, false);
         }
         break;
     case PRAFT_MSG_READ_INDEX_RESP:
-        return __praft_handle_read_index_resp(n, m);
+        return praft__handle_read_index_resp(n, m);
     default:
         break;
     }
@@ -245,13 +245,13 @@ static int step_candidate(praft_node *n, const praft_msg *m)
     case PRAFT_MSG_SNAPSHOT:
         /* §5.2: a leader of our term exists; recognise it. (A pre-candidate at a lower term
          * already became a follower in praft_step.) */
-        __praft_become_follower(n, m->term, m->from);
+        praft__become_follower(n, m->term, m->from);
         return step_follower(n, m);
     case PRAFT_MSG_VOTE_RESP:
     case PRAFT_MSG_PREVOTE_RESP:
-        return __praft_handle_vote_resp(n, m);
+        return praft__handle_vote_resp(n, m);
     case PRAFT_MSG_READ_INDEX_RESP:
-        return __praft_handle_read_index_resp(n, m);
+        return praft__handle_read_index_resp(n, m);
     default:
         break;
     }
@@ -263,13 +263,13 @@ static int step_leader(praft_node *n, const praft_msg *m)
 {
     switch (m->type) {
     case PRAFT_MSG_APPEND_RESP:
-        return __praft_handle_append_resp(n, m);
+        return praft__handle_append_resp(n, m);
     case PRAFT_MSG_HEARTBEAT_RESP:
-        return __praft_handle_heartbeat_resp(n, m);
+        return praft__handle_heartbeat_resp(n, m);
     case PRAFT_MSG_SNAPSHOT_RESP:
-        return __praft_handle_snapshot_resp(n, m);
+        return praft__handle_snapshot_resp(n, m);
     case PRAFT_MSG_READ_INDEX:
-        return __praft_handle_read_index(n, m);
+        return praft__handle_read_index(n, m);
     default:
         break;
     }
@@ -317,7 +317,7 @@ static bool valid(praft_node *n, const praft_msg *m)
         if (s == NULL || s->index == 0 || s->term == 0 || s->term > m->term ||
             m->offset > s->size || m->len > s->size - m->offset || (m->len > 0 && !m->data) ||
             (m->done && m->offset + m->len != s->size) ||
-            __praft_cfg_validate(&s->config, true) != 0) {
+            praft__cfg_validate(&s->config, true) != 0) {
             return false;
         }
         return true;
@@ -365,7 +365,7 @@ int praft_step(praft_node *n, const praft_msg *m)
         bool keeps_term =
             m->type == PRAFT_MSG_PREVOTE || (m->type == PRAFT_MSG_PREVOTE_RESP && !m->reject);
         if (!keeps_term) {
-            __praft_become_follower(n, m->term, is_leader_msg(m->type) ? m->from : PRAFT_NONE);
+            praft__become_follower(n, m->term, is_leader_msg(m->type) ? m->from : PRAFT_NONE);
         }
     } else if (m->term < n->term) {
         if ((is_leader_msg(m->type) || m->type == PRAFT_MSG_TIMEOUT_NOW) &&
@@ -373,13 +373,13 @@ int praft_step(praft_node *n, const praft_msg *m)
             /* A stale leader would otherwise never learn of the new term: with check-quorum
              * or pre-vote our own higher term may not reach it through elections. */
             praft_msg r = {.type = PRAFT_MSG_APPEND_RESP, .to = m->from};
-            int rv = __praft_send(n, &r, true);
+            int rv = praft__send(n, &r, true);
             if (rv != 0) {
                 return rv;
             }
         } else if (m->type == PRAFT_MSG_PREVOTE) {
             praft_msg r = {.type = PRAFT_MSG_PREVOTE_RESP, .to = m->from, .reject = true};
-            int rv = __praft_send(n, &r, true);
+            int rv = praft__send(n, &r, true);
             if (rv != 0) {
                 return rv;
             }
@@ -389,7 +389,7 @@ int praft_step(praft_node *n, const praft_msg *m)
     }
 
     if (m->type == PRAFT_MSG_VOTE || m->type == PRAFT_MSG_PREVOTE) {
-        return __praft_handle_vote_request(n, m);
+        return praft__handle_vote_request(n, m);
     }
     return n->step(n, m);
 }
@@ -400,10 +400,10 @@ void praft_tick(praft_node *n)
 {
     n->now++;
     if (n->role == PRAFT_LEADER) {
-        __praft_lease_tick(n);
-        __praft_tick_leader(n);
+        praft__lease_tick(n);
+        praft__tick_leader(n);
     } else {
-        __praft_tick_election(n);
+        praft__tick_election(n);
     }
 }
 
@@ -436,14 +436,14 @@ int praft_propose(praft_node *n, const void *data, size_t len, uint64_t *index, 
         }
         memcpy(copy, data, len);
     }
-    int rv = __praft_append_own(n, PRAFT_ENTRY_NORMAL, copy, (uint32_t)len);
+    int rv = praft__append_own(n, PRAFT_ENTRY_NORMAL, copy, (uint32_t)len);
     if (rv != 0) {
         free(copy);
         return rv;
     }
     n->c.entries_proposed++;
     if (index != NULL) {
-        *index = __praft_log_last(&n->log);
+        *index = praft__log_last(&n->log);
     }
     if (term != NULL) {
         *term = n->term;
@@ -479,7 +479,7 @@ static int load_configs(praft_node *n, uint64_t lo, uint64_t last)
                 rv = PT_ECORRUPT;
             }
             if (rv == 0 && buf[i].type == PRAFT_ENTRY_CONFIG) {
-                rv = __praft_cfg_appended(n, buf[i].index, buf[i].data, buf[i].len);
+                rv = praft__cfg_appended(n, buf[i].index, buf[i].data, buf[i].len);
             }
             free(buf[i].data);
         }
@@ -537,7 +537,7 @@ int praft_new(const praft_options *opts, const praft_storage *storage, praft_nod
         rv = PT_ECORRUPT;
         goto err;
     }
-    if (l->snap.index > 0 && __praft_cfg_validate(&l->snap.config, true) != 0) {
+    if (l->snap.index > 0 && praft__cfg_validate(&l->snap.config, true) != 0) {
         rv = PT_ECORRUPT;
         goto err;
     }
@@ -555,7 +555,7 @@ int praft_new(const praft_options *opts, const praft_storage *storage, praft_nod
     }
     n->prev_hs = hs;
     n->prev_term = n->term;
-    __praft_become_follower(n, n->term, PRAFT_NONE);
+    praft__become_follower(n, n->term, PRAFT_NONE);
     n->prev_role = n->role;
     *out = n;
     return 0;
@@ -569,10 +569,10 @@ void praft_free(praft_node *n)
     if (n == NULL) {
         return;
     }
-    __praft_pr_free_all(n);
-    __praft_outbox_free(&n->ob[0]);
-    __praft_outbox_free(&n->ob[1]);
-    __praft_log_free(&n->log);
+    praft__pr_free_all(n);
+    praft__outbox_free(&n->ob[0]);
+    praft__outbox_free(&n->ob[1]);
+    praft__log_free(&n->log);
     free(n->hist);
     free(n->reads_q);
     free(n->lease_rounds);
@@ -588,7 +588,7 @@ void praft_free(praft_node *n)
 
 int praft_bootstrap_entry(const praft_config *config, praft_entry *out)
 {
-    if (config == NULL || out == NULL || __praft_cfg_validate(config, false) != 0) {
+    if (config == NULL || out == NULL || praft__cfg_validate(config, false) != 0) {
         return PT_EINVAL;
     }
     uint8_t *data = NULL;

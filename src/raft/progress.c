@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-praft_pr *__praft_pr_find(praft_node *n, uint64_t id)
+praft_pr *praft__pr_find(praft_node *n, uint64_t id)
 {
     for (size_t i = 0; i < n->n_prs; i++) {
         if (n->prs[i].id == id) {
@@ -25,11 +25,11 @@ static void pr_init(praft_node *n, praft_pr *p, uint64_t id)
     memset(p, 0, sizeof(*p));
     p->infl = infl;
     p->id = id;
-    p->next = __praft_log_last(&n->log) + 1;
+    p->next = praft__log_last(&n->log) + 1;
     p->state = PRAFT_PROGRESS_PROBE;
 }
 
-int __praft_pr_sync(praft_node *n)
+int praft__pr_sync(praft_node *n)
 {
     praft_pr old[PRAFT_MAX_MEMBERS];
     size_t n_old = n->n_prs;
@@ -72,14 +72,14 @@ int __praft_pr_sync(praft_node *n)
     return 0;
 }
 
-void __praft_pr_reset_all(praft_node *n)
+void praft__pr_reset_all(praft_node *n)
 {
     for (size_t i = 0; i < n->n_prs; i++) {
         pr_init(n, &n->prs[i], n->prs[i].id);
     }
 }
 
-void __praft_pr_free_all(praft_node *n)
+void praft__pr_free_all(praft_node *n)
 {
     for (size_t i = 0; i < n->n_prs; i++) {
         free(n->prs[i].infl);
@@ -94,7 +94,7 @@ static void infl_reset(praft_pr *p)
     p->infl_bytes = 0;
 }
 
-void __praft_pr_become_probe(praft_pr *p)
+void praft__pr_become_probe(praft_pr *p)
 {
     /* After a snapshot the follower holds at least the snapshot's index. */
     if (p->state == PRAFT_PROGRESS_SNAPSHOT) {
@@ -108,7 +108,7 @@ void __praft_pr_become_probe(praft_pr *p)
     infl_reset(p);
 }
 
-void __praft_pr_become_replicate(praft_pr *p)
+void praft__pr_become_replicate(praft_pr *p)
 {
     p->state = PRAFT_PROGRESS_REPLICATE;
     p->next = p->match + 1;
@@ -116,21 +116,21 @@ void __praft_pr_become_replicate(praft_pr *p)
     infl_reset(p);
 }
 
-bool __praft_pr_full(praft_node *n, const praft_pr *p)
+bool praft__pr_full(praft_node *n, const praft_pr *p)
 {
     return p->infl_n >= n->o.max_inflight_msgs || p->infl_bytes >= n->o.max_inflight_bytes;
 }
 
-void __praft_pr_infl_add(praft_node *n, praft_pr *p, uint64_t index, size_t bytes)
+void praft__pr_infl_add(praft_node *n, praft_pr *p, uint64_t index, size_t bytes)
 {
-    /* The caller checked __praft_pr_full, so the ring (max_inflight_msgs slots) has room. */
+    /* The caller checked praft__pr_full, so the ring (max_inflight_msgs slots) has room. */
     uint32_t cap = n->o.max_inflight_msgs;
     p->infl[(p->infl_start + p->infl_n) % cap] = (praft_inflight){.index = index, .bytes = bytes};
     p->infl_n++;
     p->infl_bytes += bytes;
 }
 
-void __praft_pr_infl_free_to(praft_node *n, praft_pr *p, uint64_t index)
+void praft__pr_infl_free_to(praft_node *n, praft_pr *p, uint64_t index)
 {
     uint32_t cap = n->o.max_inflight_msgs;
     while (p->infl_n > 0 && p->infl[p->infl_start].index <= index) {

@@ -11,7 +11,7 @@ static bool in_side(const praft_member *m, int side)
     return side == 0 ? m->role == PRAFT_ROLE_VOTER : m->old_role == PRAFT_ROLE_VOTER;
 }
 
-bool __praft_cfg_is_voter(const praft_config *c, uint64_t id)
+bool praft__cfg_is_voter(const praft_config *c, uint64_t id)
 {
     const praft_member *m = praft_config_find(c, id);
     if (m == NULL) {
@@ -50,7 +50,7 @@ static int side_result(const praft_config *c, int side, int (*yes)(void *ctx, ui
     return PR_VOTE_PENDING;
 }
 
-int __praft_quorum_result(const praft_config *c, int (*yes)(void *ctx, uint64_t id), void *ctx)
+int praft__quorum_result(const praft_config *c, int (*yes)(void *ctx, uint64_t id), void *ctx)
 {
     int a = side_result(c, 0, yes, ctx);
     int b = c->joint ? side_result(c, 1, yes, ctx) : PR_VOTE_WON;
@@ -82,7 +82,7 @@ static uint64_t side_commit(praft_node *n, int side)
             /* The leader counts itself only for what it has made durable (thesis §10.2.1). */
             m[k++] = n->log.persisted;
         } else {
-            praft_pr *p = __praft_pr_find(n, mb->id);
+            praft_pr *p = praft__pr_find(n, mb->id);
             m[k++] = p ? p->match : 0;
         }
     }
@@ -93,7 +93,7 @@ static uint64_t side_commit(praft_node *n, int side)
     return m[k / 2];
 }
 
-uint64_t __praft_quorum_commit_index(praft_node *n)
+uint64_t praft__quorum_commit_index(praft_node *n)
 {
     uint64_t a = side_commit(n, 0);
     uint64_t b = n->cfg.joint ? side_commit(n, 1) : UINT64_MAX;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t __praft_rand_next(uint64_t *state)
+uint64_t praft__rand_next(uint64_t *state)
 {
     uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -15,7 +15,7 @@ uint64_t __praft_rand_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-int __praft_grow(void **arr, size_t *cap, size_t need, size_t size)
+int praft__grow(void **arr, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap) {
         return 0;

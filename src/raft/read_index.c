@@ -29,10 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int __praft_read_done(praft_node *n, uint64_t context, uint64_t index, int status)
+int praft__read_done(praft_node *n, uint64_t context, uint64_t index, int status)
 {
     void *p = n->done_reads;
-    int rv = __praft_grow(&p, &n->cap_done_reads, n->n_done_reads + 1, sizeof(*n->done_reads));
+    int rv = praft__grow(&p, &n->cap_done_reads, n->n_done_reads + 1, sizeof(*n->done_reads));
     n->done_reads = p;
     if (rv != 0) {
         return rv;
@@ -45,19 +45,19 @@ int __praft_read_done(praft_node *n, uint64_t context, uint64_t index, int statu
 static int answer(praft_node *n, const praft_read_req *r, int status)
 {
     if (r->from == n->id) {
-        return __praft_read_done(n, r->context, r->index, status);
+        return praft__read_done(n, r->context, r->index, status);
     }
     praft_msg m = {.type = PRAFT_MSG_READ_INDEX_RESP,
                    .to = r->from,
                    .context = r->context,
                    .index = r->index,
                    .reject = status != 0};
-    return __praft_send(n, &m, false);
+    return praft__send(n, &m, false);
 }
 
 static bool own_term_committed(praft_node *n)
 {
-    return __praft_log_term_or0(n, n->commit) == n->term;
+    return praft__log_term_or0(n, n->commit) == n->term;
 }
 
 /*
@@ -73,7 +73,7 @@ static uint64_t lease_ticks(const praft_node *n)
     return t - 1 - t / 8; /* election_ticks >= 2 (validated), so at least 1 */
 }
 
-void __praft_lease_start(praft_node *n)
+void praft__lease_start(praft_node *n)
 {
     n->lease_since = n->now;
     n->lease_void = false;
@@ -82,14 +82,14 @@ void __praft_lease_start(praft_node *n)
     }
 }
 
-void __praft_lease_tick(praft_node *n)
+void praft__lease_tick(praft_node *n)
 {
     if (n->lease_rounds != NULL) {
         n->lease_rounds[n->now % n->o.election_ticks] = n->read_round;
     }
 }
 
-uint64_t __praft_heartbeat_context(praft_node *n)
+uint64_t praft__heartbeat_context(praft_node *n)
 {
     if (n->o.lease_reads) {
         return ++n->read_round; /* a fresh round: its acknowledgements date the lease */
@@ -117,7 +117,7 @@ static int in_lease(void *ctx, uint64_t id)
     if (id == l->n->id) {
         return 1; /* the leader counts itself at the current tick */
     }
-    praft_pr *p = __praft_pr_find(l->n, id);
+    praft_pr *p = praft__pr_find(l->n, id);
     return p != NULL && p->lease_round > l->floor ? 1 : 0;
 }
 
@@ -130,7 +130,7 @@ static bool lease_holds(praft_node *n)
         return false;
     }
     struct lease_ctx l = {.n = n, .floor = lease_floor(n)};
-    return __praft_quorum_result(&n->cfg, in_lease, &l) == PR_VOTE_WON;
+    return praft__quorum_result(&n->cfg, in_lease, &l) == PR_VOTE_WON;
 }
 
 static int acked(void *ctx, uint64_t id)
@@ -150,7 +150,7 @@ static int release(praft_node *n)
     size_t k = 0;
     int rv = 0;
     while (k < n->n_reads_q && n->reads_q[k].round != 0 &&
-           __praft_quorum_result(&n->cfg, acked, &n->reads_q[k]) == PR_VOTE_WON) {
+           praft__quorum_result(&n->cfg, acked, &n->reads_q[k]) == PR_VOTE_WON) {
         rv = answer(n, &n->reads_q[k], 0);
         if (rv != 0) {
             break;
@@ -199,15 +199,15 @@ static int start_round(praft_node *n)
     /* Without a lease (or once it expired) a read never fails for that: it takes a round. */
     int rv = release(n); /* a single voter needs no round */
     if (rv == 0 && n->n_reads_q > 0) {
-        rv = __praft_bcast_heartbeat(n, round);
+        rv = praft__bcast_heartbeat(n, round);
     }
     return rv;
 }
 
-int __praft_read_local(praft_node *n, uint64_t from, uint64_t context)
+int praft__read_local(praft_node *n, uint64_t from, uint64_t context)
 {
     void *p = n->reads_q;
-    int rv = __praft_grow(&p, &n->cap_reads_q, n->n_reads_q + 1, sizeof(*n->reads_q));
+    int rv = praft__grow(&p, &n->cap_reads_q, n->n_reads_q + 1, sizeof(*n->reads_q));
     n->reads_q = p;
     if (rv != 0) {
         return rv;
@@ -227,7 +227,7 @@ int __praft_read_local(praft_node *n, uint64_t from, uint64_t context)
     return 0;
 }
 
-int __praft_reads_on_commit(praft_node *n)
+int praft__reads_on_commit(praft_node *n)
 {
     if (n->n_reads_q == 0 || !own_term_committed(n)) {
         return 0;
@@ -236,7 +236,7 @@ int __praft_reads_on_commit(praft_node *n)
     return 0;
 }
 
-int __praft_reads_start_round(praft_node *n)
+int praft__reads_start_round(praft_node *n)
 {
     if (!n->read_round_pending) {
         return 0;
@@ -252,13 +252,13 @@ int __praft_reads_start_round(praft_node *n)
     return rv;
 }
 
-int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round)
+int praft__reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round)
 {
     if (round > n->read_round) {
         n->c.msgs_dropped_stale++; /* no such round was ever sent */
         return 0;
     }
-    praft_pr *p = __praft_pr_find(n, from);
+    praft_pr *p = praft__pr_find(n, from);
     if (p != NULL && round > p->lease_round) {
         p->lease_round = round;
     }
@@ -274,7 +274,7 @@ int __praft_reads_on_heartbeat_resp(praft_node *n, uint64_t from, uint64_t round
     return release(n);
 }
 
-void __praft_reads_fail_all(praft_node *n)
+void praft__reads_fail_all(praft_node *n)
 {
     for (size_t i = 0; i < n->n_reads_q; i++) {
         (void)answer(n, &n->reads_q[i], PT_ENOTLEADER);
@@ -282,7 +282,7 @@ void __praft_reads_fail_all(praft_node *n)
     n->n_reads_q = 0;
 }
 
-void __praft_reads_leader_changed(praft_node *n)
+void praft__reads_leader_changed(praft_node *n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n->n_fwd; i++) {
@@ -290,28 +290,28 @@ void __praft_reads_leader_changed(praft_node *n)
         if (f->leader == n->leader && f->term == n->term) {
             n->fwd[k++] = *f;
         } else {
-            (void)__praft_read_done(n, f->context, 0, PT_ENOTLEADER);
+            (void)praft__read_done(n, f->context, 0, PT_ENOTLEADER);
         }
     }
     n->n_fwd = k;
 }
 
-int __praft_handle_read_index(praft_node *n, const praft_msg *m)
+int praft__handle_read_index(praft_node *n, const praft_msg *m)
 {
     if (m->context == 0) {
         n->c.msgs_dropped_malformed++;
         return PT_EMALFORMED;
     }
-    return __praft_read_local(n, m->from, m->context);
+    return praft__read_local(n, m->from, m->context);
 }
 
-int __praft_handle_read_index_resp(praft_node *n, const praft_msg *m)
+int praft__handle_read_index_resp(praft_node *n, const praft_msg *m)
 {
     for (size_t i = 0; i < n->n_fwd; i++) {
         if (n->fwd[i].context == m->context && n->fwd[i].leader == m->from) {
             n->fwd[i] = n->fwd[--n->n_fwd];
-            return __praft_read_done(n, m->context, m->reject ? 0 : m->index,
-                                     m->reject ? PT_ENOTLEADER : 0);
+            return praft__read_done(n, m->context, m->reject ? 0 : m->index,
+                                    m->reject ? PT_ENOTLEADER : 0);
         }
     }
     n->c.msgs_dropped_stale++;
@@ -324,20 +324,20 @@ int praft_read_index(praft_node *n, uint64_t context)
         return PT_EINVAL;
     }
     if (n->role == PRAFT_LEADER) {
-        return __praft_read_local(n, n->id, context);
+        return praft__read_local(n, n->id, context);
     }
     if (n->leader == PRAFT_NONE) {
         return PT_ENOTLEADER;
     }
     /* A follower asks the leader for a read index and answers once it has applied up to it. */
     void *p = n->fwd;
-    int rv = __praft_grow(&p, &n->cap_fwd, n->n_fwd + 1, sizeof(*n->fwd));
+    int rv = praft__grow(&p, &n->cap_fwd, n->n_fwd + 1, sizeof(*n->fwd));
     n->fwd = p;
     if (rv != 0) {
         return rv;
     }
     praft_msg m = {.type = PRAFT_MSG_READ_INDEX, .to = n->leader, .context = context};
-    rv = __praft_send(n, &m, false);
+    rv = praft__send(n, &m, false);
     if (rv != 0) {
         return rv;
     }

@@ -12,7 +12,7 @@
 /* Bytes of committed entries handed out per ready when they must be read from storage. */
 #define COMMITTED_BATCH_BYTES (64u << 20)
 
-void __praft_outbox_release(praft_outbox *ob)
+void praft__outbox_release(praft_outbox *ob)
 {
     for (size_t i = 0; i < ob->n_frees; i++) {
         free(ob->frees[i]);
@@ -21,9 +21,9 @@ void __praft_outbox_release(praft_outbox *ob)
     ob->n_msgs = 0;
 }
 
-void __praft_outbox_free(praft_outbox *ob)
+void praft__outbox_free(praft_outbox *ob)
 {
-    __praft_outbox_release(ob);
+    praft__outbox_release(ob);
     free(ob->frees);
     free(ob->msgs);
     free(ob->after);
@@ -38,7 +38,7 @@ static bool hs_changed(const praft_node *n)
 
 static uint64_t apply_limit(const praft_node *n)
 {
-    return PR_MIN(n->commit, __praft_log_last(&n->log));
+    return PR_MIN(n->commit, praft__log_last(&n->log));
 }
 
 bool praft_has_ready(praft_node *n)
@@ -47,7 +47,7 @@ bool praft_has_ready(praft_node *n)
         return false;
     }
     return n->bcast_pending || n->read_round_pending || n->ob[n->pending].n_msgs > 0 ||
-           n->log.unstable <= __praft_log_last(&n->log) || hs_changed(n) ||
+           n->log.unstable <= praft__log_last(&n->log) || hs_changed(n) ||
            n->applied < apply_limit(n) || n->n_done_reads > 0 || n->install_pending ||
            n->rx_chunk_pending || n->role != n->prev_role || n->leader != n->prev_leader ||
            n->term != n->prev_term;
@@ -63,13 +63,13 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
         return PT_EBUSY;
     }
     if (n->bcast_pending && n->role == PRAFT_LEADER) {
-        rv = __praft_bcast_append(n);
+        rv = praft__bcast_append(n);
         if (rv != 0) {
             return rv;
         }
     }
     n->bcast_pending = false;
-    rv = __praft_reads_start_round(n);
+    rv = praft__reads_start_round(n);
     if (rv != 0) {
         return rv;
     }
@@ -78,10 +78,10 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
     praft_outbox *ob = &n->ob[n->pending];
 
     /* Fallible steps first, so that an error leaves the node as it was. */
-    uint64_t last = __praft_log_last(l);
+    uint64_t last = praft__log_last(l);
     size_t n_ents = l->unstable <= last ? (size_t)(last - l->unstable + 1) : 0;
     void *p = n->rd_entries;
-    rv = __praft_grow(&p, &n->cap_rd_entries, n_ents, sizeof(praft_entry));
+    rv = praft__grow(&p, &n->cap_rd_entries, n_ents, sizeof(praft_entry));
     n->rd_entries = p;
     if (rv != 0) {
         return rv;
@@ -97,11 +97,11 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
         }
     }
     p = n->rd_now;
-    rv = __praft_grow(&p, &n->cap_rd_now, n_now, sizeof(praft_msg));
+    rv = praft__grow(&p, &n->cap_rd_now, n_now, sizeof(praft_msg));
     n->rd_now = p;
     if (rv == 0) {
         p = n->rd_after;
-        rv = __praft_grow(&p, &n->cap_rd_after, n_after, sizeof(praft_msg));
+        rv = praft__grow(&p, &n->cap_rd_after, n_after, sizeof(praft_msg));
         n->rd_after = p;
     }
     if (rv != 0) {
@@ -111,8 +111,8 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
     praft_entry *committed = NULL;
     size_t n_committed = 0;
     if (n->applied < limit) {
-        rv = __praft_log_slice(n, ob, n->applied + 1, limit + 1, COMMITTED_BATCH_BYTES, &committed,
-                               &n_committed);
+        rv = praft__log_slice(n, ob, n->applied + 1, limit + 1, COMMITTED_BATCH_BYTES, &committed,
+                              &n_committed);
         if (rv != 0) {
             return rv;
         }
@@ -121,7 +121,7 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
     /* Last fallible step: from here on the node changes. */
     if (n->rx_chunk_pending && n->rx_chunk_data != NULL) {
         /* The chunk's bytes now belong to this ready's generation. */
-        rv = __praft_track_free(n, n->rx_chunk_data);
+        rv = praft__track_free(n, n->rx_chunk_data);
         if (rv != 0) {
             return rv;
         }
@@ -149,7 +149,7 @@ int praft_ready_get(praft_node *n, praft_ready *rd)
     }
     /* c. entries */
     for (size_t i = 0; i < n_ents; i++) {
-        n->rd_entries[i] = *__praft_log_mem(l, l->unstable + i);
+        n->rd_entries[i] = *praft__log_mem(l, l->unstable + i);
     }
     rd->entries = n->rd_entries;
     rd->n_entries = n_ents;
@@ -216,7 +216,7 @@ int praft_advance(praft_node *n, praft_ready *rd)
     if (n->rd_last_index != 0) {
         uint64_t t = 0;
         uint64_t durable = n->rd_last_index;
-        if (__praft_log_term(n, durable, &t) != 0 || t != n->rd_last_term) {
+        if (praft__log_term(n, durable, &t) != 0 || t != n->rd_last_term) {
             /* The log was cut while the write was in flight: only the part before the cut is
              * ours for sure. */
             durable = l->trunc_since_ready ? PR_MIN(durable, l->trunc_since_ready - 1) : 0;
@@ -227,14 +227,14 @@ int praft_advance(praft_node *n, praft_ready *rd)
     }
     n->ready_out = false;
     /* The generation handed out in @rd is done: free what its messages pointed to. */
-    __praft_outbox_release(&n->ob[1 - n->pending]);
+    praft__outbox_release(&n->ob[1 - n->pending]);
     if (n->rd_chunk_done) {
         n->rd_chunk_done = false;
-        rv = __praft_snapshot_advance(n);
+        rv = praft__snapshot_advance(n);
     }
     if (rv == 0 && n->role == PRAFT_LEADER) {
         /* thesis §10.2.1: the leader counts itself only for what is durable. */
-        rv = __praft_maybe_commit(n);
+        rv = praft__maybe_commit(n);
     }
     /* Drop memory entries nobody needs: applied, durable, and (on a leader, within a memory
      * budget) matched by every follower. */
@@ -247,7 +247,7 @@ int praft_advance(praft_node *n, praft_ready *rd)
     /* Keep the last entry everyone has: the next APPEND's consistency check (§5.3) needs its
      * term as prev_term, and reading it back from storage would wait for the disk whenever
      * the storage writer is busy. */
-    __praft_log_trim(n, trim > 0 ? trim - 1 : 0);
+    praft__log_trim(n, trim > 0 ? trim - 1 : 0);
     memset(rd, 0, sizeof(*rd));
     return rv;
 }

@@ -7,15 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-int __praft_append_own(praft_node *n, uint32_t type, uint8_t *data, uint32_t len)
+int praft__append_own(praft_node *n, uint32_t type, uint8_t *data, uint32_t len)
 {
-    int rv = __praft_log_append_owned(n, n->term, type, data, len);
+    int rv = praft__log_append_owned(n, n->term, type, data, len);
     if (rv != 0) {
         return rv;
     }
-    uint64_t index = __praft_log_last(&n->log);
+    uint64_t index = praft__log_last(&n->log);
     if (type == PRAFT_ENTRY_CONFIG) {
-        rv = __praft_cfg_appended(n, index, data, len);
+        rv = praft__cfg_appended(n, index, data, len);
         if (rv != 0) {
             /* Undo the append: the entry is ours and nothing points at it yet. */
             n->log.n--;
@@ -33,7 +33,7 @@ int __praft_append_own(praft_node *n, uint32_t type, uint8_t *data, uint32_t len
 static int send_empty_or_entries(praft_node *n, praft_pr *p, bool allow_empty, bool *sent)
 {
     praft_log *l = &n->log;
-    uint64_t last = __praft_log_last(l);
+    uint64_t last = praft__log_last(l);
     uint64_t lo = p->next;
     *sent = false;
     if (lo > last + 1) {
@@ -43,16 +43,16 @@ static int send_empty_or_entries(praft_node *n, praft_pr *p, bool allow_empty, b
         return 0;
     }
     uint64_t prev_term;
-    int rv = __praft_log_term(n, lo - 1, &prev_term);
+    int rv = praft__log_term(n, lo - 1, &prev_term);
     praft_entry *ents = NULL;
     size_t count = 0;
     if (rv == 0) {
-        rv = __praft_log_slice(n, &n->ob[n->pending], lo, last + 1, n->o.max_msg_bytes, &ents,
-                               &count);
+        rv = praft__log_slice(n, &n->ob[n->pending], lo, last + 1, n->o.max_msg_bytes, &ents,
+                              &count);
     }
     if (rv == PT_ECOMPACTED) {
         /* §7: the entries the follower needs are gone; send the snapshot instead. */
-        return __praft_start_snapshot(n, p);
+        return praft__start_snapshot(n, p);
     }
     if (rv != 0) {
         return rv;
@@ -64,7 +64,7 @@ static int send_empty_or_entries(praft_node *n, praft_pr *p, bool allow_empty, b
                    .commit = n->commit,
                    .entries = ents,
                    .n_entries = count};
-    rv = __praft_send(n, &m, false);
+    rv = praft__send(n, &m, false);
     if (rv != 0) {
         return rv;
     }
@@ -78,7 +78,7 @@ static int send_empty_or_entries(praft_node *n, praft_pr *p, bool allow_empty, b
         if (p->state == PRAFT_PROGRESS_REPLICATE) {
             /* Optimistically assume delivery and keep the pipe full. */
             p->next = hi + 1;
-            __praft_pr_infl_add(n, p, hi, bytes);
+            praft__pr_infl_add(n, p, hi, bytes);
         }
     }
     if (p->state == PRAFT_PROGRESS_PROBE) {
@@ -87,11 +87,11 @@ static int send_empty_or_entries(praft_node *n, praft_pr *p, bool allow_empty, b
     return 0;
 }
 
-int __praft_send_append(praft_node *n, praft_pr *p, bool allow_empty)
+int praft__send_append(praft_node *n, praft_pr *p, bool allow_empty)
 {
     if (p->state == PRAFT_PROGRESS_SNAPSHOT) {
         if (!p->snap_inflight) {
-            return __praft_send_snapshot_chunk(n, p);
+            return praft__send_snapshot_chunk(n, p);
         }
         return 0;
     }
@@ -101,7 +101,7 @@ int __praft_send_append(praft_node *n, praft_pr *p, bool allow_empty)
         if (p->state == PRAFT_PROGRESS_PROBE && p->probe_sent) {
             break;
         }
-        if (p->state == PRAFT_PROGRESS_REPLICATE && __praft_pr_full(n, p)) {
+        if (p->state == PRAFT_PROGRESS_REPLICATE && praft__pr_full(n, p)) {
             break;
         }
         rv = send_empty_or_entries(n, p, allow_empty && i == 0, &sent);
@@ -112,10 +112,10 @@ int __praft_send_append(praft_node *n, praft_pr *p, bool allow_empty)
     return rv;
 }
 
-int __praft_bcast_append(praft_node *n)
+int praft__bcast_append(praft_node *n)
 {
     for (size_t i = 0; i < n->n_prs; i++) {
-        int rv = __praft_send_append(n, &n->prs[i], true);
+        int rv = praft__send_append(n, &n->prs[i], true);
         if (rv != 0) {
             return rv;
         }
@@ -123,7 +123,7 @@ int __praft_bcast_append(praft_node *n)
     return 0;
 }
 
-int __praft_bcast_heartbeat(praft_node *n, uint64_t context)
+int praft__bcast_heartbeat(praft_node *n, uint64_t context)
 {
     for (size_t i = 0; i < n->n_prs; i++) {
         praft_pr *p = &n->prs[i];
@@ -133,7 +133,7 @@ int __praft_bcast_heartbeat(praft_node *n, uint64_t context)
                        .to = p->id,
                        .commit = PR_MIN(p->match, n->commit),
                        .context = context};
-        int rv = __praft_send(n, &m, false);
+        int rv = praft__send(n, &m, false);
         if (rv != 0) {
             return rv;
         }
@@ -141,24 +141,24 @@ int __praft_bcast_heartbeat(praft_node *n, uint64_t context)
     return 0;
 }
 
-int __praft_maybe_commit(praft_node *n)
+int praft__maybe_commit(praft_node *n)
 {
-    uint64_t idx = __praft_quorum_commit_index(n);
+    uint64_t idx = praft__quorum_commit_index(n);
     if (idx <= n->commit) {
         return 0;
     }
     /* §5.4.2 (Figure 8): only an entry of the current term is committed by counting
      * replicas; earlier ones are committed with it. */
-    if (__praft_log_term_or0(n, idx) != n->term) {
+    if (praft__log_term_or0(n, idx) != n->term) {
         return 0;
     }
     size_t committed_bytes = 0;
     for (uint64_t i = n->commit + 1; i <= idx; i++) {
-        praft_entry *e = __praft_log_mem(&n->log, i);
+        praft_entry *e = praft__log_mem(&n->log, i);
         committed_bytes += e ? e->len : 0;
     }
     n->uncommitted_bytes -= PR_MIN(n->uncommitted_bytes, committed_bytes);
-    int rv = __praft_set_commit(n, idx);
+    int rv = praft__set_commit(n, idx);
     /* Tell the followers (the new commit index rides on the next appends). */
     n->bcast_pending = n->role == PRAFT_LEADER;
     return rv;
@@ -174,7 +174,7 @@ static int respond(praft_node *n, const praft_msg *m, uint64_t index, bool rejec
                    .hint_index = hint_index,
                    .hint_term = hint_term};
     /* An acknowledgement vouches for durable entries: it leaves after the write. */
-    return __praft_send(n, &r, true);
+    return praft__send(n, &r, true);
 }
 
 static void heard_from_leader(praft_node *n, uint64_t leader)
@@ -182,11 +182,11 @@ static void heard_from_leader(praft_node *n, uint64_t leader)
     n->election_elapsed = 0;
     if (n->leader != leader) {
         n->leader = leader;
-        __praft_reads_leader_changed(n);
+        praft__reads_leader_changed(n);
     }
 }
 
-int __praft_handle_append(praft_node *n, const praft_msg *m)
+int praft__handle_append(praft_node *n, const praft_msg *m)
 {
     heard_from_leader(n, m->from);
     uint64_t prev = m->prev_index, prev_term = m->prev_term;
@@ -205,7 +205,7 @@ int __praft_handle_append(praft_node *n, const praft_msg *m)
         count -= skip;
     }
     uint64_t my_term = 0;
-    int rv = __praft_log_term(n, prev, &my_term);
+    int rv = praft__log_term(n, prev, &my_term);
     if (rv != 0 && rv != PT_EUNAVAILABLE && rv != PT_ECOMPACTED) {
         return rv;
     }
@@ -213,8 +213,8 @@ int __praft_handle_append(praft_node *n, const praft_msg *m)
         /* §5.3: the consistency check failed. Hint where our log could match, skipping a whole
          * term per round trip: the last index <= prev whose term is <= prev_term. */
         uint64_t hint_term = 0;
-        uint64_t hint = __praft_log_find_conflict_by_term(
-            n, PR_MIN(prev, __praft_log_last(&n->log)), prev_term, &hint_term);
+        uint64_t hint = praft__log_find_conflict_by_term(n, PR_MIN(prev, praft__log_last(&n->log)),
+                                                         prev_term, &hint_term);
         return respond(n, m, m->prev_index, true, hint, hint_term);
     }
     /* Truncate only on a real conflict: a duplicated or reordered older append must not cut
@@ -222,7 +222,7 @@ int __praft_handle_append(praft_node *n, const praft_msg *m)
     size_t i = 0;
     for (; i < count; i++) {
         uint64_t t = 0;
-        if (__praft_log_term(n, ents[i].index, &t) != 0 || t != ents[i].term) {
+        if (praft__log_term(n, ents[i].index, &t) != 0 || t != ents[i].term) {
             break;
         }
     }
@@ -232,7 +232,7 @@ int __praft_handle_append(praft_node *n, const praft_msg *m)
             n->c.msgs_dropped_malformed++;
             return PT_EMALFORMED;
         }
-        rv = __praft_log_append(n, ents + i, count - i);
+        rv = praft__log_append(n, ents + i, count - i);
         if (rv != 0) {
             return rv;
         }
@@ -240,16 +240,16 @@ int __praft_handle_append(praft_node *n, const praft_msg *m)
     uint64_t last_new = prev + count;
     /* The commit index is bounded by what this message vouches for, not by our last index:
      * entries past last_new may still be stale. */
-    rv = __praft_set_commit(n, PR_MIN(m->commit, last_new));
+    rv = praft__set_commit(n, PR_MIN(m->commit, last_new));
     if (rv != 0) {
         return rv;
     }
     return respond(n, m, last_new, false, 0, 0);
 }
 
-int __praft_handle_append_resp(praft_node *n, const praft_msg *m)
+int praft__handle_append_resp(praft_node *n, const praft_msg *m)
 {
-    praft_pr *p = __praft_pr_find(n, m->from);
+    praft_pr *p = praft__pr_find(n, m->from);
     if (p == NULL) {
         n->c.msgs_dropped_stale++;
         return 0;
@@ -266,13 +266,13 @@ int __praft_handle_append_resp(praft_node *n, const praft_msg *m)
         uint64_t probe = m->hint_index;
         if (m->hint_term > 0) {
             uint64_t t;
-            probe = __praft_log_find_conflict_by_term(n, m->hint_index, m->hint_term, &t);
+            probe = praft__log_find_conflict_by_term(n, m->hint_index, m->hint_term, &t);
         }
-        __praft_pr_become_probe(p);
+        praft__pr_become_probe(p);
         p->next = PR_MAX(PR_MIN(m->index, probe + 1), p->match + 1);
-        return __praft_send_append(n, p, true);
+        return praft__send_append(n, p, true);
     }
-    if (m->index > __praft_log_last(&n->log)) {
+    if (m->index > praft__log_last(&n->log)) {
         n->c.msgs_dropped_malformed++;
         return PT_EMALFORMED;
     }
@@ -282,26 +282,26 @@ int __praft_handle_append_resp(praft_node *n, const praft_msg *m)
             p->next = p->match + 1;
         }
         if (p->state == PRAFT_PROGRESS_PROBE) {
-            __praft_pr_become_replicate(p);
+            praft__pr_become_replicate(p);
         } else if (p->state == PRAFT_PROGRESS_SNAPSHOT && p->match >= p->snap_index) {
-            __praft_pr_become_probe(p);
-            __praft_pr_become_replicate(p);
+            praft__pr_become_probe(p);
+            praft__pr_become_replicate(p);
         } else {
-            __praft_pr_infl_free_to(n, p, m->index);
+            praft__pr_infl_free_to(n, p, m->index);
         }
         uint64_t from = p->id;
-        int rv = __praft_maybe_commit(n);
+        int rv = praft__maybe_commit(n);
         if (rv != 0 || n->role != PRAFT_LEADER) {
             return rv;
         }
         /* Committing may have committed a configuration (leaving a joint one appends C_new),
          * which rebuilds the progress array: @p may now point at another member's slot or at
          * freed memory. Look the sender up again; it may have been removed. */
-        p = __praft_pr_find(n, from);
+        p = praft__pr_find(n, from);
         if (p == NULL) {
             return 0;
         }
-        rv = __praft_transfer_check(n, p);
+        rv = praft__transfer_check(n, p);
         if (rv != 0) {
             return rv;
         }
@@ -310,23 +310,23 @@ int __praft_handle_append_resp(praft_node *n, const praft_msg *m)
     } else {
         n->c.msgs_dropped_stale++;
     }
-    return __praft_send_append(n, p, false);
+    return praft__send_append(n, p, false);
 }
 
-int __praft_handle_heartbeat(praft_node *n, const praft_msg *m)
+int praft__handle_heartbeat(praft_node *n, const praft_msg *m)
 {
     heard_from_leader(n, m->from);
-    int rv = __praft_set_commit(n, PR_MIN(m->commit, __praft_log_last(&n->log)));
+    int rv = praft__set_commit(n, PR_MIN(m->commit, praft__log_last(&n->log)));
     if (rv != 0) {
         return rv;
     }
     praft_msg r = {.type = PRAFT_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
-    return __praft_send(n, &r, false);
+    return praft__send(n, &r, false);
 }
 
-int __praft_handle_heartbeat_resp(praft_node *n, const praft_msg *m)
+int praft__handle_heartbeat_resp(praft_node *n, const praft_msg *m)
 {
-    praft_pr *p = __praft_pr_find(n, m->from);
+    praft_pr *p = praft__pr_find(n, m->from);
     if (p == NULL) {
         n->c.msgs_dropped_stale++;
         return 0;
@@ -334,17 +334,17 @@ int __praft_handle_heartbeat_resp(praft_node *n, const praft_msg *m)
     p->recently_active = true;
     if (p->state == PRAFT_PROGRESS_PROBE) {
         p->probe_sent = false;
-    } else if (p->state == PRAFT_PROGRESS_REPLICATE && __praft_pr_full(n, p)) {
+    } else if (p->state == PRAFT_PROGRESS_REPLICATE && praft__pr_full(n, p)) {
         /* An append may have been lost: let one more through; a gap makes the follower
          * reject it and the progress falls back to probing. */
-        __praft_pr_infl_free_to(n, p, p->infl[p->infl_start].index);
+        praft__pr_infl_free_to(n, p, p->infl[p->infl_start].index);
     }
     int rv = 0;
-    if (p->match < __praft_log_last(&n->log)) {
-        rv = __praft_send_append(n, p, p->state != PRAFT_PROGRESS_SNAPSHOT);
+    if (p->match < praft__log_last(&n->log)) {
+        rv = praft__send_append(n, p, p->state != PRAFT_PROGRESS_SNAPSHOT);
     }
     if (rv == 0 && m->context != 0) {
-        rv = __praft_reads_on_heartbeat_resp(n, m->from, m->context);
+        rv = praft__reads_on_heartbeat_resp(n, m->from, m->context);
     }
     return rv;
 }

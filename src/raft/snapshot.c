@@ -19,7 +19,7 @@ static bool same_snapshot(const praft_snapshot_meta *a, uint64_t index, uint64_t
     return a->index == index && a->term == term;
 }
 
-int __praft_start_snapshot(praft_node *n, praft_pr *p)
+int praft__start_snapshot(praft_node *n, praft_pr *p)
 {
     const praft_snapshot_meta *s = &n->log.snap;
     if (s->index == 0) {
@@ -36,15 +36,15 @@ int __praft_start_snapshot(praft_node *n, praft_pr *p)
     p->infl_n = 0;
     p->infl_bytes = 0;
     n->c.snapshots_sent++;
-    return __praft_send_snapshot_chunk(n, p);
+    return praft__send_snapshot_chunk(n, p);
 }
 
-int __praft_send_snapshot_chunk(praft_node *n, praft_pr *p)
+int praft__send_snapshot_chunk(praft_node *n, praft_pr *p)
 {
     const praft_snapshot_meta *s = &n->log.snap;
     if (!same_snapshot(s, p->snap_index, p->snap_term)) {
         /* A newer snapshot was taken: abort this transfer and send the new one. */
-        return __praft_start_snapshot(n, p);
+        return praft__start_snapshot(n, p);
     }
     size_t cap = (size_t)PR_MIN((uint64_t)n->o.snapshot_chunk_bytes, s->size - p->snap_offset);
     uint8_t *buf = NULL;
@@ -76,14 +76,14 @@ int __praft_send_snapshot_chunk(praft_node *n, praft_pr *p)
             goto err;
         }
     }
-    rv = __praft_track_free(n, meta);
+    rv = praft__track_free(n, meta);
     if (rv != 0) {
         goto err;
     }
     praft_snapshot_meta *tracked = meta;
     meta = NULL;
     if (buf != NULL) {
-        rv = __praft_track_free(n, buf);
+        rv = praft__track_free(n, buf);
         if (rv != 0) {
             free(buf); /* meta is tracked already */
             return rv;
@@ -96,7 +96,7 @@ int __praft_send_snapshot_chunk(praft_node *n, praft_pr *p)
                    .data = buf,
                    .len = len,
                    .done = p->snap_offset + len == s->size};
-    rv = __praft_send(n, &m, false);
+    rv = praft__send(n, &m, false);
     if (rv != 0) {
         return rv;
     }
@@ -109,9 +109,9 @@ err:
     return rv;
 }
 
-int __praft_handle_snapshot_resp(praft_node *n, const praft_msg *m)
+int praft__handle_snapshot_resp(praft_node *n, const praft_msg *m)
 {
-    praft_pr *p = __praft_pr_find(n, m->from);
+    praft_pr *p = praft__pr_find(n, m->from);
     if (p == NULL || p->state != PRAFT_PROGRESS_SNAPSHOT ||
         !(m->snapshot->index == p->snap_index && m->snapshot->term == p->snap_term) ||
         m->offset > p->snap_size) {
@@ -130,18 +130,18 @@ int __praft_handle_snapshot_resp(praft_node *n, const praft_msg *m)
     if (!m->reject && m->index != 0) {
         /* Installed: the follower's log now ends at m->index (at least the snapshot). */
         p->match = PR_MAX(p->match, m->index);
-        __praft_pr_become_probe(p);
-        return __praft_send_append(n, p, true);
+        praft__pr_become_probe(p);
+        return praft__send_append(n, p, true);
     }
     if (p->snap_offset < p->snap_size || m->reject) {
-        return __praft_send_snapshot_chunk(n, p);
+        return praft__send_snapshot_chunk(n, p);
     }
     /* Every byte is there; the follower acknowledges again once installed. */
     p->snap_inflight = true;
     return 0;
 }
 
-void __praft_tick_snapshots(praft_node *n)
+void praft__tick_snapshots(praft_node *n)
 {
     for (size_t i = 0; i < n->n_prs; i++) {
         praft_pr *p = &n->prs[i];
@@ -152,7 +152,7 @@ void __praft_tick_snapshots(praft_node *n)
             /* No progress: resume from the last acknowledged offset. */
             p->snap_inflight = false;
             p->snap_idle = 0;
-            (void)__praft_send_snapshot_chunk(n, p);
+            (void)praft__send_snapshot_chunk(n, p);
         }
     }
 }
@@ -169,7 +169,7 @@ static int reply(praft_node *n, uint64_t to, const praft_snapshot_meta *s, uint6
     meta->index = s->index;
     meta->term = s->term;
     meta->size = s->size;
-    int rv = __praft_track_free(n, meta);
+    int rv = praft__track_free(n, meta);
     if (rv != 0) {
         free(meta);
         return rv;
@@ -181,35 +181,35 @@ static int reply(praft_node *n, uint64_t to, const praft_snapshot_meta *s, uint6
                    .reject = reject,
                    .index = index};
     /* An acknowledgement vouches for stored chunks: after the write. */
-    return __praft_send(n, &r, true);
+    return praft__send(n, &r, true);
 }
 
-void __praft_snapshot_rx_reset(praft_node *n)
+void praft__snapshot_rx_reset(praft_node *n)
 {
     n->rx_active = false;
     n->rx_next = 0;
 }
 
-int __praft_handle_snapshot(praft_node *n, const praft_msg *m)
+int praft__handle_snapshot(praft_node *n, const praft_msg *m)
 {
     const praft_snapshot_meta *s = m->snapshot;
     n->election_elapsed = 0;
     if (n->leader != m->from) {
         n->leader = m->from;
-        __praft_reads_leader_changed(n);
+        praft__reads_leader_changed(n);
     }
     if (s->index <= n->commit) {
         /* Older than what we know committed: nothing to install (§7). */
         return reply(n, m->from, s, s->size, false, n->commit);
     }
-    if (__praft_log_term_or0(n, s->index) == s->term) {
+    if (praft__log_term_or0(n, s->index) == s->term) {
         /* Our log already holds the snapshot's last entry, hence everything before it (Log
          * Matching, §5.3): keep the log and its suffix, which a snapshot would discard. */
-        int rv = __praft_set_commit(n, s->index);
+        int rv = praft__set_commit(n, s->index);
         if (rv != 0) {
             return rv;
         }
-        __praft_snapshot_rx_reset(n);
+        praft__snapshot_rx_reset(n);
         return reply(n, m->from, s, s->size, false, s->index);
     }
     bool same = n->rx_active && same_snapshot(&n->rx_meta, s->index, s->term);
@@ -255,18 +255,18 @@ int __praft_handle_snapshot(praft_node *n, const praft_msg *m)
     return reply(n, m->from, s, n->rx_next, false, 0);
 }
 
-int __praft_snapshot_advance(praft_node *n)
+int praft__snapshot_advance(praft_node *n)
 {
     /* The last chunk is durable: install the snapshot (§7). */
     praft_snapshot_meta s = n->rx_meta;
     uint64_t to = n->rx_leader;
     n->rx_complete = false;
-    __praft_snapshot_rx_reset(n);
+    praft__snapshot_rx_reset(n);
     if (s.index <= n->commit) {
         return reply(n, to, &s, s.size, false, n->commit);
     }
-    __praft_log_restore(n, &s);
-    __praft_cfg_restored(n, &s.config);
+    praft__log_restore(n, &s);
+    praft__cfg_restored(n, &s.config);
     n->commit = s.index;
     n->applied = s.index;
     n->install_pending = true;
@@ -281,7 +281,7 @@ int praft_snapshot_taken(praft_node *n, praft_snapshot_meta *meta)
         return PT_EINVAL;
     }
     if (meta->term == 0) {
-        int rv = __praft_log_term(n, meta->index, &meta->term);
+        int rv = praft__log_term(n, meta->index, &meta->term);
         if (rv != 0) {
             return rv;
         }

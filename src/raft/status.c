@@ -63,7 +63,7 @@ void praft_status_get(praft_node *n, praft_status *out)
     out->commit = n->commit;
     out->applied = n->applied;
     out->first_index = n->log.snap.index + 1;
-    out->last_index = __praft_log_last(&n->log);
+    out->last_index = praft__log_last(&n->log);
     out->snapshot_index = n->log.snap.index;
     out->snapshot_term = n->log.snap.term;
     out->transferee = n->transferee;

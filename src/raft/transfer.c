@@ -11,28 +11,28 @@ static int send_timeout_now(praft_node *n, uint64_t to)
     /* The target's election ignores leader stickiness, so no lease holds from now on in this
      * term (thesis §6.4.1): reads take a heartbeat round. */
     n->lease_void = true;
-    return __praft_send(n, &m, false);
+    return praft__send(n, &m, false);
 }
 
-int __praft_transfer_check(praft_node *n, praft_pr *p)
+int praft__transfer_check(praft_node *n, praft_pr *p)
 {
-    if (p->id == n->transferee && p->match == __praft_log_last(&n->log)) {
+    if (p->id == n->transferee && p->match == praft__log_last(&n->log)) {
         return send_timeout_now(n, p->id);
     }
     return 0;
 }
 
-void __praft_tick_transfer(praft_node *n)
+void praft__tick_transfer(praft_node *n)
 {
     if (n->transferee == PRAFT_NONE) {
         return;
     }
     if (++n->transfer_elapsed >= n->o.election_ticks) {
-        __praft_transfer_abort(n);
+        praft__transfer_abort(n);
     }
 }
 
-void __praft_transfer_abort(praft_node *n)
+void praft__transfer_abort(praft_node *n)
 {
     n->transferee = PRAFT_NONE;
     n->transfer_elapsed = 0;
@@ -54,7 +54,7 @@ int praft_transfer_leadership(praft_node *n, uint64_t to)
         praft_pr *best = NULL;
         for (size_t i = 0; i < n->n_prs; i++) {
             praft_pr *p = &n->prs[i];
-            if (__praft_cfg_is_voter(&n->cfg, p->id) && (best == NULL || p->match > best->match)) {
+            if (praft__cfg_is_voter(&n->cfg, p->id) && (best == NULL || p->match > best->match)) {
                 best = p;
             }
         }
@@ -63,17 +63,17 @@ int praft_transfer_leadership(praft_node *n, uint64_t to)
         }
         to = best->id;
     }
-    if (to == n->id || !__praft_cfg_is_voter(&n->cfg, to)) {
+    if (to == n->id || !praft__cfg_is_voter(&n->cfg, to)) {
         return PT_EINVAL;
     }
-    praft_pr *p = __praft_pr_find(n, to);
+    praft_pr *p = praft__pr_find(n, to);
     if (p == NULL) {
         return PT_EINVAL;
     }
     n->transferee = to;
     n->transfer_elapsed = 0;
-    if (p->match == __praft_log_last(&n->log)) {
+    if (p->match == praft__log_last(&n->log)) {
         return send_timeout_now(n, to);
     }
-    return __praft_send_append(n, p, false);
+    return praft__send_append(n, p, false);
 }

@@ -12,14 +12,14 @@
 
 #include "platoon/raft.h"
 
-static inline void __pstore_put64(uint8_t *p, uint64_t v)
+static inline void pstore__put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
-static inline uint64_t __pstore_get64(const uint8_t *p)
+static inline uint64_t pstore__get64(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) {
@@ -28,27 +28,27 @@ static inline uint64_t __pstore_get64(const uint8_t *p)
     return v;
 }
 
-static inline void __pstore_put32(uint8_t *p, uint32_t v)
+static inline void pstore__put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
-static inline uint32_t __pstore_get32(const uint8_t *p)
+static inline uint32_t pstore__get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* Log keys: big-endian index. */
-static inline void __pstore_key_put(uint8_t key[8], uint64_t index)
+static inline void pstore__key_put(uint8_t key[8], uint64_t index)
 {
     for (int i = 0; i < 8; i++) {
         key[i] = (uint8_t)(index >> (56 - 8 * i));
     }
 }
 
-static inline uint64_t __pstore_key_get(const uint8_t key[8])
+static inline uint64_t pstore__key_get(const uint8_t key[8])
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) {
@@ -64,25 +64,25 @@ static inline uint64_t __pstore_key_get(const uint8_t key[8])
  */
 #define PSTORE_ENTRY_HDR 24u
 
-size_t __pstore_entry_size(const praft_entry *e);
-/* Writes the value of @e into @buf (room for __pstore_entry_size(e) bytes). */
-void __pstore_entry_encode(const praft_entry *e, uint8_t *buf);
+size_t pstore__entry_size(const praft_entry *e);
+/* Writes the value of @e into @buf (room for pstore__entry_size(e) bytes). */
+void pstore__entry_encode(const praft_entry *e, uint8_t *buf);
 /*
  * Checks and decodes a value stored under @index. Fills @e (data points into @buf, not
  * copied). On failure returns PT_ECORRUPT and a static description in *why.
  */
-int __pstore_entry_decode(uint64_t index, const uint8_t *buf, size_t len, praft_entry *e,
-                          const char **why);
+int pstore__entry_decode(uint64_t index, const uint8_t *buf, size_t len, praft_entry *e,
+                         const char **why);
 
 /* Metadata records: payload followed by the XXH3-64 of the payload. */
 #define PSTORE_REC_SUM 8u
-void __pstore_rec_seal(uint8_t *buf, size_t payload_len);
-bool __pstore_rec_ok(const uint8_t *buf, size_t len);
+void pstore__rec_seal(uint8_t *buf, size_t payload_len);
+bool pstore__rec_ok(const uint8_t *buf, size_t len);
 
 /* Configurations: joint(1) n(4) then per member id(8) role(1) old_role(1) addr_len(2) addr. */
 #define PSTORE_CONFIG_MAX (5u + PRAFT_MAX_MEMBERS * (12u + PRAFT_ADDRESS_MAX))
-size_t __pstore_config_encode(const praft_config *c, uint8_t *buf);
-int __pstore_config_decode(const uint8_t *buf, size_t len, praft_config *c, size_t *used);
+size_t pstore__config_encode(const praft_config *c, uint8_t *buf);
+int pstore__config_decode(const uint8_t *buf, size_t len, praft_config *c, size_t *used);
 
 /*
  * Snapshot file: header, payload, trailer.
@@ -107,15 +107,15 @@ typedef struct pstore_snap_hdr {
     uint64_t header_len;
 } pstore_snap_hdr;
 
-size_t __pstore_snap_hdr_encode(const pstore_snap_hdr *h, uint8_t *buf);
+size_t pstore__snap_hdr_encode(const pstore_snap_hdr *h, uint8_t *buf);
 /* Fills the trailer of @h (header bytes @hdr, @hdr_len) into @trailer. */
-void __pstore_snap_trailer_encode(const pstore_snap_hdr *h, const uint8_t *hdr, size_t hdr_len,
-                                  uint8_t trailer[PSTORE_SNAP_TRAILER]);
+void pstore__snap_trailer_encode(const pstore_snap_hdr *h, const uint8_t *hdr, size_t hdr_len,
+                                 uint8_t trailer[PSTORE_SNAP_TRAILER]);
 /* Parses a trailer; PT_ECORRUPT with *why on a bad magic or impossible sizes for @file_size. */
-int __pstore_snap_trailer_decode(const uint8_t trailer[PSTORE_SNAP_TRAILER], uint64_t file_size,
-                                 pstore_snap_hdr *h, const char **why);
+int pstore__snap_trailer_decode(const uint8_t trailer[PSTORE_SNAP_TRAILER], uint64_t file_size,
+                                pstore_snap_hdr *h, const char **why);
 /* Parses and verifies the header (h->header_len bytes at @hdr) against the trailer. */
-int __pstore_snap_hdr_decode(const uint8_t *hdr, const uint8_t trailer[PSTORE_SNAP_TRAILER],
-                             pstore_snap_hdr *h, const char **why);
+int pstore__snap_hdr_decode(const uint8_t *hdr, const uint8_t trailer[PSTORE_SNAP_TRAILER],
+                            pstore_snap_hdr *h, const char **why);
 
 #endif

@@ -96,45 +96,45 @@ struct pstore {
 };
 
 /* Records the message of a failure (printf-style) and returns @code. */
-int __pstore_fail(pstore *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int pstore__fail(pstore *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Same, into a caller's buffer (for open, before a handle exists). */
-int __pstore_fail_buf(char *err, size_t cap, int code, const char *fmt, ...)
+int pstore__fail_buf(char *err, size_t cap, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Allocates a pstore with the common fields set; the backend fills ops and be. */
-int __pstore_alloc(const pstore_options *opts, const char *name, pstore **out);
-void __pstore_free(pstore *s);
+int pstore__alloc(const pstore_options *opts, const char *name, pstore **out);
+void pstore__free(pstore *s);
 
 /* Metadata record encoders (store.c): write into @buf, return the length. */
 #define PSTORE_REC_MAX (24u + PSTORE_CONFIG_MAX)
-size_t __pstore_rec_hard_state(const praft_hard_state *hs, uint8_t *buf);
-size_t __pstore_rec_pair(uint64_t a, uint64_t b, uint8_t *buf);
-size_t __pstore_rec_config(uint64_t index, const praft_config *c, uint8_t *buf);
-size_t __pstore_rec_u32(uint32_t v, uint8_t *buf);
-int __pstore_rec_parse_hard_state(const uint8_t *buf, size_t len, praft_hard_state *hs);
-int __pstore_rec_parse_pair(const uint8_t *buf, size_t len, uint64_t *a, uint64_t *b);
-int __pstore_rec_parse_config(const uint8_t *buf, size_t len, uint64_t *index, praft_config *c);
-int __pstore_rec_parse_u32(const uint8_t *buf, size_t len, uint32_t *v);
+size_t pstore__rec_hard_state(const praft_hard_state *hs, uint8_t *buf);
+size_t pstore__rec_pair(uint64_t a, uint64_t b, uint8_t *buf);
+size_t pstore__rec_config(uint64_t index, const praft_config *c, uint8_t *buf);
+size_t pstore__rec_u32(uint32_t v, uint8_t *buf);
+int pstore__rec_parse_hard_state(const uint8_t *buf, size_t len, praft_hard_state *hs);
+int pstore__rec_parse_pair(const uint8_t *buf, size_t len, uint64_t *a, uint64_t *b);
+int pstore__rec_parse_config(const uint8_t *buf, size_t len, uint64_t *index, praft_config *c);
+int pstore__rec_parse_u32(const uint8_t *buf, size_t len, uint32_t *v);
 
 /* Snapshots (snapshot.c). */
 /* Verifies the complete snapshot (index, term) through blob_read, reading all of it; fills
  * @info (size, checksum, raw size) and the configuration. */
-int __pstore_snap_verify(pstore *s, uint64_t index, uint64_t term, uint64_t size,
-                         pstore_snap_info *info, praft_config *config);
+int pstore__snap_verify(pstore *s, uint64_t index, uint64_t term, uint64_t size,
+                        pstore_snap_info *info, praft_config *config);
 /* Adds a verified snapshot to the list (kept sorted, newest first). */
-void __pstore_snap_add(pstore *s, const pstore_snap_info *info);
+void pstore__snap_add(pstore *s, const pstore_snap_info *info);
 /* Removes snapshots beyond the keep count among those at or below the current one, and any
  * snapshot newer than the current one unless @keep_newer. */
-void __pstore_snap_prune(pstore *s, bool keep_newer);
+void pstore__snap_prune(pstore *s, bool keep_newer);
 /* Index in s->snaps of (index, term), or -1. */
-int __pstore_snap_find(const pstore *s, uint64_t index, uint64_t term);
+int pstore__snap_find(const pstore *s, uint64_t index, uint64_t term);
 /* Reads the configuration in the header of the complete snapshot (index, term). */
-int __pstore_snap_config(pstore *s, uint64_t index, uint64_t term, praft_config *config);
+int pstore__snap_config(pstore *s, uint64_t index, uint64_t term, praft_config *config);
 /* "snapshots/snap-<index>-<term>.psnap" */
-void __pstore_snap_filename(uint64_t index, uint64_t term, char *buf, size_t cap);
+void pstore__snap_filename(uint64_t index, uint64_t term, char *buf, size_t cap);
 /* Records (index, term) as the current snapshot durably. */
-int __pstore_snap_set_current(pstore *s, size_t pos);
+int pstore__snap_set_current(pstore *s, size_t pos);
 
-extern const pstore_ops __pstore_memory_ops;
+extern const pstore_ops pstore__memory_ops;
 
 #endif

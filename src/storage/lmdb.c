@@ -32,10 +32,10 @@ static int mdb_fail(pstore *s, int rc, const char *what)
     case ENOSPC:
     case EDQUOT:
     case EFBIG:
-        return __pstore_fail(s, PT_ENOSPC,
-                             "%s: %s: no space left (%s); the write was not done, nothing "
-                             "written before is lost",
-                             ls->log_file, what, mdb_strerror(rc));
+        return pstore__fail(s, PT_ENOSPC,
+                            "%s: %s: no space left (%s); the write was not done, nothing "
+                            "written before is lost",
+                            ls->log_file, what, mdb_strerror(rc));
     case ENOMEM:
         code = PT_ENOMEM;
         break;
@@ -51,7 +51,7 @@ static int mdb_fail(pstore *s, int rc, const char *what)
     default:
         break;
     }
-    return __pstore_fail(s, code, "%s: %s: %s", ls->log_file, what, mdb_strerror(rc));
+    return pstore__fail(s, code, "%s: %s: %s", ls->log_file, what, mdb_strerror(rc));
 }
 
 static int rtxn_begin(pstore *s)
@@ -73,8 +73,8 @@ static void rtxn_end(pstore *s)
 
 static int entry_corrupt(pstore *s, uint64_t index, const char *why)
 {
-    return __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: %s", ((lstore *)s->be)->log_file,
-                         (unsigned long long)index, why);
+    return pstore__fail(s, PT_ECORRUPT, "%s: entry %llu: %s", ((lstore *)s->be)->log_file,
+                        (unsigned long long)index, why);
 }
 
 /* ---- writes ---- */
@@ -103,7 +103,7 @@ static int apply(lstore *ls, MDB_txn *txn, const pstore_change *c)
     } else if (c->del_from != 0) {
         /* §5.3: the conflicting suffix, newest first. */
         while ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 && k.mv_size == 8 &&
-               __pstore_key_get(k.mv_data) >= c->del_from) {
+               pstore__key_get(k.mv_data) >= c->del_from) {
             if ((rc = mdb_cursor_del(cur, 0)) != 0) {
                 break;
             }
@@ -112,7 +112,7 @@ static int apply(lstore *ls, MDB_txn *txn, const pstore_change *c)
     }
     if (rc == 0 && c->del_upto != 0) {
         while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 && k.mv_size == 8 &&
-               __pstore_key_get(k.mv_data) <= c->del_upto) {
+               pstore__key_get(k.mv_data) <= c->del_upto) {
             if ((rc = mdb_cursor_del(cur, 0)) != 0) {
                 break;
             }
@@ -124,13 +124,13 @@ static int apply(lstore *ls, MDB_txn *txn, const pstore_change *c)
     }
     for (size_t i = 0; rc == 0 && i < c->n_entries; i++) {
         const praft_entry *e = &c->entries[i];
-        __pstore_key_put(kb, e->index);
+        pstore__key_put(kb, e->index);
         k = (MDB_val){8, kb};
-        v = (MDB_val){__pstore_entry_size(e), NULL};
+        v = (MDB_val){pstore__entry_size(e), NULL};
         /* The log only grows at its end: MDB_APPEND skips the search and keeps pages full. */
         rc = mdb_put(txn, ls->log_dbi, &k, &v, MDB_APPEND | MDB_RESERVE);
         if (rc == 0) {
-            __pstore_entry_encode(e, v.mv_data);
+            pstore__entry_encode(e, v.mv_data);
         }
     }
     if (rc == 0 && c->hard_state) {
@@ -185,7 +185,7 @@ static bool out_of_space(lstore *ls)
 #define PREALLOC_STEP    (4u << 20)
 #define PREALLOC_RESERVE (64ull << 20)
 
-void __pstore_lmdb_prealloc(pstore *s)
+void pstore__lmdb_prealloc(pstore *s)
 {
     static uint8_t zeros[1 << 16]; /* never written: .bss */
     lstore *ls = s->be;
@@ -259,7 +259,7 @@ static int lmdb_commit(pstore *s, const pstore_change *c)
             mdb_txn_abort(txn);
         }
         if (rc == 0) {
-            __pstore_lmdb_prealloc(s);
+            pstore__lmdb_prealloc(s);
             return 0;
         }
         if (rc == EIO && out_of_space(ls)) {
@@ -278,7 +278,7 @@ static int lmdb_commit(pstore *s, const pstore_change *c)
         ls->map_size = bigger;
         PT_INFO("%s: map grown to %zu MiB", ls->log_file, bigger >> 20);
     }
-    return __pstore_fail(s, PT_ENOSPC, "%s: the map cannot grow any further", ls->log_file);
+    return pstore__fail(s, PT_ENOSPC, "%s: the map cannot grow any further", ls->log_file);
 }
 
 /* ---- reads ---- */
@@ -291,7 +291,7 @@ static int lmdb_term(pstore *s, uint64_t index, uint64_t *term)
         return rv;
     }
     uint8_t kb[8];
-    __pstore_key_put(kb, index);
+    pstore__key_put(kb, index);
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(ls->rtxn, ls->log_dbi, &k, &v);
     if (rc == MDB_NOTFOUND) {
@@ -301,7 +301,7 @@ static int lmdb_term(pstore *s, uint64_t index, uint64_t *term)
     } else {
         praft_entry e;
         const char *why = NULL;
-        rv = __pstore_entry_decode(index, v.mv_data, v.mv_size, &e, &why);
+        rv = pstore__entry_decode(index, v.mv_data, v.mv_size, &e, &why);
         if (rv != 0) {
             rv = entry_corrupt(s, index, why);
         } else {
@@ -329,7 +329,7 @@ static int walk(pstore *s, uint64_t lo, uint64_t hi, entry_fn fn, void *arg)
         goto out;
     }
     uint8_t kb[8];
-    __pstore_key_put(kb, lo);
+    pstore__key_put(kb, lo);
     MDB_val k = {8, kb}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     bool stop = false;
@@ -338,7 +338,7 @@ static int walk(pstore *s, uint64_t lo, uint64_t hi, entry_fn fn, void *arg)
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         if (rc == MDB_NOTFOUND ||
-            (rc == 0 && (k.mv_size != 8 || __pstore_key_get(k.mv_data) != i))) {
+            (rc == 0 && (k.mv_size != 8 || pstore__key_get(k.mv_data) != i))) {
             rv = entry_corrupt(s, i, "missing from the log (the log has a gap)");
             goto out;
         }
@@ -348,7 +348,7 @@ static int walk(pstore *s, uint64_t lo, uint64_t hi, entry_fn fn, void *arg)
         }
         praft_entry e;
         const char *why = NULL;
-        if (__pstore_entry_decode(i, v.mv_data, v.mv_size, &e, &why) != 0) {
+        if (pstore__entry_decode(i, v.mv_data, v.mv_size, &e, &why) != 0) {
             rv = entry_corrupt(s, i, why);
             goto out;
         }
@@ -442,9 +442,9 @@ static int lmdb_check(pstore *s)
         return mdb_fail(s, rc, "stat");
     }
     if (st.ms_entries != s->last_index - s->base_index) {
-        return __pstore_fail(s, PT_ECORRUPT, "%s: the log holds %zu entries, expected %llu",
-                             ls->log_file, st.ms_entries,
-                             (unsigned long long)(s->last_index - s->base_index));
+        return pstore__fail(s, PT_ECORRUPT, "%s: the log holds %zu entries, expected %llu",
+                            ls->log_file, st.ms_entries,
+                            (unsigned long long)(s->last_index - s->base_index));
     }
     return 0;
 }
@@ -473,18 +473,18 @@ static void lmdb_close(pstore *s)
     s->be = NULL;
 }
 
-const pstore_ops __pstore_lmdb_ops = {
+const pstore_ops pstore__lmdb_ops = {
     .close = lmdb_close,
     .commit = lmdb_commit,
     .read = lmdb_read,
     .term = lmdb_term,
     .check = lmdb_check,
-    .tmp_create = __pstore_file_tmp_create,
-    .tmp_append = __pstore_file_tmp_append,
-    .tmp_sync = __pstore_file_tmp_sync,
-    .tmp_read = __pstore_file_tmp_read,
-    .tmp_publish = __pstore_file_tmp_publish,
-    .tmp_drop = __pstore_file_tmp_drop,
-    .blob_read = __pstore_file_blob_read,
-    .blob_remove = __pstore_file_blob_remove,
+    .tmp_create = pstore__file_tmp_create,
+    .tmp_append = pstore__file_tmp_append,
+    .tmp_sync = pstore__file_tmp_sync,
+    .tmp_read = pstore__file_tmp_read,
+    .tmp_publish = pstore__file_tmp_publish,
+    .tmp_drop = pstore__file_tmp_drop,
+    .blob_read = pstore__file_blob_read,
+    .blob_remove = pstore__file_blob_remove,
 };

@@ -69,16 +69,16 @@ static int env_open(pstore *s, const char *path, size_t map_size, MDB_env **out)
             mdb_env_close(env);
         }
         if (rc == MDB_INVALID) {
-            return __pstore_fail(s, PT_ECORRUPT,
-                                 "%s/data.mdb: not an LMDB file, or its meta pages are damaged",
-                                 path);
+            return pstore__fail(s, PT_ECORRUPT,
+                                "%s/data.mdb: not an LMDB file, or its meta pages are damaged",
+                                path);
         }
         if (rc == MDB_VERSION_MISMATCH) {
-            return __pstore_fail(s, PT_EVERSION, "%s/data.mdb: written by another LMDB version",
-                                 path);
+            return pstore__fail(s, PT_EVERSION, "%s/data.mdb: written by another LMDB version",
+                                path);
         }
-        return __pstore_fail(s, rc == ENOSPC ? PT_ENOSPC : (rc == ENOENT ? PT_ECORRUPT : PT_EIO),
-                             "%s/data.mdb: cannot open: %s", path, mdb_strerror(rc));
+        return pstore__fail(s, rc == ENOSPC ? PT_ENOSPC : (rc == ENOENT ? PT_ECORRUPT : PT_EIO),
+                            "%s/data.mdb: cannot open: %s", path, mdb_strerror(rc));
     }
     *out = env;
     return 0;
@@ -93,7 +93,7 @@ static int init_dir(pstore *s, const char *dir)
     snprintf(final, sizeof(final), "%s/log", dir);
     nftw(tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     if (mkdir(tmp, 0700) != 0) {
-        return __pstore_errno(s, errno, tmp, "mkdir");
+        return pstore__errno(s, errno, tmp, "mkdir");
     }
     MDB_env *env = NULL;
     int rv = env_open(s, tmp, s->opts.initial_map_size, &env);
@@ -116,10 +116,10 @@ static int init_dir(pstore *s, const char *dir)
         MDB_val k_ = {strlen(key), (void *)(key)}, v_ = {(len), rec}; \
         rc = mdb_put(txn, meta_dbi, &k_, &v_, 0);                     \
     }
-    PUT("format", __pstore_rec_u32(PSTORE_FORMAT_VERSION, rec));
-    PUT("identity", __pstore_rec_pair(s->opts.cluster_id, s->opts.node_id, rec));
-    PUT("hard_state", __pstore_rec_hard_state(&hs, rec));
-    PUT("base", __pstore_rec_pair(0, 0, rec));
+    PUT("format", pstore__rec_u32(PSTORE_FORMAT_VERSION, rec));
+    PUT("identity", pstore__rec_pair(s->opts.cluster_id, s->opts.node_id, rec));
+    PUT("hard_state", pstore__rec_hard_state(&hs, rec));
+    PUT("base", pstore__rec_pair(0, 0, rec));
 #undef PUT
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
@@ -131,16 +131,16 @@ static int init_dir(pstore *s, const char *dir)
     }
     mdb_env_close(env);
     if (rc != 0) {
-        return __pstore_fail(s, rc == ENOSPC ? PT_ENOSPC : PT_EIO, "%s: cannot initialise: %s", tmp,
-                             mdb_strerror(rc));
+        return pstore__fail(s, rc == ENOSPC ? PT_ENOSPC : PT_EIO, "%s: cannot initialise: %s", tmp,
+                            mdb_strerror(rc));
     }
-    if ((rv = __pstore_fsync_dir(s, tmp)) != 0) {
+    if ((rv = pstore__fsync_dir(s, tmp)) != 0) {
         return rv;
     }
     if (rename(tmp, final) != 0) {
-        return __pstore_errno(s, errno, final, "rename");
+        return pstore__errno(s, errno, final, "rename");
     }
-    if ((rv = __pstore_fsync_dir(s, dir)) != 0) {
+    if ((rv = pstore__fsync_dir(s, dir)) != 0) {
         return rv;
     }
     PT_INFO("%s: initialised for cluster %llu node %llu", dir,
@@ -159,16 +159,16 @@ static int get_rec(pstore *s, const char *key, MDB_val *v, bool *found)
         return 0;
     }
     if (rc != 0) {
-        return __pstore_fail(s, PT_ECORRUPT, "%s: metadata record '%s': %s", ls->log_file, key,
-                             mdb_strerror(rc));
+        return pstore__fail(s, PT_ECORRUPT, "%s: metadata record '%s': %s", ls->log_file, key,
+                            mdb_strerror(rc));
     }
     return 0;
 }
 
 static int bad_rec(pstore *s, const char *key, const char *why)
 {
-    return __pstore_fail(s, PT_ECORRUPT, "%s: metadata record '%s' %s", ((lstore *)s->be)->log_file,
-                         key, why);
+    return pstore__fail(s, PT_ECORRUPT, "%s: metadata record '%s' %s", ((lstore *)s->be)->log_file,
+                        key, why);
 }
 
 static int load_meta(pstore *s, bool *has_snap, uint64_t *snap_index, uint64_t *snap_term)
@@ -185,46 +185,46 @@ static int load_meta(pstore *s, bool *has_snap, uint64_t *snap_index, uint64_t *
     }
     GET("format", true);
     uint32_t version = 0;
-    if (__pstore_rec_parse_u32(v.mv_data, v.mv_size, &version) != 0) {
+    if (pstore__rec_parse_u32(v.mv_data, v.mv_size, &version) != 0) {
         return bad_rec(s, "format", "fails its checksum");
     }
     if (version != PSTORE_FORMAT_VERSION) {
-        return __pstore_fail(s, PT_EVERSION, "%s: format version %u, this program reads %u",
-                             ((lstore *)s->be)->log_file, version, PSTORE_FORMAT_VERSION);
+        return pstore__fail(s, PT_EVERSION, "%s: format version %u, this program reads %u",
+                            ((lstore *)s->be)->log_file, version, PSTORE_FORMAT_VERSION);
     }
     s->version = version;
     GET("identity", true);
     uint64_t cluster = 0, node = 0;
-    if (__pstore_rec_parse_pair(v.mv_data, v.mv_size, &cluster, &node) != 0) {
+    if (pstore__rec_parse_pair(v.mv_data, v.mv_size, &cluster, &node) != 0) {
         return bad_rec(s, "identity", "fails its checksum");
     }
     if (s->opts.cluster_id == 0 && s->opts.node_id == 0) {
         s->opts.cluster_id = cluster; /* inspection: take the recorded identity */
         s->opts.node_id = node;
     } else if (cluster != s->opts.cluster_id || node != s->opts.node_id) {
-        return __pstore_fail(
+        return pstore__fail(
             s, PT_EMISMATCH, "%s: belongs to cluster %llu node %llu, not cluster %llu node %llu",
             s->name, (unsigned long long)cluster, (unsigned long long)node,
             (unsigned long long)s->opts.cluster_id, (unsigned long long)s->opts.node_id);
     }
     GET("hard_state", true);
-    if (__pstore_rec_parse_hard_state(v.mv_data, v.mv_size, &s->hs) != 0) {
+    if (pstore__rec_parse_hard_state(v.mv_data, v.mv_size, &s->hs) != 0) {
         return bad_rec(s, "hard_state", "fails its checksum");
     }
     GET("base", true);
-    if (__pstore_rec_parse_pair(v.mv_data, v.mv_size, &s->base_index, &s->base_term) != 0) {
+    if (pstore__rec_parse_pair(v.mv_data, v.mv_size, &s->base_index, &s->base_term) != 0) {
         return bad_rec(s, "base", "fails its checksum");
     }
     GET("config", false);
     if (found) {
-        if (__pstore_rec_parse_config(v.mv_data, v.mv_size, &s->config_index, &s->config) != 0) {
+        if (pstore__rec_parse_config(v.mv_data, v.mv_size, &s->config_index, &s->config) != 0) {
             return bad_rec(s, "config", "fails its checksum");
         }
         s->has_config = true;
     }
     GET("snapshot", false);
     *has_snap = found;
-    if (found && __pstore_rec_parse_pair(v.mv_data, v.mv_size, snap_index, snap_term) != 0) {
+    if (found && pstore__rec_parse_pair(v.mv_data, v.mv_size, snap_index, snap_term) != 0) {
         return bad_rec(s, "snapshot", "fails its checksum");
     }
 #undef GET
@@ -245,8 +245,8 @@ static int check_log(pstore *s)
         rc = mdb_cursor_open(ls->rtxn, ls->log_dbi, &cur);
     }
     if (rc != 0) {
-        return __pstore_fail(s, PT_ECORRUPT, "%s: cannot read the log: %s", ls->log_file,
-                             mdb_strerror(rc));
+        return pstore__fail(s, PT_ECORRUPT, "%s: cannot read the log: %s", ls->log_file,
+                            mdb_strerror(rc));
     }
     MDB_val k, v;
     s->last_index = s->base_index;
@@ -255,47 +255,46 @@ static int check_log(pstore *s)
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     if (rc != 0 || k.mv_size != 8) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: cannot read the log's first entry: %s",
-                           ls->log_file, rc ? mdb_strerror(rc) : "bad key");
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: cannot read the log's first entry: %s", ls->log_file,
+                          rc ? mdb_strerror(rc) : "bad key");
         goto out;
     }
-    uint64_t first = __pstore_key_get(k.mv_data);
+    uint64_t first = pstore__key_get(k.mv_data);
     if (first != s->base_index + 1) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: the log should start at %llu",
-                           ls->log_file, (unsigned long long)first,
-                           (unsigned long long)s->base_index + 1);
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: entry %llu: the log should start at %llu",
+                          ls->log_file, (unsigned long long)first,
+                          (unsigned long long)s->base_index + 1);
         goto out;
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     if (rc != 0 || k.mv_size != 8) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: cannot read the log's last entry: %s", ls->log_file,
-                           rc ? mdb_strerror(rc) : "bad key");
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: cannot read the log's last entry: %s", ls->log_file,
+                          rc ? mdb_strerror(rc) : "bad key");
         goto out;
     }
-    uint64_t last = __pstore_key_get(k.mv_data);
+    uint64_t last = pstore__key_get(k.mv_data);
     if (last < first || last - first + 1 != st.ms_entries) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: the log %llu..%llu holds %zu entries: it has gaps",
-                           ls->log_file, (unsigned long long)first, (unsigned long long)last,
-                           st.ms_entries);
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: the log %llu..%llu holds %zu entries: it has gaps",
+                          ls->log_file, (unsigned long long)first, (unsigned long long)last,
+                          st.ms_entries);
         goto out;
     }
     uint64_t expect = last, next_term = UINT64_MAX;
     for (int i = 0; i < TAIL_CHECK && rc == 0 && expect >= first; i++) {
         praft_entry e;
         const char *why = NULL;
-        if (k.mv_size != 8 || __pstore_key_get(k.mv_data) != expect) {
-            rv = __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: missing (the log has a gap)",
-                               ls->log_file, (unsigned long long)expect);
+        if (k.mv_size != 8 || pstore__key_get(k.mv_data) != expect) {
+            rv = pstore__fail(s, PT_ECORRUPT, "%s: entry %llu: missing (the log has a gap)",
+                              ls->log_file, (unsigned long long)expect);
             goto out;
         }
-        if (__pstore_entry_decode(expect, v.mv_data, v.mv_size, &e, &why) != 0) {
-            rv = __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: %s", ls->log_file,
-                               (unsigned long long)expect, why);
+        if (pstore__entry_decode(expect, v.mv_data, v.mv_size, &e, &why) != 0) {
+            rv = pstore__fail(s, PT_ECORRUPT, "%s: entry %llu: %s", ls->log_file,
+                              (unsigned long long)expect, why);
             goto out;
         }
         if (e.term > next_term || e.term < s->base_term) {
-            rv =
-                __pstore_fail(s, PT_ECORRUPT, "%s: entry %llu: term %llu out of order",
+            rv = pstore__fail(s, PT_ECORRUPT, "%s: entry %llu: term %llu out of order",
                               ls->log_file, (unsigned long long)expect, (unsigned long long)e.term);
             goto out;
         }
@@ -304,8 +303,8 @@ static int check_log(pstore *s)
         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
     }
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: reading the log's tail: %s", ls->log_file,
-                           mdb_strerror(rc));
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: reading the log's tail: %s", ls->log_file,
+                          mdb_strerror(rc));
         goto out;
     }
     s->last_index = last;
@@ -319,46 +318,46 @@ static int open_snapshots(pstore *s, bool has_snap, uint64_t snap_index, uint64_
     lstore *ls = s->be;
     if (!exists(ls->snap_dir)) {
         if (has_snap) {
-            return __pstore_fail(s, PT_ECORRUPT,
-                                 "%s: missing, but snapshot %llu is recorded as current",
-                                 ls->snap_dir, (unsigned long long)snap_index);
+            return pstore__fail(s, PT_ECORRUPT,
+                                "%s: missing, but snapshot %llu is recorded as current",
+                                ls->snap_dir, (unsigned long long)snap_index);
         }
         /* Initialisation stopped between creating the log and this folder. */
         if (mkdir(ls->snap_dir, 0700) != 0) {
-            return __pstore_errno(s, errno, ls->snap_dir, "mkdir");
+            return pstore__errno(s, errno, ls->snap_dir, "mkdir");
         }
-        int rv = __pstore_fsync_dir(s, s->name);
+        int rv = pstore__fsync_dir(s, s->name);
         if (rv != 0) {
             return rv;
         }
     }
-    int rv = __pstore_files_scan(s);
+    int rv = pstore__files_scan(s);
     if (rv != 0) {
         return rv;
     }
     if (has_snap) {
-        int pos = __pstore_snap_find(s, snap_index, snap_term);
+        int pos = pstore__snap_find(s, snap_index, snap_term);
         if (pos < 0) {
             char name[96];
-            __pstore_snap_filename(snap_index, snap_term, name, sizeof(name));
-            return __pstore_fail(s, PT_ECORRUPT, "%s/%s: missing (it is the current snapshot)",
-                                 s->name, name);
+            pstore__snap_filename(snap_index, snap_term, name, sizeof(name));
+            return pstore__fail(s, PT_ECORRUPT, "%s/%s: missing (it is the current snapshot)",
+                                s->name, name);
         }
         s->snaps[pos].current = true;
         s->has_current = true;
-        rv = __pstore_snap_config(s, snap_index, snap_term, &s->current_config);
+        rv = pstore__snap_config(s, snap_index, snap_term, &s->current_config);
         if (rv != 0) {
             return rv;
         }
         if (s->base_index > snap_index) {
-            return __pstore_fail(
+            return pstore__fail(
                 s, PT_ECORRUPT, "%s: the log was compacted up to %llu, past the snapshot %llu",
                 ls->log_file, (unsigned long long)s->base_index, (unsigned long long)snap_index);
         }
     } else if (s->base_index > 0) {
-        return __pstore_fail(s, PT_ECORRUPT,
-                             "%s: the log was compacted up to %llu but no snapshot is recorded",
-                             ls->log_file, (unsigned long long)s->base_index);
+        return pstore__fail(s, PT_ECORRUPT,
+                            "%s: the log was compacted up to %llu but no snapshot is recorded",
+                            ls->log_file, (unsigned long long)s->base_index);
     }
     for (size_t i = 0; i < s->n_snaps; i++) {
         if (!s->has_current || s->snaps[i].index > snap_index) {
@@ -366,7 +365,7 @@ static int open_snapshots(pstore *s, bool has_snap, uint64_t snap_index, uint64_
                     (unsigned long long)s->snaps[i].index);
         }
     }
-    __pstore_snap_prune(s, false);
+    pstore__snap_prune(s, false);
     return 0;
 }
 
@@ -381,26 +380,26 @@ static int open_store(pstore *s, const char *dir)
     struct stat st;
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT) {
-            return __pstore_errno(s, errno, dir, "stat");
+            return pstore__errno(s, errno, dir, "stat");
         }
         if (!s->opts.create) {
-            return __pstore_fail(s, PT_ENOTFOUND,
-                                 "%s: no data directory (a new node must be created explicitly)",
-                                 dir);
+            return pstore__fail(s, PT_ENOTFOUND,
+                                "%s: no data directory (a new node must be created explicitly)",
+                                dir);
         }
         if (mkdir(dir, 0700) != 0) {
-            return __pstore_errno(s, errno, dir, "mkdir");
+            return pstore__errno(s, errno, dir, "mkdir");
         }
     } else if (!S_ISDIR(st.st_mode)) {
-        return __pstore_fail(s, PT_EINVAL, "%s: not a directory", dir);
+        return pstore__fail(s, PT_EINVAL, "%s: not a directory", dir);
     }
     snprintf(path, sizeof(path), "%s/LOCK", dir);
     ls->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (ls->lock_fd < 0) {
-        return __pstore_errno(s, errno, path, "open");
+        return pstore__errno(s, errno, path, "open");
     }
     if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        return __pstore_fail(s, PT_EBUSY, "%s: in use by another process", dir);
+        return pstore__fail(s, PT_EBUSY, "%s: in use by another process", dir);
     }
     snprintf(path, sizeof(path), "%s/log.init", dir);
     if (exists(path)) {
@@ -409,22 +408,21 @@ static int open_store(pstore *s, const char *dir)
     }
     bool has_log_dir = exists(log_dir), has_snap_dir = exists(ls->snap_dir);
     if (!has_log_dir && has_snap_dir) {
-        return __pstore_fail(s, PT_ECORRUPT,
-                             "%s: missing while %s exists: the log, vote and identity are gone; "
-                             "refusing to start blank",
-                             log_dir, ls->snap_dir);
+        return pstore__fail(s, PT_ECORRUPT,
+                            "%s: missing while %s exists: the log, vote and identity are gone; "
+                            "refusing to start blank",
+                            log_dir, ls->snap_dir);
     }
     if (has_log_dir && !exists(ls->log_file)) {
-        return __pstore_fail(s, PT_ECORRUPT,
-                             "%s: missing: the log, vote and identity are gone; refusing to start "
-                             "blank",
-                             ls->log_file);
+        return pstore__fail(s, PT_ECORRUPT,
+                            "%s: missing: the log, vote and identity are gone; refusing to start "
+                            "blank",
+                            ls->log_file);
     }
     if (!has_log_dir) {
         if (!s->opts.create) {
-            return __pstore_fail(s, PT_ENOTFOUND,
-                                 "%s: not initialised (a new node must be created explicitly)",
-                                 dir);
+            return pstore__fail(s, PT_ENOTFOUND,
+                                "%s: not initialised (a new node must be created explicitly)", dir);
         }
         int rv = init_dir(s, dir);
         if (rv != 0) {
@@ -443,12 +441,12 @@ static int open_store(pstore *s, const char *dir)
     /* LMDB maps the file: a page past its end would be a SIGBUS, not an error. A file cut
      * short (truncated copy, damaged file system) is refused before any page is touched. */
     if (stat(ls->log_file, &st) != 0) {
-        return __pstore_errno(s, errno, ls->log_file, "stat");
+        return pstore__errno(s, errno, ls->log_file, "stat");
     }
     if ((uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * est.ms_psize) {
-        return __pstore_fail(
-            s, PT_ECORRUPT, "%s: truncated: %lld bytes, its last page ends at %llu", ls->log_file,
-            (long long)st.st_size, (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize);
+        return pstore__fail(s, PT_ECORRUPT, "%s: truncated: %lld bytes, its last page ends at %llu",
+                            ls->log_file, (long long)st.st_size,
+                            (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize);
     }
     ls->page_size = est.ms_psize;
     ls->file_end = (uint64_t)st.st_size;
@@ -465,8 +463,8 @@ static int open_store(pstore *s, const char *dir)
         rc = mdb_dbi_open(ls->rtxn, "meta", 0, &ls->meta_dbi);
     }
     if (rc != 0) {
-        return __pstore_fail(s, PT_ECORRUPT, "%s: cannot open the log and metadata: %s",
-                             ls->log_file, mdb_strerror(rc));
+        return pstore__fail(s, PT_ECORRUPT, "%s: cannot open the log and metadata: %s",
+                            ls->log_file, mdb_strerror(rc));
     }
     /* Committing the read transaction makes the database handles permanent. */
     rc = mdb_txn_commit(ls->rtxn);
@@ -475,7 +473,7 @@ static int open_store(pstore *s, const char *dir)
         rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &ls->rtxn);
     }
     if (rc != 0) {
-        return __pstore_fail(s, PT_EIO, "%s: %s", ls->log_file, mdb_strerror(rc));
+        return pstore__fail(s, PT_EIO, "%s: %s", ls->log_file, mdb_strerror(rc));
     }
     bool has_snap = false;
     uint64_t snap_index = 0, snap_term = 0;
@@ -497,28 +495,28 @@ int pstore_open(const char *dir, const pstore_options *opts, pstore **out, char 
         err[0] = '\0';
     }
     if (out == NULL || dir == NULL || dir[0] == '\0' || strlen(dir) > 200) {
-        return __pstore_fail_buf(err, err_cap, PT_EINVAL, "invalid data directory name");
+        return pstore__fail_buf(err, err_cap, PT_EINVAL, "invalid data directory name");
     }
     *out = NULL;
     pstore *s = NULL;
-    int rv = __pstore_alloc(opts, dir, &s);
+    int rv = pstore__alloc(opts, dir, &s);
     if (rv != 0) {
-        return __pstore_fail_buf(err, err_cap, rv, "%s: invalid options", dir);
+        return pstore__fail_buf(err, err_cap, rv, "%s: invalid options", dir);
     }
     lstore *ls = calloc(1, sizeof(*ls));
     if (ls == NULL) {
-        __pstore_free(s);
-        return __pstore_fail_buf(err, err_cap, PT_ENOMEM, "%s: out of memory", dir);
+        pstore__free(s);
+        return pstore__fail_buf(err, err_cap, PT_ENOMEM, "%s: out of memory", dir);
     }
     ls->lock_fd = -1;
     for (int i = 0; i < PSTORE_SLOTS; i++) {
         ls->tmp[i].fd = -1;
     }
     s->be = ls;
-    s->ops = &__pstore_lmdb_ops;
+    s->ops = &pstore__lmdb_ops;
     rv = open_store(s, dir);
     if (rv != 0) {
-        __pstore_fail_buf(err, err_cap, rv, "%s", s->err[0] ? s->err : pt_strerror(rv));
+        pstore__fail_buf(err, err_cap, rv, "%s", s->err[0] ? s->err : pt_strerror(rv));
         pstore_close(s);
         return rv;
     }

@@ -31,25 +31,25 @@ typedef struct lstore {
 } lstore;
 
 /* Translates an errno value into a PT_E* code with a message naming @path. */
-int __pstore_errno(pstore *s, int err, const char *path, const char *what);
+int pstore__errno(pstore *s, int err, const char *path, const char *what);
 /* fsync()s a directory. */
-int __pstore_fsync_dir(pstore *s, const char *path);
+int pstore__fsync_dir(pstore *s, const char *path);
 /* Scans DIR/snapshots at open: removes temporary files, verifies and lists every snapshot. */
-int __pstore_files_scan(pstore *s);
+int pstore__files_scan(pstore *s);
 
 /* Keeps zero-filled room ahead of LMDB's last page in the data file (lmdb.c). */
-void __pstore_lmdb_prealloc(pstore *s);
+void pstore__lmdb_prealloc(pstore *s);
 
-extern const pstore_ops __pstore_lmdb_ops;
-/* The snapshot file operations of __pstore_lmdb_ops (snapfiles.c). */
-int __pstore_file_tmp_create(pstore *s, int slot, uint64_t index, uint64_t term);
-int __pstore_file_tmp_append(pstore *s, int slot, const void *data, size_t len);
-int __pstore_file_tmp_sync(pstore *s, int slot);
-int __pstore_file_tmp_read(pstore *s, int slot, uint64_t off, void *buf, size_t cap, size_t *n);
-int __pstore_file_tmp_publish(pstore *s, int slot);
-void __pstore_file_tmp_drop(pstore *s, int slot);
-int __pstore_file_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off, void *buf,
-                            size_t cap, size_t *n);
-void __pstore_file_blob_remove(pstore *s, uint64_t index, uint64_t term);
+extern const pstore_ops pstore__lmdb_ops;
+/* The snapshot file operations of pstore__lmdb_ops (snapfiles.c). */
+int pstore__file_tmp_create(pstore *s, int slot, uint64_t index, uint64_t term);
+int pstore__file_tmp_append(pstore *s, int slot, const void *data, size_t len);
+int pstore__file_tmp_sync(pstore *s, int slot);
+int pstore__file_tmp_read(pstore *s, int slot, uint64_t off, void *buf, size_t cap, size_t *n);
+int pstore__file_tmp_publish(pstore *s, int slot);
+void pstore__file_tmp_drop(pstore *s, int slot);
+int pstore__file_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off, void *buf,
+                           size_t cap, size_t *n);
+void pstore__file_blob_remove(pstore *s, uint64_t index, uint64_t term);
 
 #endif

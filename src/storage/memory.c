@@ -48,17 +48,17 @@ int pstore_open_memory(const pstore_options *opts, pstore **out)
     if (opts == NULL || opts->cluster_id == 0 || opts->node_id == 0) {
         return PT_EINVAL;
     }
-    int rv = __pstore_alloc(opts, "memory", &s);
+    int rv = pstore__alloc(opts, "memory", &s);
     if (rv != 0) {
         return rv;
     }
     s->be = calloc(1, sizeof(mem));
     if (s->be == NULL) {
-        __pstore_free(s);
+        pstore__free(s);
         return PT_ENOMEM;
     }
     ((mem *)s->be)->first = 1;
-    s->ops = &__pstore_memory_ops;
+    s->ops = &pstore__memory_ops;
     *out = s;
     return 0;
 }
@@ -153,8 +153,8 @@ static int mem_term(pstore *s, uint64_t index, uint64_t *term)
 {
     const praft_entry *e = mem_at(s->be, index);
     if (e == NULL) {
-        return __pstore_fail(s, PT_EINTERNAL, "memory: entry %llu missing",
-                             (unsigned long long)index);
+        return pstore__fail(s, PT_EINTERNAL, "memory: entry %llu missing",
+                            (unsigned long long)index);
     }
     *term = e->term;
     return 0;
@@ -168,8 +168,8 @@ static int mem_read(pstore *s, uint64_t lo, uint64_t hi, size_t max_bytes, praft
         const praft_entry *e = mem_at(s->be, i);
         if (e == NULL) {
             pstore_entries_free(out, k);
-            return __pstore_fail(s, PT_EINTERNAL, "memory: entry %llu missing",
-                                 (unsigned long long)i);
+            return pstore__fail(s, PT_EINTERNAL, "memory: entry %llu missing",
+                                (unsigned long long)i);
         }
         if (k > 0 && bytes + e->len > max_bytes) {
             break;
@@ -195,12 +195,12 @@ static int mem_check(pstore *s)
 {
     mem *m = s->be;
     if (m->n > 0 && (m->first != s->base_index + 1 || m->first + m->n - 1 != s->last_index)) {
-        return __pstore_fail(s, PT_ECORRUPT, "memory: log range disagrees with its metadata");
+        return pstore__fail(s, PT_ECORRUPT, "memory: log range disagrees with its metadata");
     }
     for (size_t i = 0; i < m->n; i++) {
         if (m->ents[m->start + i].index != m->first + i) {
-            return __pstore_fail(s, PT_ECORRUPT, "memory: entry %llu: wrong index",
-                                 (unsigned long long)m->first + i);
+            return pstore__fail(s, PT_ECORRUPT, "memory: entry %llu: wrong index",
+                                (unsigned long long)m->first + i);
         }
     }
     return 0;
@@ -285,7 +285,7 @@ static int mem_tmp_publish(pstore *s, int slot)
     blob *t = &m->tmp[slot];
     mem_blob_remove(s, t->index, t->term);
     if (m->n_blobs == PSTORE_MAX_SNAPS + 1) {
-        return __pstore_fail(s, PT_EINTERNAL, "memory: too many snapshots");
+        return pstore__fail(s, PT_EINTERNAL, "memory: too many snapshots");
     }
     m->blobs[m->n_blobs++] = *t;
     memset(t, 0, sizeof(*t));
@@ -308,7 +308,7 @@ static int mem_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off,
     return blob_copy(b, off, buf, cap, n);
 }
 
-const pstore_ops __pstore_memory_ops = {
+const pstore_ops pstore__memory_ops = {
     .close = mem_close,
     .commit = mem_commit,
     .read = mem_read,

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "storage/lmdb_store.h"
 
-int __pstore_errno(pstore *s, int err, const char *path, const char *what)
+int pstore__errno(pstore *s, int err, const char *path, const char *what)
 {
     int code = PT_EIO;
     if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
@@ -25,18 +25,18 @@ int __pstore_errno(pstore *s, int err, const char *path, const char *what)
     } else if (err == ENOENT) {
         code = PT_ENOTFOUND;
     }
-    return __pstore_fail(s, code, "%s: %s: %s", path, what, strerror(err));
+    return pstore__fail(s, code, "%s: %s: %s", path, what, strerror(err));
 }
 
-int __pstore_fsync_dir(pstore *s, const char *path)
+int pstore__fsync_dir(pstore *s, const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        return __pstore_errno(s, errno, path, "open directory");
+        return pstore__errno(s, errno, path, "open directory");
     }
     int rv = 0;
     if (fsync(fd) != 0) {
-        rv = __pstore_errno(s, errno, path, "fsync directory");
+        rv = pstore__errno(s, errno, path, "fsync directory");
     }
     close(fd);
     return rv;
@@ -45,28 +45,28 @@ int __pstore_fsync_dir(pstore *s, const char *path)
 static void final_path(pstore *s, uint64_t index, uint64_t term, char *buf, size_t cap)
 {
     char name[96];
-    __pstore_snap_filename(index, term, name, sizeof(name));
+    pstore__snap_filename(index, term, name, sizeof(name));
     snprintf(buf, cap, "%s/%s", s->name, name);
 }
 
-int __pstore_file_tmp_create(pstore *s, int slot, uint64_t index, uint64_t term)
+int pstore__file_tmp_create(pstore *s, int slot, uint64_t index, uint64_t term)
 {
     lstore *ls = s->be;
     lstore_tmp *t = &ls->tmp[slot];
-    __pstore_file_tmp_drop(s, slot);
+    pstore__file_tmp_drop(s, slot);
     snprintf(t->path, sizeof(t->path), "%s/%s-%llu-%llu.tmp", ls->snap_dir,
              slot == PSTORE_SLOT_LOCAL ? "local" : "recv", (unsigned long long)index,
              (unsigned long long)term);
     t->fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (t->fd < 0) {
-        return __pstore_errno(s, errno, t->path, "create");
+        return pstore__errno(s, errno, t->path, "create");
     }
     t->index = index;
     t->term = term;
     return 0;
 }
 
-int __pstore_file_tmp_append(pstore *s, int slot, const void *data, size_t len)
+int pstore__file_tmp_append(pstore *s, int slot, const void *data, size_t len)
 {
     lstore_tmp *t = &((lstore *)s->be)->tmp[slot];
     const uint8_t *p = data;
@@ -76,7 +76,7 @@ int __pstore_file_tmp_append(pstore *s, int slot, const void *data, size_t len)
             continue;
         }
         if (n <= 0) {
-            return __pstore_errno(s, n < 0 ? errno : EIO, t->path, "write");
+            return pstore__errno(s, n < 0 ? errno : EIO, t->path, "write");
         }
         p += n;
         len -= (size_t)n;
@@ -84,11 +84,11 @@ int __pstore_file_tmp_append(pstore *s, int slot, const void *data, size_t len)
     return 0;
 }
 
-int __pstore_file_tmp_sync(pstore *s, int slot)
+int pstore__file_tmp_sync(pstore *s, int slot)
 {
     lstore_tmp *t = &((lstore *)s->be)->tmp[slot];
     if (fdatasync(t->fd) != 0) {
-        return __pstore_errno(s, errno, t->path, "fdatasync");
+        return pstore__errno(s, errno, t->path, "fdatasync");
     }
     return 0;
 }
@@ -102,37 +102,37 @@ static int pread_some(pstore *s, int fd, const char *path, uint64_t off, void *b
             continue;
         }
         if (r < 0) {
-            return __pstore_errno(s, errno, path, "read");
+            return pstore__errno(s, errno, path, "read");
         }
         *n = (size_t)r;
         return 0;
     }
 }
 
-int __pstore_file_tmp_read(pstore *s, int slot, uint64_t off, void *buf, size_t cap, size_t *n)
+int pstore__file_tmp_read(pstore *s, int slot, uint64_t off, void *buf, size_t cap, size_t *n)
 {
     lstore_tmp *t = &((lstore *)s->be)->tmp[slot];
     return pread_some(s, t->fd, t->path, off, buf, cap, n);
 }
 
-int __pstore_file_tmp_publish(pstore *s, int slot)
+int pstore__file_tmp_publish(pstore *s, int slot)
 {
     lstore *ls = s->be;
     lstore_tmp *t = &ls->tmp[slot];
     char path[PATH_MAX + 128];
     final_path(s, t->index, t->term, path, sizeof(path));
     if (fdatasync(t->fd) != 0) {
-        return __pstore_errno(s, errno, t->path, "fdatasync");
+        return pstore__errno(s, errno, t->path, "fdatasync");
     }
     if (rename(t->path, path) != 0) {
-        return __pstore_errno(s, errno, path, "rename");
+        return pstore__errno(s, errno, path, "rename");
     }
     close(t->fd);
     t->fd = -1;
-    return __pstore_fsync_dir(s, ls->snap_dir);
+    return pstore__fsync_dir(s, ls->snap_dir);
 }
 
-void __pstore_file_tmp_drop(pstore *s, int slot)
+void pstore__file_tmp_drop(pstore *s, int slot)
 {
     lstore_tmp *t = &((lstore *)s->be)->tmp[slot];
     if (t->fd >= 0) {
@@ -142,36 +142,36 @@ void __pstore_file_tmp_drop(pstore *s, int slot)
     }
 }
 
-int __pstore_file_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off, void *buf,
-                            size_t cap, size_t *n)
+int pstore__file_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off, void *buf,
+                           size_t cap, size_t *n)
 {
     char path[PATH_MAX + 128];
     final_path(s, index, term, path, sizeof(path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return errno == ENOENT ? PT_ENOTFOUND : __pstore_errno(s, errno, path, "open");
+        return errno == ENOENT ? PT_ENOTFOUND : pstore__errno(s, errno, path, "open");
     }
     int rv = pread_some(s, fd, path, off, buf, cap, n);
     close(fd);
     return rv;
 }
 
-void __pstore_file_blob_remove(pstore *s, uint64_t index, uint64_t term)
+void pstore__file_blob_remove(pstore *s, uint64_t index, uint64_t term)
 {
     char path[PATH_MAX + 128];
     final_path(s, index, term, path, sizeof(path));
     if (unlink(path) == 0) {
         /* Best effort: a removal lost in a crash is redone at the next open. */
-        __pstore_fsync_dir(s, ((lstore *)s->be)->snap_dir);
+        pstore__fsync_dir(s, ((lstore *)s->be)->snap_dir);
     }
 }
 
-int __pstore_files_scan(pstore *s)
+int pstore__files_scan(pstore *s)
 {
     lstore *ls = s->be;
     DIR *d = opendir(ls->snap_dir);
     if (d == NULL) {
-        return __pstore_errno(s, errno, ls->snap_dir, "open directory");
+        return pstore__errno(s, errno, ls->snap_dir, "open directory");
     }
     int rv = 0;
     struct dirent *de;
@@ -194,19 +194,19 @@ int __pstore_files_scan(pstore *s)
         }
         struct stat st;
         if (stat(path, &st) != 0) {
-            rv = __pstore_errno(s, errno, path, "stat");
+            rv = pstore__errno(s, errno, path, "stat");
             break;
         }
         pstore_snap_info info;
         praft_config cfg;
-        rv = __pstore_snap_verify(s, index, term, (uint64_t)st.st_size, &info, &cfg);
+        rv = pstore__snap_verify(s, index, term, (uint64_t)st.st_size, &info, &cfg);
         if (rv == 0) {
-            __pstore_snap_add(s, &info);
+            pstore__snap_add(s, &info);
         }
     }
     closedir(d);
     if (rv == 0) {
-        rv = __pstore_fsync_dir(s, ls->snap_dir);
+        rv = pstore__fsync_dir(s, ls->snap_dir);
     }
     return rv;
 }

@@ -14,13 +14,13 @@
 
 #define IO_CHUNK ((size_t)64 * 1024)
 
-void __pstore_snap_filename(uint64_t index, uint64_t term, char *buf, size_t cap)
+void pstore__snap_filename(uint64_t index, uint64_t term, char *buf, size_t cap)
 {
     snprintf(buf, cap, "snapshots/snap-%020llu-%020llu.psnap", (unsigned long long)index,
              (unsigned long long)term);
 }
 
-int __pstore_snap_find(const pstore *s, uint64_t index, uint64_t term)
+int pstore__snap_find(const pstore *s, uint64_t index, uint64_t term)
 {
     for (size_t i = 0; i < s->n_snaps; i++) {
         if (s->snaps[i].index == index && s->snaps[i].term == term) {
@@ -30,9 +30,9 @@ int __pstore_snap_find(const pstore *s, uint64_t index, uint64_t term)
     return -1;
 }
 
-void __pstore_snap_add(pstore *s, const pstore_snap_info *info)
+void pstore__snap_add(pstore *s, const pstore_snap_info *info)
 {
-    int at = __pstore_snap_find(s, info->index, info->term);
+    int at = pstore__snap_find(s, info->index, info->term);
     if (at >= 0) {
         bool cur = s->snaps[at].current;
         s->snaps[at] = *info;
@@ -63,7 +63,7 @@ void __pstore_snap_add(pstore *s, const pstore_snap_info *info)
     s->n_snaps++;
 }
 
-void __pstore_snap_prune(pstore *s, bool keep_newer)
+void pstore__snap_prune(pstore *s, bool keep_newer)
 {
     uint64_t cur_index = 0;
     bool found = false;
@@ -105,13 +105,13 @@ void pstore_snap_list(const pstore *s, pstore_snap_info *out, size_t cap, size_t
     *n = k;
 }
 
-int __pstore_snap_set_current(pstore *s, size_t pos)
+int pstore__snap_set_current(pstore *s, size_t pos)
 {
     uint8_t rec[PSTORE_REC_MAX];
     pstore_change c;
     memset(&c, 0, sizeof(c));
     c.snapshot = rec;
-    c.snapshot_len = __pstore_rec_pair(s->snaps[pos].index, s->snaps[pos].term, rec);
+    c.snapshot_len = pstore__rec_pair(s->snaps[pos].index, s->snaps[pos].term, rec);
     int rv = s->ops->commit(s, &c);
     if (rv != 0) {
         return rv;
@@ -172,7 +172,7 @@ static int read_hdr(pstore *s, const source *src, uint64_t size, const char *wha
         why = "cannot read the trailer";
         goto corrupt;
     }
-    rv = __pstore_snap_trailer_decode(trailer, size, h, &why);
+    rv = pstore__snap_trailer_decode(trailer, size, h, &why);
     if (rv != 0) {
         goto corrupt;
     }
@@ -185,7 +185,7 @@ static int read_hdr(pstore *s, const source *src, uint64_t size, const char *wha
         why = "cannot read the header";
         goto corrupt;
     }
-    rv = __pstore_snap_hdr_decode(hdr, trailer, h, &why);
+    rv = pstore__snap_hdr_decode(hdr, trailer, h, &why);
     if (rv != 0) {
         goto corrupt;
     }
@@ -198,7 +198,7 @@ corrupt:
     }
     /* rv is non-zero on every path here; returning it directly makes plain that no caller sees
      * success with *h unfilled. */
-    __pstore_fail(s, rv, "%s: %s: %s", s->name, what, why);
+    pstore__fail(s, rv, "%s: %s: %s", s->name, what, why);
     return rv;
 }
 
@@ -225,9 +225,9 @@ static int verify(pstore *s, const source *src, uint64_t size, const char *what,
         size_t want = size - off < IO_CHUNK ? (size_t)(size - off) : IO_CHUNK;
         rv = src_read_full(s, src, off, buf, want);
         if (rv != 0) {
-            rv = __pstore_fail(s, rv == PT_ECORRUPT ? PT_ECORRUPT : rv,
-                               "%s: %s: cannot read at offset %llu", s->name, what,
-                               (unsigned long long)off);
+            rv = pstore__fail(s, rv == PT_ECORRUPT ? PT_ECORRUPT : rv,
+                              "%s: %s: cannot read at offset %llu", s->name, what,
+                              (unsigned long long)off);
             goto out;
         }
         XXH3_64bits_update(fs, buf, want);
@@ -239,7 +239,7 @@ static int verify(pstore *s, const source *src, uint64_t size, const char *what,
         off += want;
     }
     if ((uint64_t)XXH3_64bits_digest(ps) != h->payload_sum) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: %s: payload checksum mismatch", s->name, what);
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: %s: payload checksum mismatch", s->name, what);
         goto out;
     }
     *file_sum = (uint64_t)XXH3_64bits_digest(fs);
@@ -250,11 +250,11 @@ out:
     return rv;
 }
 
-int __pstore_snap_verify(pstore *s, uint64_t index, uint64_t term, uint64_t size,
-                         pstore_snap_info *info, praft_config *config)
+int pstore__snap_verify(pstore *s, uint64_t index, uint64_t term, uint64_t size,
+                        pstore_snap_info *info, praft_config *config)
 {
     char what[96];
-    __pstore_snap_filename(index, term, what, sizeof(what));
+    pstore__snap_filename(index, term, what, sizeof(what));
     source src = {.slot = -1, .index = index, .term = term};
     pstore_snap_hdr h;
     uint64_t sum = 0;
@@ -263,9 +263,9 @@ int __pstore_snap_verify(pstore *s, uint64_t index, uint64_t term, uint64_t size
         return rv;
     }
     if (h.index != index || h.term != term) {
-        return __pstore_fail(
-            s, PT_ECORRUPT, "%s: %s: header says index %llu term %llu, not what its name says",
-            s->name, what, (unsigned long long)h.index, (unsigned long long)h.term);
+        return pstore__fail(s, PT_ECORRUPT,
+                            "%s: %s: header says index %llu term %llu, not what its name says",
+                            s->name, what, (unsigned long long)h.index, (unsigned long long)h.term);
     }
     memset(info, 0, sizeof(*info));
     info->index = index;
@@ -277,14 +277,14 @@ int __pstore_snap_verify(pstore *s, uint64_t index, uint64_t term, uint64_t size
     return 0;
 }
 
-int __pstore_snap_config(pstore *s, uint64_t index, uint64_t term, praft_config *config)
+int pstore__snap_config(pstore *s, uint64_t index, uint64_t term, praft_config *config)
 {
-    int pos = __pstore_snap_find(s, index, term);
+    int pos = pstore__snap_find(s, index, term);
     if (pos < 0) {
         return PT_ENOTFOUND;
     }
     char what[96];
-    __pstore_snap_filename(index, term, what, sizeof(what));
+    pstore__snap_filename(index, term, what, sizeof(what));
     source src = {.slot = -1, .index = index, .term = term};
     pstore_snap_hdr h;
     int rv = read_hdr(s, &src, s->snaps[pos].size, what, &h);
@@ -342,17 +342,17 @@ int pstore_snap_begin(pstore *s, uint64_t index, uint64_t term, const praft_conf
     s->err[0] = '\0';
     *out = NULL;
     if (index == 0 || config == NULL || config->n_members > PRAFT_MAX_MEMBERS) {
-        return __pstore_fail(s, PT_EINVAL, "%s: invalid snapshot", s->name);
+        return pstore__fail(s, PT_EINVAL, "%s: invalid snapshot", s->name);
     }
     if (s->writer != NULL) {
-        return __pstore_fail(s, PT_EBUSY, "%s: a snapshot is already being written", s->name);
+        return pstore__fail(s, PT_EBUSY, "%s: a snapshot is already being written", s->name);
     }
     bool has = false;
     praft_snapshot_meta cur;
     pstore_snapshot_current(s, &has, &cur);
     if (has && index < cur.index) {
-        return __pstore_fail(s, PT_EINVAL, "%s: snapshot %llu is older than the current one %llu",
-                             s->name, (unsigned long long)index, (unsigned long long)cur.index);
+        return pstore__fail(s, PT_EINVAL, "%s: snapshot %llu is older than the current one %llu",
+                            s->name, (unsigned long long)index, (unsigned long long)cur.index);
     }
     int rv = PT_ENOMEM;
     pstore_snap_writer *w = calloc(1, sizeof(*w));
@@ -365,7 +365,7 @@ int pstore_snap_begin(pstore *s, uint64_t index, uint64_t term, const praft_conf
     w->h.index = index;
     w->h.term = term;
     w->h.config = *config;
-    w->hdr_len = __pstore_snap_hdr_encode(&w->h, w->hdr);
+    w->hdr_len = pstore__snap_hdr_encode(&w->h, w->hdr);
     w->file_sum = XXH3_createState();
     w->payload_sum = XXH3_createState();
     if (w->file_sum == NULL || w->payload_sum == NULL) {
@@ -407,8 +407,8 @@ static int compress(pstore_snap_writer *w, const void *data, size_t len, ZSTD_En
         size_t left = ZSTD_compressStream2(w->cctx, &o, &in, mode);
         if (ZSTD_isError(left)) {
             w->failed = PT_EINTERNAL;
-            return __pstore_fail(w->s, PT_EINTERNAL, "%s: zstd: %s", w->s->name,
-                                 ZSTD_getErrorName(left));
+            return pstore__fail(w->s, PT_EINTERNAL, "%s: zstd: %s", w->s->name,
+                                ZSTD_getErrorName(left));
         }
         if (o.pos > 0) {
             int rv = emit(w, w->out, o.pos, true);
@@ -453,7 +453,7 @@ int pstore_snap_finish(pstore_snap_writer *w, praft_snapshot_meta *meta)
         }
     }
     w->h.payload_sum = (uint64_t)XXH3_64bits_digest(w->payload_sum);
-    __pstore_snap_trailer_encode(&w->h, w->hdr, w->hdr_len, trailer);
+    pstore__snap_trailer_encode(&w->h, w->hdr, w->hdr_len, trailer);
     rv = emit(w, trailer, sizeof(trailer), false);
     if (rv == 0) {
         rv = s->ops->tmp_sync(s, PSTORE_SLOT_LOCAL);
@@ -471,9 +471,9 @@ int pstore_snap_finish(pstore_snap_writer *w, praft_snapshot_meta *meta)
     info.size = w->size;
     info.checksum = (uint64_t)XXH3_64bits_digest(w->file_sum);
     info.raw_size = w->h.raw_size;
-    __pstore_snap_add(s, &info);
-    int pos = __pstore_snap_find(s, info.index, info.term);
-    rv = __pstore_snap_set_current(s, (size_t)pos);
+    pstore__snap_add(s, &info);
+    int pos = pstore__snap_find(s, info.index, info.term);
+    rv = pstore__snap_set_current(s, (size_t)pos);
     if (rv != 0) {
         /* Not recorded: the file is dropped again so that the store is as before. */
         if (!s->snaps[pos].current) {
@@ -486,7 +486,7 @@ int pstore_snap_finish(pstore_snap_writer *w, praft_snapshot_meta *meta)
         return rv;
     }
     s->current_config = w->h.config;
-    __pstore_snap_prune(s, true);
+    pstore__snap_prune(s, true);
     if (meta != NULL) {
         memset(meta, 0, sizeof(*meta));
         meta->index = info.index;
@@ -516,7 +516,7 @@ int pstore_snap_read(pstore *s, const praft_snapshot_meta *meta, uint64_t offset
                      size_t cap, size_t *len)
 {
     *len = 0;
-    int pos = __pstore_snap_find(s, meta->index, meta->term);
+    int pos = pstore__snap_find(s, meta->index, meta->term);
     if (pos < 0) {
         return PT_ENOTFOUND;
     }
@@ -553,12 +553,12 @@ int pstore_recv_chunk(pstore *s, const praft_snapshot_meta *meta, uint64_t offse
     *next = same ? s->recv_bytes : 0;
     if (meta->size == 0 || meta->index == 0 || offset > meta->size || len > meta->size - offset ||
         (len > 0 && data == NULL)) {
-        return __pstore_fail(s, PT_EINVAL, "%s: snapshot chunk outside the snapshot", s->name);
+        return pstore__fail(s, PT_EINVAL, "%s: snapshot chunk outside the snapshot", s->name);
     }
     if (offset != 0 && (!same || offset != s->recv_bytes)) {
-        return __pstore_fail(s, PT_ESTALE, "%s: snapshot %llu chunk at %llu, expected offset %llu",
-                             s->name, (unsigned long long)meta->index, (unsigned long long)offset,
-                             (unsigned long long)*next);
+        return pstore__fail(s, PT_ESTALE, "%s: snapshot %llu chunk at %llu, expected offset %llu",
+                            s->name, (unsigned long long)meta->index, (unsigned long long)offset,
+                            (unsigned long long)*next);
     }
     int rv;
     if (offset == 0) {
@@ -591,13 +591,13 @@ int pstore_recv_finish(pstore *s, const praft_snapshot_meta *meta)
 {
     s->err[0] = '\0';
     if (!s->recv_active || !same_transfer(&s->recv_meta, meta)) {
-        return __pstore_fail(s, PT_ENOTFOUND, "%s: no transfer of snapshot %llu in progress",
-                             s->name, (unsigned long long)meta->index);
+        return pstore__fail(s, PT_ENOTFOUND, "%s: no transfer of snapshot %llu in progress",
+                            s->name, (unsigned long long)meta->index);
     }
     if (s->recv_bytes != meta->size) {
-        return __pstore_fail(s, PT_EUNAVAILABLE, "%s: snapshot %llu: %llu of %llu bytes received",
-                             s->name, (unsigned long long)meta->index,
-                             (unsigned long long)s->recv_bytes, (unsigned long long)meta->size);
+        return pstore__fail(s, PT_EUNAVAILABLE, "%s: snapshot %llu: %llu of %llu bytes received",
+                            s->name, (unsigned long long)meta->index,
+                            (unsigned long long)s->recv_bytes, (unsigned long long)meta->size);
     }
     char what[128];
     snprintf(what, sizeof(what), "received snapshot %llu (term %llu)",
@@ -607,12 +607,12 @@ int pstore_recv_finish(pstore *s, const praft_snapshot_meta *meta)
     uint64_t sum = 0;
     int rv = verify(s, &src, meta->size, what, &h, &sum);
     if (rv == 0 && sum != meta->checksum) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: %s: checksum of the received bytes mismatch",
-                           s->name, what);
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: %s: checksum of the received bytes mismatch",
+                          s->name, what);
     }
     if (rv == 0 && (h.index != meta->index || h.term != meta->term)) {
-        rv = __pstore_fail(s, PT_ECORRUPT, "%s: %s: its header says index %llu term %llu", s->name,
-                           what, (unsigned long long)h.index, (unsigned long long)h.term);
+        rv = pstore__fail(s, PT_ECORRUPT, "%s: %s: its header says index %llu term %llu", s->name,
+                          what, (unsigned long long)h.index, (unsigned long long)h.term);
     }
     if (rv == 0) {
         rv = s->ops->tmp_publish(s, PSTORE_SLOT_RECV);
@@ -629,7 +629,7 @@ int pstore_recv_finish(pstore *s, const praft_snapshot_meta *meta)
     info.size = meta->size;
     info.checksum = sum;
     info.raw_size = h.raw_size;
-    __pstore_snap_add(s, &info);
+    pstore__snap_add(s, &info);
     return 0;
 }
 
@@ -664,10 +664,10 @@ int pstore_snap_open(pstore *s, const praft_snapshot_meta *meta, praft_config *c
 {
     s->err[0] = '\0';
     *out = NULL;
-    int pos = __pstore_snap_find(s, meta->index, meta->term);
+    int pos = pstore__snap_find(s, meta->index, meta->term);
     if (pos < 0) {
-        return __pstore_fail(s, PT_ENOTFOUND, "%s: no snapshot %llu (term %llu)", s->name,
-                             (unsigned long long)meta->index, (unsigned long long)meta->term);
+        return pstore__fail(s, PT_ENOTFOUND, "%s: no snapshot %llu (term %llu)", s->name,
+                            (unsigned long long)meta->index, (unsigned long long)meta->term);
     }
     pstore_snap_reader *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -675,7 +675,7 @@ int pstore_snap_open(pstore *s, const praft_snapshot_meta *meta, praft_config *c
     }
     r->s = s;
     r->src = (source){.slot = -1, .index = meta->index, .term = meta->term};
-    __pstore_snap_filename(meta->index, meta->term, r->what, sizeof(r->what));
+    pstore__snap_filename(meta->index, meta->term, r->what, sizeof(r->what));
     int rv = read_hdr(s, &r->src, s->snaps[pos].size, r->what, &r->h);
     if (rv != 0) {
         goto fail;
@@ -710,13 +710,13 @@ static int refill(pstore_snap_reader *r)
     size_t want = left < IO_CHUNK ? (size_t)left : IO_CHUNK;
     int rv = src_read_full(r->s, &r->src, r->h.header_len + r->pos, r->in, want);
     if (rv != 0) {
-        return __pstore_fail(r->s, rv, "%s: %s: cannot read the payload", r->s->name, r->what);
+        return pstore__fail(r->s, rv, "%s: %s: cannot read the payload", r->s->name, r->what);
     }
     XXH3_64bits_update(r->sum, r->in, want);
     r->pos += want;
     if (r->pos == r->h.payload_size && (uint64_t)XXH3_64bits_digest(r->sum) != r->h.payload_sum) {
-        return __pstore_fail(r->s, PT_ECORRUPT, "%s: %s: payload checksum mismatch", r->s->name,
-                             r->what);
+        return pstore__fail(r->s, PT_ECORRUPT, "%s: %s: payload checksum mismatch", r->s->name,
+                            r->what);
     }
     r->ib = (ZSTD_inBuffer){r->in, want, 0};
     return 0;
@@ -725,8 +725,8 @@ static int refill(pstore_snap_reader *r)
 static int finish_read(pstore_snap_reader *r)
 {
     if (r->produced != r->h.raw_size) {
-        return __pstore_fail(r->s, PT_ECORRUPT, "%s: %s: decompressed size mismatch", r->s->name,
-                             r->what);
+        return pstore__fail(r->s, PT_ECORRUPT, "%s: %s: decompressed size mismatch", r->s->name,
+                            r->what);
     }
     r->done = true;
     return 0;
@@ -760,8 +760,8 @@ int pstore_snap_reader_read(pstore_snap_reader *r, void *buf, size_t cap, size_t
         if (r->ib.pos == r->ib.size) {
             if (r->pos == r->h.payload_size) {
                 if (!r->frame_done) {
-                    return __pstore_fail(r->s, PT_ECORRUPT, "%s: %s: compressed payload ends early",
-                                         r->s->name, r->what);
+                    return pstore__fail(r->s, PT_ECORRUPT, "%s: %s: compressed payload ends early",
+                                        r->s->name, r->what);
                 }
                 return finish_read(r);
             }
@@ -772,8 +772,8 @@ int pstore_snap_reader_read(pstore_snap_reader *r, void *buf, size_t cap, size_t
         }
         size_t ret = ZSTD_decompressStream(r->d, &ob, &r->ib);
         if (ZSTD_isError(ret)) {
-            return __pstore_fail(r->s, PT_ECORRUPT, "%s: %s: zstd: %s", r->s->name, r->what,
-                                 ZSTD_getErrorName(ret));
+            return pstore__fail(r->s, PT_ECORRUPT, "%s: %s: zstd: %s", r->s->name, r->what,
+                                ZSTD_getErrorName(ret));
         }
         r->frame_done = ret == 0;
     }

@@ -19,7 +19,7 @@ void pstore_options_init(pstore_options *opts, uint64_t cluster_id, uint64_t nod
     opts->zstd_level = 3;
 }
 
-int __pstore_fail(pstore *s, int code, const char *fmt, ...)
+int pstore__fail(pstore *s, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -28,7 +28,7 @@ int __pstore_fail(pstore *s, int code, const char *fmt, ...)
     return code;
 }
 
-int __pstore_fail_buf(char *err, size_t cap, int code, const char *fmt, ...)
+int pstore__fail_buf(char *err, size_t cap, int code, const char *fmt, ...)
 {
     if (err != NULL && cap > 0) {
         va_list ap;
@@ -39,7 +39,7 @@ int __pstore_fail_buf(char *err, size_t cap, int code, const char *fmt, ...)
     return code;
 }
 
-int __pstore_alloc(const pstore_options *opts, const char *name, pstore **out)
+int pstore__alloc(const pstore_options *opts, const char *name, pstore **out)
 {
     *out = NULL;
     /* Identity 0/0 is only for inspecting an existing store (see pstore_options). */
@@ -64,7 +64,7 @@ int __pstore_alloc(const pstore_options *opts, const char *name, pstore **out)
     return 0;
 }
 
-void __pstore_free(pstore *s)
+void pstore__free(pstore *s)
 {
     free(s);
 }
@@ -79,7 +79,7 @@ void pstore_close(pstore *s)
     }
     pstore_recv_abort(s);
     s->ops->close(s);
-    __pstore_free(s);
+    pstore__free(s);
 }
 
 const char *pstore_last_error(const pstore *s)
@@ -103,77 +103,77 @@ void pstore_identity(const pstore *s, uint64_t *cluster_id, uint64_t *node_id,
 
 /* ---- metadata records ---- */
 
-size_t __pstore_rec_hard_state(const praft_hard_state *hs, uint8_t *buf)
+size_t pstore__rec_hard_state(const praft_hard_state *hs, uint8_t *buf)
 {
-    __pstore_put64(buf, hs->term);
-    __pstore_put64(buf + 8, hs->vote);
-    __pstore_put64(buf + 16, hs->commit);
-    __pstore_rec_seal(buf, 24);
+    pstore__put64(buf, hs->term);
+    pstore__put64(buf + 8, hs->vote);
+    pstore__put64(buf + 16, hs->commit);
+    pstore__rec_seal(buf, 24);
     return 24 + PSTORE_REC_SUM;
 }
 
-size_t __pstore_rec_pair(uint64_t a, uint64_t b, uint8_t *buf)
+size_t pstore__rec_pair(uint64_t a, uint64_t b, uint8_t *buf)
 {
-    __pstore_put64(buf, a);
-    __pstore_put64(buf + 8, b);
-    __pstore_rec_seal(buf, 16);
+    pstore__put64(buf, a);
+    pstore__put64(buf + 8, b);
+    pstore__rec_seal(buf, 16);
     return 16 + PSTORE_REC_SUM;
 }
 
-size_t __pstore_rec_u32(uint32_t v, uint8_t *buf)
+size_t pstore__rec_u32(uint32_t v, uint8_t *buf)
 {
-    __pstore_put32(buf, v);
-    __pstore_rec_seal(buf, 4);
+    pstore__put32(buf, v);
+    pstore__rec_seal(buf, 4);
     return 4 + PSTORE_REC_SUM;
 }
 
-size_t __pstore_rec_config(uint64_t index, const praft_config *c, uint8_t *buf)
+size_t pstore__rec_config(uint64_t index, const praft_config *c, uint8_t *buf)
 {
-    __pstore_put64(buf, index);
-    size_t n = 8 + __pstore_config_encode(c, buf + 8);
-    __pstore_rec_seal(buf, n);
+    pstore__put64(buf, index);
+    size_t n = 8 + pstore__config_encode(c, buf + 8);
+    pstore__rec_seal(buf, n);
     return n + PSTORE_REC_SUM;
 }
 
-int __pstore_rec_parse_hard_state(const uint8_t *buf, size_t len, praft_hard_state *hs)
+int pstore__rec_parse_hard_state(const uint8_t *buf, size_t len, praft_hard_state *hs)
 {
-    if (len != 24 + PSTORE_REC_SUM || !__pstore_rec_ok(buf, len)) {
+    if (len != 24 + PSTORE_REC_SUM || !pstore__rec_ok(buf, len)) {
         return PT_ECORRUPT;
     }
-    hs->term = __pstore_get64(buf);
-    hs->vote = __pstore_get64(buf + 8);
-    hs->commit = __pstore_get64(buf + 16);
+    hs->term = pstore__get64(buf);
+    hs->vote = pstore__get64(buf + 8);
+    hs->commit = pstore__get64(buf + 16);
     return 0;
 }
 
-int __pstore_rec_parse_pair(const uint8_t *buf, size_t len, uint64_t *a, uint64_t *b)
+int pstore__rec_parse_pair(const uint8_t *buf, size_t len, uint64_t *a, uint64_t *b)
 {
-    if (len != 16 + PSTORE_REC_SUM || !__pstore_rec_ok(buf, len)) {
+    if (len != 16 + PSTORE_REC_SUM || !pstore__rec_ok(buf, len)) {
         return PT_ECORRUPT;
     }
-    *a = __pstore_get64(buf);
-    *b = __pstore_get64(buf + 8);
+    *a = pstore__get64(buf);
+    *b = pstore__get64(buf + 8);
     return 0;
 }
 
-int __pstore_rec_parse_u32(const uint8_t *buf, size_t len, uint32_t *v)
+int pstore__rec_parse_u32(const uint8_t *buf, size_t len, uint32_t *v)
 {
-    if (len != 4 + PSTORE_REC_SUM || !__pstore_rec_ok(buf, len)) {
+    if (len != 4 + PSTORE_REC_SUM || !pstore__rec_ok(buf, len)) {
         return PT_ECORRUPT;
     }
-    *v = __pstore_get32(buf);
+    *v = pstore__get32(buf);
     return 0;
 }
 
-int __pstore_rec_parse_config(const uint8_t *buf, size_t len, uint64_t *index, praft_config *c)
+int pstore__rec_parse_config(const uint8_t *buf, size_t len, uint64_t *index, praft_config *c)
 {
     size_t used = 0;
-    if (len < 8 + PSTORE_REC_SUM || !__pstore_rec_ok(buf, len) ||
-        __pstore_config_decode(buf + 8, len - 8 - PSTORE_REC_SUM, c, &used) != 0 ||
+    if (len < 8 + PSTORE_REC_SUM || !pstore__rec_ok(buf, len) ||
+        pstore__config_decode(buf + 8, len - 8 - PSTORE_REC_SUM, c, &used) != 0 ||
         used != len - 8 - PSTORE_REC_SUM) {
         return PT_ECORRUPT;
     }
-    *index = __pstore_get64(buf);
+    *index = pstore__get64(buf);
     return 0;
 }
 
@@ -278,7 +278,7 @@ int pstore_write(pstore *s, const pstore_batch *w)
         snap_rec[PSTORE_REC_MAX];
     s->err[0] = '\0';
     if (w == NULL || (w->n_entries > 0 && w->entries == NULL)) {
-        return __pstore_fail(s, PT_EINVAL, "%s: invalid write", s->name);
+        return pstore__fail(s, PT_EINVAL, "%s: invalid write", s->name);
     }
     pstore_change c;
     memset(&c, 0, sizeof(c));
@@ -290,11 +290,11 @@ int pstore_write(pstore *s, const pstore_batch *w)
 
     if (w->install_snapshot != NULL) {
         const praft_snapshot_meta *m = w->install_snapshot;
-        snap_pos = __pstore_snap_find(s, m->index, m->term);
+        snap_pos = pstore__snap_find(s, m->index, m->term);
         if (snap_pos < 0) {
-            return __pstore_fail(
-                s, PT_ENOTFOUND, "%s: snapshot %llu (term %llu) to install is not complete",
-                s->name, (unsigned long long)m->index, (unsigned long long)m->term);
+            return pstore__fail(s, PT_ENOTFOUND,
+                                "%s: snapshot %llu (term %llu) to install is not complete", s->name,
+                                (unsigned long long)m->index, (unsigned long long)m->term);
         }
         /* §7: the snapshot replaces the whole log; the ready contract says the core already
          * decided that no stored entry is to be kept. */
@@ -303,10 +303,10 @@ int pstore_write(pstore *s, const pstore_batch *w)
         base_term = m->term;
         last = m->index;
         c.base = base_rec;
-        c.base_len = __pstore_rec_pair(base, base_term, base_rec);
+        c.base_len = pstore__rec_pair(base, base_term, base_rec);
         c.snapshot = snap_rec;
-        c.snapshot_len = __pstore_rec_pair(m->index, m->term, snap_rec);
-        int rv = __pstore_snap_config(s, m->index, m->term, &snap_cfg);
+        c.snapshot_len = pstore__rec_pair(m->index, m->term, snap_rec);
+        int rv = pstore__snap_config(s, m->index, m->term, &snap_cfg);
         if (rv != 0) {
             return rv;
         }
@@ -319,12 +319,12 @@ int pstore_write(pstore *s, const pstore_batch *w)
         uint64_t first = w->entries[0].index;
         for (size_t i = 0; i < w->n_entries; i++) {
             if (w->entries[i].index != first + i || (w->entries[i].len && !w->entries[i].data)) {
-                return __pstore_fail(s, PT_EINVAL, "%s: entries to append are not consecutive",
-                                     s->name);
+                return pstore__fail(s, PT_EINVAL, "%s: entries to append are not consecutive",
+                                    s->name);
             }
         }
         if (first <= base || first > last + 1) {
-            return __pstore_fail(
+            return pstore__fail(
                 s, PT_EINVAL, "%s: append at %llu outside the log (first %llu, last %llu)", s->name,
                 (unsigned long long)first, (unsigned long long)base + 1, (unsigned long long)last);
         }
@@ -337,14 +337,14 @@ int pstore_write(pstore *s, const pstore_batch *w)
     }
     if (w->hard_state != NULL) {
         c.hard_state = hs_rec;
-        c.hard_state_len = __pstore_rec_hard_state(w->hard_state, hs_rec);
+        c.hard_state_len = pstore__rec_hard_state(w->hard_state, hs_rec);
     }
     if (cfg != NULL) {
         if (cfg->n_members > PRAFT_MAX_MEMBERS) {
-            return __pstore_fail(s, PT_EINVAL, "%s: configuration too large", s->name);
+            return pstore__fail(s, PT_EINVAL, "%s: configuration too large", s->name);
         }
         c.config = cfg_rec;
-        c.config_len = __pstore_rec_config(cfg_index, cfg, cfg_rec);
+        c.config_len = pstore__rec_config(cfg_index, cfg, cfg_rec);
     }
     int rv = s->ops->commit(s, &c);
     if (rv != 0) {
@@ -367,7 +367,7 @@ int pstore_write(pstore *s, const pstore_batch *w)
         }
         s->has_current = true;
         s->current_config = snap_cfg;
-        __pstore_snap_prune(s, true);
+        pstore__snap_prune(s, true);
     }
     return 0;
 }
@@ -383,9 +383,9 @@ int pstore_purge(pstore *s, uint64_t upto)
     praft_snapshot_meta cur;
     pstore_snapshot_current(s, &has, &cur);
     if (!has || upto > cur.index || upto > s->last_index) {
-        return __pstore_fail(s, PT_EINVAL,
-                             "%s: cannot purge up to %llu: beyond the current snapshot or the log",
-                             s->name, (unsigned long long)upto);
+        return pstore__fail(s, PT_EINVAL,
+                            "%s: cannot purge up to %llu: beyond the current snapshot or the log",
+                            s->name, (unsigned long long)upto);
     }
     uint64_t term = 0;
     int rv = s->ops->term(s, upto, &term);
@@ -396,7 +396,7 @@ int pstore_purge(pstore *s, uint64_t upto)
     memset(&c, 0, sizeof(c));
     c.del_upto = upto;
     c.base = base_rec;
-    c.base_len = __pstore_rec_pair(upto, term, base_rec);
+    c.base_len = pstore__rec_pair(upto, term, base_rec);
     rv = s->ops->commit(s, &c);
     if (rv != 0) {
         return rv;
@@ -416,14 +416,14 @@ int pstore_check(pstore *s)
     for (size_t i = 0; i < s->n_snaps; i++) {
         pstore_snap_info info;
         praft_config cfg;
-        rv = __pstore_snap_verify(s, s->snaps[i].index, s->snaps[i].term, s->snaps[i].size, &info,
-                                  &cfg);
+        rv = pstore__snap_verify(s, s->snaps[i].index, s->snaps[i].term, s->snaps[i].size, &info,
+                                 &cfg);
         if (rv != 0) {
             return rv;
         }
         if (info.checksum != s->snaps[i].checksum) {
-            return __pstore_fail(s, PT_ECORRUPT, "%s: snapshot %llu changed since it was opened",
-                                 s->name, (unsigned long long)s->snaps[i].index);
+            return pstore__fail(s, PT_ECORRUPT, "%s: snapshot %llu changed since it was opened",
+                                s->name, (unsigned long long)s->snaps[i].index);
         }
     }
     return 0;

@@ -31,7 +31,7 @@ uint64_t psim_inv_chain(uint64_t prev_chain, uint64_t index, uint64_t term, uint
     uint64_t h = psim_mix(prev_chain, index);
     h = psim_mix(h, term);
     h = psim_mix(h, type);
-    return psim_mix(h, __pt_checksum(data, len));
+    return psim_mix(h, pt__checksum(data, len));
 }
 
 int psim_inv_fail(psim_inv *inv, const char *invariant, const char *fmt, ...)

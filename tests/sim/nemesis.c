@@ -9,7 +9,7 @@
 #include "platoon/error.h"
 #include "sim/sim.h"
 
-int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
 
 static int pick_up_slot(psim_world *w)
 {
@@ -94,7 +94,7 @@ static void retire_removed(psim_world *w, const praft_status *ls)
         psim_trace(w, "nemesis retire slot%d id%" PRIu64, s, h->id);
         psim_host_crash(w, s);
         psim_disk_free(&h->disk);
-        int rc = __psim_host_create(w, s, ++w->next_id, NULL);
+        int rc = psim__host_create(w, s, ++w->next_id, NULL);
         if (rc != 0) {
             psim_fail_internal(w, rc, "creating a blank node");
             return;

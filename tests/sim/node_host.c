@@ -153,8 +153,8 @@ int psim_host_restart(psim_world *w, int slot)
     return rc;
 }
 
-int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
-int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot)
+int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot)
 {
     psim_host *h = &w->hosts[slot];
     psim_disk_init(&h->disk);
@@ -394,7 +394,7 @@ static int install_snapshot(psim_world *w, psim_host *h, const praft_snapshot_me
     psim_disk *d = &h->disk;
     if (!d->in_active || d->in_meta.index != meta->index || d->in_meta.term != meta->term ||
         d->in_len != meta->size ||
-        (meta->checksum != 0 && __pt_checksum(d->in_data, d->in_len) != meta->checksum)) {
+        (meta->checksum != 0 && pt__checksum(d->in_data, d->in_len) != meta->checksum)) {
         return psim_inv_fail(&w->inv, "snapshot-transfer",
                              "nodes=%" PRIu64 " index=%" PRIu64 " term=%" PRIu64
                              ": snapshot to install is incomplete or corrupt (%zu of %" PRIu64
@@ -521,7 +521,7 @@ static int apply_committed(psim_world *w, psim_host *h, const praft_ready *rd)
         }
         h->kv.applied = e->index;
         w->applied_entries++;
-        uint64_t dh = psim_mix(e->type, __pt_checksum(e->data, e->len));
+        uint64_t dh = psim_mix(e->type, pt__checksum(e->data, e->len));
         int rc = psim_inv_apply(&w->inv, h->slot, h->incarnation, h->id, node_term, e->index,
                                 e->term, dh, psim_kv_hash(&h->kv));
         if (rc != 0) {
@@ -672,7 +672,7 @@ int psim_host_snapshot(psim_world *w, int slot, uint64_t keep)
     psim_kv_save(&h->kv, data);
     praft_snapshot_meta meta = {.index = h->kv.applied,
                                 .size = PSIM_KV_SNAPSHOT_BYTES,
-                                .checksum = __pt_checksum(data, PSIM_KV_SNAPSHOT_BYTES)};
+                                .checksum = pt__checksum(data, PSIM_KV_SNAPSHOT_BYTES)};
     int rc = praft_snapshot_taken(h->raft, &meta);
     if (rc != 0) {
         free(data);

@@ -14,7 +14,7 @@
 
 #define DIRECT_CLIENT (PSIM_MAX_CLIENTS - 1) /* proposals made straight at a core */
 
-int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
 
 static int setup(uint64_t seed, int nodes, FILE *trace, psim_world **w)
 {
@@ -847,7 +847,7 @@ static int sc_stale_config_vote(uint64_t seed, FILE *trace, psim_run_result *res
     }
     psim_host_crash(w, gone);
     psim_disk_free(&w->hosts[gone].disk);
-    rc = __psim_host_create(w, gone, ++w->next_id, NULL);
+    rc = psim__host_create(w, gone, ++w->next_id, NULL);
     if (rc != 0) {
         psim_fail_internal(w, rc, "creating a blank node");
         return finish(w, res);

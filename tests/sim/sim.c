@@ -11,7 +11,7 @@
 #include "platoon/error.h"
 #include "sim/linearizability.h"
 
-int __psim_host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
+int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *boot);
 
 #define LIN_MAX_STEPS 2000000ULL
 
@@ -168,7 +168,7 @@ int psim_world_new(const psim_options *opt, psim_world **out)
     w->next_id = (uint64_t)opt->nodes;
     int rc = 0;
     for (int s = 0; s < opt->nodes && rc == 0; s++) {
-        rc = __psim_host_create(w, s, (uint64_t)s + 1, &boot);
+        rc = psim__host_create(w, s, (uint64_t)s + 1, &boot);
     }
     for (int c = 0; c < opt->clients && rc == 0; c++) {
         w->clients[c].id = c;

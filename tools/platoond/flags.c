@@ -231,7 +231,7 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
         return fail(err, cap, "--election-ticks", "must exceed --heartbeat-ticks");
     }
     f->node.data_dir = f->data_dir;
-    uint64_t cid = __pt_checksum(cluster_name, strlen(cluster_name));
+    uint64_t cid = pt__checksum(cluster_name, strlen(cluster_name));
     f->node.cluster_id = cid != 0 ? cid : 1;
     return 0;
 }

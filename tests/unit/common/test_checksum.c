@@ -12,7 +12,7 @@ static void known_value_is_stable(void **state)
 {
     (void)state;
     /* XXH3-64 of the empty input is a published constant of the algorithm. */
-    assert_true(__pt_checksum(NULL, 0) == UINT64_C(0x2D06800538D394C2));
+    assert_true(pt__checksum(NULL, 0) == UINT64_C(0x2D06800538D394C2));
 }
 
 static void every_single_bit_flip_changes_the_sum(void **state)
@@ -22,13 +22,13 @@ static void every_single_bit_flip_changes_the_sum(void **state)
     for (size_t i = 0; i < sizeof(buf); i++) {
         buf[i] = (uint8_t)(i * 37 + 11);
     }
-    uint64_t base = __pt_checksum(buf, sizeof(buf));
+    uint64_t base = pt__checksum(buf, sizeof(buf));
     for (size_t bit = 0; bit < sizeof(buf) * 8; bit++) {
         buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        assert_true(__pt_checksum(buf, sizeof(buf)) != base);
+        assert_true(pt__checksum(buf, sizeof(buf)) != base);
         buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
-    assert_true(__pt_checksum(buf, sizeof(buf)) == base);
+    assert_true(pt__checksum(buf, sizeof(buf)) == base);
 }
 
 static void incremental_equals_one_shot(void **state)
@@ -38,17 +38,17 @@ static void incremental_equals_one_shot(void **state)
     for (size_t i = 0; i < sizeof(buf); i++) {
         buf[i] = (uint8_t)(i ^ (i >> 3));
     }
-    pt_checksum_state *s = __pt_checksum_new();
+    pt_checksum_state *s = pt__checksum_new();
     assert_non_null(s);
     size_t off = 0, step = 1;
     while (off < sizeof(buf)) {
         size_t n = step < sizeof(buf) - off ? step : sizeof(buf) - off;
-        __pt_checksum_update(s, buf + off, n);
+        pt__checksum_update(s, buf + off, n);
         off += n;
         step = step * 3 + 1;
     }
-    assert_true(__pt_checksum_digest(s) == __pt_checksum(buf, sizeof(buf)));
-    __pt_checksum_free(s);
+    assert_true(pt__checksum_digest(s) == pt__checksum(buf, sizeof(buf)));
+    pt__checksum_free(s);
 }
 
 int main(void)

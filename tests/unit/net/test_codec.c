@@ -274,7 +274,7 @@ static void test_batch_concatenation(void **state)
     for (size_t i = 0; i < n; i++) {
         uint8_t *item;
         size_t len;
-        assert_int_equal(__pnet_msg_encode_batch_item(&msgs[i], &item, &len), 0);
+        assert_int_equal(pnet__msg_encode_batch_item(&msgs[i], &item, &len), 0);
         all = realloc(all, all_len + len);
         assert_non_null(all);
         memcpy(all + all_len, item, len);
@@ -284,10 +284,10 @@ static void test_batch_concatenation(void **state)
     for (int lane = 0; lane < PNET_LANE_COUNT; lane++) {
         struct collected c = {.n = 0};
         uint64_t bad = 0;
-        assert_int_equal(__pnet_batch_decode(all, all_len, lane, collect, &c, &bad), 0);
+        assert_int_equal(pnet__batch_decode(all, all_len, lane, collect, &c, &bad), 0);
         size_t expect = 0;
         for (size_t i = 0; i < n; i++) {
-            if (__pnet_lane_of(msgs[i].type) == lane) {
+            if (pnet__lane_of(msgs[i].type) == lane) {
                 assert_true(expect < c.n);
                 assert_msg_equal(&msgs[i], c.msgs[expect]);
                 expect++;
@@ -306,16 +306,16 @@ static void test_lanes(void **state)
 {
     (void)state;
     for (int lane = 0; lane < PNET_LANE_COUNT; lane++) {
-        const char *m = __pnet_lane_method(lane);
+        const char *m = pnet__lane_method(lane);
         assert_non_null(m);
-        assert_int_equal(__pnet_lane_from_method(m, strlen(m)), lane);
-        assert_int_equal(__pnet_lane_from_method(m, strlen(m) - 1), -1);
+        assert_int_equal(pnet__lane_from_method(m, strlen(m)), lane);
+        assert_int_equal(pnet__lane_from_method(m, strlen(m) - 1), -1);
     }
-    assert_null(__pnet_lane_method(PNET_LANE_COUNT));
-    assert_int_equal(__pnet_lane_of(0), -1);
-    assert_int_equal(__pnet_lane_of(PRAFT_MSG_READ_INDEX_RESP + 1), -1);
-    assert_int_equal(__pnet_lane_of(PRAFT_MSG_PREVOTE), PNET_LANE_VOTE);
-    assert_int_equal(__pnet_lane_of(PRAFT_MSG_HEARTBEAT), PNET_LANE_APPEND);
+    assert_null(pnet__lane_method(PNET_LANE_COUNT));
+    assert_int_equal(pnet__lane_of(0), -1);
+    assert_int_equal(pnet__lane_of(PRAFT_MSG_READ_INDEX_RESP + 1), -1);
+    assert_int_equal(pnet__lane_of(PRAFT_MSG_PREVOTE), PNET_LANE_VOTE);
+    assert_int_equal(pnet__lane_of(PRAFT_MSG_HEARTBEAT), PNET_LANE_APPEND);
 }
 
 static void test_encode_rejects_bad_shapes(void **state)
@@ -509,7 +509,7 @@ static void test_truncated_and_random(void **state)
             pnet_msg_free(back);
             uint64_t bad = 0;
             size_t kept = 0;
-            rc = __pnet_batch_decode(buf, len, PNET_LANE_APPEND, drop, &kept, &bad);
+            rc = pnet__batch_decode(buf, len, PNET_LANE_APPEND, drop, &kept, &bad);
             assert_true(rc == 0 || rc == PT_EMALFORMED);
             buf[pos] ^= 0x5a;
         }

@@ -240,13 +240,13 @@ static void test_every_type_both_ways(void **state)
         while (got < 2 * n) {
             praft_msg *m = next_msg(dst[dir], WAIT_MS);
             assert_non_null(m);
-            int lane = __pnet_lane_of(m->type);
+            int lane = pnet__lane_of(m->type);
             /* Find which message of this lane is expected next. */
             size_t seen = 0, want = SIZE_MAX;
             size_t k = next_of_lane[lane][0];
             for (size_t r = 0; r < 2 && want == SIZE_MAX; r++) {
                 for (size_t i = 0; i < n; i++) {
-                    if (__pnet_lane_of(msgs[i].type) == lane) {
+                    if (pnet__lane_of(msgs[i].type) == lane) {
                         if (seen == k) {
                             want = i;
                             break;
@@ -640,7 +640,7 @@ static void test_peer_stream_rejects_garbage(void **state)
     node_start(&a, 1);
     node_start(&b, 2);
     struct done d = {0};
-    const char *method = __pnet_lane_method(PNET_LANE_VOTE);
+    const char *method = pnet__lane_method(PNET_LANE_VOTE);
     assert_int_equal(
         pnet_client_call(a.t, b.addr, method, "\xff\xff\xff", 3, INT64_MAX, on_done, &d), 0);
     run_done(&a);
@@ -657,8 +657,8 @@ static void test_peer_stream_rejects_garbage(void **state)
     praft_msg ap = {.type = PRAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3};
     uint8_t *i1, *i2;
     size_t l1, l2;
-    assert_int_equal(__pnet_msg_encode_batch_item(&v, &i1, &l1), 0);
-    assert_int_equal(__pnet_msg_encode_batch_item(&ap, &i2, &l2), 0);
+    assert_int_equal(pnet__msg_encode_batch_item(&v, &i1, &l1), 0);
+    assert_int_equal(pnet__msg_encode_batch_item(&ap, &i2, &l2), 0);
     uint8_t both[256];
     assert_true(l1 + l2 <= sizeof(both));
     memcpy(both, i1, l1);

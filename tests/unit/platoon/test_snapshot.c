@@ -360,7 +360,7 @@ static void recomputed_checksums_do_not_hide_invalid_records(void **state)
         }
         uint64_t sum = 0;
         /* Re-seal with a correct checksum of the modified body. */
-        sum = __pt_checksum(copy, snap.len - 8);
+        sum = pt__checksum(copy, snap.len - 8);
         for (int i = 0; i < 8; i++) {
             copy[snap.len - 8 + i] = (uint8_t)(sum >> (8 * i));
         }

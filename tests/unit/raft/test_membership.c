@@ -358,7 +358,7 @@ static void quorum_rules_table(void **state)
             m->role = q->role[id - 1];
             m->old_role = q->old_role[id - 1];
         }
-        int got = __praft_quorum_result(&cfg, table_vote, (void *)q);
+        int got = praft__quorum_result(&cfg, table_vote, (void *)q);
         if (got != q->want) {
             fail_msg("%s: got %d, want %d", q->name, got, q->want);
         }
