@@ -13,7 +13,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps build asan check check-fast format format-check lint coverage demo bench soak \
-        torture clean
+        torture mutants clean
 
 all: build
 
@@ -79,5 +79,12 @@ torture: build
 	@if [ -x tests/cluster/torture ]; then tests/cluster/torture $(BUILD)/bin; else \
 	  echo "make torture: the fault-injection suite is not there yet."; exit 1; fi
 
+# Plants each bug of tests/sim/mutants/catalogue.txt in a scratch copy of the tree (build-mutants/),
+# two at a time, and prints which layer catches it: the raft unit tests, the simulation (after
+# how many seeds of its event mix, up to 500), safety or liveness.
+MUTANT_ARGS ?=
+mutants: deps
+	tests/sim/mutants/run --jobs 2 --seeds 500 $(MUTANT_ARGS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN) $(COVER)
+	rm -rf $(BUILD) $(ASAN) $(COVER) build-mutants

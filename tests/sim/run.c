@@ -53,6 +53,11 @@ void psim_print_violation(FILE *f, const psim_options *opt, const psim_run_resul
     psim_faults_format(opt->faults, faults, sizeof(faults));
     fprintf(f, "VIOLATION %s seed=%" PRIu64 " step=%" PRIu64 " %s\n", res->violation.invariant,
             opt->seed, res->step, res->violation.detail);
+    if (opt->mix) {
+        fprintf(f, "replay: build/bin/platoon-sim --mix --seed %" PRIu64 " --trace trace.txt\n",
+                opt->seed);
+        return;
+    }
     fprintf(f,
             "replay: build/bin/platoon-sim --seed %" PRIu64 " --nodes %d --steps %" PRIu64
             " --faults %s --clients %d --keys %d%s%s%s%s --trace trace.txt\n",

@@ -80,6 +80,26 @@ void psim_options_init(psim_options *o, uint64_t seed, int nodes)
     o->heal_ticks = 300;
 }
 
+void psim_options_mix(psim_options *o, uint64_t seed)
+{
+    psim_rng r;
+    psim_rng_init(&r, seed, 99);
+    static const int sizes[] = {3, 4, 5, 7, 3, 5};
+    psim_options_init(o, seed, sizes[psim_rng_below(&r, 6)]);
+    o->mix = true;
+    uint64_t mode = psim_rng_below(&r, 12);
+    if (mode < 4) {
+        o->lease_reads = true; /* leases need check-quorum (and pre-vote is usual) */
+    } else if (mode < 6) {
+        o->disable_pre_vote = true;
+    } else if (mode < 7) {
+        o->disable_pre_vote = true;
+        o->disable_check_quorum = true;
+    } else if (mode < 8) {
+        o->disable_check_quorum = true;
+    }
+}
+
 void psim_trace(psim_world *w, const char *fmt, ...)
 {
     char line[512];

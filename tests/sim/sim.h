@@ -64,6 +64,7 @@ typedef struct psim_options {
     /* Bugs planted in the simulated application on purpose, to show that the checkers catch
      * their effects end to end (tests only; enum psim_bug). */
     uint32_t bug;
+    bool mix; /* the options came from psim_options_mix (for the replay line) */
 } psim_options;
 
 enum psim_bug {
@@ -73,6 +74,10 @@ enum psim_bug {
 };
 
 void psim_options_init(psim_options *o, uint64_t seed, int nodes);
+/* The random event mix (platoon-sim --mix): the seed alone picks the cluster size (3, 4, 5 or
+ * 7 voters: even sizes too), ReadIndex or leases, pre-vote and check-quorum on or off, and the
+ * run's length; every fault and every ordinary event of the core is in the schedule. */
+void psim_options_mix(psim_options *o, uint64_t seed);
 
 /* A message in flight: a deep copy of a core's message (its ready memory dies at advance). */
 typedef struct psim_msg {

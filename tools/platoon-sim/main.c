@@ -31,7 +31,7 @@ static int usage(void)
             "usage: platoon-sim [--seed S | --seeds A..B | --soak [--duration SECONDS]]\n"
             "                   [--nodes N|N,M,...] [--steps K] [--faults all|none|LIST]\n"
             "                   [--clients C] [--keys K] [--no-pre-vote] [--no-check-quorum]\n"
-            "                   [--lease-reads] [--trace FILE] [--quiet]\n"
+            "                   [--lease-reads] [--mix] [--trace FILE] [--quiet]\n"
             "                   [--plant-bug stale-read|early-ack]\n"
             "       platoon-sim --scenario NAME | --scenarios [--seed S | --seeds A..B] [--trace "
             "FILE]\n"
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
     psim_options base;
     psim_options_init(&base, 1, 3);
     const char *trace_path = NULL, *scenario = NULL;
-    bool scenarios = false, soak = false, quiet = false, seeds_given = false;
+    bool scenarios = false, soak = false, quiet = false, seeds_given = false, mix = false;
     double duration = 4 * 3600.0;
 
     for (int i = 1; i < argc; i++) {
@@ -130,6 +130,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--scenarios") == 0) {
             scenarios = true;
+        } else if (strcmp(a, "--mix") == 0) {
+            mix = true;
         } else if (strcmp(a, "--soak") == 0) {
             soak = true;
         } else if (strcmp(a, "--quiet") == 0) {
@@ -192,6 +194,13 @@ int main(int argc, char **argv)
         opt.seed = seed;
         opt.nodes = node_list[(seed - seed_lo) % (uint64_t)n_nodes];
         opt.trace = trace;
+        if (mix) {
+            /* The seed picks the options; --steps still applies if given. */
+            uint64_t keep_steps = opt.steps;
+            psim_options_mix(&opt, seed);
+            opt.steps = keep_steps;
+            opt.trace = trace;
+        }
         psim_run_result res;
         int rc = psim_run_random(&opt, &res);
         if (rc != 0) {
