@@ -23,6 +23,10 @@ static void send_attempt(psim_world *w, psim_client *c)
     if (slot < 0) {
         slot = (int)psim_rng_below(&w->rng_cli, (uint64_t)w->n_slots);
     }
+    if (c->op.kind == PSIM_OP_GET && w->lure_slot >= 0 && w->now < w->lure_until &&
+        psim_rng_chance(&w->rng_cli, 500)) {
+        slot = w->lure_slot; /* a read sent to a leader that was just cut off */
+    }
     psim_creq *req = calloc(1, sizeof(*req));
     if (req == NULL) {
         psim_fail_internal(w, PT_ENOMEM, "a client request");

@@ -15,12 +15,18 @@ void psim_inv_init(psim_inv *inv)
     memset(inv, 0, sizeof(*inv));
     psim_pairmap_init(&inv->leaders);
     psim_pairmap_init(&inv->chains);
+    psim_pairmap_init(&inv->votes);
+    psim_pairmap_init(&inv->hs_term);
+    psim_pairmap_init(&inv->grants);
 }
 
 void psim_inv_free(psim_inv *inv)
 {
     psim_pairmap_free(&inv->leaders);
     psim_pairmap_free(&inv->chains);
+    psim_pairmap_free(&inv->votes);
+    psim_pairmap_free(&inv->hs_term);
+    psim_pairmap_free(&inv->grants);
     free(inv->committed);
     inv->committed = NULL;
 }
@@ -273,6 +279,68 @@ int psim_inv_leader_log(psim_inv *inv, uint64_t node, uint64_t term, uint64_t la
                                  " was committed",
                                  node, term, i, t, c->term);
         }
+    }
+    return 0;
+}
+
+int psim_inv_hard_state(psim_inv *inv, uint64_t node, uint64_t term, uint64_t vote)
+{
+    uint64_t prev_term = 0, prev_vote = 0;
+    if (psim_pairmap_get(&inv->hs_term, node, 0, &prev_term) && term < prev_term) {
+        return psim_inv_fail(inv, "term-regressed",
+                             "nodes=%" PRIu64 " term=%" PRIu64
+                             ": durable term went back from %" PRIu64,
+                             node, term, prev_term);
+    }
+    if (psim_pairmap_get(&inv->votes, term, node, &prev_vote) && prev_vote != vote) {
+        return psim_inv_fail(inv, "double-vote",
+                             "nodes=%" PRIu64 " term=%" PRIu64
+                             ": durable vote changed from %" PRIu64 " to %" PRIu64
+                             " within the term",
+                             node, term, prev_vote, vote);
+    }
+    int rc = psim_pairmap_put(&inv->hs_term, node, 0, term);
+    if (rc == 0 && vote != 0) {
+        rc = psim_pairmap_put(&inv->votes, term, node, vote);
+    }
+    return rc;
+}
+
+int psim_inv_vote_granted(psim_inv *inv, uint64_t voter, uint64_t term, uint64_t candidate)
+{
+    uint64_t prev = 0;
+    if (psim_pairmap_get(&inv->grants, term, voter, &prev) && prev != candidate) {
+        return psim_inv_fail(inv, "double-vote",
+                             "nodes=%" PRIu64 " term=%" PRIu64 ": voted for %" PRIu64
+                             " and for %" PRIu64 " in one term",
+                             voter, term, prev, candidate);
+    }
+    return psim_pairmap_put(&inv->grants, term, voter, candidate);
+}
+
+static bool side_elected(psim_inv *inv, uint64_t leader, uint64_t term, const uint64_t *side, int n)
+{
+    int yes = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t v = 0;
+        yes +=
+            side[i] == leader || (psim_pairmap_get(&inv->grants, term, side[i], &v) && v == leader);
+    }
+    return n == 0 || yes > n / 2;
+}
+
+int psim_inv_election_quorum(psim_inv *inv, uint64_t leader, uint64_t term,
+                             const uint64_t *new_side, int n_new, const uint64_t *old_side,
+                             int n_old)
+{
+    bool a = side_elected(inv, leader, term, new_side, n_new);
+    bool b = side_elected(inv, leader, term, old_side, n_old);
+    if (!a || !b) {
+        return psim_inv_fail(inv, "election-quorum",
+                             "nodes=%" PRIu64 " term=%" PRIu64
+                             ": leader without durable votes from a majority of the %s "
+                             "configuration (%d new voters, %d old)",
+                             leader, term, a ? "old" : "new", n_new, n_old);
     }
     return 0;
 }

@@ -53,6 +53,9 @@ typedef struct psim_inv_lifetime {
 typedef struct psim_inv {
     psim_pairmap leaders; /* (term, 0) -> leader id */
     psim_pairmap chains;  /* (index, term) -> chain hash of the log prefix ending there */
+    psim_pairmap votes;   /* (term, node) -> the vote it made durable in that term */
+    psim_pairmap hs_term; /* (node, 0) -> the highest term it made durable */
+    psim_pairmap grants;  /* (term, voter) -> the candidate it sent a granted vote to */
     psim_committed *committed;
     size_t n_committed, cap_committed; /* entries 1..n_committed-1 may be known */
     uint64_t max_committed;            /* highest applied index seen anywhere */
@@ -112,6 +115,21 @@ int psim_inv_config_in_flight(psim_inv *inv, uint64_t node, uint64_t term, unsig
  * yet visible). */
 int psim_inv_leader_log(psim_inv *inv, uint64_t node, uint64_t term, uint64_t last_index,
                         bool (*term_at)(void *ctx, uint64_t index, uint64_t *term), void *ctx);
+
+/* Durable hard state: @node completed a sync of (@term, @vote). Terms never go backwards and a
+ * vote once durable in a term never changes or disappears (§5.1 Figure 2, §5.2): not at a
+ * restart either, since the disk is all a node keeps. */
+int psim_inv_hard_state(psim_inv *inv, uint64_t node, uint64_t term, uint64_t vote);
+
+/* @voter sent a granted vote for @candidate in @term. One vote per term (§5.2). */
+int psim_inv_vote_granted(psim_inv *inv, uint64_t voter, uint64_t term, uint64_t candidate);
+
+/* Election quorum (§5.2, thesis §4.3): @leader just became leader of @term. The voters of its
+ * configuration are @new_side (and, while joint, @old_side); a majority of each side must have
+ * sent it a granted vote in @term (the leader's own vote counts). */
+int psim_inv_election_quorum(psim_inv *inv, uint64_t leader, uint64_t term,
+                             const uint64_t *new_side, int n_new, const uint64_t *old_side,
+                             int n_old);
 
 /* Records a violation found elsewhere (the simulator's own checks: storage contract,
  * liveness, linearizability). Always returns PT_ECORRUPT. */

@@ -66,6 +66,9 @@ static void network_quality(psim_world *w)
     w->net.delay_max =
         (f & PSIM_F_DELAY) ? (uint32_t)psim_rng_range(&w->rng_nem, 20, 12 * PSIM_TICK) : 40;
     w->net.reorder = (f & PSIM_F_REORDER) && psim_rng_chance(&w->rng_nem, 600);
+    w->net.replay_permille = (f & PSIM_F_REPLAY) && psim_rng_chance(&w->rng_nem, 500)
+                                 ? (uint32_t)psim_rng_range(&w->rng_nem, 5, 80)
+                                 : 0;
     psim_trace(w, "nemesis net loss%" PRIu32 " dup%" PRIu32 " delay%" PRIu32 " reorder%d",
                w->net.loss_permille, w->net.dup_permille, w->net.delay_max, w->net.reorder);
 }
@@ -165,16 +168,16 @@ void psim_nemesis_act(psim_world *w)
     int leader = psim_world_leader(w);
     w->nemesis_actions++;
     /* Weighted choice among the enabled faults. */
-    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_CALM, A_N };
+    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_CALM, A_DEPOSE, A_N };
     static const uint32_t need[A_N] = {
-        PSIM_F_PARTITION,  PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER,
+        PSIM_F_PARTITION,  PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER | PSIM_F_REPLAY,
         PSIM_F_CRASH,      PSIM_F_PAUSE,
         PSIM_F_SLOW,       PSIM_F_SNAPSHOT,
         PSIM_F_MEMBERSHIP, PSIM_F_TRANSFER,
-        PSIM_F_ALL};
+        PSIM_F_ALL,        PSIM_F_PARTITION};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
-    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4};
+    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 1};
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
         total += (f & need[a]) ? weight[a] : 0;
@@ -253,10 +256,21 @@ void psim_nemesis_act(psim_world *w)
             w->transfers += rc == 0;
         }
         break;
+    case A_DEPOSE:
+        /* The leader is cut off while clients keep reading from it: until it notices, a
+         * deposed leader must not answer a read the new leader's writes have made stale
+         * (thesis §6.4: ReadIndex confirms leadership; §6.4.1: a lease ends in time). */
+        if (leader >= 0) {
+            psim_net_isolate(w, leader);
+            w->lure_slot = leader;
+            w->lure_until = w->now + 40 * PSIM_TICK;
+            psim_trace(w, "nemesis depose slot%d (reads lured to it)", leader);
+        }
+        break;
     case A_CALM:
         psim_trace(w, "nemesis calm");
         psim_net_heal(w);
-        w->net.loss_permille = w->net.dup_permille = 0;
+        w->net.loss_permille = w->net.dup_permille = w->net.replay_permille = 0;
         w->net.delay_max = 40;
         for (int k = 0; k < w->n_slots && !w->stop; k++) {
             w->hosts[k].slow = false;

@@ -107,10 +107,65 @@ static uint64_t link_delay(psim_world *w, int from, int to)
     return at - w->now;
 }
 
+/* Records the chunks of the snapshot transfer on a link; once its last chunk leaves, the
+ * replay fault may deliver the whole transfer again, in order, much later: a stale transfer
+ * that the receiver must recognise as older than what it has (§7). */
+static void record_snapshot(psim_world *w, int from, int to, const praft_msg *m)
+{
+    psim_msg **rec = w->net.snap_rec[from][to];
+    int *n = &w->net.n_snap_rec[from][to];
+    if (m->offset == 0 || (*n > 0 && (rec[0]->meta.index != m->snapshot->index ||
+                                      rec[0]->meta.term != m->snapshot->term))) {
+        for (int i = 0; i < *n; i++) {
+            psim_msg_free(rec[i]);
+        }
+        *n = 0;
+    }
+    if (*n >= 16 || (*n == 0 && m->offset != 0)) {
+        return;
+    }
+    if ((rec[*n] = msg_copy(m)) == NULL) {
+        psim_fail_internal(w, PT_ENOMEM, "recording a snapshot transfer");
+        return;
+    }
+    (*n)++;
+    if (!m->done || !psim_rng_chance(&w->rng_net, 4 * w->net.replay_permille)) {
+        return;
+    }
+    uint64_t at = psim_rng_range(&w->rng_net, 2 * PSIM_TICK, 60 * PSIM_TICK);
+    psim_trace(w, "replay %" PRIu64 "->%" PRIu64 " snapshot i%" PRIu64 " (%d chunks) +%" PRIu64,
+               m->from, m->to, m->snapshot->index, *n, at);
+    for (int i = 0; i < *n; i++) {
+        psim_msg *copy = msg_copy(&rec[i]->m);
+        if (copy == NULL) {
+            psim_fail_internal(w, PT_ENOMEM, "replaying a snapshot transfer");
+            return;
+        }
+        /* Spaced so that each chunk finds the previous one stored. */
+        if (psim_schedule(w, at + (uint64_t)i * 60, PSIM_EV_DELIVER, to, 0, copy) != 0) {
+            return;
+        }
+        w->net.replayed++;
+    }
+}
+
+void psim_net_free(psim_world *w)
+{
+    for (int a = 0; a < PSIM_MAX_NODES; a++) {
+        for (int b = 0; b < PSIM_MAX_NODES; b++) {
+            for (int i = 0; i < w->net.n_snap_rec[a][b]; i++) {
+                psim_msg_free(w->net.snap_rec[a][b][i]);
+            }
+            w->net.n_snap_rec[a][b] = 0;
+        }
+    }
+}
+
 void psim_net_send(psim_world *w, int from, const praft_msg *m)
 {
     int to = psim_slot_of(w, m->to);
     w->net.sent++;
+    psim_host_check_send(w, from, m);
     const char *name = praft_msg_type_name(m->type);
     if (to < 0 || w->net.blocked[from][to] || psim_rng_chance(&w->rng_net, w->net.loss_permille)) {
         w->net.dropped++;
@@ -135,6 +190,25 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         }
         if (c == 1) {
             w->net.duplicated++;
+        }
+    }
+    if (w->net.replay_permille == 0) {
+        return;
+    }
+    if (m->type == PRAFT_MSG_SNAPSHOT) {
+        record_snapshot(w, from, to, m);
+    } else if (psim_rng_chance(&w->rng_net, w->net.replay_permille)) {
+        /* The same message once more, long after: a stale append, heartbeat or answer. */
+        psim_msg *copy = msg_copy(m);
+        if (copy == NULL) {
+            psim_fail_internal(w, PT_ENOMEM, "replaying a message");
+            return;
+        }
+        uint64_t at = psim_rng_range(&w->rng_net, 2 * PSIM_TICK, 60 * PSIM_TICK);
+        psim_trace(w, "replay %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " +%" PRIu64, m->from, m->to,
+                   name, m->term, at);
+        if (psim_schedule(w, at, PSIM_EV_DELIVER, to, 0, copy) == 0) {
+            w->net.replayed++;
         }
     }
 }

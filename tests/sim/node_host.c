@@ -104,9 +104,11 @@ static int host_start(psim_world *w, int slot)
     o.lease_reads = w->opt.lease_reads;
     /* Small bounds so that batching, flow control and chunking are exercised with a small
      * workload. */
-    o.max_msg_bytes = 200;
-    o.max_inflight_msgs = 4;
-    o.snapshot_chunk_bytes = 48;
+    o.max_msg_bytes = w->opt.msg_bytes;
+    o.max_inflight_msgs = w->opt.inflight;
+    o.max_inflight_bytes =
+        o.max_inflight_bytes < o.max_msg_bytes ? o.max_msg_bytes : o.max_inflight_bytes;
+    o.snapshot_chunk_bytes = w->opt.chunk_bytes;
     o.snapshot_retry_ticks = 20;
     praft_storage st = psim_disk_storage(&h->disk);
     int rc = praft_new(&o, &st, &h->raft);
@@ -127,6 +129,7 @@ static int host_start(psim_world *w, int slot)
     h->writing = false;
     h->last_role = s.role;
     h->last_term = s.term;
+    h->seen_commit = s.commit;
     rc = psim_inv_start(&w->inv, slot, h->incarnation, h->kv.applied, s.commit);
     if (rc != 0) {
         return rc;
@@ -136,6 +139,10 @@ static int host_start(psim_world *w, int slot)
                " snap%" PRIu64 " last%" PRIu64,
                slot, h->id, h->incarnation, s.term, s.commit, h->disk.snap.index,
                psim_disk_last(&h->disk));
+    /* Each lifetime's clock runs at its own rate, within opt.drift_permille of PSIM_TICK
+     * (from the seed, the id and the lifetime, not from a shared stream). */
+    uint64_t d = PSIM_TICK * w->opt.drift_permille / 1000;
+    h->tick_period = PSIM_TICK - d + psim_mix(o.seed, 7) % (2 * d + 1);
     return psim_schedule(w, psim_rng_range(&w->rng_disk, 1, PSIM_TICK), PSIM_EV_TICK, slot,
                          h->incarnation, NULL);
 }
@@ -247,7 +254,7 @@ void psim_host_tick(psim_world *w, int slot, uint64_t incarnation)
     } else {
         h->missed_ticks++;
     }
-    psim_schedule(w, PSIM_TICK, PSIM_EV_TICK, slot, incarnation, NULL);
+    psim_schedule(w, h->tick_period, PSIM_EV_TICK, slot, incarnation, NULL);
 }
 
 void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
@@ -559,6 +566,7 @@ static int finish_ready(psim_world *w, psim_host *h)
     }
     if (rc == 0 && rd->has_hard_state) {
         h->disk.hs = rd->hard_state;
+        rc = psim_inv_hard_state(&w->inv, h->id, rd->hard_state.term, rd->hard_state.vote);
     }
     if (rc != 0) {
         return rc;
@@ -745,6 +753,123 @@ static unsigned own_uncommitted_configs(psim_host *h, uint64_t commit, uint64_t 
     return n;
 }
 
+/* True when the disk of @slot durably holds the entry (@index, @term) (or a snapshot past it). */
+static bool disk_holds(psim_world *w, int slot, uint64_t index, uint64_t term)
+{
+    const psim_disk *d = &w->hosts[slot].disk;
+    if (d->snap.index >= index) {
+        return true;
+    }
+    uint64_t t;
+    return psim_disk_term(d, index, &t) && t == term;
+}
+
+/* The voters of each side of @c: [0] the incoming (or only) configuration, [1] the outgoing one
+ * while joint. */
+static void config_sides(const praft_config *c, uint64_t side[2][PRAFT_MAX_MEMBERS], int n[2])
+{
+    n[0] = n[1] = 0;
+    for (uint32_t i = 0; i < c->n_members; i++) {
+        const praft_member *m = &c->members[i];
+        if (m->role == PRAFT_ROLE_VOTER) {
+            side[0][n[0]++] = m->id;
+        }
+        if (c->joint && m->old_role == PRAFT_ROLE_VOTER) {
+            side[1][n[1]++] = m->id;
+        }
+    }
+}
+
+/* A leader's commit index moved to @st->commit: that entry is of the leader's own term (§5.4.2,
+ * Figure 8: earlier terms' entries are only committed with it) and is durable on a majority
+ * of each side of the leader's configuration (§5.3, thesis §4.3). Checked on every advance. */
+static int check_leader_commit(psim_world *w, psim_host *h, const praft_status *st)
+{
+    uint64_t c = st->commit, t = 0;
+    if (!host_term_at(h, c, &t)) {
+        return 0; /* compacted on the leader itself: nothing left to compare */
+    }
+    if (t != st->term) {
+        return psim_inv_fail(&w->inv, "commit-rule",
+                             "nodes=%" PRIu64 " term=%" PRIu64 " index=%" PRIu64
+                             ": leader advanced its commit index to an entry of term %" PRIu64
+                             " (only entries of its own term commit by counting, §5.4.2)",
+                             h->id, st->term, c, t);
+    }
+    uint64_t side[2][PRAFT_MAX_MEMBERS];
+    int n[2];
+    config_sides(&st->config, side, n);
+    for (int k = 0; k < 2; k++) {
+        int held = 0;
+        for (int i = 0; i < n[k]; i++) {
+            int s = psim_slot_of(w, side[k][i]);
+            held += s >= 0 && disk_holds(w, s, c, t);
+        }
+        if (n[k] > 0 && held <= n[k] / 2) {
+            return psim_inv_fail(&w->inv, "commit-quorum",
+                                 "nodes=%" PRIu64 " term=%" PRIu64 " index=%" PRIu64
+                                 ": committed entry durable on %d of %d %s voters",
+                                 h->id, st->term, c, held, n[k], k == 0 ? "new" : "old");
+        }
+    }
+    return 0;
+}
+
+void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
+{
+    psim_host *h = &w->hosts[slot];
+    const psim_disk *d = &h->disk;
+    if (w->stop || !h->up) {
+        return;
+    }
+    int rc = 0;
+    bool prevote = m->type == PRAFT_MSG_PREVOTE || m->type == PRAFT_MSG_PREVOTE_RESP;
+    if (!prevote && m->term > d->hs.term) {
+        /* §5.1 Figure 2: a server makes its term durable before it speaks in it. */
+        rc = psim_inv_fail(&w->inv, "durable-before-send",
+                           "nodes=%" PRIu64 " term=%" PRIu64 ": %s sent in a term not yet durable "
+                           "(disk has %" PRIu64 ")",
+                           h->id, m->term, praft_msg_type_name(m->type), d->hs.term);
+    } else if (m->type == PRAFT_MSG_VOTE_RESP && !m->reject) {
+        /* The vote is durable, or a later term is (which rules out voting again in this
+         * one). */
+        if (d->hs.term == m->term && d->hs.vote != m->to) {
+            rc = psim_inv_fail(&w->inv, "durable-before-send",
+                               "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64
+                               ": vote granted before it is durable",
+                               h->id, m->to, m->term);
+        } else {
+            rc = psim_inv_vote_granted(&w->inv, h->id, m->term, m->to);
+        }
+    } else if (m->type == PRAFT_MSG_APPEND_RESP && !m->reject && m->index > 0 &&
+               psim_disk_last(d) < m->index && d->snap.index < m->index) {
+        rc = psim_inv_fail(&w->inv, "durable-before-send",
+                           "nodes=%" PRIu64 ",%" PRIu64 " index=%" PRIu64
+                           ": entries acknowledged before they are durable (disk ends at %" PRIu64
+                           ")",
+                           h->id, m->to, m->index, psim_disk_last(d));
+    } else if (m->type == PRAFT_MSG_TIMEOUT_NOW) {
+        /* thesis §3.10: the target is told to campaign only once it holds the whole log. */
+        praft_status st;
+        praft_status_get(h->raft, &st);
+        uint64_t t = 0;
+        int to = psim_slot_of(w, m->to);
+        /* Messages leave at the next ready, not when made: only while the transfer is still
+         * on (the leader then takes no proposals) and no configuration entry was appended
+         * since (leaving a joint configuration) is the leader's log the one it compared. */
+        if (to >= 0 && st.transferee == m->to && st.pending_config_index == 0 &&
+            host_term_at(h, st.last_index, &t) && !disk_holds(w, to, st.last_index, t)) {
+            rc = psim_inv_fail(&w->inv, "transfer-target-behind",
+                               "nodes=%" PRIu64 ",%" PRIu64 " index=%" PRIu64
+                               ": TimeoutNow sent before the target holds the leader's log",
+                               h->id, m->to, st.last_index);
+        }
+    }
+    if (rc != 0) {
+        psim_halt(w);
+    }
+}
+
 void psim_host_check(psim_world *w, int slot)
 {
     psim_host *h = &w->hosts[slot];
@@ -760,14 +885,37 @@ void psim_host_check(psim_world *w, int slot)
             w->elections++;
             psim_trace(w, "leader slot%d id%" PRIu64 " term%" PRIu64, slot, h->id, st.term);
             rc = psim_inv_leader_log(&w->inv, h->id, st.term, st.last_index, host_term_at, h);
+            if (rc == 0) {
+                uint64_t side[2][PRAFT_MAX_MEMBERS];
+                int n[2];
+                config_sides(&st.config, side, n);
+                rc =
+                    psim_inv_election_quorum(&w->inv, h->id, st.term, side[0], n[0], side[1], n[1]);
+            }
+        }
+        if (rc == 0 && st.commit > h->seen_commit && h->last_role == PRAFT_LEADER &&
+            h->last_term == st.term) {
+            rc = check_leader_commit(w, h, &st);
         }
         if (rc == 0) {
             rc = psim_inv_config_in_flight(&w->inv, h->id, st.term,
                                            own_uncommitted_configs(h, st.commit, st.term));
         }
     }
+    if (rc == 0 && st.term > w->max_term) {
+        /* A term is born only at a node that campaigns for it (§5.2); a pre-vote or any other
+         * message never moves a term ahead of every candidate's (thesis §9.6). */
+        if (st.role != PRAFT_CANDIDATE && st.role != PRAFT_LEADER) {
+            rc = psim_inv_fail(&w->inv, "term-origin",
+                               "nodes=%" PRIu64 " term=%" PRIu64
+                               ": first node in a new term did not campaign for it (role %s)",
+                               h->id, st.term, praft_role_name(st.role));
+        }
+        w->max_term = st.term;
+    }
     h->last_role = st.role;
     h->last_term = st.term;
+    h->seen_commit = st.commit;
     if (rc == PT_ECORRUPT) {
         psim_halt(w);
     } else if (rc != 0) {

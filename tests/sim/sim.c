@@ -15,9 +15,9 @@ int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *
 
 #define LIN_MAX_STEPS 2000000ULL
 
-static const char *const fault_names[] = {"loss",      "delay",      "dup",     "reorder",
-                                          "partition", "crash",      "pause",   "slow",
-                                          "snapshot",  "membership", "transfer"};
+static const char *const fault_names[] = {"loss",      "delay",      "dup",      "reorder",
+                                          "partition", "crash",      "pause",    "slow",
+                                          "snapshot",  "membership", "transfer", "replay"};
 #define N_FAULTS (sizeof(fault_names) / sizeof(fault_names[0]))
 
 int psim_faults_parse(const char *s, uint32_t *mask)
@@ -78,6 +78,9 @@ void psim_options_init(psim_options *o, uint64_t seed, int nodes)
     o->clients = 3;
     o->keys = 3;
     o->heal_ticks = 300;
+    o->msg_bytes = 200;
+    o->chunk_bytes = 48;
+    o->inflight = 4;
 }
 
 void psim_options_mix(psim_options *o, uint64_t seed)
@@ -98,6 +101,13 @@ void psim_options_mix(psim_options *o, uint64_t seed)
     } else if (mode < 8) {
         o->disable_check_quorum = true;
     }
+    static const uint32_t msg[] = {40, 200, 200, 1000}, chunk[] = {16, 48, 48, 256};
+    static const uint32_t infl[] = {1, 4, 4, 16};
+    o->msg_bytes = msg[psim_rng_below(&r, 4)];
+    o->chunk_bytes = chunk[psim_rng_below(&r, 4)];
+    o->inflight = infl[psim_rng_below(&r, 4)];
+    /* Clocks drift within the bound leases allow (see psim_options.drift_permille). */
+    o->drift_permille = (uint32_t)psim_rng_below(&r, 59);
 }
 
 void psim_trace(psim_world *w, const char *fmt, ...)
@@ -186,6 +196,8 @@ int psim_world_new(const psim_options *opt, psim_world **out)
         snprintf(boot.members[s].address, PRAFT_ADDRESS_MAX, "sim-%d", s + 1);
     }
     w->next_id = (uint64_t)opt->nodes;
+    w->max_term = 1; /* every bootstrapped node starts in term 1 */
+    w->lure_slot = -1;
     int rc = 0;
     for (int s = 0; s < opt->nodes && rc == 0; s++) {
         rc = psim__host_create(w, s, (uint64_t)s + 1, &boot);
@@ -196,6 +208,25 @@ int psim_world_new(const psim_options *opt, psim_world **out)
             rc = psim_schedule(w, psim_rng_range(&w->rng_cli, 1, 20 * PSIM_TICK),
                                PSIM_EV_CLIENT_INVOKE, c, 0, NULL);
         }
+    }
+    if (rc == 0 && opt->lease_reads) {
+        /* Leases rely on check-quorum's stickiness (thesis §6.4.1): the core must refuse a
+         * configuration with leases and without check-quorum, not run it. */
+        psim_disk d;
+        psim_disk_init(&d);
+        praft_options o;
+        praft_options_init(&o, 99);
+        o.lease_reads = true;
+        o.disable_check_quorum = true;
+        praft_storage st = psim_disk_storage(&d);
+        praft_node *n = NULL;
+        if (praft_new(&o, &st, &n) == 0) {
+            praft_free(n);
+            psim_inv_fail(&w->inv, "options-contract",
+                          "nodes=* : lease_reads without check-quorum was accepted");
+            psim_halt(w);
+        }
+        psim_disk_free(&d);
     }
     if (rc == 0 && opt->nemesis) {
         rc = psim_schedule(w, 20 * PSIM_TICK, PSIM_EV_NEMESIS, -1, 0, NULL);
@@ -218,6 +249,7 @@ void psim_world_free(psim_world *w)
         psim_disk_free(&w->hosts[s].disk);
     }
     psim_eventq_free(&w->q, psim_payload_free);
+    psim_net_free(w);
     psim_history_free(&w->hist);
     psim_inv_free(&w->inv);
     free(w);
@@ -347,7 +379,8 @@ void psim_world_heal(psim_world *w)
     psim_trace(w, "heal all");
     w->healing = true;
     psim_net_heal(w);
-    w->net.loss_permille = w->net.dup_permille = 0;
+    w->net.loss_permille = w->net.dup_permille = w->net.replay_permille = 0;
+    w->lure_slot = -1;
     w->net.delay_min = 5;
     w->net.delay_max = 40;
     w->net.reorder = false;

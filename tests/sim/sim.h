@@ -38,7 +38,8 @@ enum psim_fault {
     PSIM_F_SNAPSHOT = 1 << 8,   /* snapshots taken at random points, logs compacted */
     PSIM_F_MEMBERSHIP = 1 << 9, /* add learner, promote, remove follower, remove leader */
     PSIM_F_TRANSFER = 1 << 10,  /* leadership transfers */
-    PSIM_F_ALL = (1 << 11) - 1,
+    PSIM_F_REPLAY = 1 << 11,    /* old messages and whole old snapshot transfers delivered late */
+    PSIM_F_ALL = (1 << 12) - 1,
 };
 
 /* Parses a comma-separated list of fault names ("loss,crash", "all", "none") into *mask.
@@ -65,6 +66,13 @@ typedef struct psim_options {
      * their effects end to end (tests only; enum psim_bug). */
     uint32_t bug;
     bool mix; /* the options came from psim_options_mix (for the replay line) */
+    /* The cores' flow-control bounds (praft_options): small values split appends and
+     * snapshots into many messages. */
+    uint32_t msg_bytes, chunk_bytes, inflight;
+    /* Clock drift: each node's tick lasts PSIM_TICK +- drift_permille/1000 of it, fixed per
+     * lifetime. Leases (thesis §6.4.1) allow clocks to drift apart by less than an eighth,
+     * i.e. a ratio below 9/8: drift_permille <= 58 stays within it. */
+    uint32_t drift_permille;
 } psim_options;
 
 enum psim_bug {
@@ -164,6 +172,8 @@ typedef struct psim_host {
     size_t n_held, cap_held;
     uint32_t last_role;
     uint64_t last_term;
+    uint64_t tick_period; /* time units per tick of this lifetime (clock drift) */
+    uint64_t seen_commit; /* commit index at the last check of this lifetime */
 } psim_host;
 
 typedef struct psim_net {
@@ -173,6 +183,11 @@ typedef struct psim_net {
     bool reorder;
     uint64_t last_arrival[PSIM_MAX_NODES][PSIM_MAX_NODES]; /* FIFO when !reorder */
     uint64_t sent, delivered, dropped, duplicated;
+    uint32_t replay_permille; /* chance that a message is delivered again much later */
+    /* The chunks of the latest snapshot transfer on each link, to replay it whole. */
+    struct psim_msg *snap_rec[PSIM_MAX_NODES][PSIM_MAX_NODES][16];
+    int n_snap_rec[PSIM_MAX_NODES][PSIM_MAX_NODES];
+    uint64_t replayed;
 } psim_net;
 
 typedef struct psim_client {
@@ -211,6 +226,9 @@ typedef struct psim_world {
     uint64_t applied_entries, elections, snapshots_taken, snapshots_installed;
     uint64_t crashes, membership_changes, transfers, nemesis_actions;
     uint64_t lin_inconclusive;
+    uint64_t max_term; /* highest term any node reached */
+    int lure_slot;     /* client reads go to this node half the time (a deposed leader), or -1 */
+    uint64_t lure_until;
 } psim_world;
 
 /* ---- The world ---------------------------------------------------------------------------- */
@@ -247,6 +265,7 @@ void psim_net_isolate(psim_world *w, int slot);         /* both directions */
 void psim_net_block(psim_world *w, int from, int to);   /* one way */
 void psim_net_split(psim_world *w, const bool *side_a); /* two sides */
 void psim_net_heal(psim_world *w);                      /* all links back */
+void psim_net_free(psim_world *w);                      /* the replay records */
 void psim_host_crash(psim_world *w, int slot);
 int psim_host_restart(psim_world *w, int slot);
 void psim_host_pause(psim_world *w, int slot);
@@ -283,6 +302,8 @@ void psim_host_disk_done(psim_world *w, int slot, uint64_t write_id);
 void psim_host_client_req(psim_world *w, int slot, psim_creq *req);
 void psim_host_pump(psim_world *w, int slot);
 void psim_host_check(psim_world *w, int slot);
+/* Checks a message as it leaves @slot against what the sender has made durable. */
+void psim_host_check_send(psim_world *w, int slot, const praft_msg *m);
 void psim_host_release(psim_host *h);
 
 void psim_client_invoke(psim_world *w, int c);
