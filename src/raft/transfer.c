@@ -16,6 +16,12 @@ static int send_timeout_now(praft_node *n, uint64_t to)
 
 int praft__transfer_check(praft_node *n, praft_pr *p)
 {
+    if (n->cfg.joint) {
+        /* Once C_old,new commits the leader appends C_new by itself (thesis §4.3), even during
+         * a transfer: a target told to campaign before that would lack C_new, and voters that
+         * hold it refuse it (§5.4.1). TimeoutNow waits until the configuration is simple. */
+        return 0;
+    }
     if (p->id == n->transferee && p->match == praft__log_last(&n->log)) {
         return send_timeout_now(n, p->id);
     }
@@ -72,6 +78,9 @@ int praft_transfer_leadership(praft_node *n, uint64_t to)
     }
     n->transferee = to;
     n->transfer_elapsed = 0;
+    if (n->cfg.joint) {
+        return praft__send_append(n, p, false); /* TimeoutNow waits for C_new (see above) */
+    }
     if (p->match == praft__log_last(&n->log)) {
         return send_timeout_now(n, to);
     }

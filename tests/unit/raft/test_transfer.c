@@ -94,6 +94,38 @@ static void transfer_errors_and_automatic_target(void **state)
     cl_free(&c);
 }
 
+/* A transfer asked while joint: leaving the joint configuration appends C_new after the target
+ * may have caught up; TimeoutNow waits for it, or the target would campaign without C_new,
+ * lose to the up-to-date voters, and the transfer would fail (found by the simulator). */
+static void transfer_while_joint_waits_for_c_new(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 1, NULL);
+    cl_elect(&c, 1);
+    cl_settle(&c);
+    praft_change ch = {.type = PRAFT_CHANGE_ADD_VOTER, .id = 4};
+    uint64_t index = 0;
+    assert_int_equal(praft_change_membership(c.t[1].n, &ch, &index), 0);
+    assert_true(cl_status(&c, 1)->config.joint);
+    assert_int_equal(praft_transfer_leadership(c.t[1].n, 2), 0);
+    /* Deliver one message at a time: the target acknowledges C_old,new before it commits. */
+    for (int i = 0; i < 200 && cl_leader(&c) != 2; i++) {
+        for (uint64_t id = 1; id <= 4; id++) {
+            cl_ready(&c, id);
+        }
+        cl_deliver_all(&c);
+    }
+    for (int i = 0; i < 5 && cl_leader(&c) != 2; i++) {
+        cl_tick(&c, 1);
+        cl_settle(&c);
+    }
+    cl_settle(&c);
+    assert_int_equal(cl_leader(&c), 2);
+    assert_false(cl_status(&c, 2)->config.joint);
+    cl_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +133,7 @@ int main(void)
         cmocka_unit_test(transfer_catches_the_target_up_first),
         cmocka_unit_test(transfer_gives_up_after_an_election_timeout),
         cmocka_unit_test(transfer_errors_and_automatic_target),
+        cmocka_unit_test(transfer_while_joint_waits_for_c_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
