@@ -162,9 +162,65 @@ static void membership(psim_world *w, int leader)
     }
 }
 
+/* A transfer requested on a healthy cluster: once TimeoutNow went out (the target holds the
+ * leader's log), the target must win (thesis §3.10). Other faults wait meanwhile. Returns true
+ * while the watch goes on. */
+static bool transfer_watch(psim_world *w)
+{
+    if (!w->xfer.on) {
+        return false;
+    }
+    if (w->now < w->xfer.deadline) {
+        return true;
+    }
+    w->xfer.on = false;
+    if (w->xfer.term != 0 && !w->xfer.won) {
+        psim_inv_fail(&w->inv, "transfer-outcome",
+                      "nodes=%" PRIu64 ": TimeoutNow went out on a healthy cluster, but the "
+                      "target did not become leader",
+                      w->xfer.target);
+        psim_halt(w);
+    }
+    return false;
+}
+
+static void clean_transfer(psim_world *w, int leader)
+{
+    psim_trace(w, "nemesis calm (for a transfer)");
+    psim_net_heal(w);
+    w->net.loss_permille = w->net.dup_permille = w->net.replay_permille = 0;
+    w->net.delay_max = 40;
+    w->lure_slot = -1;
+    for (int k = 0; k < w->n_slots && !w->stop; k++) {
+        w->hosts[k].slow = false;
+        psim_host_restart(w, k);
+        psim_host_resume(w, k);
+    }
+    if (!w->hosts[leader].up) {
+        return;
+    }
+    int rc = praft_transfer_leadership(w->hosts[leader].raft, PRAFT_NONE);
+    praft_status st;
+    praft_status_get(w->hosts[leader].raft, &st);
+    psim_trace(w, "nemesis watched transfer from id%" PRIu64 " to id%" PRIu64 " -> %s",
+               w->hosts[leader].id, st.transferee, pt_error_name(rc));
+    if (rc == 0 && st.transferee != PRAFT_NONE) {
+        w->transfers++;
+        w->xfer.on = true;
+        w->xfer.sent = w->xfer.won = false;
+        w->xfer.term = 0;
+        w->xfer.target = st.transferee;
+        /* Catching up may take a while; if TimeoutNow never goes out, the leader gave up. */
+        w->xfer.deadline = w->now + 3 * PSIM_ELECTION_TICKS * PSIM_TICK;
+    }
+}
+
 void psim_nemesis_act(psim_world *w)
 {
     uint32_t f = w->opt.faults;
+    if (transfer_watch(w) || w->stop) {
+        return;
+    }
     int leader = psim_world_leader(w);
     w->nemesis_actions++;
     /* Weighted choice among the enabled faults. */
@@ -241,7 +297,9 @@ void psim_nemesis_act(psim_world *w)
         }
         break;
     case A_XFER:
-        if (leader >= 0) {
+        if (leader >= 0 && psim_rng_chance(&w->rng_nem, 400)) {
+            clean_transfer(w, leader);
+        } else if (leader >= 0) {
             praft_status st;
             praft_status_get(w->hosts[leader].raft, &st);
             uint64_t to = PRAFT_NONE;

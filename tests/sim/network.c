@@ -182,9 +182,9 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         uint64_t delay = link_delay(w, from, to);
         psim_trace(w,
                    "send %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " i%" PRIu64 " n%zu c%" PRIu64
-                   " +%" PRIu64,
+                   "%s +%" PRIu64,
                    m->from, m->to, name, m->term, m->index ? m->index : m->prev_index, m->n_entries,
-                   m->commit, delay);
+                   m->commit, m->reject ? " reject" : "", delay);
         if (psim_schedule(w, delay, PSIM_EV_DELIVER, to, 0, copy) != 0) {
             return;
         }

@@ -130,6 +130,8 @@ static int host_start(psim_world *w, int slot)
     h->last_role = s.role;
     h->last_term = s.term;
     h->seen_commit = s.commit;
+    h->ticks = h->lead_tick = 0;
+    memset(h->heard, 0, sizeof(h->heard));
     rc = psim_inv_start(&w->inv, slot, h->incarnation, h->kv.applied, s.commit);
     if (rc != 0) {
         return rc;
@@ -232,6 +234,7 @@ void psim_host_resume(psim_world *w, int slot)
          * ticked first. */
         for (uint32_t i = 0; i < h->missed_ticks; i++) {
             praft_tick(h->raft);
+            h->ticks++;
         }
     }
     h->missed_ticks = 0;
@@ -251,6 +254,7 @@ void psim_host_tick(psim_world *w, int slot, uint64_t incarnation)
     }
     if (!h->paused) {
         praft_tick(h->raft);
+        h->ticks++;
     } else {
         h->missed_ticks++;
     }
@@ -269,6 +273,25 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
         return;
     }
     w->net.delivered++;
+    if (m->m.type == PRAFT_MSG_TIMEOUT_NOW && w->xfer.on && w->xfer.sent && w->xfer.term == 0 &&
+        h->id == w->xfer.target) {
+        /* The target holds the leader's log and the leader's term: the election it starts now
+         * must make it leader (thesis §3.10), unless another node campaigns too. */
+        if (h->last_term == m->m.term && h->last_role == PRAFT_FOLLOWER) {
+            w->xfer.term = m->m.term;
+            w->xfer.deadline = w->now + 3 * PSIM_ELECTION_TICKS * PSIM_TICK;
+        } else {
+            w->xfer.on = false;
+        }
+    }
+    if (h->last_role == PRAFT_LEADER && m->m.term == h->last_term &&
+        (m->m.type == PRAFT_MSG_APPEND_RESP || m->m.type == PRAFT_MSG_HEARTBEAT_RESP ||
+         m->m.type == PRAFT_MSG_SNAPSHOT_RESP)) {
+        int from = psim_slot_of(w, m->m.from);
+        if (from >= 0) {
+            h->heard[from] = h->ticks; /* what check-quorum counts as activity (§6.2) */
+        }
+    }
     psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
                praft_msg_type_name(m->m.type), m->m.term);
     int rc = praft_step(h->raft, &m->m);
@@ -849,6 +872,10 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
                            ")",
                            h->id, m->to, m->index, psim_disk_last(d));
     } else if (m->type == PRAFT_MSG_TIMEOUT_NOW) {
+        if (w->xfer.on && !w->xfer.sent && m->to == w->xfer.target) {
+            w->xfer.sent = true; /* judged once it arrives (psim_host_deliver) */
+            w->xfer.deadline = UINT64_MAX;
+        }
         /* thesis §3.10: the target is told to campaign only once it holds the whole log. */
         praft_status st;
         praft_status_get(h->raft, &st);
@@ -870,6 +897,58 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
     }
 }
 
+/* Check-quorum (thesis §6.2), seen from outside: a leader that heard no answer of its term from
+ * a majority of either side of its configuration for two election timeouts of its own clock
+ * (one full check period plus the one the last answer fell in) has stepped down. */
+static int check_step_down(psim_world *w, psim_host *h, const praft_status *st)
+{
+    uint64_t limit = 2 * PSIM_ELECTION_TICKS;
+    /* The core checks at its ticks, against the configuration of the moment: judge it at its
+     * ticks, once its configuration has been the same for the whole window. */
+    if (w->opt.disable_check_quorum || w->cur_event != PSIM_EV_TICK ||
+        h->ticks - h->lead_tick <= limit || h->ticks - h->cfg_tick <= limit) {
+        return 0;
+    }
+    uint64_t side[2][PRAFT_MAX_MEMBERS];
+    int n[2];
+    config_sides(&st->config, side, n);
+    for (int k = 0; k < 2; k++) {
+        int live = 0;
+        for (int i = 0; i < n[k]; i++) {
+            int s = psim_slot_of(w, side[k][i]);
+            live += side[k][i] == h->id || (s >= 0 && h->ticks - h->heard[s] <= limit);
+        }
+        if (n[k] > 0 && live <= n[k] / 2) {
+            return psim_inv_fail(&w->inv, "step-down",
+                                 "nodes=%" PRIu64 " term=%" PRIu64 ": still leader after %" PRIu64
+                                 " ticks without answers from a majority of its %s voters",
+                                 h->id, st->term, limit, k == 0 ? "new" : "old");
+        }
+    }
+    return 0;
+}
+
+/* A leader steps down in its own term only at a tick (check-quorum) or once the configuration
+ * that removes it is committed (§6: it keeps leading until C_new commits). */
+static int check_left_leadership(psim_world *w, psim_host *h, const praft_status *st)
+{
+    if (h->last_role != PRAFT_LEADER || st->role == PRAFT_LEADER || st->term != h->last_term ||
+        (w->cur_event != PSIM_EV_DELIVER && w->cur_event != PSIM_EV_DISK_DONE)) {
+        return 0;
+    }
+    const praft_member *me = praft_config_find(&st->config, h->id);
+    bool voter = me != NULL && (me->role == PRAFT_ROLE_VOTER ||
+                                (st->config.joint && me->old_role == PRAFT_ROLE_VOTER));
+    if (st->pending_config_index != 0 || voter) {
+        return psim_inv_fail(&w->inv, "leader-step-down",
+                             "nodes=%" PRIu64 " term=%" PRIu64
+                             ": leader stepped down without a new term, a failed check-quorum "
+                             "or a committed configuration that removes it",
+                             h->id, st->term);
+    }
+    return 0;
+}
+
 void psim_host_check(psim_world *w, int slot)
 {
     psim_host *h = &w->hosts[slot];
@@ -878,6 +957,15 @@ void psim_host_check(psim_world *w, int slot)
     }
     praft_status st;
     praft_status_get(h->raft, &st);
+    uint64_t ch = st.config.joint;
+    for (uint32_t i = 0; i < st.config.n_members; i++) {
+        const praft_member *m = &st.config.members[i];
+        ch = psim_mix(ch, m->id * 16 + m->role * 4 + m->old_role);
+    }
+    if (ch != h->cfg_hash) {
+        h->cfg_hash = ch;
+        h->cfg_tick = h->ticks;
+    }
     int rc = psim_inv_progress(&w->inv, slot, h->incarnation, h->id, st.commit, st.applied);
     if (rc == 0 && st.role == PRAFT_LEADER) {
         rc = psim_inv_leader(&w->inv, h->id, st.term);
@@ -892,15 +980,29 @@ void psim_host_check(psim_world *w, int slot)
                 rc =
                     psim_inv_election_quorum(&w->inv, h->id, st.term, side[0], n[0], side[1], n[1]);
             }
+            h->lead_tick = h->ticks;
+            for (int s = 0; s < PSIM_MAX_NODES; s++) {
+                h->heard[s] = h->ticks;
+            }
+            if (w->xfer.on && w->xfer.sent && w->xfer.target == h->id) {
+                w->xfer.won = true;
+            }
         }
         if (rc == 0 && st.commit > h->seen_commit && h->last_role == PRAFT_LEADER &&
             h->last_term == st.term) {
             rc = check_leader_commit(w, h, &st);
         }
+        if (rc == 0 && !h->paused) {
+            rc = check_step_down(w, h, &st);
+        }
         if (rc == 0) {
             rc = psim_inv_config_in_flight(&w->inv, h->id, st.term,
                                            own_uncommitted_configs(h, st.commit, st.term));
         }
+    }
+    if (w->xfer.on && w->xfer.term != 0 && h->id != w->xfer.target && st.role == PRAFT_CANDIDATE &&
+        st.term > w->xfer.term) {
+        w->xfer.on = false; /* a competing election: the outcome is open */
     }
     if (rc == 0 && st.term > w->max_term) {
         /* A term is born only at a node that campaigns for it (§5.2); a pre-vote or any other
@@ -912,6 +1014,9 @@ void psim_host_check(psim_world *w, int slot)
                                h->id, st.term, praft_role_name(st.role));
         }
         w->max_term = st.term;
+    }
+    if (rc == 0) {
+        rc = check_left_leadership(w, h, &st);
     }
     h->last_role = st.role;
     h->last_term = st.term;

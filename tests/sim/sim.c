@@ -314,6 +314,7 @@ static bool run_one(psim_world *w)
     }
     w->now = ev.time;
     w->step++;
+    w->cur_event = ev.type;
     dispatch(w, &ev);
     return true;
 }
@@ -381,6 +382,7 @@ void psim_world_heal(psim_world *w)
     psim_net_heal(w);
     w->net.loss_permille = w->net.dup_permille = w->net.replay_permille = 0;
     w->lure_slot = -1;
+    w->xfer.on = false;
     w->net.delay_min = 5;
     w->net.delay_max = 40;
     w->net.reorder = false;

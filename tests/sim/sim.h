@@ -20,10 +20,11 @@
 #include "sim/invariants.h"
 #include "sim/rng.h"
 
-#define PSIM_TICK        ((uint64_t)100) /* time units; every time here is a uint64_t */
-#define PSIM_MAX_NODES   7
-#define PSIM_MAX_CLIENTS 8
-#define PSIM_MAX_KEYS    16
+#define PSIM_TICK           ((uint64_t)100) /* time units; every time here is a uint64_t */
+#define PSIM_MAX_NODES      7
+#define PSIM_MAX_CLIENTS    8
+#define PSIM_MAX_KEYS       16
+#define PSIM_ELECTION_TICKS 10 /* every core's election_ticks */
 
 /* Fault switches. */
 enum psim_fault {
@@ -172,8 +173,12 @@ typedef struct psim_host {
     size_t n_held, cap_held;
     uint32_t last_role;
     uint64_t last_term;
-    uint64_t tick_period; /* time units per tick of this lifetime (clock drift) */
-    uint64_t seen_commit; /* commit index at the last check of this lifetime */
+    uint64_t tick_period;           /* time units per tick of this lifetime (clock drift) */
+    uint64_t seen_commit;           /* commit index at the last check of this lifetime */
+    uint64_t ticks;                 /* ticks the core was given in this lifetime */
+    uint64_t lead_tick;             /* ticks when it last became leader */
+    uint64_t cfg_hash, cfg_tick;    /* its configuration, and ticks when that last changed */
+    uint64_t heard[PSIM_MAX_NODES]; /* ticks when an answer of its term came from each slot */
 } psim_host;
 
 typedef struct psim_net {
@@ -229,6 +234,12 @@ typedef struct psim_world {
     uint64_t max_term; /* highest term any node reached */
     int lure_slot;     /* client reads go to this node half the time (a deposed leader), or -1 */
     uint64_t lure_until;
+    int cur_event; /* type of the event being handled */
+    /* A leadership transfer started on a healthy cluster, whose outcome is checked. */
+    struct {
+        bool on, sent, won;
+        uint64_t target, deadline, term; /* term: of the TimeoutNow, once delivered */
+    } xfer;
 } psim_world;
 
 /* ---- The world ---------------------------------------------------------------------------- */
