@@ -53,15 +53,28 @@ void psim_print_violation(FILE *f, const psim_options *opt, const psim_run_resul
     psim_faults_format(opt->faults, faults, sizeof(faults));
     fprintf(f, "VIOLATION %s seed=%" PRIu64 " step=%" PRIu64 " %s\n", res->violation.invariant,
             opt->seed, res->step, res->violation.detail);
+    if (opt->lease_reads && opt->drift_permille > PSIM_DRIFT_BOUND) {
+        fprintf(f,
+                "note: clocks drift by up to %" PRIu32 "/1000 of a tick, beyond what leases allow "
+                "(rates less than 9/8 apart: at most %d/1000): the configuration breaks the "
+                "core's contract (lease_reads in platoon/raft.h)\n",
+                opt->drift_permille, PSIM_DRIFT_BOUND);
+    }
+    char drift[32] = "";
+    if (opt->drift_permille > 0) {
+        snprintf(drift, sizeof(drift), " --drift %" PRIu32, opt->drift_permille);
+    }
     if (opt->mix) {
-        fprintf(f, "replay: build/bin/platoon-sim --mix --seed %" PRIu64 " --trace trace.txt\n",
-                opt->seed);
+        fprintf(f,
+                "replay: build/bin/platoon-sim --mix --seed %" PRIu64 " --drift %" PRIu32
+                " --trace trace.txt\n",
+                opt->seed, opt->drift_permille);
         return;
     }
     fprintf(f,
             "replay: build/bin/platoon-sim --seed %" PRIu64 " --nodes %d --steps %" PRIu64
-            " --faults %s --clients %d --keys %d%s%s%s%s --trace trace.txt\n",
-            opt->seed, opt->nodes, opt->steps, faults, opt->clients, opt->keys,
+            " --faults %s --clients %d --keys %d%s%s%s%s%s --trace trace.txt\n",
+            opt->seed, opt->nodes, opt->steps, faults, opt->clients, opt->keys, drift,
             opt->disable_pre_vote ? " --no-pre-vote" : "",
             opt->disable_check_quorum ? " --no-check-quorum" : "",
             opt->lease_reads ? " --lease-reads" : "",

@@ -394,6 +394,10 @@ void psim_world_heal(psim_world *w)
         }
         psim_host_resume(w, s);
         psim_host_pump(w, s);
+        /* What the resume did (ticks missed while paused, in lease mode) is judged now, as if
+         * it were a resume event, not at the node's next message. */
+        w->cur_event = PSIM_EV_RESUME;
+        psim_host_check(w, s);
     }
 }
 

@@ -74,6 +74,7 @@ typedef struct psim_options {
      * lifetime. Leases (thesis §6.4.1) allow clocks to drift apart by less than an eighth,
      * i.e. a ratio below 9/8: drift_permille <= 58 stays within it. */
     uint32_t drift_permille;
+#define PSIM_DRIFT_BOUND 58 /* (1000 + 58) / (1000 - 58) < 9/8 */
 } psim_options;
 
 enum psim_bug {

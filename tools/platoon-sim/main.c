@@ -27,16 +27,17 @@ static double now_s(void)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: platoon-sim [--seed S | --seeds A..B | --soak [--duration SECONDS]]\n"
-            "                   [--nodes N|N,M,...] [--steps K] [--faults all|none|LIST]\n"
-            "                   [--clients C] [--keys K] [--no-pre-vote] [--no-check-quorum]\n"
-            "                   [--lease-reads] [--mix] [--trace FILE] [--quiet]\n"
-            "                   [--plant-bug stale-read|early-ack]\n"
-            "       platoon-sim --scenario NAME | --scenarios [--seed S | --seeds A..B] [--trace "
-            "FILE]\n"
-            "faults: loss,delay,dup,reorder,partition,crash,pause,slow,snapshot,membership,"
-            "transfer\n");
+    fprintf(
+        stderr,
+        "usage: platoon-sim [--seed S | --seeds A..B | --soak [--duration SECONDS]]\n"
+        "                   [--nodes N|N,M,...] [--steps K] [--faults all|none|LIST]\n"
+        "                   [--clients C] [--keys K] [--no-pre-vote] [--no-check-quorum]\n"
+        "                   [--lease-reads] [--drift PERMILLE] [--mix] [--trace FILE] [--quiet]\n"
+        "                   [--plant-bug stale-read|early-ack]\n"
+        "       platoon-sim --scenario NAME | --scenarios [--seed S | --seeds A..B] [--trace "
+        "FILE]\n"
+        "faults: loss,delay,dup,reorder,partition,crash,pause,slow,snapshot,membership,"
+        "transfer\n");
     return 2;
 }
 
@@ -77,7 +78,8 @@ int main(int argc, char **argv)
     psim_options base;
     psim_options_init(&base, 1, 3);
     const char *trace_path = NULL, *scenario = NULL;
-    bool scenarios = false, soak = false, quiet = false, seeds_given = false, mix = false;
+    bool scenarios = false, soak = false, quiet = false, seeds_given = false, mix = false,
+         drift_given = false;
     double duration = 4 * 3600.0;
 
     for (int i = 1; i < argc; i++) {
@@ -130,6 +132,10 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--scenarios") == 0) {
             scenarios = true;
+        } else if (strcmp(a, "--drift") == 0 && v) {
+            base.drift_permille = (uint32_t)atoi(v);
+            drift_given = true;
+            i++;
         } else if (strcmp(a, "--mix") == 0) {
             mix = true;
         } else if (strcmp(a, "--soak") == 0) {
@@ -199,6 +205,7 @@ int main(int argc, char **argv)
             uint64_t keep_steps = opt.steps;
             psim_options_mix(&opt, seed);
             opt.steps = keep_steps;
+            opt.drift_permille = drift_given ? base.drift_permille : opt.drift_permille;
             opt.trace = trace;
         }
         psim_run_result res;
