@@ -211,7 +211,7 @@ static void clean_transfer(psim_world *w, int leader)
         w->xfer.term = 0;
         w->xfer.target = st.transferee;
         /* Catching up may take a while; if TimeoutNow never goes out, the leader gave up. */
-        w->xfer.deadline = w->now + 3 * PSIM_ELECTION_TICKS * PSIM_TICK;
+        w->xfer.deadline = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
     }
 }
 
@@ -312,6 +312,17 @@ void psim_nemesis_act(psim_world *w)
             psim_trace(w, "nemesis transfer from id%" PRIu64 " to id%" PRIu64 " -> %s",
                        w->hosts[leader].id, to, pt_error_name(rc));
             w->transfers += rc == 0;
+            if (rc == 0 && w->opt.lease_reads && psim_rng_chance(&w->rng_nem, 500)) {
+                /* The old leader stops hearing anyone (its TimeoutNow still goes out) while
+                 * clients read from it: no lease may hold once TimeoutNow is sent (thesis
+                 * §6.4.1, §3.10), since the target wins without waiting for stickiness. */
+                for (int k = 0; k < w->n_slots; k++) {
+                    w->net.blocked[k][leader] = k != leader;
+                }
+                w->lure_slot = leader;
+                w->lure_until = w->now + 30 * PSIM_TICK;
+                psim_trace(w, "nemesis deafen slot%d (reads lured to it)", leader);
+            }
         }
         break;
     case A_DEPOSE:
@@ -322,6 +333,14 @@ void psim_nemesis_act(psim_world *w)
             psim_net_isolate(w, leader);
             w->lure_slot = leader;
             w->lure_until = w->now + 40 * PSIM_TICK;
+            if (w->opt.lease_reads) {
+                /* The worst clocks the drift bound allows: the leader's slow, the others'
+                 * fast, so its lease runs as long as it may. */
+                uint64_t d = PSIM_TICK * w->opt.drift_permille / 1000;
+                for (int k = 0; k < w->n_slots; k++) {
+                    w->hosts[k].tick_period = k == leader ? PSIM_TICK + d : PSIM_TICK - d;
+                }
+            }
             psim_trace(w, "nemesis depose slot%d (reads lured to it)", leader);
         }
         break;

@@ -97,7 +97,7 @@ static int host_start(psim_world *w, int slot)
     praft_options_init(&o, h->id);
     h->incarnation++;
     o.seed = psim_mix(w->opt.seed, psim_mix(h->id, h->incarnation));
-    o.election_ticks = 10;
+    o.election_ticks = w->opt.election_ticks;
     o.heartbeat_ticks = 1;
     o.disable_pre_vote = w->opt.disable_pre_vote;
     o.disable_check_quorum = w->opt.disable_check_quorum;
@@ -279,7 +279,7 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
          * must make it leader (thesis §3.10), unless another node campaigns too. */
         if (h->last_term == m->m.term && h->last_role == PRAFT_FOLLOWER) {
             w->xfer.term = m->m.term;
-            w->xfer.deadline = w->now + 3 * PSIM_ELECTION_TICKS * PSIM_TICK;
+            w->xfer.deadline = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
         } else {
             w->xfer.on = false;
         }
@@ -902,7 +902,7 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
  * (one full check period plus the one the last answer fell in) has stepped down. */
 static int check_step_down(psim_world *w, psim_host *h, const praft_status *st)
 {
-    uint64_t limit = 2 * PSIM_ELECTION_TICKS;
+    uint64_t limit = 2 * (uint64_t)w->opt.election_ticks;
     /* The core checks at its ticks, against the configuration of the moment: judge it at its
      * ticks, once its configuration has been the same for the whole window. */
     if (w->opt.disable_check_quorum || w->cur_event != PSIM_EV_TICK ||

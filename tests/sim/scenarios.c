@@ -908,6 +908,74 @@ static int sc_stale_config_vote(uint64_t seed, FILE *trace, psim_run_result *res
     return finish(w, res);
 }
 
+/* Leases and clock drift (thesis §6.4.1): the leader's clock runs slow and the followers' fast
+ * by @drift/1000 of a tick. The leader is cut off right after a heartbeat round; the others
+ * elect a new leader and write; then clients read from the cut-off leader. Within the drift the
+ * lease allows (PSIM_DRIFT_BOUND) its lease ends before any other leader can exist and the
+ * reads wait for a round that never completes; beyond it, the lease outlives the followers'
+ * stickiness and a read returns the value the new leader overwrote. */
+static int lease_drift(uint64_t seed, FILE *trace, psim_run_result *res, uint32_t drift)
+{
+    psim_options o;
+    psim_options_init(&o, seed, 3);
+    o.nemesis = false;
+    o.workload = false;
+    o.clients = 5;
+    o.trace = trace;
+    o.lease_reads = true;
+    psim_world *w;
+    int rc = psim_world_new(&o, &w);
+    if (rc != 0) {
+        return rc;
+    }
+    int l = wait_leader(w, 100);
+    expect(w, l >= 0, "no leader");
+    if (l < 0) {
+        return finish(w, res);
+    }
+    uint64_t d = PSIM_TICK * drift / 1000;
+    for (int s = 0; s < 3; s++) {
+        w->hosts[s].tick_period = s == l ? PSIM_TICK + d : PSIM_TICK - d;
+    }
+    op_sync(w, 0, PSIM_OP_PUT, 0, 60, NULL);
+    /* Wait for a heartbeat acknowledged by the followers, then cut the leader off. */
+    psim_world_run_ticks(w, 2 + psim_rng_below(&w->rng_nem, 3));
+    psim_world_run_steps(w, psim_rng_below(&w->rng_nem, 20));
+    psim_net_isolate(w, l);
+    w->lure_slot = l;
+    w->lure_permille = 1000;
+    w->lure_until = w->now + 60 * PSIM_TICK;
+    /* Writes to the others until one lands, then reads from the old leader. */
+    for (int t = 0; t < 60 && !w->stop; t++) {
+        for (int c = 0; c < 5; c++) {
+            if (!w->clients[c].busy) {
+                psim_client_start(w, c, c < 2 ? PSIM_OP_PUT : PSIM_OP_GET, 0, 0);
+            }
+        }
+        psim_world_run_ticks(w, 1);
+    }
+    w->lure_slot = -1;
+    int status = finish(w, res);
+    if (res->violated && drift > PSIM_DRIFT_BOUND) {
+        size_t n = strlen(res->violation.detail);
+        snprintf(res->violation.detail + n, sizeof(res->violation.detail) - n,
+                 " [clock drift %" PRIu32 "/1000 is beyond the %d/1000 leases allow: the "
+                 "configuration breaks the core's contract]",
+                 drift, PSIM_DRIFT_BOUND);
+    }
+    return status;
+}
+
+static int sc_lease_drift(uint64_t seed, FILE *trace, psim_run_result *res)
+{
+    return lease_drift(seed, trace, res, PSIM_DRIFT_BOUND);
+}
+
+static int sc_lease_drift_broken(uint64_t seed, FILE *trace, psim_run_result *res)
+{
+    return lease_drift(seed, trace, res, 500);
+}
+
 const psim_scenario psim_scenarios[] = {
     {"initial-election", "one leader is elected and stays", sc_initial_election},
     {"reelection", "a new leader after the leader is lost; none without quorum", sc_reelection},
@@ -942,5 +1010,10 @@ const psim_scenario psim_scenarios[] = {
      sc_stale_config_vote},
     {"snapshot-membership", "snapshots during membership changes and transfers",
      sc_snapshot_membership},
+    {"lease-drift", "lease reads from a cut-off leader, clock drift within the bound",
+     sc_lease_drift},
+    /* Expected to fail: it breaks the drift bound (test_world checks that it is caught). */
+    {"lease-drift-broken", "lease reads from a cut-off leader, clock drift beyond the bound",
+     sc_lease_drift_broken},
 };
 const int psim_n_scenarios = (int)(sizeof(psim_scenarios) / sizeof(psim_scenarios[0]));

@@ -79,6 +79,7 @@ void psim_options_init(psim_options *o, uint64_t seed, int nodes)
     o->keys = 3;
     o->heal_ticks = 300;
     o->msg_bytes = 200;
+    o->election_ticks = 10;
     o->chunk_bytes = 48;
     o->inflight = 4;
 }
@@ -108,6 +109,10 @@ void psim_options_mix(psim_options *o, uint64_t seed)
     o->inflight = infl[psim_rng_below(&r, 4)];
     /* Clocks drift within the bound leases allow (see psim_options.drift_permille). */
     o->drift_permille = (uint32_t)psim_rng_below(&r, 59);
+    /* Longer election timeouts give leases more than one tick of drift allowance. */
+    static const uint32_t et[] = {10, 10, 16, 24};
+    o->election_ticks = et[psim_rng_below(&r, 4)];
+    o->heal_ticks = 30 * o->election_ticks;
 }
 
 void psim_trace(psim_world *w, const char *fmt, ...)
@@ -198,6 +203,7 @@ int psim_world_new(const psim_options *opt, psim_world **out)
     w->next_id = (uint64_t)opt->nodes;
     w->max_term = 1; /* every bootstrapped node starts in term 1 */
     w->lure_slot = -1;
+    w->lure_permille = 500;
     int rc = 0;
     for (int s = 0; s < opt->nodes && rc == 0; s++) {
         rc = psim__host_create(w, s, (uint64_t)s + 1, &boot);

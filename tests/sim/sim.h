@@ -20,11 +20,10 @@
 #include "sim/invariants.h"
 #include "sim/rng.h"
 
-#define PSIM_TICK           ((uint64_t)100) /* time units; every time here is a uint64_t */
-#define PSIM_MAX_NODES      7
-#define PSIM_MAX_CLIENTS    8
-#define PSIM_MAX_KEYS       16
-#define PSIM_ELECTION_TICKS 10 /* every core's election_ticks */
+#define PSIM_TICK        ((uint64_t)100) /* time units; every time here is a uint64_t */
+#define PSIM_MAX_NODES   7
+#define PSIM_MAX_CLIENTS 8
+#define PSIM_MAX_KEYS    16
 
 /* Fault switches. */
 enum psim_fault {
@@ -74,7 +73,8 @@ typedef struct psim_options {
      * lifetime. Leases (thesis §6.4.1) allow clocks to drift apart by less than an eighth,
      * i.e. a ratio below 9/8: drift_permille <= 58 stays within it. */
     uint32_t drift_permille;
-#define PSIM_DRIFT_BOUND 58 /* (1000 + 58) / (1000 - 58) < 9/8 */
+    uint32_t election_ticks; /* every core's election timeout (default 10 ticks) */
+#define PSIM_DRIFT_BOUND 58  /* (1000 + 58) / (1000 - 58) < 9/8 */
 } psim_options;
 
 enum psim_bug {
@@ -232,8 +232,9 @@ typedef struct psim_world {
     uint64_t applied_entries, elections, snapshots_taken, snapshots_installed;
     uint64_t crashes, membership_changes, transfers, nemesis_actions;
     uint64_t lin_inconclusive;
-    uint64_t max_term; /* highest term any node reached */
-    int lure_slot;     /* client reads go to this node half the time (a deposed leader), or -1 */
+    uint64_t max_term;      /* highest term any node reached */
+    int lure_slot;          /* client reads go to this node (a deposed leader), or -1 */
+    uint32_t lure_permille; /* how often they do (500 unless a scenario says otherwise) */
     uint64_t lure_until;
     int cur_event; /* type of the event being handled */
     /* A leadership transfer started on a healthy cluster, whose outcome is checked. */

@@ -137,6 +137,36 @@ static void figure8_unreliable_regressions(void **state)
     }
 }
 
+/* Clock drift beyond the bound leases allow is caught, and reported as a broken configuration;
+ * within the bound the same scenario passes (it is in the ctest scenario list). */
+static void lease_drift_beyond_the_bound_is_caught(void **state)
+{
+    (void)state;
+    const psim_scenario *broken = NULL, *within = NULL;
+    for (int i = 0; i < psim_n_scenarios; i++) {
+        if (strcmp(psim_scenarios[i].name, "lease-drift-broken") == 0) {
+            broken = &psim_scenarios[i];
+        } else if (strcmp(psim_scenarios[i].name, "lease-drift") == 0) {
+            within = &psim_scenarios[i];
+        }
+    }
+    assert_non_null(broken);
+    assert_non_null(within);
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        psim_run_result r;
+        memset(&r, 0, sizeof(r));
+        if (broken->run(seed, NULL, &r) != 0) {
+            caught++;
+            assert_string_equal(r.violation.invariant, "linearizability");
+            assert_non_null(strstr(r.violation.detail, "beyond"));
+        }
+        memset(&r, 0, sizeof(r));
+        assert_int_equal(within->run(seed, NULL, &r), 0);
+    }
+    assert_true(caught > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +176,7 @@ int main(void)
         cmocka_unit_test(planted_stale_reads_are_caught),
         cmocka_unit_test(planted_early_acks_are_caught),
         cmocka_unit_test(figure8_unreliable_regressions),
+        cmocka_unit_test(lease_drift_beyond_the_bound_is_caught),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
