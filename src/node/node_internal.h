@@ -98,6 +98,9 @@ struct pnode {
     praft_storage store_view; /* the pstore's own callbacks, wrapped under store_mu */
 
     praft_node *raft;
+    /* What the core refused, as last reported in the log (see report_refusals in loop.c). */
+    uint64_t logged_malformed, logged_term_refused;
+    int64_t logged_malformed_ms;
     pnet_mailbox *mailbox;
     pnet_transport *net;
     pthread_t loop_thread;
