@@ -200,7 +200,12 @@ static int start_server(pnet_transport *t)
         return PT_ENOMEM;
     }
     grpc_server_register_completion_queue(t->server, t->cq, NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = pnet__server_creds(t);
+    if (creds == NULL) {
+        grpc_server_destroy(t->server);
+        t->server = NULL;
+        return PT_ENOMEM;
+    }
     t->port = grpc_server_add_http2_port(t->server, t->listen_address, creds);
     grpc_server_credentials_release(creds);
     if (t->port <= 0) {
@@ -267,6 +272,19 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
     t->tag_shutdown.kind = PNET_TAG_SHUTDOWN;
     t->tag_shutdown.obj = t;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->tls_mu, NULL);
+    atomic_init(&t->calls_refused, 0);
+    snprintf(t->sender_id, sizeof(t->sender_id), "%llu", (unsigned long long)opts->node_id);
+    if (opts->tls != NULL) {
+        if (pnet__auth_init(t) != 0) {
+            rc = PT_ENOMEM;
+            goto err_free;
+        }
+        pnet__tls_ref(opts->tls);
+        t->tls = opts->tls;
+        t->secure = true;
+    }
+    t->opts.tls = NULL; /* t->tls is the one used */
     if (opts->listen_address != NULL) {
         t->listen_address = strdup(opts->listen_address);
         if (t->listen_address == NULL) {
@@ -335,7 +353,9 @@ err_cq:
 err_grpc:
     grpc_shutdown_blocking();
 err_free:
+    pnet__auth_free(t);
     free(t->listen_address);
+    pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return rc;
@@ -373,7 +393,9 @@ void pnet_transport_free(pnet_transport *t)
     }
     cq_destroy(t);
     grpc_shutdown_blocking();
+    pnet__auth_free(t);
     free(t->listen_address);
+    pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -388,6 +410,7 @@ void pnet_transport_stats_get(pnet_transport *t, pnet_transport_stats *out)
     pthread_mutex_lock(&t->mu);
     *out = t->stats;
     pthread_mutex_unlock(&t->mu);
+    out->calls_refused = atomic_load(&t->calls_refused);
 }
 
 int pnet_transport_register_method(pnet_transport *t, const char *method, void *ctx)

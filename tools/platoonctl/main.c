@@ -50,6 +50,11 @@ static const char usage[] =
     "  --dial-timeout S           skip an endpoint that does not connect within S seconds\n"
     "                             (default 1)\n"
     "  --json                     print one JSON object per result, for scripts\n"
+    "  --cacert FILE              the CA of the cluster's certificates (PEM; default:\n"
+    "                             $" PCTL_CACERT_ENV ")\n"
+    "  --cert FILE, --key FILE    this client's certificate and key (default: $" PCTL_CERT_ENV "\n"
+    "                             and $" PCTL_KEY_ENV "); all three, or none for a cluster\n"
+    "                             run with --insecure\n"
     "  --help, --version\n"
     "\n"
     "Exit codes:\n"
@@ -110,6 +115,9 @@ int main(int argc, char **argv)
     if (o.endpoints == NULL || o.endpoints[0] == '\0') {
         o.endpoints = PCTL_DEFAULT_ENDPOINTS;
     }
+    o.cacert = getenv(PCTL_CACERT_ENV);
+    o.cert = getenv(PCTL_CERT_ENV);
+    o.key = getenv(PCTL_KEY_ENV);
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         const char *a = argv[i];
@@ -132,6 +140,12 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--endpoints") == 0) {
             o.endpoints = v;
+        } else if (strcmp(a, "--cacert") == 0) {
+            o.cacert = v;
+        } else if (strcmp(a, "--cert") == 0) {
+            o.cert = v;
+        } else if (strcmp(a, "--key") == 0) {
+            o.key = v;
         } else if (strcmp(a, "--timeout") == 0) {
             if (!pctl_parse_seconds(v, 10, 3600000, &o.timeout_ms)) {
                 return pctl_usage_error(&o, "--timeout must be seconds in [0.01, 3600]");

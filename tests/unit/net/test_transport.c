@@ -538,7 +538,7 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* Reply. */
     struct done d = {0};
-    assert_int_equal(pnet_client_call(a.t, b.addr, "/test.v1.Echo/Echo", "hello", 5,
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "hello", 5,
                                       pnet_now_ms() + WAIT_MS, on_done, &d),
                      0);
     pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
@@ -558,8 +558,9 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* An empty request and an empty reply are fine too. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Echo", NULL, 0, INT64_MAX, on_done, &d), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", NULL, 0,
+                                      INT64_MAX, on_done, &d),
+                     0);
     ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
     assert_non_null(ev);
     assert_int_equal(ev->len, 0);
@@ -572,8 +573,9 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* Fail with a status and a message. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Echo", "x", 1, INT64_MAX, on_done, &d), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "x", 1, INT64_MAX,
+                                      on_done, &d),
+                     0);
     ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
     assert_non_null(ev);
     assert_int_equal(pnet_call_fail(ev->call, 9, "vehicle 3 is stale"), 0);
@@ -585,8 +587,9 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* Unknown method. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Nope", "x", 1, INT64_MAX, on_done, &d), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Nope", "x", 1, INT64_MAX,
+                                      on_done, &d),
+                     0);
     run_done(&a);
     assert_int_equal(d.status, 12); /* UNIMPLEMENTED */
 
@@ -594,7 +597,7 @@ static void test_unary_reply_fail_unknown(void **state)
     memset(&d, 0, sizeof(d));
     char nowhere[64];
     snprintf(nowhere, sizeof(nowhere), "127.0.0.1:%d", free_port());
-    assert_int_equal(pnet_client_call(a.t, nowhere, "/test.v1.Echo/Echo", "x", 1,
+    assert_int_equal(pnet_client_call(a.t, 0, nowhere, NULL, "/test.v1.Echo/Echo", "x", 1,
                                       pnet_now_ms() + WAIT_MS, on_done, &d),
                      0);
     run_done(&a);
@@ -614,7 +617,7 @@ static void test_unary_deadline_and_cancel(void **state)
     node_start(&b, 2);
     assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Slow", NULL), 0);
     struct done d = {0};
-    assert_int_equal(pnet_client_call(a.t, b.addr, "/test.v1.Echo/Slow", "x", 1,
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Slow", "x", 1,
                                       pnet_now_ms() + 500, on_done, &d),
                      0);
     pnet_event *call = next_event(&b, PNET_EV_CALL, WAIT_MS);
@@ -642,7 +645,8 @@ static void test_peer_stream_rejects_garbage(void **state)
     struct done d = {0};
     const char *method = pnet__lane_method(PNET_LANE_VOTE);
     assert_int_equal(
-        pnet_client_call(a.t, b.addr, method, "\xff\xff\xff", 3, INT64_MAX, on_done, &d), 0);
+        pnet_client_call(a.t, 0, b.addr, NULL, method, "\xff\xff\xff", 3, INT64_MAX, on_done, &d),
+        0);
     run_done(&a);
     assert_int_equal(d.status, 0);
     /* The summary says nothing was accepted. */
@@ -666,8 +670,8 @@ static void test_peer_stream_rejects_garbage(void **state)
     free(i1);
     free(i2);
     memset(&d, 0, sizeof(d));
-    assert_int_equal(pnet_client_call(a.t, b.addr, method, both, l1 + l2, INT64_MAX, on_done, &d),
-                     0);
+    assert_int_equal(
+        pnet_client_call(a.t, 0, b.addr, NULL, method, both, l1 + l2, INT64_MAX, on_done, &d), 0);
     run_done(&a);
     assert_int_equal(d.status, 0);
     praft_msg *got = next_msg(&b, WAIT_MS);
@@ -696,12 +700,14 @@ static void test_shutdown_with_calls_in_flight(void **state)
     assert_int_equal(pnet_transport_set_peer(b.t, 1, a.addr), 0);
 
     struct done d1 = {0}, d2 = {0};
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Hold", "1", 1, INT64_MAX, on_done, &d1), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Hold", "1", 1, INT64_MAX,
+                                      on_done, &d1),
+                     0);
     pnet_event *held = next_event(&b, PNET_EV_CALL, WAIT_MS);
     assert_non_null(held);
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Hold", "2", 1, INT64_MAX, on_done, &d2), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Hold", "2", 1, INT64_MAX,
+                                      on_done, &d2),
+                     0);
     uint8_t data[1024] = {0};
     for (uint64_t i = 1; i <= 2000; i++) {
         praft_entry e = {.term = 1, .index = i, .len = sizeof(data), .data = data};
@@ -735,8 +741,9 @@ static void test_shutdown_with_calls_in_flight(void **state)
     struct node c;
     node_start(&c, 3);
     assert_int_equal(pnet_transport_register_method(c.t, "/test.v1.Echo/Hold", NULL), 0);
-    assert_int_equal(
-        pnet_client_call(a.t, c.addr, "/test.v1.Echo/Hold", "3", 1, INT64_MAX, on_done, &d3), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, c.addr, NULL, "/test.v1.Echo/Hold", "3", 1, INT64_MAX,
+                                      on_done, &d3),
+                     0);
     pnet_event *held3 = next_event(&c, PNET_EV_CALL, WAIT_MS);
     assert_non_null(held3);
     pnet_transport_free(a.t);
