@@ -225,6 +225,32 @@ static void grpc_log_to_sink(gpr_log_func_args *args)
 {
     /* gRPC's errors are warnings to us; its info and debug messages are our debug. */
     enum pt_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR ? PT_LOG_WARN : PT_LOG_DEBUG;
+    if (level == PT_LOG_WARN && strstr(args->message, "Handshake failed") != NULL) {
+        /* Every refused TLS handshake (a plaintext client, a certificate of another CA) is
+         * one such line: anyone who reaches the port could fill the log with them. Say the
+         * first of every ten seconds, with how many were left unsaid. */
+        static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+        static int64_t window_ms;
+        static uint64_t unsaid;
+        int64_t now = pnet_now_ms();
+        uint64_t skipped = 0;
+        bool say = false;
+        pthread_mutex_lock(&mu);
+        if (window_ms == 0 || now - window_ms >= 10000) {
+            say = true;
+            skipped = unsaid;
+            unsaid = 0;
+            window_ms = now;
+        } else {
+            unsaid++;
+        }
+        pthread_mutex_unlock(&mu);
+        if (say) {
+            PT_WARN("grpc: %s (TLS handshake refused; %llu more since the last such line)",
+                    args->message, (unsigned long long)skipped);
+        }
+        return;
+    }
     PT_LOG(level, "grpc: %s", args->message);
 }
 
