@@ -211,7 +211,8 @@ int pnet__auth_call(pnet_transport *t, grpc_call *call, const grpc_metadata_arra
     if (lane >= 0) {
         /* The peer protocol: node certificates only, each speaking as itself. */
         if (who->kind != PNET_ID_NODE) {
-            snprintf(why, cap, "only node certificates may use the peer protocol; '%s' is a %s",
+            snprintf(why, cap,
+                     "only node certificates may use the peer protocol, not client '%s' (%s)",
                      who->name, pnet__role_name(who->role));
             snprintf(line, sizeof(line), "refused a peer lane: %s", why);
             log_refusal_once(t, who->name, line);

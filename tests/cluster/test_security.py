@@ -120,7 +120,7 @@ class SecurityTest(unittest.TestCase):
         out = {}
         for i, n in self.cluster.nodes.items():
             st = n.status()
-            members = sorted((m.id, m.role, m.address) for m in st.members)
+            members = sorted((m.id, m.voter, m.address) for m in st.members)
             vehicles = sorted((v.id, v.latitude, v.revision) for v in self.admin_of(i).call(
                 "GetPlatoon", consistency=api.M["READ_CONSISTENCY_STALE"]).vehicles)
             out[i] = (st.term, st.last_index, st.commit_index, members, vehicles)
@@ -185,7 +185,7 @@ class SecurityTest(unittest.TestCase):
         deadline = time.monotonic() + 10
         while True:
             try:
-                c.call("UpdateVehicle", vehicle=api.vehicle(2, 9.0, 2.0, 3.0, 4.0))
+                c.call("GetPlatoon")
             except grpc.RpcError as e:
                 self.assertEqual(e.code(), grpc.StatusCode.UNAUTHENTICATED, e.details())
                 self.assertIn("revoked", e.details())
@@ -198,6 +198,8 @@ class SecurityTest(unittest.TestCase):
             self.expect_code(grpc.StatusCode.UNAUTHENTICATED, lambda: again.call("GetPlatoon"),
                              "revoked certificate on node %d" % i)
             again.close()
+        self.expect_code(grpc.StatusCode.UNAUTHENTICATED, lambda: c.call(
+            "UpdateVehicle", vehicle=api.vehicle(2, 9.0, 2.0, 3.0, 4.0)), "revoked writer")
         got = {v.id: v.latitude for v in self.admin.call("GetPlatoon").vehicles}
         self.assertEqual(got[2], 1.0)
         self.assertIn("revoked", self.cluster.nodes[1].log())
@@ -234,7 +236,7 @@ class SecurityTest(unittest.TestCase):
         log = self.cluster.nodes[target].log()
         self.assertIn("eve", log)
         self.assertEqual(log.count("refused a peer lane: only node certificates may use the peer "
-                                   "protocol; 'eve'"), 1, log)
+                                   "protocol, not client 'eve'"), 1, log)
 
     def test_a_node_speaking_for_another_inside_its_lane_is_cut_off(self):
         target = 2 if self.leader != 2 else 3

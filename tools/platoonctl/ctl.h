@@ -56,6 +56,9 @@ int pctl_cluster_snapshot(const pctl_opts *o, pctl_client *c, int argc, char **a
 
 int pctl_simulate(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 
+/* certs (certs.c): needs no cluster; called with @c NULL. */
+int pctl_certs(const pctl_opts *o, pctl_client *c, int argc, char **argv);
+
 /* Set by SIGINT/SIGTERM: long-running commands (watch, simulate) stop and report. */
 extern volatile int pctl_interrupted;
 

@@ -40,6 +40,10 @@ static const char usage[] =
     "                                  each reporting its position HZ times a second (default\n"
     "                                  10) for S seconds (default 10), followers GAP metres\n"
     "                                  (default 20) behind; reports writes/s, errors, latency\n"
+    "Security:\n"
+    "  certs ca|node|client|revoke --dir DIR ...\n"
+    "                                  make a CA and node and client certificates, revoke one\n"
+    "                                  (platoonctl certs --help; docs/security.md)\n"
     "\n"
     "Global options (before the command):\n"
     "  --endpoints HOST:PORT,...  nodes to talk to, tried in turn until one answers\n"
@@ -81,6 +85,7 @@ static const command commands[] = {
     {"cluster", "transfer", pctl_cluster_transfer},
     {"cluster", "snapshot", pctl_cluster_snapshot},
     {"simulate", NULL, pctl_simulate},
+    {"certs", NULL, pctl_certs},
 };
 
 static void on_signal(int sig)
@@ -167,6 +172,10 @@ int main(int argc, char **argv)
     if (cmd == NULL) {
         return pctl_usage_error(&o, "unknown command '%s%s%s'", argv[i], i + 1 < argc ? " " : "",
                                 i + 1 < argc ? argv[i + 1] : "");
+    }
+    if (cmd->fn == pctl_certs) {
+        /* Makes files only: no cluster, no client, and its own --help. */
+        return pctl_certs(&o, NULL, argc - i - consumed, argv + i + consumed);
     }
     for (int k = i + consumed; k < argc; k++) {
         if (strcmp(argv[k], "--help") == 0) {
