@@ -21,107 +21,7 @@
 #include "net/mailbox.h"
 #include "net/transport.h"
 
-/* Generous bound for anything to arrive on loopback (a slow, loaded CI machine under ASan). */
-#define WAIT_MS 30000
-
-struct node {
-    uint64_t id;
-    pnet_mailbox *mb;
-    pnet_transport *t;
-    char addr[64];
-    pnet_event *head, *tail; /* events taken from the mailbox, not yet consumed */
-};
-
-static void node_start_at(struct node *n, uint64_t id, const char *listen)
-{
-    pnet_transport_options o;
-    memset(n, 0, sizeof(*n));
-    n->id = id;
-    assert_int_equal(pnet_mailbox_new(&n->mb), 0);
-    pnet_transport_options_init(&o);
-    o.listen_address = listen;
-    o.mailbox = n->mb;
-    assert_int_equal(pnet_transport_new(&o, &n->t), 0);
-    assert_true(pnet_transport_port(n->t) > 0);
-    snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", pnet_transport_port(n->t));
-}
-
-static void node_start(struct node *n, uint64_t id)
-{
-    node_start_at(n, id, "127.0.0.1:0");
-}
-
-static void node_drop_events(struct node *n)
-{
-    while (n->head != NULL) {
-        pnet_event *ev = n->head;
-        n->head = ev->next;
-        if (ev->type == PNET_EV_CALL) {
-            pnet_call_fail(ev->call, 14, "test over");
-        }
-        pnet_event_free(ev);
-    }
-    n->tail = NULL;
-}
-
-static void node_stop(struct node *n)
-{
-    pnet_transport_free(n->t);
-    n->t = NULL;
-    node_drop_events(n);
-    pnet_mailbox_free(n->mb);
-    n->mb = NULL;
-}
-
-/* The next event of @type (others of other types are kept), or NULL after @wait_ms. */
-static pnet_event *next_event(struct node *n, uint32_t type, int64_t wait_ms)
-{
-    int64_t deadline = pnet_now_ms() + wait_ms;
-    for (;;) {
-        pnet_event **pp = &n->head, *prev = NULL;
-        while (*pp != NULL) {
-            pnet_event *ev = *pp;
-            if (ev->type == type) {
-                *pp = ev->next;
-                if (n->tail == ev) {
-                    n->tail = prev;
-                }
-                ev->next = NULL;
-                return ev;
-            }
-            prev = ev;
-            pp = &ev->next;
-        }
-        if (pnet_now_ms() >= deadline) {
-            return NULL;
-        }
-        pnet_event *got = NULL;
-        pnet_mailbox_wait(n->mb, deadline, &got);
-        while (got != NULL) {
-            pnet_event *next = got->next;
-            got->next = NULL;
-            if (n->tail != NULL) {
-                n->tail->next = got;
-            } else {
-                n->head = got;
-            }
-            n->tail = got;
-            got = next;
-        }
-    }
-}
-
-static praft_msg *next_msg(struct node *n, int64_t wait_ms)
-{
-    pnet_event *ev = next_event(n, PNET_EV_MSG, wait_ms);
-    if (ev == NULL) {
-        return NULL;
-    }
-    praft_msg *m = ev->msg;
-    ev->msg = NULL;
-    pnet_event_free(ev);
-    return m;
-}
+#include "tnode.h"
 
 /* A port nothing listens on right now. */
 static int free_port(void)
@@ -496,35 +396,6 @@ static void test_send_errors(void **state)
 /* ============================================================================================
  * Unary service and client
  * ========================================================================================== */
-
-struct done {
-    int calls;
-    int status;
-    char message[128];
-    uint8_t data[128];
-    size_t len;
-};
-
-static void on_done(void *ctx, int status, const char *message, const uint8_t *data, size_t len)
-{
-    struct done *d = ctx;
-    d->calls++;
-    d->status = status;
-    snprintf(d->message, sizeof(d->message), "%s", message != NULL ? message : "");
-    d->len = len < sizeof(d->data) ? len : sizeof(d->data);
-    if (len > 0) {
-        memcpy(d->data, data, d->len);
-    }
-}
-
-/* Waits for @n's next client completion and runs it. */
-static void run_done(struct node *n)
-{
-    pnet_event *ev = next_event(n, PNET_EV_CLIENT_DONE, WAIT_MS);
-    assert_non_null(ev);
-    ev->done(ev->done_ctx, ev->status, ev->message, ev->data, ev->len);
-    pnet_event_free(ev);
-}
 
 static int method_tag;
 
