@@ -25,7 +25,8 @@ class Membership(testing.ClusterTest):
     def ctl(self, *args, timeout=10.0, endpoints=None):
         cmd = [os.path.join(testing.BIN, "platoonctl"), "--endpoints",
                endpoints or self.live_endpoints(), "--timeout", str(timeout), "--json"] + list(args)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30,
+                           env=dict(os.environ, **self.cluster.ctl_env()))
         lines = [l for l in r.stdout.splitlines() if l.strip()]
         return r.returncode, json.loads(lines[-1]) if lines else None, r.stderr.strip()
 
@@ -178,7 +179,8 @@ class ConcurrentChange(testing.ClusterTest):
             # This change cannot commit while the followers are paused: it stays in flight.
             first = subprocess.Popen([ctl, "--endpoints", leader.address, "--timeout", "20",
                                       "cluster", "add", "7", "127.0.0.1:1", "--learner"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **self.cluster.ctl_env()))
             deadline = time.monotonic() + 10
             while True:
                 st = leader.status()
@@ -188,7 +190,8 @@ class ConcurrentChange(testing.ClusterTest):
             self.assertGreater(st.last_index, st.commit_index, "the first change was not proposed")
             r = subprocess.run([ctl, "--endpoints", leader.address, "cluster", "add", "8",
                                 "127.0.0.1:2", "--learner"],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, **self.cluster.ctl_env()))
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("membership change is already in progress", r.stderr)
         finally:

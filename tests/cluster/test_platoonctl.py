@@ -17,6 +17,7 @@ class Platoonctl(testing.ClusterTest):
         if endpoints is not False:
             cmd += ["--endpoints", endpoints or self.cluster.endpoints()]
         cmd += ["--timeout", str(timeout)] + list(args)
+        env = dict(os.environ if env is None else env, **self.cluster.ctl_env())
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60,
                               env=env)
 

@@ -31,7 +31,7 @@ class Flags(unittest.TestCase):
         args = {"--id": "1", "--listen": "127.0.0.1:0", "--data-dir": self.dir,
                 "--initial-cluster": "1=127.0.0.1:7001"}
         args.update(over)
-        out = []
+        out = ["--insecure"]  # these tests are about the other flags
         for k, v in args.items():
             if v is not None:
                 out += [k, v]
@@ -136,6 +136,7 @@ class DataDir(unittest.TestCase):
         self.n.id = 2
         args = ["--id", "2", "--listen", self.n.address, "--data-dir", self.n.data_dir,
                 "--initial-cluster", "2=" + self.n.address]
+        args += self.c.security_flags(self.n)
         p = subprocess.run([testing.platoond()] + args + testing.FAST, capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(p.returncode, 1)

@@ -40,6 +40,10 @@ static const char usage[] =
     "                                  each reporting its position HZ times a second (default\n"
     "                                  10) for S seconds (default 10), followers GAP metres\n"
     "                                  (default 20) behind; reports writes/s, errors, latency\n"
+    "Security:\n"
+    "  certs ca|node|client|revoke --dir DIR ...\n"
+    "                                  make a CA and node and client certificates, revoke one\n"
+    "                                  (platoonctl certs --help; docs/security.md)\n"
     "\n"
     "Global options (before the command):\n"
     "  --endpoints HOST:PORT,...  nodes to talk to, tried in turn until one answers\n"
@@ -50,6 +54,11 @@ static const char usage[] =
     "  --dial-timeout S           skip an endpoint that does not connect within S seconds\n"
     "                             (default 1)\n"
     "  --json                     print one JSON object per result, for scripts\n"
+    "  --cacert FILE              the CA of the cluster's certificates (PEM; default:\n"
+    "                             $" PCTL_CACERT_ENV ")\n"
+    "  --cert FILE, --key FILE    this client's certificate and key (default: $" PCTL_CERT_ENV "\n"
+    "                             and $" PCTL_KEY_ENV "); all three, or none for a cluster\n"
+    "                             run with --insecure\n"
     "  --help, --version\n"
     "\n"
     "Exit codes:\n"
@@ -76,6 +85,7 @@ static const command commands[] = {
     {"cluster", "transfer", pctl_cluster_transfer},
     {"cluster", "snapshot", pctl_cluster_snapshot},
     {"simulate", NULL, pctl_simulate},
+    {"certs", NULL, pctl_certs},
 };
 
 static void on_signal(int sig)
@@ -110,6 +120,9 @@ int main(int argc, char **argv)
     if (o.endpoints == NULL || o.endpoints[0] == '\0') {
         o.endpoints = PCTL_DEFAULT_ENDPOINTS;
     }
+    o.cacert = getenv(PCTL_CACERT_ENV);
+    o.cert = getenv(PCTL_CERT_ENV);
+    o.key = getenv(PCTL_KEY_ENV);
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         const char *a = argv[i];
@@ -132,6 +145,12 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--endpoints") == 0) {
             o.endpoints = v;
+        } else if (strcmp(a, "--cacert") == 0) {
+            o.cacert = v;
+        } else if (strcmp(a, "--cert") == 0) {
+            o.cert = v;
+        } else if (strcmp(a, "--key") == 0) {
+            o.key = v;
         } else if (strcmp(a, "--timeout") == 0) {
             if (!pctl_parse_seconds(v, 10, 3600000, &o.timeout_ms)) {
                 return pctl_usage_error(&o, "--timeout must be seconds in [0.01, 3600]");
@@ -153,6 +172,10 @@ int main(int argc, char **argv)
     if (cmd == NULL) {
         return pctl_usage_error(&o, "unknown command '%s%s%s'", argv[i], i + 1 < argc ? " " : "",
                                 i + 1 < argc ? argv[i + 1] : "");
+    }
+    if (cmd->fn == pctl_certs) {
+        /* Makes files only: no cluster, no client, and its own --help. */
+        return pctl_certs(&o, NULL, argc - i - consumed, argv + i + consumed);
     }
     for (int k = i + consumed; k < argc; k++) {
         if (strcmp(argv[k], "--help") == 0) {

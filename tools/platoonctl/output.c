@@ -218,9 +218,13 @@ int pctl_report(const pctl_opts *o, const char *what, const pctl_status *st)
     int code = exit_code_of(st);
     char line[1024];
     if (!st->connected) {
+        /* A TLS mismatch looks like a dead endpoint from here: the handshake just fails. */
+        bool tls = o->cacert != NULL && o->cacert[0] != '\0';
         snprintf(line, sizeof(line),
-                 "%s: cluster unreachable: no endpoint of %s answered within %.1fs", what,
-                 o->endpoints, (double)o->timeout_ms / 1000.0);
+                 "%s: cluster unreachable: no endpoint of %s answered within %.1fs%s", what,
+                 o->endpoints, (double)o->timeout_ms / 1000.0,
+                 tls ? " (or its TLS handshake failed: check --cacert, --cert and --key)"
+                     : " (a cluster with TLS needs --cacert, --cert and --key)");
     } else if (code == PCTL_EXIT_USAGE) {
         snprintf(line, sizeof(line), "%s: invalid value: %s", what, st->message);
     } else if (code == PCTL_EXIT_NOT_FOUND) {
