@@ -72,7 +72,7 @@ bench: build
 	  echo "make bench: no benchmarks are there yet."; exit 1; fi
 
 soak: build
-	@if [ -x $(BUILD)/bin/platoon-sim ]; then $(BUILD)/bin/platoon-sim --soak; else \
+	@if [ -x $(BUILD)/bin/platoon-sim ]; then $(BUILD)/bin/platoon-sim --soak --mix; else \
 	  echo "make soak: the simulator is not there yet."; exit 1; fi
 
 torture: build
