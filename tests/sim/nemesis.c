@@ -165,10 +165,61 @@ static void membership(psim_world *w, int leader)
 /* A transfer requested on a healthy cluster: once TimeoutNow went out (the target holds the
  * leader's log), the target must win (thesis §3.10). Other faults wait meanwhile. Returns true
  * while the watch goes on. */
+static bool follows(psim_world *w, int leader)
+{
+    praft_status ls, st;
+    praft_status_get(w->hosts[leader].raft, &ls);
+    for (int s = 0; s < w->n_slots; s++) {
+        psim_host *h = &w->hosts[s];
+        if (!h->up || praft_config_find(&ls.config, h->id) == NULL) {
+            continue;
+        }
+        praft_status_get(h->raft, &st);
+        if (st.leader != ls.id || st.term != ls.term) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void ask_transfer(psim_world *w, int leader)
+{
+    int rc = praft_transfer_leadership(w->hosts[leader].raft, PRAFT_NONE);
+    praft_status st;
+    praft_status_get(w->hosts[leader].raft, &st);
+    psim_trace(w, "nemesis watched transfer from id%" PRIu64 " to id%" PRIu64 " -> %s",
+               w->hosts[leader].id, st.transferee, pt_error_name(rc));
+    psim_host_pump(w, leader);
+    if (rc != 0 || st.transferee == PRAFT_NONE) {
+        w->xfer.on = false;
+        return;
+    }
+    w->transfers++;
+    w->xfer.target = st.transferee;
+    /* Catching up may take a while; if TimeoutNow never goes out, the leader gave up. */
+    w->xfer.deadline = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+}
+
+/* A transfer on a healthy cluster: the cluster is calmed, and once a leader is followed by
+ * every member for two election timeouts, a transfer is asked for. Once TimeoutNow went out
+ * (the target holds the leader's log), the target must win (thesis §3.10). Other faults wait
+ * meanwhile. Returns true while the watch goes on. */
 static bool transfer_watch(psim_world *w)
 {
     if (!w->xfer.on) {
         return false;
+    }
+    if (w->xfer.target == 0) {
+        int l = psim_world_leader(w);
+        if (l < 0 || !follows(w, l)) {
+            w->xfer.since = w->now; /* not settled yet */
+        } else if (w->now >= w->xfer.since + 2 * (uint64_t)w->opt.election_ticks * PSIM_TICK) {
+            ask_transfer(w, l);
+        }
+        if (w->xfer.target == 0 && w->now >= w->xfer.deadline) {
+            w->xfer.on = false; /* never settled: nothing to judge */
+        }
+        return w->xfer.on;
     }
     if (w->now < w->xfer.deadline) {
         return true;
@@ -184,7 +235,7 @@ static bool transfer_watch(psim_world *w)
     return false;
 }
 
-static void clean_transfer(psim_world *w, int leader)
+static void clean_transfer(psim_world *w)
 {
     psim_trace(w, "nemesis calm (for a transfer)");
     psim_net_heal(w);
@@ -196,23 +247,11 @@ static void clean_transfer(psim_world *w, int leader)
         psim_host_restart(w, k);
         psim_host_resume(w, k);
     }
-    if (!w->hosts[leader].up) {
-        return;
-    }
-    int rc = praft_transfer_leadership(w->hosts[leader].raft, PRAFT_NONE);
-    praft_status st;
-    praft_status_get(w->hosts[leader].raft, &st);
-    psim_trace(w, "nemesis watched transfer from id%" PRIu64 " to id%" PRIu64 " -> %s",
-               w->hosts[leader].id, st.transferee, pt_error_name(rc));
-    if (rc == 0 && st.transferee != PRAFT_NONE) {
-        w->transfers++;
-        w->xfer.on = true;
-        w->xfer.sent = w->xfer.won = false;
-        w->xfer.term = 0;
-        w->xfer.target = st.transferee;
-        /* Catching up may take a while; if TimeoutNow never goes out, the leader gave up. */
-        w->xfer.deadline = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
-    }
+    w->xfer.on = true;
+    w->xfer.sent = w->xfer.won = false;
+    w->xfer.term = w->xfer.target = 0;
+    w->xfer.since = w->now;
+    w->xfer.deadline = w->now + 8 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
 }
 
 void psim_nemesis_act(psim_world *w)
@@ -298,7 +337,7 @@ void psim_nemesis_act(psim_world *w)
         break;
     case A_XFER:
         if (leader >= 0 && psim_rng_chance(&w->rng_nem, 400)) {
-            clean_transfer(w, leader);
+            clean_transfer(w);
         } else if (leader >= 0) {
             praft_status st;
             praft_status_get(w->hosts[leader].raft, &st);
@@ -331,6 +370,11 @@ void psim_nemesis_act(psim_world *w)
          * (thesis §6.4: ReadIndex confirms leadership; §6.4.1: a lease ends in time). */
         if (leader >= 0) {
             psim_net_isolate(w, leader);
+            /* Answers the others sent just before arrive late, after the cut: they prove
+             * nothing about leadership after the moment they were sent. */
+            if (psim_rng_chance(&w->rng_nem, 500)) {
+                psim_net_replay_answers_to(w, leader, 2 * (uint64_t)w->opt.election_ticks);
+            }
             w->lure_slot = leader;
             w->lure_until = w->now + 40 * PSIM_TICK;
             if (w->opt.lease_reads) {

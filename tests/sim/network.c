@@ -157,6 +157,34 @@ void psim_net_free(psim_world *w)
                 psim_msg_free(w->net.snap_rec[a][b][i]);
             }
             w->net.n_snap_rec[a][b] = 0;
+            for (int k = 0; k < 2; k++) {
+                psim_msg_free(w->net.resp_rec[a][b][k]);
+                w->net.resp_rec[a][b][k] = NULL;
+            }
+        }
+    }
+}
+
+void psim_net_replay_answers_to(psim_world *w, int slot, uint64_t ticks)
+{
+    for (int s = 0; s < w->n_slots; s++) {
+        for (int k = 0; k < 2; k++) {
+            psim_msg *rec = w->net.resp_rec[s][slot][k];
+            if (s == slot || rec == NULL) {
+                continue;
+            }
+            psim_msg *copy = msg_copy(&rec->m);
+            if (copy == NULL) {
+                psim_fail_internal(w, PT_ENOMEM, "replaying an answer");
+                return;
+            }
+            uint64_t at = psim_rng_range(&w->rng_net, 1, ticks * PSIM_TICK);
+            psim_trace(w, "replay %" PRIu64 "->%" PRIu64 " %s t%" PRIu64 " +%" PRIu64, rec->m.from,
+                       rec->m.to, praft_msg_type_name(rec->m.type), rec->m.term, at);
+            if (psim_schedule(w, at, PSIM_EV_DELIVER, slot, 0, copy) != 0) {
+                return;
+            }
+            w->net.replayed++;
         }
     }
 }
@@ -166,6 +194,11 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
     int to = psim_slot_of(w, m->to);
     w->net.sent++;
     psim_host_check_send(w, from, m);
+    if (to >= 0 && (m->type == PRAFT_MSG_HEARTBEAT_RESP || m->type == PRAFT_MSG_APPEND_RESP)) {
+        psim_msg **rec = &w->net.resp_rec[from][to][m->type == PRAFT_MSG_APPEND_RESP];
+        psim_msg_free(*rec);
+        *rec = msg_copy(m); /* NULL on no memory: nothing to replay then */
+    }
     const char *name = praft_msg_type_name(m->type);
     if (to < 0 || w->net.blocked[from][to] || psim_rng_chance(&w->rng_net, w->net.loss_permille)) {
         w->net.dropped++;

@@ -279,7 +279,9 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
          * must make it leader (thesis §3.10), unless another node campaigns too. */
         if (h->last_term == m->m.term && h->last_role == PRAFT_FOLLOWER) {
             w->xfer.term = m->m.term;
-            w->xfer.deadline = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+            /* Within an election timeout: no other node may campaign before then, since all
+             * heard from the leader just now (a little more for clock drift). */
+            w->xfer.deadline = w->now + (uint64_t)w->opt.election_ticks * (PSIM_TICK + 10);
         } else {
             w->xfer.on = false;
         }

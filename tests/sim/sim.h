@@ -193,6 +193,8 @@ typedef struct psim_net {
     /* The chunks of the latest snapshot transfer on each link, to replay it whole. */
     struct psim_msg *snap_rec[PSIM_MAX_NODES][PSIM_MAX_NODES][16];
     int n_snap_rec[PSIM_MAX_NODES][PSIM_MAX_NODES];
+    /* The latest heartbeat and append answers on each link, to deliver late on purpose. */
+    struct psim_msg *resp_rec[PSIM_MAX_NODES][PSIM_MAX_NODES][2];
     uint64_t replayed;
 } psim_net;
 
@@ -241,6 +243,7 @@ typedef struct psim_world {
     struct {
         bool on, sent, won;
         uint64_t target, deadline, term; /* term: of the TimeoutNow, once delivered */
+        uint64_t since;                  /* the calm began (target 0: not asked yet) */
     } xfer;
 } psim_world;
 
@@ -279,6 +282,8 @@ void psim_net_block(psim_world *w, int from, int to);   /* one way */
 void psim_net_split(psim_world *w, const bool *side_a); /* two sides */
 void psim_net_heal(psim_world *w);                      /* all links back */
 void psim_net_free(psim_world *w);                      /* the replay records */
+/* Delivers the latest answers every other node sent to @slot again, over the next @ticks. */
+void psim_net_replay_answers_to(psim_world *w, int slot, uint64_t ticks);
 void psim_host_crash(psim_world *w, int slot);
 int psim_host_restart(psim_world *w, int slot);
 void psim_host_pause(psim_world *w, int slot);
