@@ -376,7 +376,7 @@ void psim_nemesis_act(psim_world *w)
                 psim_net_replay_answers_to(w, leader, 2 * (uint64_t)w->opt.election_ticks);
             }
             w->lure_slot = leader;
-            w->lure_until = w->now + 40 * PSIM_TICK;
+            w->lure_until = w->now + 4 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
             if (w->opt.lease_reads) {
                 /* The worst clocks the drift bound allows: the leader's slow, the others'
                  * fast, so its lease runs as long as it may. */

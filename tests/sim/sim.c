@@ -110,8 +110,8 @@ void psim_options_mix(psim_options *o, uint64_t seed)
     /* Clocks drift within the bound leases allow (see psim_options.drift_permille). */
     o->drift_permille = (uint32_t)psim_rng_below(&r, 59);
     /* Longer election timeouts give leases more than one tick of drift allowance. */
-    static const uint32_t et[] = {10, 10, 16, 24};
-    o->election_ticks = et[psim_rng_below(&r, 4)];
+    static const uint32_t et[] = {10, 10, 10, 16, 24, 48};
+    o->election_ticks = et[psim_rng_below(&r, 6)];
     o->heal_ticks = 30 * o->election_ticks;
 }
 
