@@ -27,8 +27,11 @@ static void send_attempt(psim_world *w, psim_client *c)
         psim_rng_chance(&w->rng_cli, w->lure_permille)) {
         slot = w->lure_slot; /* a read sent to a leader that was just cut off */
     }
-    if (c->op.kind == PSIM_OP_PUT && w->lure_slot >= 0 && w->now < w->lure_until &&
-        slot == w->lure_slot && w->n_slots > 1) {
+    if (c->op.kind == PSIM_OP_PUT && w->lure_writes && w->lure_slot >= 0 &&
+        w->now < w->lure_until && psim_rng_chance(&w->rng_cli, 500)) {
+        slot = w->lure_slot; /* a long log of an old term that must never win (§5.4.1) */
+    } else if (c->op.kind == PSIM_OP_PUT && w->lure_slot >= 0 && w->now < w->lure_until &&
+               slot == w->lure_slot && w->n_slots > 1) {
         /* Writes go where the new leader will be, so that they land while the cut-off one may
          * still answer reads. */
         slot = (w->lure_slot + 1 + (int)psim_rng_below(&w->rng_cli, (uint64_t)w->n_slots - 1)) %

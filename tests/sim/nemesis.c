@@ -359,6 +359,7 @@ void psim_nemesis_act(psim_world *w)
                     w->net.blocked[k][leader] = k != leader;
                 }
                 w->lure_slot = leader;
+                w->lure_writes = false;
                 w->lure_until = w->now + 30 * PSIM_TICK;
                 psim_trace(w, "nemesis deafen slot%d (reads lured to it)", leader);
             }
@@ -377,6 +378,7 @@ void psim_nemesis_act(psim_world *w)
             }
             w->lure_slot = leader;
             w->lure_until = w->now + 4 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+            w->lure_writes = psim_rng_chance(&w->rng_nem, 500);
             if (w->opt.lease_reads) {
                 /* The worst clocks the drift bound allows: the leader's slow, the others'
                  * fast, so its lease runs as long as it may. */

@@ -237,6 +237,7 @@ typedef struct psim_world {
     uint64_t max_term;      /* highest term any node reached */
     int lure_slot;          /* client reads go to this node (a deposed leader), or -1 */
     uint32_t lure_permille; /* how often they do (500 unless a scenario says otherwise) */
+    bool lure_writes;       /* puts go to it too: it fills its log with entries never committed */
     uint64_t lure_until;
     int cur_event; /* type of the event being handled */
     /* A leadership transfer started on a healthy cluster, whose outcome is checked. */
