@@ -272,7 +272,7 @@ void psim_nemesis_act(psim_world *w)
         PSIM_F_ALL,        PSIM_F_PARTITION};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
-    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 1};
+    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2};
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
         total += (f & need[a]) ? weight[a] : 0;
@@ -374,7 +374,7 @@ void psim_nemesis_act(psim_world *w)
             /* Answers the others sent just before arrive late, after the cut: they prove
              * nothing about leadership after the moment they were sent. */
             if (psim_rng_chance(&w->rng_nem, 500)) {
-                psim_net_replay_answers_to(w, leader, 2 * (uint64_t)w->opt.election_ticks);
+                psim_net_replay_answers_to(w, leader, 3 * (uint64_t)w->opt.election_ticks);
             }
             w->lure_slot = leader;
             w->lure_until = w->now + 4 * (uint64_t)w->opt.election_ticks * PSIM_TICK;

@@ -13,6 +13,36 @@
 #include "platoon/error.h"
 #include "sim/sim.h"
 
+/* The check-quorum activity record of a leader (psim_host.heard_*). */
+static void heard_set(psim_host *h, uint64_t id)
+{
+    size_t n = sizeof(h->heard_id) / sizeof(h->heard_id[0]), free_at = n;
+    for (size_t i = 0; i < n; i++) {
+        if (h->heard_id[i] == id) {
+            h->heard_tick[i] = h->ticks;
+            return;
+        }
+        if (h->heard_id[i] == 0 && free_at == n) {
+            free_at = i;
+        }
+    }
+    if (free_at < n) {
+        h->heard_id[free_at] = id;
+        h->heard_tick[free_at] = h->ticks;
+    }
+}
+
+/* When @id last answered, or when the leadership began if it never did. */
+static uint64_t heard_get(const psim_host *h, uint64_t id)
+{
+    for (size_t i = 0; i < sizeof(h->heard_id) / sizeof(h->heard_id[0]); i++) {
+        if (h->heard_id[i] == id) {
+            return h->heard_tick[i];
+        }
+    }
+    return h->lead_tick;
+}
+
 static int pending_add(psim_pending **arr, size_t *n, size_t *cap, const psim_pending *p)
 {
     if (*n == *cap) {
@@ -131,7 +161,7 @@ static int host_start(psim_world *w, int slot)
     h->last_term = s.term;
     h->seen_commit = s.commit;
     h->ticks = h->lead_tick = 0;
-    memset(h->heard, 0, sizeof(h->heard));
+    memset(h->heard_id, 0, sizeof(h->heard_id));
     rc = psim_inv_start(&w->inv, slot, h->incarnation, h->kv.applied, s.commit);
     if (rc != 0) {
         return rc;
@@ -289,10 +319,7 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
     if (h->last_role == PRAFT_LEADER && m->m.term == h->last_term &&
         (m->m.type == PRAFT_MSG_APPEND_RESP || m->m.type == PRAFT_MSG_HEARTBEAT_RESP ||
          m->m.type == PRAFT_MSG_SNAPSHOT_RESP)) {
-        int from = psim_slot_of(w, m->m.from);
-        if (from >= 0) {
-            h->heard[from] = h->ticks; /* what check-quorum counts as activity (§6.2) */
-        }
+        heard_set(h, m->m.from); /* what check-quorum counts as activity (§6.2) */
     }
     psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
                praft_msg_type_name(m->m.type), m->m.term);
@@ -917,8 +944,7 @@ static int check_step_down(psim_world *w, psim_host *h, const praft_status *st)
     for (int k = 0; k < 2; k++) {
         int live = 0;
         for (int i = 0; i < n[k]; i++) {
-            int s = psim_slot_of(w, side[k][i]);
-            live += side[k][i] == h->id || (s >= 0 && h->ticks - h->heard[s] <= limit);
+            live += side[k][i] == h->id || h->ticks - heard_get(h, side[k][i]) <= limit;
         }
         if (n[k] > 0 && live <= n[k] / 2) {
             return psim_inv_fail(&w->inv, "step-down",
@@ -983,9 +1009,7 @@ void psim_host_check(psim_world *w, int slot)
                     psim_inv_election_quorum(&w->inv, h->id, st.term, side[0], n[0], side[1], n[1]);
             }
             h->lead_tick = h->ticks;
-            for (int s = 0; s < PSIM_MAX_NODES; s++) {
-                h->heard[s] = h->ticks;
-            }
+            memset(h->heard_id, 0, sizeof(h->heard_id));
             if (w->xfer.on && w->xfer.sent && w->xfer.target == h->id) {
                 w->xfer.won = true;
             }

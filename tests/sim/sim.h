@@ -174,12 +174,14 @@ typedef struct psim_host {
     size_t n_held, cap_held;
     uint32_t last_role;
     uint64_t last_term;
-    uint64_t tick_period;           /* time units per tick of this lifetime (clock drift) */
-    uint64_t seen_commit;           /* commit index at the last check of this lifetime */
-    uint64_t ticks;                 /* ticks the core was given in this lifetime */
-    uint64_t lead_tick;             /* ticks when it last became leader */
-    uint64_t cfg_hash, cfg_tick;    /* its configuration, and ticks when that last changed */
-    uint64_t heard[PSIM_MAX_NODES]; /* ticks when an answer of its term came from each slot */
+    uint64_t tick_period;        /* time units per tick of this lifetime (clock drift) */
+    uint64_t seen_commit;        /* commit index at the last check of this lifetime */
+    uint64_t ticks;              /* ticks the core was given in this lifetime */
+    uint64_t lead_tick;          /* ticks when it last became leader */
+    uint64_t cfg_hash, cfg_tick; /* its configuration, and ticks when that last changed */
+    /* Ticks when an answer of its term last came from each node (by id: a retired node's slot
+     * may hold another node since). */
+    uint64_t heard_id[2 * PRAFT_MAX_MEMBERS], heard_tick[2 * PRAFT_MAX_MEMBERS];
 } psim_host;
 
 typedef struct psim_net {
