@@ -11,6 +11,8 @@ C_SOURCES  = $(shell find include src tools tests bench -name '*.[ch]' 2>/dev/nu
 
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+# OpenSSL's process-wide caches, kept until exit (see the file).
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 
 .PHONY: all deps build asan check check-fast format format-check lint coverage demo bench soak \
         torture mutants clean
