@@ -38,6 +38,34 @@ static void leader_read_confirmed_by_a_heartbeat_round(void **state)
     cl_free(&c);
 }
 
+/* thesis §4.3, §6.4: while joint, a read round needs a majority of each side. Removing voter 4
+ * of four: acknowledgements from 1 (the leader) and 2 are a majority of the incoming {1,2,3} but
+ * not of the outgoing {1,2,3,4}, so the read waits. */
+static void joint_read_needs_a_majority_of_each_side(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 4, 0, NULL);
+    cl_elect(&c, 1);
+    cl_propose(&c, 1, "x");
+    cl_settle(&c);
+    cl_isolate(&c, 3);
+    cl_isolate(&c, 4);
+    praft_change ch = {.type = PRAFT_CHANGE_REMOVE, .id = 4};
+    assert_int_equal(praft_change_membership(c.t[1].n, &ch, NULL), 0);
+    assert_true(cl_status(&c, 1)->config.joint);
+    assert_int_equal(praft_read_index(c.t[1].n, 43), 0);
+    cl_settle(&c);
+    assert_int_equal(c.t[1].n_reads, 0);
+    cl_heal(&c);
+    cl_tick(&c, 1);
+    cl_settle(&c);
+    assert_int_equal(c.t[1].n_reads, 1);
+    assert_int_equal(c.t[1].reads[0].context, 43);
+    assert_int_equal(c.t[1].reads[0].status, 0);
+    cl_free(&c);
+}
+
 static int drop_appends_from_1(cluster *c, const praft_msg *m)
 {
     (void)c;
@@ -482,6 +510,7 @@ static void reads_between_readies_share_one_heartbeat(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(joint_read_needs_a_majority_of_each_side),
         cmocka_unit_test(leader_read_confirmed_by_a_heartbeat_round),
         cmocka_unit_test(read_waits_for_the_leaders_noop),
         cmocka_unit_test(follower_read_is_forwarded),
