@@ -90,5 +90,15 @@ deb: build
 	cd $(BUILD) && cpack -G DEB
 	@ls -1 $(BUILD)/packages/*.deb
 
+# The API reference of the public headers, warnings as errors: $(BUILD)/docs/html/index.html.
+# Doxygen is installed on demand (scripts/install-deps --docs): `make check` does not need it.
+docs:
+	@scripts/install-deps --docs
+	@mkdir -p $(BUILD)/docs
+	PLATOON_DOCS_OUT=$(BUILD)/docs \
+	PLATOON_VERSION=$$(sed -n 's/^project(platoon VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt) \
+	    doxygen docs/api/Doxyfile
+	@echo "docs: $(BUILD)/docs/html/index.html"
+
 clean:
 	rm -rf $(BUILD) $(ASAN) $(COVER)
