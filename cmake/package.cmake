@@ -28,9 +28,18 @@ set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_DEBIAN_LIBRARIES_PACKAGE_NAME libplatoon${PLATOON_SOVERSION})
 set(CPACK_COMPONENT_LIBRARIES_DESCRIPTION
     "Platoon's libraries\n libplatoon-raft is the Raft consensus core alone (no I/O); libplatoon\n adds the LMDB storage engine, the gRPC transport and the node runtime.")
-# ldconfig after the shared libraries come or go (the "triggers" file is Debian's way).
-file(WRITE ${CMAKE_BINARY_DIR}/packaging/libraries/triggers "activate-noawait ldconfig\n")
-set(CPACK_DEBIAN_LIBRARIES_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/packaging/libraries/triggers)
+# ldconfig after the shared libraries come or go, through dpkg's trigger (what debhelper does
+# today). Maintainer scripts of our own keep CPack from adding ones that call ldconfig directly:
+# those would run it on the host's root, not DPKG_ROOT's, when dpkg installs into another root.
+set(libdir ${CMAKE_BINARY_DIR}/packaging/libraries)
+file(WRITE ${libdir}/triggers "activate-noawait ldconfig\n")
+foreach(script postinst postrm)
+  file(WRITE ${libdir}/${script}
+       "#!/bin/sh\n# ldconfig runs from the package's trigger (activate-noawait ldconfig).\nexit 0\n")
+endforeach()
+set(CPACK_DEBIAN_LIBRARIES_PACKAGE_CONTROL_EXTRA ${libdir}/triggers ${libdir}/postinst
+                                                 ${libdir}/postrm)
+set(CPACK_DEBIAN_LIBRARIES_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libplatoon-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
