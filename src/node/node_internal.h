@@ -146,6 +146,8 @@ struct pnode {
     praft_config applied_config; /* the last configuration applied (for snapshots) */
     praft_config peers_config;   /* the configuration the transport's peers reflect */
     char advertise[PRAFT_ADDRESS_MAX];
+    bool created_dir;   /* pnode_start made the data directory itself */
+    bool created_store; /* ...or the store in it: a failed start removes it again */
     /* Peers not (yet) in the configuration whose address their own messages told: a node that
      * joins answers the leader this way before it has received the configuration. */
     praft_member learned[PRAFT_MAX_MEMBERS];    /* id and address */
@@ -222,5 +224,17 @@ void pnode__admin_progress(pnode *n);
 
 /* A gRPC code for a PT_E* error, with a message. */
 int pnode__code(int err);
+
+/* ----- addresses.c ----- */
+
+/* Checks the form of a member address: HOST:PORT, no scheme, port in [1, 65535] (or 0 when
+ * @allow_port_0, for a listen address). Returns 0 or PT_EINVAL with the reason in @why. */
+int pnode__address_check(const char *addr, bool allow_port_0, char *why, size_t cap);
+/* True when @a and @b name the same endpoint (same port, a host address in common). */
+bool pnode__same_endpoint(const char *a, const char *b);
+/* True when listening on @listen serves the address @advertised that peers dial. */
+bool pnode__listen_serves(const char *listen, const char *advertised);
+/* Binds @listen once and lets it go: 0, or PT_EIO/PT_EINVAL with the reason in @why. */
+int pnode__bind_probe(const char *listen, char *why, size_t cap);
 
 #endif

@@ -201,5 +201,23 @@ class ConcurrentChange(testing.ClusterTest):
         self.assertNotIn(8, members)
 
 
+class AddressChecks(testing.ClusterTest):
+    def test_an_address_already_used_or_undialable_is_refused(self):
+        """cluster add with a member's address, port 0, a port out of range or a scheme is
+        refused with a message, and the membership is unchanged (these used to succeed)."""
+        ctl = os.path.join(testing.BIN, "platoonctl")
+        leader = self.node(self.leader)
+        taken = self.node(1).address
+        cases = [("8", taken, "already member 1"), ("9", "127.0.0.1:0", "port 0"),
+                 ("10", "127.0.0.1:99999", "port"), ("11", "http://127.0.0.1:5", "scheme")]
+        for nid, addr, words in cases:
+            r = subprocess.run([ctl, "--endpoints", leader.address, "cluster", "add", nid, addr,
+                                "--learner"], capture_output=True, text=True, timeout=30)
+            self.assertIn(r.returncode, (1, 2), (addr, r.stderr))
+            self.assertIn(words, r.stderr, addr)
+        members = sorted(m.id for m in self.retry(lambda: leader.status()).members)
+        self.assertEqual(members, [1, 2, 3])
+
+
 if __name__ == "__main__":
     testing.main()

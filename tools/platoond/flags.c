@@ -82,7 +82,8 @@ static int parse_members(const char *list, pnode_options *o, char *err, size_t c
             break;
         }
         if (!valid_address(eq + 1, false)) {
-            snprintf(err, cap, "%s: member %llu: address must be HOST:PORT", flag,
+            snprintf(err, cap,
+                     "%s: member %llu: address must be HOST:PORT with a port in [1, 65535]", flag,
                      (unsigned long long)id);
             rc = -1;
             break;
