@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import cluster as cl, testing  # noqa: E402
@@ -34,7 +35,7 @@ class Platoonctl(testing.ClusterTest):
         self.assertEqual(got, v)
         table = self.run_ctl("vehicle", "list")
         self.assertEqual(table.returncode, 0, table.stderr)
-        self.assertIn("51.500000", table.stdout)
+        self.assertIn("51.5 ", table.stdout)
         self.assertIn("LATITUDE", table.stdout)
         # The server's INVALID_ARGUMENT message is shown, with exit code 2.
         bad = self.run_ctl("vehicle", "update", "8", "--lat", "95", "--lon", "0", "--speed",
@@ -54,6 +55,51 @@ class Platoonctl(testing.ClusterTest):
         self.assertTrue(d["existed"])
         self.assertEqual(self.run_ctl("vehicle", "delete", "7").returncode, 3)
         self.assertEqual(self.run_ctl("vehicle", "get", "7").returncode, 3)
+
+    def test_extreme_ids_and_exact_doubles_survive_the_documented_export_and_restore(self):
+        """Ids at and above 2^63 print as themselves (they printed as negative numbers, and the
+        restore of docs/operations.md then failed on them); doubles print in the fewest digits
+        that read back exactly (2.3522, not 2.3521999999999998; 359.9999, never 360.0)."""
+        top = 2**64 - 1
+        ids = [1, 2**63 - 1, 2**63, top]
+        for i, vid in enumerate(ids):
+            r = self.run_ctl("--json", "vehicle", "update", str(vid), "--lat", "48.8566",
+                             "--lon", "2.3522", "--speed", "0.1", "--heading", "359.9999")
+            self.assertEqual(self.json_of(r)["id"], vid)
+        raw = self.run_ctl("--json", "vehicle", "get", str(top))
+        self.assertIn('"id":18446744073709551615', raw.stdout)
+        self.assertIn('"longitude":2.3522,', raw.stdout)
+        self.assertIn('"heading":359.9999,', raw.stdout)
+        table = self.run_ctl("vehicle", "get", str(top))
+        self.assertIn("359.9999", table.stdout)
+        self.assertNotIn("360.0", table.stdout)
+        members = self.json_of(self.run_ctl("--json", "cluster", "status"))
+        self.assertEqual(sorted(m["id"] for m in members["members"]), [1, 2, 3])
+
+        export = self.run_ctl("--json", "vehicle", "list")
+        before = self.json_of(export)["vehicles"]
+        self.assertEqual([v["id"] for v in before], ids)
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(export.stdout)
+        self.addCleanup(os.remove, path)
+        for vid in ids:
+            self.assertEqual(self.run_ctl("vehicle", "delete", str(vid)).returncode, 0)
+
+        # The restore procedure of docs/operations.md, run as written.
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                               "operations.md")) as f:
+            doc = f.read()
+        start = doc.index("To restore an export")
+        script = doc[doc.index("```sh\n", start) + 6:doc.index("```", doc.index("```sh", start) + 5)]
+        env = dict(os.environ, PATH=testing.BIN + os.pathsep + os.environ["PATH"],
+                   PLATOON_ENDPOINTS=self.cluster.endpoints())
+        r = subprocess.run(["bash", "-e", "-c", script.replace("platoon.json", path)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        after = self.json_of(self.run_ctl("--json", "vehicle", "list"))["vehicles"]
+        strip = lambda vs: [{k: v for k, v in x.items() if k != "revision"} for x in vs]
+        self.assertEqual(strip(after), strip(before))
 
     def test_unreachable_cluster_and_failover(self):
         dead = "127.0.0.1:%d" % cl.free_ports(1)[0]
