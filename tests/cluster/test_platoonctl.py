@@ -149,6 +149,50 @@ class Platoonctl(testing.ClusterTest):
         self.assertEqual(w.returncode, 0, w.stderr)
         self.assertEqual(len(w.stdout.strip().splitlines()), 3)
 
+    def test_simulate_cleanup_removes_what_it_wrote(self):
+        """simulate writes ids FIRST-ID.. (1 by default, said in its help) and --cleanup deletes
+        them afterwards; a vehicle outside that range is untouched."""
+        self.json_of(self.run_ctl("--json", "vehicle", "update", "50", "--lat", "1", "--lon", "2",
+                                  "--speed", "3", "--heading", "4"))
+        r = self.run_ctl("--json", "simulate", "--vehicles", "3", "--rate", "20", "--duration",
+                         "1", "--cleanup")
+        self.assertGreater(self.json_of(r)["writes"], 0)
+        ids = [v["id"] for v in self.json_of(self.run_ctl("--json", "vehicle", "list"))["vehicles"]]
+        self.assertEqual(ids, [50])
+        h = self.run_ctl("simulate", "--help", endpoints=False)
+        self.assertEqual(h.returncode, 0)
+        self.assertIn("--first-id", h.stdout)
+        self.assertIn("defaults to 1", h.stdout)
+        self.assertIn("--cleanup", h.stdout)
+
+    def test_flags_anywhere_per_command_help_and_dash_h(self):
+        """Global options after the command, -h, and help per command or group (each used to
+        be an "unknown command" or a refused option)."""
+        self.json_of(self.run_ctl("vehicle", "update", "5", "--lat", "1", "--lon", "2", "--speed",
+                                  "3", "--heading", "4", "--json"))
+        ctl = os.path.join(testing.BIN, "platoonctl")
+        r = subprocess.run([ctl, "vehicle", "get", "5", "--json", "--endpoints",
+                            self.cluster.endpoints(), "--timeout=5"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(self.json_of(r)["id"], 5)
+        for args, words in [(["-h"], "usage: platoonctl"), (["--help"], "COMMAND"),
+                            (["vehicle", "--help"], "vehicle list"),
+                            (["vehicle", "get", "-h"], "vehicle get ID"),
+                            (["cluster", "add", "--help"], "cluster add ID HOST:PORT"),
+                            (["--json", "cluster", "-h"], "cluster status")]:
+            h = subprocess.run([ctl] + args, capture_output=True, text=True, timeout=30)
+            self.assertEqual(h.returncode, 0, (args, h.stderr))
+            self.assertIn(words, h.stdout, args)
+        self.assertNotIn("vehicle list", subprocess.run(
+            [ctl, "vehicle", "get", "-h"], capture_output=True, text=True, timeout=30).stdout)
+        g = subprocess.run([ctl, "vehicle"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(g.returncode, 2)
+        self.assertIn("vehicle get", g.stderr)
+        u = subprocess.run([ctl, "vehicle", "list", "--bogus"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(u.returncode, 2)
+        self.assertIn("--bogus", u.stderr)
+
     def test_transfer_and_snapshot(self):
         target = next(i for i in (1, 2, 3) if i != self.leader)
         t = self.json_of(self.run_ctl("--json", "cluster", "transfer", str(target)))

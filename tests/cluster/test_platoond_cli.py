@@ -184,6 +184,14 @@ class Flags(unittest.TestCase):
         # Listening on every interface serves the recorded address.
         self.start_and_check(self.base(**{"--listen": "0.0.0.0:%d" % port}))
 
+    def test_an_unknown_flag_is_called_unknown(self):
+        for args in (["--foo"], self.base() + ["--foo"], ["--foo", "1"] + self.base()):
+            rc, lines = run(args)
+            self.assertEqual(rc, 2, lines)
+            self.assertIn("--foo: unknown flag", lines[-1])
+        rc, lines = run(self.base() + ["--tick-ms"])
+        self.assertIn("--tick-ms: needs a value", lines[-1])
+
     def test_help(self):
         p = subprocess.run([testing.platoond(), "--help"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
@@ -277,6 +285,20 @@ class DataDir(unittest.TestCase):
         time.sleep(0.7)  # into the wait before the next retry
         self.assertTrue(self.n.alive())
         self.assertEqual(self.n.stop(), 0)  # raises if it does not stop within 15 s
+
+    def test_inspect_has_help_and_takes_the_cluster_name(self):
+        inspect = os.path.join(testing.BIN, "platoon-inspect")
+        for flag in ("--help", "-h"):
+            p = subprocess.run([inspect, flag], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("--cluster NAME", p.stdout)
+        ok = subprocess.run([inspect, self.n.data_dir, "--cluster", "platoon", "--node", "1"],
+                            capture_output=True, text=True, timeout=60)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("integrity:   ok", ok.stdout)
+        other = subprocess.run([inspect, self.n.data_dir, "--cluster", "elsewhere", "--node", "1"],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(other.returncode, 1, other.stdout)
 
     def test_another_clusters_data_dir_is_refused(self):
         line = self.start_fails("--cluster-name", "elsewhere")

@@ -114,6 +114,34 @@ static int parse_members(const char *list, pnode_options *o, char *err, size_t c
     return rc;
 }
 
+/* The flags that take a value, for the message about a flag that ends the line: an unknown
+ * one is called unknown, not told that it "needs a value". (With a value after it, the chain
+ * below names an unknown flag anyway.) */
+static const char *const value_flags[] = {
+    "--id",
+    "--listen",
+    "--data-dir",
+    "--initial-cluster",
+    "--cluster-name",
+    "--log-level",
+    "--tick-ms",
+    "--election-ticks",
+    "--heartbeat-ticks",
+    "--snapshot-every",
+    "--snapshot-keep",
+    "--sync",
+};
+
+static bool known_value_flag(const char *a)
+{
+    for (size_t i = 0; i < sizeof(value_flags) / sizeof(value_flags[0]); i++) {
+        if (strcmp(a, value_flags[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t cap)
 {
     memset(f, 0, sizeof(*f));
@@ -141,7 +169,8 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL) {
-            return fail(err, cap, a, "needs a value");
+            return fail(err, cap, a,
+                        known_value_flag(a) ? "needs a value" : "unknown flag (see --help)");
         }
         i++;
         uint64_t n;
