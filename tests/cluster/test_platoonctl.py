@@ -4,6 +4,7 @@ cluster status asking every member, and simulate's platoon and report."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,32 @@ class Platoonctl(testing.ClusterTest):
         env = dict(os.environ, PLATOON_ENDPOINTS=dead + "," + self.node(1).address)
         ok = self.run_ctl("--json", "vehicle", "list", endpoints=False, env=env)
         self.assertEqual(self.json_of(ok)["leader_id"], self.leader)
+
+    def test_unreachable_endpoints_fail_fast_naming_the_cause(self):
+        """A refused connection, a name that does not resolve, a port out of range, a scheme
+        and an endpoint that never completes a connection each end the command with their
+        cause, without waiting out --timeout (they all used to take the full timeout and say
+        the same thing)."""
+        ctl = os.path.join(testing.BIN, "platoonctl")
+        dead = "127.0.0.1:%d" % cl.free_ports(1)[0]
+        mute = socket.socket()  # listens, never accepts: no HTTP/2 handshake ever completes
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(0)
+        self.addCleanup(mute.close)
+        silent = "127.0.0.1:%d" % mute.getsockname()[1]
+        cases = [(dead, 4, "connection refused"),
+                 ("no-such-host.invalid:7001", 4, "cannot resolve host"),
+                 ("127.0.0.1:99999", 2, "port"),
+                 ("http://127.0.0.1:7001", 2, "scheme"),
+                 (silent, 4, "dial timeout"),
+                 (dead + "," + silent, 4, "connection refused")]
+        for endpoints, code, words in cases:
+            # --timeout 600: a command that waited it out would be killed by the guard below.
+            r = subprocess.run([ctl, "--endpoints", endpoints, "--timeout", "600",
+                                "--dial-timeout", "0.5", "vehicle", "list"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, code, (endpoints, r.stderr))
+            self.assertIn(words, r.stderr, endpoints)
 
     def test_cluster_status_asks_every_member(self):
         follower = next(i for i in (1, 2, 3) if i != self.leader)

@@ -289,9 +289,13 @@ int pctl_report(const pctl_opts *o, const char *what, const pctl_status *st)
     int code = exit_code_of(st);
     char line[1024];
     if (!st->connected) {
-        snprintf(line, sizeof(line),
-                 "%s: cluster unreachable: no endpoint of %s answered within %.1fs", what,
-                 o->endpoints, (double)o->timeout_ms / 1000.0);
+        if (st->message[0] != '\0' && st->code == GRPC_STATUS_UNAVAILABLE) {
+            snprintf(line, sizeof(line), "%s: cluster unreachable: %s", what, st->message);
+        } else {
+            snprintf(line, sizeof(line),
+                     "%s: cluster unreachable: no endpoint of %s answered within %.1fs", what,
+                     o->endpoints, (double)o->timeout_ms / 1000.0);
+        }
     } else if (code == PCTL_EXIT_USAGE) {
         snprintf(line, sizeof(line), "%s: invalid value: %s", what, st->message);
     } else if (code == PCTL_EXIT_NOT_FOUND) {
