@@ -125,6 +125,8 @@ static void handle_status(pnode *n, pnode_request *req)
         w->progress[i].match_index = p->match;
         w->progress[i].next_index = p->next;
         w->progress[i].state = (char *)praft_progress_state_name(p->state);
+        w->progress[i].recently_active = p->recently_active;
+        w->progress[i].last_contact_ms = pnode__since_heard_ms(n, p->id);
         w->progress_ptrs[i] = &w->progress[i];
     }
     resp.n_followers = w->st.n_progress;

@@ -341,11 +341,44 @@ static void forget_silent_learned(pnode *n, int64_t now)
     n->n_learned = k;
 }
 
+void pnode__heard(pnode *n, uint64_t id)
+{
+    size_t cap = sizeof(n->heard_id) / sizeof(n->heard_id[0]);
+    size_t free_slot = cap, oldest = 0;
+    for (size_t i = 0; i < cap; i++) {
+        if (n->heard_id[i] == id) {
+            n->heard_ms[i] = pnode_now_ms();
+            return;
+        }
+        if (n->heard_id[i] == 0 && free_slot == cap) {
+            free_slot = i;
+        }
+        if (n->heard_ms[i] < n->heard_ms[oldest]) {
+            oldest = i;
+        }
+    }
+    /* Room for twice the largest configuration; beyond that the stalest entry goes. */
+    size_t slot = free_slot != cap ? free_slot : oldest;
+    n->heard_id[slot] = id;
+    n->heard_ms[slot] = pnode_now_ms();
+}
+
+int64_t pnode__since_heard_ms(const pnode *n, uint64_t id)
+{
+    for (size_t i = 0; i < sizeof(n->heard_id) / sizeof(n->heard_id[0]); i++) {
+        if (n->heard_id[i] == id && id != 0) {
+            return pnode_now_ms() - n->heard_ms[i];
+        }
+    }
+    return -1;
+}
+
 static void handle_event(pnode *n, pnet_event *ev)
 {
     switch (ev->type) {
     case PNET_EV_MSG: {
         learn_sender(n, ev);
+        pnode__heard(n, ev->msg->from);
         int rc = praft_step(n->raft, ev->msg);
         if (rc != 0 && rc != PT_EMALFORMED) {
             PT_WARN("step %s from %llu: %s", praft_msg_type_name(ev->msg->type),

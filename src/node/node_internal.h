@@ -146,6 +146,9 @@ struct pnode {
     praft_config applied_config; /* the last configuration applied (for snapshots) */
     praft_config peers_config;   /* the configuration the transport's peers reflect */
     char advertise[PRAFT_ADDRESS_MAX];
+    /* When each peer was last heard from (loop thread), for the leader's view in Status. */
+    uint64_t heard_id[PRAFT_MAX_MEMBERS * 2];
+    int64_t heard_ms[PRAFT_MAX_MEMBERS * 2];
     bool created_dir;   /* pnode_start made the data directory itself */
     bool created_store; /* ...or the store in it: a failed start removes it again */
     /* Peers not (yet) in the configuration whose address their own messages told: a node that
@@ -224,6 +227,10 @@ void pnode__admin_progress(pnode *n);
 
 /* A gRPC code for a PT_E* error, with a message. */
 int pnode__code(int err);
+
+/* Records that peer @id was heard from now, and the time since (-1: never). Loop thread. */
+void pnode__heard(pnode *n, uint64_t id);
+int64_t pnode__since_heard_ms(const pnode *n, uint64_t id);
 
 /* ----- addresses.c ----- */
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import cluster as cl, testing  # noqa: E402
@@ -155,6 +156,49 @@ class Platoonctl(testing.ClusterTest):
         table = self.run_ctl("cluster", "status")
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn("unreachable", table.stdout)
+
+    def test_cluster_status_judges_replication_from_the_leader(self):
+        """A member that was added but never started is shown with the leader's view of it
+        (never heard from, its match and lag), not as a healthy follower; without a leader the
+        command exits 4."""
+        ghost = "127.0.0.1:%d" % cl.free_ports(1)[0]
+        r = self.run_ctl("cluster", "add", "9", ghost, "--learner")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for i in range(5):
+            self.json_of(self.run_ctl("--json", "vehicle", "update", str(i + 1), "--lat", "1",
+                                      "--lon", "2", "--speed", "3", "--heading", "4"))
+        st = self.json_of(self.run_ctl("--json", "cluster", "status"))
+        by_id = {m["id"]: m for m in st["members"]}
+        g = by_id[9]
+        self.assertFalse(g["reachable"])
+        self.assertIn("never heard from", g["state"])
+        self.assertEqual(g["match_index"], 0)
+        self.assertGreater(g["lag"], 0)
+        self.assertIsNone(g["last_contact_ms"])
+        for i in (1, 2, 3):
+            self.assertTrue(by_id[i]["reachable"])
+            if i != self.leader:
+                self.assertTrue(by_id[i]["state"].startswith("replicate"), by_id[i])
+                self.assertIsNotNone(by_id[i]["last_contact_ms"])
+        table = self.run_ctl("cluster", "status")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        line = next(l for l in table.stdout.splitlines() if ghost in l)
+        self.assertIn("never", line)
+        self.assertNotIn(" ok", line)
+
+        # Without a majority there is no leader: the command says so and exits 4.
+        for i in (1, 2, 3):
+            if i != self.leader:
+                self.node(i).kill()
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.run_ctl("--json", "cluster", "status",
+                             endpoints=self.node(self.leader).address)
+            if r.returncode == 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.returncode, 4, r.stdout)
+        self.assertIn("no leader", r.stderr)
 
     def test_simulate_drives_the_platoon_and_reports(self):
         r = self.run_ctl("--json", "simulate", "--vehicles", "4", "--rate", "20", "--duration",
