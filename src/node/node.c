@@ -532,6 +532,8 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pthread_mutex_init(&n->inbox_mu, NULL);
     pthread_mutex_init(&n->status_mu, NULL);
     pnode__requests_init(n);
+    n->no_leader_since_ms = pnode_now_ms(); /* no leader is known at start */
+    n->no_leader_since_wall = pnode_wall_ms();
 
     rc = open_store(n, err, err_cap);
     if (rc != 0) {

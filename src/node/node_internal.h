@@ -149,8 +149,18 @@ struct pnode {
     /* When each peer was last heard from (loop thread), for the leader's view in Status. */
     uint64_t heard_id[PRAFT_MAX_MEMBERS * 2];
     int64_t heard_ms[PRAFT_MAX_MEMBERS * 2];
-    bool created_dir;   /* pnode_start made the data directory itself */
-    bool created_store; /* ...or the store in it: a failed start removes it again */
+    /* Membership of this node itself (loop thread): whether it has been in a configuration
+     * since it started, and whether the latest configuration left it out afterwards. */
+    bool was_member;
+    bool removed;
+    uint64_t removed_config_index; /* the log's configuration that left it out */
+    int64_t no_leader_since_ms;    /* 0 while a leader is known */
+    bool ever_leader;              /* a leader has been known since the node started */
+    uint64_t no_leader_since_wall; /* the same moment, wall clock, for messages */
+    int64_t no_leader_warned_ms;
+    int64_t dup_warned_ms; /* last warning about a second process with a member's id */
+    bool created_dir;      /* pnode_start made the data directory itself */
+    bool created_store;    /* ...or the store in it: a failed start removes it again */
     /* Peers not (yet) in the configuration whose address their own messages told: a node that
      * joins answers the leader this way before it has received the configuration. */
     praft_member learned[PRAFT_MAX_MEMBERS];    /* id and address */
@@ -231,6 +241,15 @@ int pnode__code(int err);
 /* Records that peer @id was heard from now, and the time since (-1: never). Loop thread. */
 void pnode__heard(pnode *n, uint64_t id);
 int64_t pnode__since_heard_ms(const pnode *n, uint64_t id);
+
+/* Answers every proposal waiting to be applied with @code and @message. Loop thread. */
+void pnode__proposals_fail(pnode *n, int code, const char *message);
+
+/* Why this node cannot serve a client at all (removed from the cluster), or NULL. Writes the
+ * message into @buf. Loop thread. */
+const char *pnode__unfit(pnode *n, char *buf, size_t cap);
+/* "no leader is known (none since HH:MM:SS UTC, N s ago)" into @buf. Loop thread. */
+const char *pnode__no_leader_message(pnode *n, char *buf, size_t cap);
 
 /* ----- addresses.c ----- */
 
