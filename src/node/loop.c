@@ -302,7 +302,7 @@ static bool prepare_job(pnode *n)
 static void finish_ready(pnode *n)
 {
     if (n->rd.has_snapshot) {
-        int rc = pnode__restore_from(n, &n->rd.snapshot);
+        int rc = pnode__restore_from(n, &n->rd.snapshot, true);
         if (rc != 0) {
             PT_ERROR("cannot restore the state machine from snapshot %llu: %s",
                      (unsigned long long)n->rd.snapshot.index, pt_strerror(rc));

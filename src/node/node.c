@@ -547,7 +547,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     }
     pstore_snapshot_current(n->store, &has_snap, snap);
     if (has_snap) {
-        rc = pnode__restore_from(n, snap);
+        rc = pnode__restore_from(n, snap, false);
         if (rc != 0) {
             say(err, err_cap, "data directory %s: cannot restore snapshot %llu: %s", opts->data_dir,
                 (unsigned long long)snap->index, pt_strerror(rc));

@@ -215,7 +215,10 @@ bool pnode__writer_busy(pnode *n);
 void pnode__maybe_snapshot(pnode *n, bool forced);
 void pnode__snapshot_poll(pnode *n);
 void pnode__snapshot_join(pnode *n);
-int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta);
+/* Restores the state machine from the stored snapshot @meta: at start (@installed false, the
+ * node's own newest snapshot) or after the leader sent it (@installed true); the log line
+ * says which. */
+int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installed);
 
 /* requests.c */
 pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
