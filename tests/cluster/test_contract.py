@@ -124,6 +124,13 @@ class Contract(testing.ClusterTest):
         self.assertIn("state loaded from this node's snapshot", after)
         self.assertIn("state loaded from this node's snapshot", ops)
 
+    def test_the_guide_does_not_promise_what_is_not_enforced(self):
+        """Removed ids can be added again (the cluster does not remember them): the guide
+        said ids are never reused, as if that were enforced."""
+        ops = read("docs", "operations.md")
+        self.assertNotIn("unique and never reused |", ops)
+        self.assertIn("not enforced", ops)
+
 
 if __name__ == "__main__":
     testing.main()
