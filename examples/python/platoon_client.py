@@ -13,6 +13,10 @@ It shows what a client of any language has to do:
 
 Needs Debian's python3-grpcio, python3-protobuf and protobuf-compiler.
 
+A cluster runs with mutual TLS unless it was started with --insecure (docs/security.md): give
+the CA and this client's certificate and key with --cacert, --cert and --key, or in
+$PLATOON_CACERT, $PLATOON_CERT and $PLATOON_KEY, as for platoonctl.
+
 Usage:
     platoon_client.py [--endpoints HOST:PORT,...] update ID LAT LON SPEED HEADING
     platoon_client.py [--endpoints HOST:PORT,...] get ID
@@ -66,10 +70,14 @@ M = load_messages()
 class PlatoonClient:
     """Calls the Platoon service on a list of endpoints, with one exactly-once session."""
 
-    def __init__(self, endpoints, timeout=5.0):
+    def __init__(self, endpoints, timeout=5.0, credentials=None):
+        """credentials: grpc.ssl_channel_credentials(...) for a TLS cluster, None without."""
         self.endpoints = list(endpoints)
         self.timeout = timeout
-        self.channels = [grpc.insecure_channel(e) for e in self.endpoints]
+        if credentials is None:
+            self.channels = [grpc.insecure_channel(e) for e in self.endpoints]
+        else:
+            self.channels = [grpc.secure_channel(e, credentials) for e in self.endpoints]
         self.preferred = 0
         # The session: random so that two clients never share one; 0 would opt out.
         self.client_id = secrets.randbits(64) or 1
@@ -137,6 +145,9 @@ def main():
     p.add_argument("--endpoints",
                    default=os.environ.get("PLATOON_ENDPOINTS") or "127.0.0.1:7001")
     p.add_argument("--timeout", type=float, default=5.0)
+    for flag, env in (("--cacert", "PLATOON_CACERT"), ("--cert", "PLATOON_CERT"),
+                      ("--key", "PLATOON_KEY")):
+        p.add_argument(flag, default=os.environ.get(env) or None)
     sub = p.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("update")
     u.add_argument("id", type=int)
@@ -147,7 +158,15 @@ def main():
     sub.add_parser("list").add_argument("--stale", action="store_true")
     a = p.parse_args()
 
-    c = PlatoonClient(a.endpoints.split(","), a.timeout)
+    credentials = None
+    if a.cacert:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read(a.cacert), private_key=read(a.key) if a.key else None,
+            certificate_chain=read(a.cert) if a.cert else None)
+    c = PlatoonClient(a.endpoints.split(","), a.timeout, credentials)
     try:
         if a.cmd == "update":
             show(c.update(a.id, a.lat, a.lon, a.speed, a.heading))

@@ -54,13 +54,49 @@ enum pnode_code {
     PNODE_DEADLINE_EXCEEDED = 4,
     PNODE_NOT_FOUND = 5,
     PNODE_ALREADY_EXISTS = 6,
+    PNODE_PERMISSION_DENIED = 7,
     PNODE_RESOURCE_EXHAUSTED = 8,
     PNODE_FAILED_PRECONDITION = 9,
     PNODE_ABORTED = 10,
     PNODE_UNIMPLEMENTED = 12,
     PNODE_INTERNAL = 13,
     PNODE_UNAVAILABLE = 14,
+    PNODE_UNAUTHENTICATED = 16,
 };
+
+/*
+ * What a caller may do (docs/security.md). Each role includes the ones before it: a reader
+ * reads, a writer also writes, an admin also changes the cluster. Node certificates act as
+ * admins. With TLS off (pnode_tls.insecure) every caller is anonymous and may do anything.
+ */
+enum pnode_role {
+    PNODE_ROLE_READER = 1,
+    PNODE_ROLE_WRITER = 2,
+    PNODE_ROLE_ADMIN = 3,
+};
+
+/* Who made a request, from the certificate of its connection (or, for a request a node
+ * forwarded, from the identity that node vouched for). */
+typedef struct pnode_principal {
+    bool authenticated; /* false with TLS off: nothing below is known */
+    bool is_node;       /* a node certificate: @node_id is the node */
+    uint64_t node_id;
+    char name[128]; /* the certificate's name: "node-3", "alice", "vehicle-7" */
+    int role;       /* enum pnode_role */
+    /* The one vehicle this principal may write, when its certificate is bound to one. */
+    bool has_vehicle;
+    uint64_t vehicle_id;
+    /* The node that forwarded the request on the principal's behalf, 0 if it came directly. */
+    uint64_t via;
+} pnode_principal;
+
+/* TLS material of a node: file paths, read at start and at every pnode_reload_tls. */
+typedef struct pnode_tls {
+    const char *ca;   /* CA bundle that signs every node and client certificate */
+    const char *cert; /* this node's certificate (Subject CN node-<id>, OU node) */
+    const char *key;  /* its private key */
+    const char *crl;  /* optional X.509 revocation list signed by the CA; NULL: none */
+} pnode_tls;
 
 /* Called on the loop thread for each request to a registered method. The handler must
  * eventually answer @req exactly once, directly or through one of the functions below. */
@@ -71,6 +107,10 @@ typedef struct pnode_method {
     const char *name;
     pnode_handler_fn handler;
     void *app;
+    /* The least role a caller needs (enum pnode_role), checked before the handler runs; a
+     * caller without it gets PERMISSION_DENIED. 0 means PNODE_ROLE_ADMIN, so that a method
+     * whose role was forgotten is closed rather than open. */
+    int role;
 } pnode_method;
 
 #define PNODE_MAX_METHODS 32
@@ -118,6 +158,14 @@ typedef struct pnode_options {
      * of the log and snapshots at start-up. */
     bool preflight_check;
 
+    /* Transport security. With tls.ca/cert/key set, every connection is mutual TLS and every
+     * request carries its caller's principal (pnode_request_principal), checked against the
+     * methods' roles. Without them the node runs in plaintext with no identities, which it
+     * accepts only when @insecure is true (pnode_start fails otherwise): a node anyone could
+     * command must be asked for. */
+    pnode_tls tls;
+    bool insecure;
+
     /* The application. */
     pnode_sm sm;
     pnode_method methods[PNODE_MAX_METHODS];
@@ -133,7 +181,8 @@ PT_API void pnode_options_init(pnode_options *opts, uint64_t id);
  * loop. On failure @err (if not NULL) receives one line naming the cause (a file, an address,
  * a flag), e.g. "data dir /x belongs to node 2, not 3".
  * Errors: PT_EINVAL (options), PT_EMISMATCH, PT_ECORRUPT, PT_EVERSION (data directory),
- * PT_EIO (data directory or listen address), PT_ENOMEM.
+ * PT_EIO (data directory or listen address), PT_ENOMEM. TLS material is read and checked before
+ * anything is written to the data directory.
  */
 PT_API int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_cap);
 
@@ -143,6 +192,16 @@ PT_API int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t
  * Thread-safe with respect to the loop; call it once, from a thread that is not the loop.
  */
 PT_API void pnode_stop(pnode *node);
+
+/*
+ * Reads the TLS files again (pnode_options.tls) and uses them from now on: new connections,
+ * served and dialed, use the new certificate and CA; outbound connections are made anew; the
+ * revocation list applies from every caller's next request. On failure nothing changes and
+ * @err (if not NULL) names the file and the reason. Thread-safe; e.g. on SIGHUP.
+ * Errors: PT_EINVAL (a node without TLS, or material that does not fit together), PT_EIO (a
+ * file cannot be read), PT_ENOMEM.
+ */
+PT_API int pnode_reload_tls(pnode *node, char *err, size_t err_cap);
 
 /* The node's status, as seen by the loop a moment ago. Thread-safe. */
 /* What the runtime did since start: to see how well it batches (entries per write, events per
@@ -181,6 +240,8 @@ PT_API int pnode_propose(pnode *node, const void *cmd, size_t len, uint32_t time
 /* The request's bytes (valid until it is answered) and its deadline (pnode_now_ms clock). */
 PT_API const uint8_t *pnode_request_data(const pnode_request *req, size_t *len);
 PT_API int64_t pnode_request_deadline(const pnode_request *req);
+/* Who made the request (valid until it is answered). Never NULL. */
+PT_API const pnode_principal *pnode_request_principal(const pnode_request *req);
 
 /* Now, in milliseconds of CLOCK_MONOTONIC (the clock of deadlines). */
 PT_API int64_t pnode_now_ms(void);

@@ -67,6 +67,16 @@ extern "C" {
 /* No node: node ids are never 0. */
 #define PRAFT_NONE 0
 
+/*
+ * The largest term a message or a node may carry. A term must always be followable by another:
+ * a node that could not increment its term could never campaign again, and a cluster pushed to
+ * that term would never elect a leader again. A message with a higher term is malformed
+ * (PT_EMALFORMED, counted in msgs_dropped_malformed, whoever sent it); a node at this term
+ * refuses to campaign (counted in campaigns_refused_term) instead of overflowing. No correct
+ * cluster gets anywhere near it: a new term every millisecond would take 584 million years.
+ */
+#define PRAFT_TERM_MAX (UINT64_MAX - 1)
+
 /* Bounds of a configuration. A cluster has at most PRAFT_MAX_MEMBERS members (voters and
  * learners together, counting both sides of a joint configuration); an address is at most
  * PRAFT_ADDRESS_MAX - 1 bytes. The core treats addresses as opaque strings carried for the
@@ -585,6 +595,7 @@ typedef struct praft_counters {
     uint64_t msgs_received;
     uint64_t msgs_dropped_stale;     /* ignored: older term, duplicates, unknown sender */
     uint64_t msgs_dropped_malformed; /* rejected with PT_EMALFORMED */
+    uint64_t campaigns_refused_term; /* elections not started: the term is at PRAFT_TERM_MAX */
     uint64_t entries_proposed;
     uint64_t entries_committed;
     uint64_t snapshots_sent;

@@ -15,6 +15,8 @@ struct pnet_client_call {
     grpc_call *call;
     grpc_byte_buffer *request;
     grpc_metadata_array md_initial, md_trailing;
+    grpc_metadata caller_md;
+    char caller[PNET_PRINCIPAL_MAX]; /* the encoded caller, "" if none */
     grpc_byte_buffer *response;
     grpc_status_code status;
     grpc_slice details;
@@ -22,11 +24,11 @@ struct pnet_client_call {
     void *ctx;
 };
 
-/* The cached channel to @address, created on first use. NULL on allocation failure. */
-static grpc_channel *chan_get(pnet_transport *t, const char *address)
+/* The cached channel to node @node_id at @address, created on first use. NULL on failure. */
+static grpc_channel *chan_get(pnet_transport *t, uint64_t node_id, const char *address)
 {
     for (struct pnet_chan *c = t->chans; c != NULL; c = c->next) {
-        if (strcmp(c->address, address) == 0) {
+        if (c->node_id == node_id && strcmp(c->address, address) == 0) {
             return c->channel;
         }
     }
@@ -35,9 +37,8 @@ static grpc_channel *chan_get(pnet_transport *t, const char *address)
         free(c);
         return NULL;
     }
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    c->channel = grpc_channel_create(address, creds, &t->client_args);
-    grpc_channel_credentials_release(creds);
+    c->node_id = node_id;
+    c->channel = pnet__channel_new(t, address, node_id);
     if (c->channel == NULL) {
         free(c->address);
         free(c);
@@ -48,14 +49,32 @@ static grpc_channel *chan_get(pnet_transport *t, const char *address)
     return c->channel;
 }
 
-void pnet__chans_free(pnet_transport *t)
+static void chans_free(struct pnet_chan **list)
 {
-    while (t->chans != NULL) {
-        struct pnet_chan *c = t->chans;
-        t->chans = c->next;
+    while (*list != NULL) {
+        struct pnet_chan *c = *list;
+        *list = c->next;
         grpc_channel_destroy(c->channel);
         free(c->address);
         free(c);
+    }
+}
+
+void pnet__chans_free(pnet_transport *t)
+{
+    chans_free(&t->chans);
+    chans_free(&t->retired_chans);
+}
+
+void pnet__chans_retire(pnet_transport *t)
+{
+    /* Calls in flight may still use them: they are freed with the transport. Reloads are rare
+     * and channels few, so keeping them costs little. */
+    while (t->chans != NULL) {
+        struct pnet_chan *c = t->chans;
+        t->chans = c->next;
+        c->next = t->retired_chans;
+        t->retired_chans = c;
     }
 }
 
@@ -73,8 +92,9 @@ static void client_call_free(struct pnet_client_call *cc)
     free(cc);
 }
 
-int pnet_client_call(pnet_transport *t, const char *address, const char *method, const void *data,
-                     size_t len, int64_t deadline_ms, pnet_client_done_fn done, void *ctx)
+int pnet_client_call(pnet_transport *t, uint64_t node_id, const char *address,
+                     const pnet_identity *caller, const char *method, const void *data, size_t len,
+                     int64_t deadline_ms, pnet_client_done_fn done, void *ctx)
 {
     grpc_op ops[6];
     int rc = 0;
@@ -86,6 +106,11 @@ int pnet_client_call(pnet_transport *t, const char *address, const char *method,
     struct pnet_client_call *cc = calloc(1, sizeof(*cc));
     if (cc == NULL) {
         return PT_ENOMEM;
+    }
+    if (t->secure && caller != NULL && caller->kind != PNET_ID_NONE &&
+        pnet__identity_encode(caller, cc->caller, sizeof(cc->caller)) != 0) {
+        free(cc);
+        return PT_EINVAL;
     }
     cc->tag = (struct pnet_tag){.kind = PNET_TAG_CLIENT, .obj = cc};
     cc->done = done;
@@ -102,7 +127,7 @@ int pnet_client_call(pnet_transport *t, const char *address, const char *method,
         rc = PT_ESHUTDOWN;
         goto fail;
     }
-    grpc_channel *ch = chan_get(t, address);
+    grpc_channel *ch = chan_get(t, node_id, address);
     if (ch == NULL) {
         rc = PT_ENOMEM;
         goto fail;
@@ -119,6 +144,12 @@ int pnet_client_call(pnet_transport *t, const char *address, const char *method,
     }
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (cc->caller[0] != '\0') {
+        cc->caller_md.key = grpc_slice_from_static_string(PNET_PRINCIPAL_METADATA);
+        cc->caller_md.value = grpc_slice_from_static_buffer(cc->caller, strlen(cc->caller));
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &cc->caller_md;
+    }
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = cc->request;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/identity.h"
 #include "platoon/raft.h"
 
 typedef struct pnet_mailbox pnet_mailbox;
@@ -53,7 +54,11 @@ typedef struct pnet_event {
     /* CALL, CALL_CANCELLED: the method's full name ("/platoon.v1.Platoon/GetVehicle"), valid
      * while the loop holds its reference on the call (until it finishes the call). */
     const char *method;
-    void *method_ctx;    /* CALL: the ctx given to pnet_transport_register_method */
+    void *method_ctx; /* CALL: the ctx given to pnet_transport_register_method */
+    /* CALL: who made the call (PNET_ID_NONE without TLS), and the node that forwarded it on
+     * the caller's behalf (0 if it came directly). */
+    pnet_identity who;
+    uint64_t via;
     int64_t deadline_ms; /* CALL: the client's deadline (pnet_now_ms() clock), INT64_MAX if none */
 
     /* PNET_EV_CALL: the request bytes; PNET_EV_CLIENT_DONE: the response bytes. */

@@ -2,6 +2,7 @@
  * Peers and their outbound lanes: queues of encoded core messages, each drained in order by one
  * long-lived client stream (see raft.proto, LANES).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,15 +191,21 @@ static void lane_pump(pnet_transport *t, struct pnet_outlane *l)
         ops[n_ops].op = GRPC_OP_SEND_INITIAL_METADATA;
         ops[n_ops].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
                            GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+        /* Name this node (its id, which a TLS receiver checks against the certificate) and
+         * its address, so that a peer that does not know it yet (a node just added to the
+         * cluster) can answer. The slices point into the transport, which outlives every
+         * call. */
+        size_t n_md = 0;
+        l->sender_md[n_md].key = grpc_slice_from_static_string(PNET_SENDER_ID_METADATA);
+        l->sender_md[n_md++].value =
+            grpc_slice_from_static_buffer(t->sender_id, strlen(t->sender_id));
         if (t->advertise[0] != '\0') {
-            /* Name this node's address, so that a peer that does not know it yet (a node just
-             * added to the cluster) can answer. The slices point into the transport, which
-             * outlives every call. */
-            l->sender_md.key = grpc_slice_from_static_string(PNET_SENDER_METADATA);
-            l->sender_md.value = grpc_slice_from_static_buffer(t->advertise, strlen(t->advertise));
-            ops[n_ops].data.send_initial_metadata.count = 1;
-            ops[n_ops].data.send_initial_metadata.metadata = &l->sender_md;
+            l->sender_md[n_md].key = grpc_slice_from_static_string(PNET_SENDER_METADATA);
+            l->sender_md[n_md++].value =
+                grpc_slice_from_static_buffer(t->advertise, strlen(t->advertise));
         }
+        ops[n_ops].data.send_initial_metadata.count = n_md;
+        ops[n_ops].data.send_initial_metadata.metadata = l->sender_md;
         n_ops++;
     }
     ops[n_ops].op = GRPC_OP_SEND_MESSAGE;
@@ -294,6 +301,58 @@ static void peer_remove(pnet_transport *t, struct pnet_peer *p)
     pnet__peers_reap(t);
 }
 
+/* With t->mu held: a new peer @id at @address, with a channel of its own. */
+static int peer_add(pnet_transport *t, uint64_t id, const char *address)
+{
+    struct pnet_peer *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->address = strdup(address)) == NULL) {
+        free(p);
+        return PT_ENOMEM;
+    }
+    p->channel = pnet__channel_new(t, address, id);
+    if (p->channel == NULL) {
+        free(p->address);
+        free(p);
+        return PT_ENOMEM;
+    }
+    p->id = id;
+    for (int i = 0; i < PNET_LANE_COUNT; i++) {
+        struct pnet_outlane *l = &p->lanes[i];
+        l->peer = p;
+        l->index = i;
+        l->tag_send = (struct pnet_tag){.kind = PNET_TAG_LANE_SEND, .obj = l};
+        l->tag_status = (struct pnet_tag){.kind = PNET_TAG_LANE_STATUS, .obj = l};
+    }
+    p->next = t->peers;
+    t->peers = p;
+    return 0;
+}
+
+void pnet__peers_redial(pnet_transport *t)
+{
+    /* Collect first: peer_add pushes onto the list being walked. */
+    struct {
+        uint64_t id;
+        char address[PRAFT_ADDRESS_MAX];
+    } live[PRAFT_MAX_MEMBERS * 2];
+    size_t n = 0;
+    for (struct pnet_peer *p = t->peers; p != NULL; p = p->next) {
+        if (!p->removed && n < sizeof(live) / sizeof(live[0])) {
+            live[n].id = p->id;
+            snprintf(live[n].address, sizeof(live[n].address), "%s", p->address);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct pnet_peer *p = peer_find(t, live[i].id);
+        if (p != NULL) {
+            peer_remove(t, p);
+        }
+        /* Without memory the peer stays unknown until the node sets it again. */
+        (void)peer_add(t, live[i].id, live[i].address);
+    }
+}
+
 int pnet_transport_set_peer(pnet_transport *t, uint64_t id, const char *address)
 {
     int rc = 0;
@@ -313,31 +372,7 @@ int pnet_transport_set_peer(pnet_transport *t, uint64_t id, const char *address)
         }
         peer_remove(t, old);
     }
-    struct pnet_peer *p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->address = strdup(address)) == NULL) {
-        free(p);
-        rc = PT_ENOMEM;
-        goto out;
-    }
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    p->channel = grpc_channel_create(address, creds, &t->client_args);
-    grpc_channel_credentials_release(creds);
-    if (p->channel == NULL) {
-        free(p->address);
-        free(p);
-        rc = PT_ENOMEM;
-        goto out;
-    }
-    p->id = id;
-    for (int i = 0; i < PNET_LANE_COUNT; i++) {
-        struct pnet_outlane *l = &p->lanes[i];
-        l->peer = p;
-        l->index = i;
-        l->tag_send = (struct pnet_tag){.kind = PNET_TAG_LANE_SEND, .obj = l};
-        l->tag_status = (struct pnet_tag){.kind = PNET_TAG_LANE_STATUS, .obj = l};
-    }
-    p->next = t->peers;
-    t->peers = p;
+    rc = peer_add(t, id, address);
 out:
     pthread_mutex_unlock(&t->mu);
     return rc;

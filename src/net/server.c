@@ -2,9 +2,11 @@
  * Calls served by the transport: the peer protocol's lanes (client streams of RaftBatch), the
  * unary methods the node registered, and UNIMPLEMENTED for anything else.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "net/transport_internal.h"
 
 /* A request slot: grpc_server_request_call fills it when a call arrives. */
@@ -21,6 +23,8 @@ struct stream {
     grpc_call *call;
     int lane;
     char sender[PRAFT_ADDRESS_MAX]; /* the "platoon-sender" metadata, "" if none */
+    uint64_t node_id;               /* the certificate's node (TLS on), else 0 */
+    bool impostor;                  /* a message spoke for another node: the stream is ended */
     grpc_byte_buffer *recv;
     uint64_t accepted;
     int cancelled;
@@ -45,6 +49,8 @@ struct pnet_call {
     char *method;
     void *method_ctx;
     int64_t deadline_ms;
+    pnet_identity who;
+    uint64_t via;
 };
 
 /* ============================================================================================
@@ -134,11 +140,21 @@ struct collect {
     size_t n;
     bool nomem;
     const char *sender;
+    uint64_t node_id;  /* messages must come from this node (0: any) */
+    uint64_t impostor; /* a message claimed to come from this other node */
+    uint64_t refused;
 };
 
 static void collect_msg(void *ctx, praft_msg *m)
 {
     struct collect *c = ctx;
+    if (c->node_id != 0 && m->from != c->node_id) {
+        /* A node speaking for another one: what TLS is there to prevent. */
+        c->impostor = m->from;
+        c->refused++;
+        pnet_msg_free(m);
+        return;
+    }
     pnet_event *ev = calloc(1, sizeof(*ev));
     if (ev == NULL) {
         pnet_msg_free(m);
@@ -170,7 +186,7 @@ static void stream_on_recv(pnet_transport *t, struct stream *s, bool ok)
     /* Decoding a large message takes a while: do it without blocking the node's sends. Only
      * this thread touches a served stream, so the stream needs no lock meanwhile. */
     pthread_mutex_unlock(&t->mu);
-    struct collect c = {.sender = s->sender};
+    struct collect c = {.sender = s->sender, .node_id = s->node_id};
     uint64_t bad = 0;
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -184,8 +200,15 @@ static void stream_on_recv(pnet_transport *t, struct stream *s, bool ok)
     pthread_mutex_lock(&t->mu);
 
     t->stats.msgs_received += c.n;
-    t->stats.msgs_malformed += bad + (rc == PT_EMALFORMED ? 1 : 0);
+    t->stats.msgs_malformed += bad + c.refused + (rc == PT_EMALFORMED ? 1 : 0);
     s->accepted += c.n;
+    if (c.impostor != 0) {
+        PT_WARN("node %" PRIu64 " sent a message as node %" PRIu64 "; its lane is closed",
+                s->node_id, c.impostor);
+        s->impostor = true;
+        grpc_call_cancel_with_status(s->call, GRPC_STATUS_PERMISSION_DENIED,
+                                     "a message names another node as its sender", NULL);
+    }
     stream_recv_next(t, s);
 }
 
@@ -200,8 +223,7 @@ static void stream_on_end(pnet_transport *t, struct stream *s)
     free(s);
 }
 
-/* The value of metadata @key in @md, copied into @out ("" if absent or too long). */
-static void metadata_value(const grpc_metadata_array *md, const char *key, char *out, size_t cap)
+void pnet__metadata_value(const grpc_metadata_array *md, const char *key, char *out, size_t cap)
 {
     out[0] = '\0';
     size_t klen = strlen(key);
@@ -218,7 +240,7 @@ static void metadata_value(const grpc_metadata_array *md, const char *key, char 
 }
 
 static void stream_start(pnet_transport *t, grpc_call *call, int lane,
-                         const grpc_metadata_array *md)
+                         const grpc_metadata_array *md, const pnet_identity *who)
 {
     struct stream *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -229,7 +251,8 @@ static void stream_start(pnet_transport *t, grpc_call *call, int lane,
     }
     s->call = call;
     s->lane = lane;
-    metadata_value(md, PNET_SENDER_METADATA, s->sender, sizeof(s->sender));
+    pnet__metadata_value(md, PNET_SENDER_METADATA, s->sender, sizeof(s->sender));
+    s->node_id = who->kind == PNET_ID_NODE ? who->node_id : 0;
     s->tag_recv = (struct pnet_tag){.kind = PNET_TAG_STREAM_RECV, .obj = s};
     s->tag_end = (struct pnet_tag){.kind = PNET_TAG_STREAM_END, .obj = s};
     if (lane >= 0) {
@@ -340,7 +363,7 @@ int pnet_call_fail(pnet_call *call, int code, const char *message)
 }
 
 static void unary_start(pnet_transport *t, grpc_call *call, const struct request *r,
-                        const struct pnet_method *m)
+                        const struct pnet_method *m, const pnet_identity *who, uint64_t via)
 {
     grpc_op op;
     pnet_call *c = calloc(1, sizeof(*c));
@@ -359,6 +382,8 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->refs = 1;
     c->details = grpc_empty_slice();
     c->method_ctx = m->ctx;
+    c->who = *who;
+    c->via = via;
     c->deadline_ms = pnet__deadline_from_gpr(r->details.deadline);
     c->tag_recv = (struct pnet_tag){.kind = PNET_TAG_UNARY_RECV, .obj = c};
     c->tag_close = (struct pnet_tag){.kind = PNET_TAG_UNARY_CLOSE, .obj = c};
@@ -412,6 +437,8 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
             ev->call = c;
             ev->method = c->method;
             ev->method_ctx = c->method_ctx;
+            ev->who = c->who;
+            ev->via = c->via;
             ev->deadline_ms = c->deadline_ms;
             ev->data = bytes;
             ev->len = len;
@@ -493,10 +520,25 @@ static void on_request(pnet_transport *t, struct request *r, bool ok)
                 }
             }
         }
-        if (m != NULL && !t->shutting_down) {
-            unary_start(t, r->call, r, m);
+        pnet_identity who;
+        uint64_t via = 0;
+        char why[300];
+        int code = 0;
+        if (lane >= 0 || m != NULL) {
+            /* Decided before anything of the call is read. The certificate's verdict is
+             * cached (auth.c), so this is cheap; t->mu is not needed for it. */
+            pthread_mutex_unlock(&t->mu);
+            code = pnet__auth_call(t, r->call, &r->md, lane, &who, &via, why, sizeof(why));
+            pthread_mutex_lock(&t->mu);
+        }
+        if (code != 0) {
+            grpc_call_cancel_with_status(r->call, (grpc_status_code)code, why, NULL);
+            grpc_call_unref(r->call);
+            t->live_calls--;
+        } else if (m != NULL && !t->shutting_down) {
+            unary_start(t, r->call, r, m, &who, via);
         } else {
-            stream_start(t, r->call, lane, &r->md);
+            stream_start(t, r->call, lane, &r->md, &who);
         }
     }
     grpc_call_details_destroy(&r->details);

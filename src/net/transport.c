@@ -200,7 +200,12 @@ static int start_server(pnet_transport *t)
         return PT_ENOMEM;
     }
     grpc_server_register_completion_queue(t->server, t->cq, NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = pnet__server_creds(t);
+    if (creds == NULL) {
+        grpc_server_destroy(t->server);
+        t->server = NULL;
+        return PT_ENOMEM;
+    }
     t->port = grpc_server_add_http2_port(t->server, t->listen_address, creds);
     grpc_server_credentials_release(creds);
     if (t->port <= 0) {
@@ -220,6 +225,32 @@ static void grpc_log_to_sink(gpr_log_func_args *args)
 {
     /* gRPC's errors are warnings to us; its info and debug messages are our debug. */
     enum pt_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR ? PT_LOG_WARN : PT_LOG_DEBUG;
+    if (level == PT_LOG_WARN && strstr(args->message, "Handshake failed") != NULL) {
+        /* Every refused TLS handshake (a plaintext client, a certificate of another CA) is
+         * one such line: anyone who reaches the port could fill the log with them. Say the
+         * first of every ten seconds, with how many were left unsaid. */
+        static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+        static int64_t window_ms;
+        static uint64_t unsaid;
+        int64_t now = pnet_now_ms();
+        uint64_t skipped = 0;
+        bool say = false;
+        pthread_mutex_lock(&mu);
+        if (window_ms == 0 || now - window_ms >= 10000) {
+            say = true;
+            skipped = unsaid;
+            unsaid = 0;
+            window_ms = now;
+        } else {
+            unsaid++;
+        }
+        pthread_mutex_unlock(&mu);
+        if (say) {
+            PT_WARN("grpc: %s (TLS handshake refused; %llu more since the last such line)",
+                    args->message, (unsigned long long)skipped);
+        }
+        return;
+    }
     PT_LOG(level, "grpc: %s", args->message);
 }
 
@@ -267,6 +298,19 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
     t->tag_shutdown.kind = PNET_TAG_SHUTDOWN;
     t->tag_shutdown.obj = t;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->tls_mu, NULL);
+    atomic_init(&t->calls_refused, 0);
+    snprintf(t->sender_id, sizeof(t->sender_id), "%llu", (unsigned long long)opts->node_id);
+    if (opts->tls != NULL) {
+        if (pnet__auth_init(t) != 0) {
+            rc = PT_ENOMEM;
+            goto err_free;
+        }
+        pnet__tls_ref(opts->tls);
+        t->tls = opts->tls;
+        t->secure = true;
+    }
+    t->opts.tls = NULL; /* t->tls is the one used */
     if (opts->listen_address != NULL) {
         t->listen_address = strdup(opts->listen_address);
         if (t->listen_address == NULL) {
@@ -335,7 +379,9 @@ err_cq:
 err_grpc:
     grpc_shutdown_blocking();
 err_free:
+    pnet__auth_free(t);
     free(t->listen_address);
+    pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return rc;
@@ -373,7 +419,9 @@ void pnet_transport_free(pnet_transport *t)
     }
     cq_destroy(t);
     grpc_shutdown_blocking();
+    pnet__auth_free(t);
     free(t->listen_address);
+    pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -388,6 +436,7 @@ void pnet_transport_stats_get(pnet_transport *t, pnet_transport_stats *out)
     pthread_mutex_lock(&t->mu);
     *out = t->stats;
     pthread_mutex_unlock(&t->mu);
+    out->calls_refused = atomic_load(&t->calls_refused);
 }
 
 int pnet_transport_register_method(pnet_transport *t, const char *method, void *ctx)

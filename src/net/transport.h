@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "net/mailbox.h"
+#include "net/tls.h"
 #include "platoon/raft.h"
 
 typedef struct pnet_transport pnet_transport;
@@ -59,6 +60,14 @@ typedef struct pnet_transport_options {
      * ping is not answered within as long again, so a peer that vanished without closing its
      * sockets is noticed. Default 2000 ms. */
     int keepalive_ms;
+    /* This node's id: announced on every lane (the receiver checks it against the certificate
+     * when TLS is on). 0 for a transport that only makes client calls. */
+    uint64_t node_id;
+    /* TLS material (tls.h); the transport takes its own reference. NULL: plaintext and no
+     * identities, every caller may do anything (--insecure). With TLS, every connection is
+     * mutual TLS: callers must present a certificate of the CA, and peers are dialed as
+     * "node-<id>" and must present that node's certificate (auth.c). */
+    pnet_tls *tls;
 } pnet_transport_options;
 
 typedef struct pnet_transport_stats {
@@ -71,6 +80,7 @@ typedef struct pnet_transport_stats {
     uint64_t msgs_malformed;    /* core messages or stream messages refused as malformed */
     uint64_t streams_opened;    /* outbound lane streams started */
     uint64_t calls_received;    /* unary requests delivered to the mailbox */
+    uint64_t calls_refused;     /* calls and lanes refused for who made them (TLS on) */
 } pnet_transport_stats;
 
 /* Fills @opts with the defaults above (listen_address and mailbox NULL). */
@@ -110,6 +120,15 @@ int pnet_transport_register_method(pnet_transport *t, const char *method, void *
  */
 int pnet_transport_set_peer(pnet_transport *t, uint64_t id, const char *address);
 
+/*
+ * Replaces the TLS material (a reload): the next TLS handshakes, served and dialed, use @tls
+ * (the transport takes a reference); outbound channels are made anew, so that they present the
+ * new certificate (their queued messages are dropped: Raft retransmits); cached verdicts on
+ * callers' certificates are dropped, so a revocation takes effect at the caller's next call.
+ * Errors: PT_EINVAL (NULL, or a transport made without TLS).
+ */
+int pnet_transport_set_tls(pnet_transport *t, pnet_tls *tls);
+
 /* Removes peer @id: its queued messages are dropped, its streams closed. PT_ENOTFOUND if none. */
 int pnet_transport_remove_peer(pnet_transport *t, uint64_t id);
 
@@ -140,14 +159,18 @@ int pnet_call_reply(pnet_call *call, const void *data, size_t len);
 int pnet_call_fail(pnet_call *call, int code, const char *message);
 
 /*
- * Starts a unary call of @method at @address with @len bytes of @data (copied), with deadline
+ * Starts a unary call of @method at node @node_id's @address with @len bytes of @data (copied),
+ * on behalf of @caller (NULL: this node itself; with TLS, the call carries the caller's
+ * identity, which the receiver believes because this node's certificate vouches for it), with
+ * deadline
  * @deadline_ms (pnet_now_ms() clock; INT64_MAX: none). Its completion is posted to the mailbox
  * as one PNET_EV_CLIENT_DONE event carrying @done and @ctx, whatever happens (including
  * UNAVAILABLE when nothing listens there, DEADLINE_EXCEEDED, and CANCELLED at shutdown); the
  * loop runs done(ctx, status, message, data, len) when it handles the event. Channels are
  * cached per address. Errors (no event is posted then): PT_EINVAL, PT_ESHUTDOWN, PT_ENOMEM.
  */
-int pnet_client_call(pnet_transport *t, const char *address, const char *method, const void *data,
-                     size_t len, int64_t deadline_ms, pnet_client_done_fn done, void *ctx);
+int pnet_client_call(pnet_transport *t, uint64_t node_id, const char *address,
+                     const pnet_identity *caller, const char *method, const void *data, size_t len,
+                     int64_t deadline_ms, pnet_client_done_fn done, void *ctx);
 
 #endif

@@ -13,6 +13,7 @@
 #define PLATOON_NET_TRANSPORT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@
 
 #include "net/codec.h"
 #include "net/mailbox.h"
+#include "net/tls.h"
 #include "net/transport.h"
 
 /* What a completion-queue tag points to: the kind of operation and its owner. */
@@ -55,7 +57,18 @@ struct pnet_peer;
 
 /* One outbound lane to one peer: a queue and the client stream that drains it. */
 /* Metadata key of a lane stream naming the address its sender advertises. */
-#define PNET_SENDER_METADATA "platoon-sender"
+#define PNET_SENDER_METADATA    "platoon-sender"
+/* ...and the node id it speaks for, which must be its certificate's (TLS on). */
+#define PNET_SENDER_ID_METADATA "platoon-sender-id"
+/* Metadata key of a forwarded request naming its original caller (pnet__identity_encode);
+ * believed only from a node certificate. */
+#define PNET_PRINCIPAL_METADATA "platoon-principal"
+#define PNET_PRINCIPAL_MAX      512
+/* Room for the channel arguments of outbound channels (one more is added per channel). */
+#define PNET_CLIENT_ARGS_MAX    16
+/* Certificates whose verdict is cached (auth.c), and refusals remembered for the log. */
+#define PNET_IDCACHE_SIZE       256
+#define PNET_REFUSALS_LOGGED    64
 
 struct pnet_outlane {
     struct pnet_peer *peer;
@@ -74,7 +87,7 @@ struct pnet_outlane {
     grpc_byte_buffer *send_buf;
 
     grpc_metadata_array md_initial, md_trailing;
-    grpc_metadata sender_md; /* sent with the stream's initial metadata */
+    grpc_metadata sender_md[2]; /* sent with the stream's initial metadata */
     grpc_byte_buffer *response;
     grpc_status_code status;
     grpc_slice details;
@@ -100,6 +113,7 @@ struct pnet_method {
 /* A channel used for unary client calls, cached per address. */
 struct pnet_chan {
     struct pnet_chan *next;
+    uint64_t node_id;
     char *address;
     grpc_channel *channel;
 };
@@ -120,11 +134,26 @@ struct pnet_transport {
     bool thread_started;
 
     grpc_channel_args client_args;
-    grpc_arg client_arg_v[16];
+    grpc_arg client_arg_v[PNET_CLIENT_ARGS_MAX];
+    char sender_id[24]; /* this node's id in decimal, sent with every lane */
+
+    /* TLS (auth.c). @secure never changes after creation; tls_mu guards the rest, and is taken
+     * after t->mu when both are needed. */
+    bool secure;
+    pthread_mutex_t tls_mu;
+    pnet_tls *tls;
+    bool tls_served; /* the server's handshakes use generation tls_served_generation */
+    uint64_t tls_served_generation;
+    struct pnet_idcache_entry *idcache;
+    uint64_t refusals_logged[PNET_REFUSALS_LOGGED];
+    size_t n_refusals_logged;
+    uint64_t refusals_overflow;
+    atomic_uint_fast64_t calls_refused; /* counted outside t->mu */
 
     struct pnet_peer *peers;
     struct pnet_method *methods;
     struct pnet_chan *chans;
+    struct pnet_chan *retired_chans; /* replaced by a reload, freed with the transport */
     struct pnet_client_call *client_calls;
 
     int live_calls;       /* grpc_call objects not yet released */
@@ -152,6 +181,27 @@ void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
 void pnet__client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
 void pnet__client_cancel_all(pnet_transport *t);
 void pnet__chans_free(pnet_transport *t);
+
+/* auth.c */
+grpc_server_credentials *pnet__server_creds(pnet_transport *t);
+/* A channel to node @node_id at @address: TLS accepting only that node's certificate, or
+ * plaintext without TLS. NULL on failure. */
+grpc_channel *pnet__channel_new(pnet_transport *t, const char *address, uint64_t node_id);
+/* Who is making a served call (lane >= 0: a peer lane of that index; -1: a unary call), or
+ * why it is refused: returns 0 or the gRPC status to end the call with, @why saying why.
+ * *via is the node that forwarded the call for @who, 0 if none. Without t->mu. */
+int pnet__auth_call(pnet_transport *t, grpc_call *call, const grpc_metadata_array *md, int lane,
+                    pnet_identity *who, uint64_t *via, char *why, size_t cap);
+pnet_tls *pnet__tls_get(pnet_transport *t); /* a reference on the material in use, or NULL */
+int pnet__auth_init(pnet_transport *t);     /* TLS on: PT_ENOMEM or 0 */
+void pnet__auth_free(pnet_transport *t);
+
+/* peers.c, client.c (t->mu held): make outbound channels anew after a reload. */
+void pnet__peers_redial(pnet_transport *t);
+void pnet__chans_retire(pnet_transport *t);
+
+/* The value of metadata @key in @md, copied into @out ("" if absent or too long). */
+void pnet__metadata_value(const grpc_metadata_array *md, const char *key, char *out, size_t cap);
 
 /* Releases a reference on a served call (mailbox.c, server.c). */
 void pnet__call_unref(pnet_call *call);

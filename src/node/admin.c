@@ -35,6 +35,12 @@ bool pnode__admin_handles(const char *method)
     return false;
 }
 
+int pnode__admin_role(const char *method)
+{
+    /* Looking at the cluster is a reader's right; changing it is an admin's. */
+    return strcmp(method, M_STATUS) == 0 ? PNODE_ROLE_READER : PNODE_ROLE_ADMIN;
+}
+
 void pnode__admin_register(pnode *n)
 {
     for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++) {

@@ -7,6 +7,7 @@
  * what is committed, hand the durable part to the storage writer, and, once that is durable,
  * send what had to wait for it and advance the core (raft.h, "PERSISTENCE CONTRACT").
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +519,30 @@ static void take_inbox(pnode *n)
     }
 }
 
+/* Says in the log what the core refused: messages no correct peer sends (at most one line every
+ * ten seconds, with the count), and elections it cannot start because its term is the largest
+ * a node may hold (PRAFT_TERM_MAX, once). */
+static void report_refusals(pnode *n, const praft_status *rs, int64_t now)
+{
+    const praft_counters *c = &rs->counters;
+    if (c->msgs_dropped_malformed > n->logged_malformed &&
+        (n->logged_malformed_ms == 0 || now - n->logged_malformed_ms >= 10000)) {
+        PT_WARN("node %" PRIu64 ": refused %" PRIu64
+                " malformed peer messages (a term no node could follow, impossible indices or "
+                "undecodable entries); %" PRIu64 " in all",
+                n->opts.id, c->msgs_dropped_malformed - n->logged_malformed,
+                c->msgs_dropped_malformed);
+        n->logged_malformed = c->msgs_dropped_malformed;
+        n->logged_malformed_ms = now;
+    }
+    if (c->campaigns_refused_term > 0 && n->logged_term_refused == 0) {
+        PT_ERROR("node %" PRIu64 ": term %" PRIu64
+                 " is the largest a node may hold; it will not start an election",
+                 n->opts.id, rs->term);
+        n->logged_term_refused = c->campaigns_refused_term;
+    }
+}
+
 static void publish_status(pnode *n)
 {
     pnode_status *st = malloc(sizeof(*st));
@@ -525,6 +550,7 @@ static void publish_status(pnode *n)
         return;
     }
     praft_status_get(n->raft, &st->raft);
+    report_refusals(n, &st->raft, pnode_now_ms());
     st->applied = n->opts.sm.ops->applied_index(n->opts.sm.ctx);
     st->snapshot_index = n->last_snapshot_index;
     pthread_mutex_lock(&n->store_mu);

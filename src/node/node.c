@@ -167,6 +167,22 @@ static int check_options(const pnode_options *o, char *err, size_t cap)
         say(err, cap, "too many methods or initial members");
         return PT_EINVAL;
     }
+    bool any_tls =
+        o->tls.ca != NULL || o->tls.cert != NULL || o->tls.key != NULL || o->tls.crl != NULL;
+    if (any_tls && (o->tls.ca == NULL || o->tls.cert == NULL || o->tls.key == NULL)) {
+        say(err, cap, "TLS needs a CA, a certificate and a key (--tls-ca, --tls-cert, --tls-key)");
+        return PT_EINVAL;
+    }
+    if (any_tls && o->insecure) {
+        say(err, cap, "TLS files and insecure mode are contradictory: choose one");
+        return PT_EINVAL;
+    }
+    if (!any_tls && !o->insecure) {
+        say(err, cap,
+            "no TLS material (--tls-ca, --tls-cert, --tls-key): a node without TLS "
+            "obeys anyone who reaches its port; give --insecure to run so anyway");
+        return PT_EINVAL;
+    }
     return 0;
 }
 
@@ -259,6 +275,67 @@ static bool store_is_blank(pstore *s)
     pstore_log_range(s, &first, &last);
     free(meta);
     return hs.term == 0 && hs.vote == 0 && hs.commit == 0 && !has_snap && last == 0;
+}
+
+/* Copies the TLS paths (the caller's strings need not outlive pnode_start) and reads them. */
+static int tls_setup(pnode *n, char *err, size_t cap)
+{
+    const pnode_tls *in = &n->opts.tls;
+    if (in->ca == NULL) {
+        memset(&n->opts.tls, 0, sizeof(n->opts.tls));
+        return 0;
+    }
+    const char *src[4] = {in->ca, in->cert, in->key, in->crl};
+    for (int i = 0; i < 4; i++) {
+        if (src[i] != NULL && (n->tls_paths[i] = strdup(src[i])) == NULL) {
+            return PT_ENOMEM;
+        }
+    }
+    n->opts.tls = (pnode_tls){.ca = n->tls_paths[0],
+                              .cert = n->tls_paths[1],
+                              .key = n->tls_paths[2],
+                              .crl = n->tls_paths[3]};
+    pnet_tls_files f = {.ca = n->opts.tls.ca,
+                        .cert = n->opts.tls.cert,
+                        .key = n->opts.tls.key,
+                        .crl = n->opts.tls.crl};
+    return pnet__tls_load(&f, n->opts.id, ++n->tls_generation, &n->tls, err, cap);
+}
+
+int pnode_reload_tls(pnode *n, char *err, size_t cap)
+{
+    char why[512];
+    if (n == NULL) {
+        return PT_EINVAL;
+    }
+    pthread_mutex_lock(&n->tls_mu);
+    int rc = PT_EINVAL;
+    snprintf(why, sizeof(why), "this node runs without TLS; restart it with TLS files instead");
+    if (n->tls != NULL) {
+        pnet_tls_files f = {.ca = n->opts.tls.ca,
+                            .cert = n->opts.tls.cert,
+                            .key = n->opts.tls.key,
+                            .crl = n->opts.tls.crl};
+        pnet_tls *fresh = NULL;
+        rc = pnet__tls_load(&f, n->opts.id, n->tls_generation + 1, &fresh, why, sizeof(why));
+        if (rc == 0) {
+            rc = pnet_transport_set_tls(n->net, fresh);
+        }
+        if (rc == 0) {
+            n->tls_generation++;
+            pnet__tls_unref(n->tls);
+            n->tls = fresh;
+            PT_INFO("node %llu: TLS material reloaded (certificate %s)",
+                    (unsigned long long)n->opts.id, fresh->subject);
+        } else {
+            pnet__tls_unref(fresh);
+        }
+    }
+    pthread_mutex_unlock(&n->tls_mu);
+    if (rc != 0) {
+        say(err, cap, "%s", why);
+    }
+    return rc;
 }
 
 static bool dir_is_empty_or_missing(const char *dir)
@@ -493,6 +570,11 @@ static void free_node(pnode *n)
     pthread_cond_destroy(&n->writer_cv);
     pthread_mutex_destroy(&n->inbox_mu);
     pthread_mutex_destroy(&n->status_mu);
+    pthread_mutex_destroy(&n->tls_mu);
+    pnet__tls_unref(n->tls);
+    for (int i = 0; i < 4; i++) {
+        free(n->tls_paths[i]);
+    }
     free(n);
 }
 
@@ -531,10 +613,22 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pthread_cond_init(&n->writer_cv, NULL);
     pthread_mutex_init(&n->inbox_mu, NULL);
     pthread_mutex_init(&n->status_mu, NULL);
+    pthread_mutex_init(&n->tls_mu, NULL);
     pnode__requests_init(n);
     n->no_leader_since_ms = pnode_now_ms(); /* no leader is known at start */
     n->no_leader_since_wall = pnode_wall_ms();
 
+    /* Before anything is written: a mistake in the TLS files must leave the data directory
+     * as it was. */
+    rc = tls_setup(n, err, err_cap);
+    if (rc != 0) {
+        goto fail;
+    }
+    if (n->tls == NULL) {
+        PT_WARN("node %llu runs WITHOUT TLS (--insecure): anyone who reaches %s can read and "
+                "change the platoon and the cluster",
+                (unsigned long long)opts->id, opts->listen);
+    }
     rc = open_store(n, err, err_cap);
     if (rc != 0) {
         goto fail;
@@ -601,6 +695,8 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     to.listen_address = n->opts.listen;
     to.advertise_address = advertised_address(n);
     to.mailbox = n->mailbox;
+    to.node_id = n->opts.id;
+    to.tls = n->tls;
     rc = pnet_transport_new(&to, &n->net);
     if (rc != 0) {
         say(err, err_cap, "cannot listen on %s: %s", opts->listen,
@@ -622,7 +718,8 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
         goto fail;
     }
     n->loop_started = true;
-    PT_INFO("node %llu serving on %s", (unsigned long long)opts->id, opts->listen);
+    PT_INFO("node %llu serving on %s (%s)", (unsigned long long)opts->id, opts->listen,
+            n->tls != NULL ? "mutual TLS" : "plaintext, no authentication");
     *out = n;
     return 0;
 
@@ -697,7 +794,7 @@ int pnode_propose(pnode *n, const void *cmd, size_t len, uint32_t timeout_ms, ui
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     pnode_request *req =
-        pnode__request_new(n, NULL, NULL, cmd, len, pnode_now_ms() + (int64_t)timeout_ms);
+        pnode__request_new(n, NULL, NULL, cmd, len, pnode_now_ms() + (int64_t)timeout_ms, NULL, 0);
     if (req == NULL) {
         return PT_ENOMEM;
     }

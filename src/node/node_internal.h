@@ -50,6 +50,8 @@ struct pnode_request {
     size_t len;
     int64_t deadline_ms;        /* pnode_now_ms clock; INT64_MAX: none */
     int64_t leader_deadline_ms; /* WAIT_LEADER: give up then */
+    pnode_principal who;        /* the caller */
+    pnet_identity who_net;      /* ...as the transport passes it on when forwarding */
 
     uint32_t wait;       /* enum node_wait */
     uint32_t then;       /* WAIT_LEADER: enum node_then */
@@ -97,7 +99,17 @@ struct pnode {
     pthread_mutex_t store_mu;
     praft_storage store_view; /* the pstore's own callbacks, wrapped under store_mu */
 
+    /* TLS (pnode_reload_tls): the material in use, its paths (owned copies) and generation;
+     * tls_mu serialises reloads. */
+    pthread_mutex_t tls_mu;
+    pnet_tls *tls;
+    char *tls_paths[4];
+    uint64_t tls_generation;
+
     praft_node *raft;
+    /* What the core refused, as last reported in the log (see report_refusals in loop.c). */
+    uint64_t logged_malformed, logged_term_refused;
+    int64_t logged_malformed_ms;
     pnet_mailbox *mailbox;
     pnet_transport *net;
     pthread_t loop_thread;
@@ -222,7 +234,9 @@ int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installe
 
 /* requests.c */
 pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
-                                  const uint8_t *data, size_t len, int64_t deadline_ms);
+                                  const uint8_t *data, size_t len, int64_t deadline_ms,
+                                  const pnet_identity *who, uint64_t via);
+int pnode__admin_role(const char *method); /* the least role a Cluster method needs */
 void pnode__request_wait(pnode *n, pnode_request *req, uint32_t wait);
 void pnode__request_unlink(pnode *n, pnode_request *req);
 void pnode__requests_applied(pnode *n, uint64_t index, uint64_t term, int code,

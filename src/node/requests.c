@@ -88,8 +88,26 @@ void pnode__requests_init(pnode *n)
     list_init(&n->pending);
 }
 
+/* The public view of the transport's identity of a caller. */
+static void principal_from(pnode_principal *p, const pnet_identity *who, uint64_t via)
+{
+    memset(p, 0, sizeof(*p));
+    if (who == NULL || who->kind == PNET_ID_NONE) {
+        return;
+    }
+    p->authenticated = true;
+    p->is_node = who->kind == PNET_ID_NODE;
+    p->node_id = p->is_node ? who->node_id : 0;
+    snprintf(p->name, sizeof(p->name), "%s", who->name);
+    p->role = p->is_node ? PNODE_ROLE_ADMIN : who->role;
+    p->has_vehicle = who->has_vehicle;
+    p->vehicle_id = who->has_vehicle ? who->vehicle_id : 0;
+    p->via = via;
+}
+
 pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
-                                  const uint8_t *data, size_t len, int64_t deadline_ms)
+                                  const uint8_t *data, size_t len, int64_t deadline_ms,
+                                  const pnet_identity *who, uint64_t via)
 {
     pnode_request *req = calloc(1, sizeof(*req));
     if (req == NULL) {
@@ -97,6 +115,12 @@ pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
     }
     req->node = n;
     req->call = call;
+    if (who != NULL) {
+        req->who_net = *who;
+    } else {
+        req->who_net.kind = PNET_ID_NONE;
+    }
+    principal_from(&req->who, who, via);
     if (method != NULL) {
         snprintf(req->method, sizeof(req->method), "%s", method);
     }
@@ -360,8 +384,12 @@ void pnode_forward(pnode *n, pnode_request *req)
         wait_for_leader(n, req, THEN_FORWARD);
         return;
     }
-    int rc = pnet_client_call(n->net, address, req->method, req->data, req->len, req->deadline_ms,
-                              forward_done, req);
+    /* The leader must know who asked, not only that this node forwarded it (DESIGN.md,
+     * Trust): the caller's identity travels with the request, vouched for by this node's
+     * certificate. */
+    const pnet_identity *caller = req->who_net.kind != PNET_ID_NONE ? &req->who_net : NULL;
+    int rc = pnet_client_call(n->net, n->leader, address, caller, req->method, req->data, req->len,
+                              req->deadline_ms, forward_done, req);
     if (rc != 0) {
         pnode_fail(req, PNODE_UNAVAILABLE, "cannot reach the leader");
         return;
@@ -523,10 +551,43 @@ static const pnode_method *find_method(pnode *n, const char *name)
     return NULL;
 }
 
+static const char *role_name(int role)
+{
+    switch (role) {
+    case PNODE_ROLE_READER:
+        return "reader";
+    case PNODE_ROLE_WRITER:
+        return "writer";
+    default:
+        return "admin";
+    }
+}
+
+/* Whether the caller of @req holds @need (enum pnode_role; 0 is admin); if not, @req is
+ * answered PERMISSION_DENIED naming the principal and what it lacked. */
+static bool allowed(pnode_request *req, int need)
+{
+    const pnode_principal *p = &req->who;
+    if (need < PNODE_ROLE_READER || need > PNODE_ROLE_ADMIN) {
+        need = PNODE_ROLE_ADMIN;
+    }
+    if (!p->authenticated || p->role >= need) {
+        return true; /* without TLS there is nobody to refuse */
+    }
+    char why[300];
+    const char *short_name = strrchr(req->method, '/');
+    snprintf(why, sizeof(why), "'%s' is a %s; %s needs the %s role", p->name, role_name(p->role),
+             short_name != NULL ? short_name + 1 : req->method, role_name(need));
+    pnode_fail(req, PNODE_PERMISSION_DENIED, why);
+    return false;
+}
+
 static void redispatch(pnode *n, pnode_request *req)
 {
     if (pnode__admin_handles(req->method)) {
-        pnode__admin_call(n, req);
+        if (allowed(req, pnode__admin_role(req->method))) {
+            pnode__admin_call(n, req);
+        }
         return;
     }
     const pnode_method *m = find_method(n, req->method);
@@ -534,13 +595,20 @@ static void redispatch(pnode *n, pnode_request *req)
         pnode_fail(req, PNODE_UNIMPLEMENTED, "unknown method");
         return;
     }
-    m->handler(n, m->app, req);
+    if (allowed(req, m->role)) {
+        m->handler(n, m->app, req);
+    }
+}
+
+const pnode_principal *pnode_request_principal(const pnode_request *req)
+{
+    return &req->who;
 }
 
 void pnode__dispatch_call(pnode *n, pnet_event *ev)
 {
-    pnode_request *req =
-        pnode__request_new(n, ev->call, ev->method, ev->data, ev->len, ev->deadline_ms);
+    pnode_request *req = pnode__request_new(n, ev->call, ev->method, ev->data, ev->len,
+                                            ev->deadline_ms, &ev->who, ev->via);
     if (req == NULL) {
         pnet_call_fail(ev->call, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;

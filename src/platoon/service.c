@@ -86,6 +86,21 @@ static void delete_done(pnode *node, void *ctx, pnode_request *req, int code, co
     pnode_reply_message(req, &resp.base);
 }
 
+/* A certificate bound to one vehicle may write that vehicle only (docs/security.md): a
+ * compromised or faulty vehicle cannot move another. Answers @req when it may not. */
+static bool scope_ok(pnode_request *req, uint64_t vehicle_id)
+{
+    const pnode_principal *p = pnode_request_principal(req);
+    if (!p->authenticated || !p->has_vehicle || p->vehicle_id == vehicle_id) {
+        return true;
+    }
+    char why[300];
+    snprintf(why, sizeof(why), "'%s' may write vehicle %llu only, not vehicle %llu", p->name,
+             (unsigned long long)p->vehicle_id, (unsigned long long)vehicle_id);
+    pnode_fail(req, PNODE_PERMISSION_DENIED, why);
+    return false;
+}
+
 static void propose_or_forward(pnode *node, pnode_request *req, uint8_t *cmd, size_t len,
                                pnode_done_fn done)
 {
@@ -126,6 +141,9 @@ static void handle_update(pnode *node, void *app, pnode_request *req)
         pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
         return;
     }
+    if (!scope_ok(req, v.id)) {
+        return;
+    }
     uint8_t *cmd = NULL;
     size_t cmd_len = 0;
     if (pveh_command_update(&v, client_id, sequence, pnode_wall_ms(), &cmd, &cmd_len) != 0) {
@@ -151,6 +169,9 @@ static void handle_delete(pnode *node, void *app, pnode_request *req)
     char why[PVEH_WHY_MAX];
     if (pveh_validate_id(id, why, sizeof(why)) != 0) {
         pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
+        return;
+    }
+    if (!scope_ok(req, id)) {
         return;
     }
     uint8_t *cmd = NULL;
@@ -310,9 +331,11 @@ size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap)
     if (cap < 4) {
         return 0;
     }
-    out[0] = (pnode_method){"/platoon.v1.Platoon/UpdateVehicle", handle_update, sm};
-    out[1] = (pnode_method){"/platoon.v1.Platoon/DeleteVehicle", handle_delete, sm};
-    out[2] = (pnode_method){"/platoon.v1.Platoon/GetVehicle", handle_get, sm};
-    out[3] = (pnode_method){"/platoon.v1.Platoon/GetPlatoon", handle_list, sm};
+    out[0] =
+        (pnode_method){"/platoon.v1.Platoon/UpdateVehicle", handle_update, sm, PNODE_ROLE_WRITER};
+    out[1] =
+        (pnode_method){"/platoon.v1.Platoon/DeleteVehicle", handle_delete, sm, PNODE_ROLE_WRITER};
+    out[2] = (pnode_method){"/platoon.v1.Platoon/GetVehicle", handle_get, sm, PNODE_ROLE_READER};
+    out[3] = (pnode_method){"/platoon.v1.Platoon/GetPlatoon", handle_list, sm, PNODE_ROLE_READER};
     return 4;
 }

@@ -167,6 +167,12 @@ int praft__campaign(praft_node *n, bool pre, bool transfer)
     if (!praft__promotable(n)) {
         return 0;
     }
+    if (n->term >= PRAFT_TERM_MAX) {
+        /* The next term would not be followable (see PRAFT_TERM_MAX): stay a follower rather
+         * than overflow. A pre-vote asks for that term too, so it is refused as well. */
+        n->c.campaigns_refused_term++;
+        return 0;
+    }
     become_candidate(n, pre);
     if (pre) {
         n->c.prevotes_started++;
@@ -307,6 +313,11 @@ static bool valid(praft_node *n, const praft_msg *m)
 {
     if (m->type < PRAFT_MSG_APPEND || m->type > PRAFT_MSG_READ_INDEX_RESP ||
         m->from == PRAFT_NONE || m->from == m->to || m->to != n->id) {
+        return false;
+    }
+    /* A term no node could follow with another would freeze every node that adopted it (§5.1:
+     * a higher term is always adopted), so no correct peer can send one. */
+    if (m->term > PRAFT_TERM_MAX) {
         return false;
     }
     switch (m->type) {
@@ -533,7 +544,7 @@ int praft_new(const praft_options *opts, const praft_storage *storage, praft_nod
     praft_log *l = &n->log;
     /* The storage may keep a few entries before its snapshot; the core starts after it. */
     if (first > l->snap.index + 1 || last + 1 < first || last < l->snap.index || hs.commit > last ||
-        (l->snap.index > 0 && l->snap.term == 0)) {
+        (l->snap.index > 0 && l->snap.term == 0) || hs.term > PRAFT_TERM_MAX) {
         rv = PT_ECORRUPT;
         goto err;
     }

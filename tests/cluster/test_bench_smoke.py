@@ -15,6 +15,9 @@ class BenchSmoke(testing.ClusterTest):
         bench = os.path.join(testing.BIN, "platoon-bench")
         cmd = [bench, "--endpoints", self.cluster.endpoints(), "--duration", "1", "--warmup",
                "0.2", "--concurrency", "8", "--pool", "50", "--json", "--quiet"] + list(args)
+        # The cluster runs with TLS, as users run it: the load generator is a writer.
+        cert, key = self.cluster.pki.client("bench", "writer")
+        cmd += ["--cacert", self.cluster.pki.ca, "--cert", cert, "--key", key]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             self.fail_with_logs("%s exited %d: %s" % (" ".join(cmd), p.returncode, p.stderr))

@@ -27,7 +27,8 @@ class Contract(testing.ClusterTest):
     def example(self, *args):
         return subprocess.run(["/usr/bin/python3", EXAMPLE, "--endpoints",
                                self.cluster.endpoints()] + list(args),
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, **self.cluster.ctl_env()))
 
     def test_the_python_example_works_as_documented(self):
         r = self.example("update", "42", "48.8566", "2.3522", "13.5", "90")

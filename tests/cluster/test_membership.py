@@ -25,7 +25,8 @@ class Membership(testing.ClusterTest):
     def ctl(self, *args, timeout=10.0, endpoints=None):
         cmd = [os.path.join(testing.BIN, "platoonctl"), "--endpoints",
                endpoints or self.live_endpoints(), "--timeout", str(timeout), "--json"] + list(args)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30,
+                           env=dict(os.environ, **self.cluster.ctl_env()))
         lines = [l for l in r.stdout.splitlines() if l.strip()]
         return r.returncode, json.loads(lines[-1]) if lines else None, r.stderr.strip()
 
@@ -178,7 +179,8 @@ class ConcurrentChange(testing.ClusterTest):
             # This change cannot commit while the followers are paused: it stays in flight.
             first = subprocess.Popen([ctl, "--endpoints", leader.address, "--timeout", "20",
                                       "cluster", "add", "7", "127.0.0.1:1", "--learner"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **self.cluster.ctl_env()))
             deadline = time.monotonic() + 10
             while True:
                 st = leader.status()
@@ -188,7 +190,8 @@ class ConcurrentChange(testing.ClusterTest):
             self.assertGreater(st.last_index, st.commit_index, "the first change was not proposed")
             r = subprocess.run([ctl, "--endpoints", leader.address, "cluster", "add", "8",
                                 "127.0.0.1:2", "--learner"],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, **self.cluster.ctl_env()))
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("membership change is already in progress", r.stderr)
         finally:
@@ -209,7 +212,8 @@ class Identity(testing.ClusterTest):
         victim = next(i for i in (1, 2, 3) if i != self.leader)
         rc = subprocess.run([os.path.join(testing.BIN, "platoonctl"), "--endpoints",
                              self.node(self.leader).address, "cluster", "remove", str(victim)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, **self.cluster.ctl_env()))
         self.assertEqual(rc.returncode, 0, rc.stderr)
         node = self.node(victim)
         deadline = time.monotonic() + 30
@@ -260,7 +264,8 @@ class Identity(testing.ClusterTest):
         init = ",".join("%d=%s" % (i, a) for i, a in sorted(addrs.items()))
         p = subprocess.Popen([testing.platoond(), "--id", "2", "--listen", imposter.address,
                               "--data-dir", imposter.data_dir, "--initial-cluster", init] +
-                             testing.FAST, stderr=subprocess.PIPE, text=True)
+                             testing.FAST + self.cluster.security_flags(self.node(2)),
+                             stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.kill(), p.communicate(timeout=20)))
         deadline = time.monotonic() + 30
         while not any("second process running with id 2" in self.node(i).log()
@@ -280,7 +285,8 @@ class AddressChecks(testing.ClusterTest):
                  ("10", "127.0.0.1:99999", "port"), ("11", "http://127.0.0.1:5", "scheme")]
         for nid, addr, words in cases:
             r = subprocess.run([ctl, "--endpoints", leader.address, "cluster", "add", nid, addr,
-                                "--learner"], capture_output=True, text=True, timeout=30)
+                                "--learner"], capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, **self.cluster.ctl_env()))
             self.assertIn(r.returncode, (1, 2), (addr, r.stderr))
             self.assertIn(words, r.stderr, addr)
         members = sorted(m.id for m in self.retry(lambda: leader.status()).members)

@@ -20,6 +20,7 @@ class Platoonctl(testing.ClusterTest):
         if endpoints is not False:
             cmd += ["--endpoints", endpoints or self.cluster.endpoints()]
         cmd += ["--timeout", str(timeout)] + list(args)
+        env = dict(os.environ if env is None else env, **self.cluster.ctl_env())
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60,
                               env=env)
 
@@ -95,7 +96,7 @@ class Platoonctl(testing.ClusterTest):
         start = doc.index("To restore an export")
         script = doc[doc.index("```sh\n", start) + 6:doc.index("```", doc.index("```sh", start) + 5)]
         env = dict(os.environ, PATH=testing.BIN + os.pathsep + os.environ["PATH"],
-                   PLATOON_ENDPOINTS=self.cluster.endpoints())
+                   PLATOON_ENDPOINTS=self.cluster.endpoints(), **self.cluster.ctl_env())
         r = subprocess.run(["bash", "-e", "-c", script.replace("platoon.json", path)], env=env,
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -244,7 +245,7 @@ class Platoonctl(testing.ClusterTest):
         ctl = os.path.join(testing.BIN, "platoonctl")
         r = subprocess.run([ctl, "vehicle", "get", "5", "--json", "--endpoints",
                             self.cluster.endpoints(), "--timeout=5"], capture_output=True,
-                           text=True, timeout=60)
+                           text=True, timeout=60, env=dict(os.environ, **self.cluster.ctl_env()))
         self.assertEqual(self.json_of(r)["id"], 5)
         for args, words in [(["-h"], "usage: platoonctl"), (["--help"], "COMMAND"),
                             (["vehicle", "--help"], "vehicle list"),

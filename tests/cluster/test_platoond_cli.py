@@ -40,7 +40,7 @@ class Flags(unittest.TestCase):
         args = {"--id": "1", "--listen": "127.0.0.1:%d" % port, "--data-dir": self.dir,
                 "--initial-cluster": "1=127.0.0.1:%d" % port}
         args.update(over)
-        out = []
+        out = ["--insecure"]  # these tests are about the other flags
         for k, v in args.items():
             if v is not None:
                 out += [k, v]
@@ -143,7 +143,8 @@ class Flags(unittest.TestCase):
         crash between creating and bootstrapping, left) is bootstrapped by the next start."""
         good = "127.0.0.1:%d" % free_port()
         p = subprocess.Popen([testing.platoond(), "--id", "1", "--listen", good, "--data-dir",
-                              self.dir, "--join"], stderr=subprocess.PIPE, text=True)
+                              self.dir, "--join", "--insecure"], stderr=subprocess.PIPE,
+                             text=True)
         deadline = time.monotonic() + 20
         while not os.path.exists(os.path.join(self.dir, "log", "data.mdb")):
             self.assertLess(time.monotonic(), deadline)
@@ -251,6 +252,7 @@ class DataDir(unittest.TestCase):
         self.n.id = 2
         args = ["--id", "2", "--listen", self.n.address, "--data-dir", self.n.data_dir,
                 "--initial-cluster", "2=" + self.n.address]
+        args += self.c.security_flags(self.n)
         p = subprocess.run([testing.platoond()] + args + testing.FAST, capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(p.returncode, 1)

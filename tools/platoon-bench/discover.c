@@ -13,6 +13,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "creds.h"
 #include "engine.h"
 #include "etcd_kv.pb-c.h"
 #include "platoon/error.h"
@@ -22,7 +23,7 @@
 static int unary(const char *address, const char *method, grpc_byte_buffer **answer, char *err,
                  size_t err_cap)
 {
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = pbench_creds();
     grpc_channel *ch = grpc_channel_create(address, creds, NULL);
     grpc_channel_credentials_release(creds);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);

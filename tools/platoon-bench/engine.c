@@ -5,6 +5,7 @@
  * so progress lines, phase changes (warm-up, recording, drain) and Ctrl-C are handled on time
  * even when no call completes.
  */
+#include "creds.h"
 #include "engine.h"
 
 #include <stdio.h>
@@ -206,7 +207,7 @@ static int open_channels(struct engine *e)
         int_arg(GRPC_ARG_ENABLE_RETRIES, 0),
     };
     grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = pbench_creds();
     int rc = 0;
     for (uint32_t i = 0; i < cfg->channels; i++) {
         e->channels[i] = grpc_channel_create(cfg->endpoints[i % cfg->n_endpoints], creds, &chargs);

@@ -19,6 +19,7 @@
 #include <grpc/grpc.h>
 
 #include "discover.h"
+#include "creds.h"
 #include "engine.h"
 #include "platoon/error.h"
 #include "report.h"
@@ -48,6 +49,8 @@ static const char usage[] =
     "  --no-preload               do not write the pool once before a read or mixed run\n"
     "  --timeout-ms N             each call's deadline (default 5000)\n"
     "  --seed N                   random generator seed (default: from the clock)\n"
+    "  --cacert FILE, --cert FILE, --key FILE\n"
+    "                             TLS with this CA and client certificate (default: plaintext)\n"
     "  --json                     print the result as one JSON object on stdout\n"
     "  --quiet                    no progress line each second\n";
 
@@ -101,6 +104,7 @@ typedef struct flags {
     bool preload;
     bool json;
     bool help;
+    const char *cacert, *cert, *key;
 } flags;
 
 static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_cap)
@@ -143,6 +147,12 @@ static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_ca
             return PT_EINVAL;
         } else if (strcmp(a, "--endpoints") == 0) {
             f->endpoint_list = argv[i + 1];
+        } else if (strcmp(a, "--cacert") == 0) {
+            f->cacert = v;
+        } else if (strcmp(a, "--cert") == 0) {
+            f->cert = v;
+        } else if (strcmp(a, "--key") == 0) {
+            f->key = v;
         } else if (strcmp(a, "--target") == 0) {
             rc = strcmp(v, "platoon") == 0 ? (c->wl.target = PBENCH_TARGET_PLATOON, 0)
                  : strcmp(v, "etcd") == 0  ? (c->wl.target = PBENCH_TARGET_ETCD, 0)
@@ -217,6 +227,10 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    if (pbench_creds_init(f.cacert, f.cert, f.key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "platoon-bench: %s\n", err);
+        return 2;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -283,6 +297,7 @@ int main(int argc, char **argv)
     }
 cleanup:
     grpc_shutdown_blocking();
+    pbench_creds_free();
     free(res);
     return status;
 }

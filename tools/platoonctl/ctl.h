@@ -19,6 +19,9 @@ enum pctl_exit {
 };
 
 #define PCTL_ENDPOINTS_ENV     "PLATOON_ENDPOINTS"
+#define PCTL_CACERT_ENV        "PLATOON_CACERT"
+#define PCTL_CERT_ENV          "PLATOON_CERT"
+#define PCTL_KEY_ENV           "PLATOON_KEY"
 #define PCTL_DEFAULT_ENDPOINTS "127.0.0.1:7001"
 
 typedef struct pctl_client pctl_client;
@@ -28,6 +31,11 @@ typedef struct pctl_opts {
     int64_t timeout_ms;    /* whole-command deadline for one request (with its retries) */
     int64_t dial_ms;       /* how long to wait for a connection to one endpoint */
     bool json;
+    /* TLS (etcdctl's names): the CA that signs the nodes, and this client's certificate and key.
+     * All NULL: plaintext, for a cluster run with --insecure. */
+    const char *cacert;
+    const char *cert;
+    const char *key;
 } pctl_opts;
 
 /* A command: @argc/@argv start at the command's own arguments (after "vehicle get"). Returns
@@ -47,6 +55,9 @@ int pctl_cluster_transfer(const pctl_opts *o, pctl_client *c, int argc, char **a
 int pctl_cluster_snapshot(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 
 int pctl_simulate(const pctl_opts *o, pctl_client *c, int argc, char **argv);
+
+/* certs (certs.c): needs no cluster; called with @c NULL. */
+int pctl_certs(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 
 /* Set by SIGINT/SIGTERM: long-running commands (watch, simulate) stop and report. */
 extern volatile int pctl_interrupted;

@@ -43,6 +43,10 @@ static const char usage[] =
     "                                  (default 20) behind; reports writes/s, errors, latency.\n"
     "                                  Writes ids FIRST-ID.. (default 1), replacing vehicles\n"
     "                                  with those ids; --cleanup deletes them at the end\n"
+    "Security:\n"
+    "  certs ca|node|client|revoke --dir DIR ...\n"
+    "                                  make a CA and node and client certificates, revoke one\n"
+    "                                  (platoonctl certs --help; docs/security.md)\n"
     "\n"
     "Help on one command or group: platoonctl vehicle --help, platoonctl cluster add -h\n"
     "\n"
@@ -57,6 +61,11 @@ static const char usage[] =
     "                             host, or this timeout), the command fails at once, with\n"
     "                             each endpoint's cause\n"
     "  --json                     print one JSON object per result, for scripts\n"
+    "  --cacert FILE              the CA of the cluster's certificates (PEM; default:\n"
+    "                             $" PCTL_CACERT_ENV ")\n"
+    "  --cert FILE, --key FILE    this client's certificate and key (default: $" PCTL_CERT_ENV "\n"
+    "                             and $" PCTL_KEY_ENV "); all three, or none for a cluster\n"
+    "                             run with --insecure\n"
     "  --help, -h, --version\n"
     "\n"
     "Exit codes:\n"
@@ -107,6 +116,10 @@ static const command commands[] = {
      "                                  It writes vehicles FIRST-ID..FIRST-ID+N-1 (--first-id\n"
      "                                  defaults to 1), replacing any vehicle with those ids;\n"
      "                                  --cleanup deletes them at the end\n"},
+    {"certs", NULL, pctl_certs,
+     "  certs ca|node|client|revoke --dir DIR ...\n"
+     "                                  make a CA and node and client certificates, revoke one\n"
+     "                                  (its own options: platoonctl certs --help)\n"},
 };
 
 /* ----- global options: one line each in the table below ----- */
@@ -125,6 +138,24 @@ static int set_timeout(pctl_opts *o, const char *v)
 static int set_dial_timeout(pctl_opts *o, const char *v)
 {
     return pctl_parse_seconds(v, 10, 3600000, &o->dial_ms) ? 0 : -1;
+}
+
+static int set_cacert(pctl_opts *o, const char *v)
+{
+    o->cacert = v;
+    return 0;
+}
+
+static int set_cert(pctl_opts *o, const char *v)
+{
+    o->cert = v;
+    return 0;
+}
+
+static int set_key(pctl_opts *o, const char *v)
+{
+    o->key = v;
+    return 0;
 }
 
 static int set_json(pctl_opts *o, const char *v)
@@ -149,6 +180,9 @@ static const global_opt global_opts[] = {
     {"--timeout", false, NULL, set_timeout, "seconds in [0.01, 3600]"},
     {"--dial-timeout", false, NULL, set_dial_timeout, "seconds in [0.01, 3600]"},
     {"--json", true, NULL, set_json, NULL},
+    {"--cacert", false, PCTL_CACERT_ENV, set_cacert, "a PEM file"},
+    {"--cert", false, PCTL_CERT_ENV, set_cert, "a PEM file"},
+    {"--key", false, PCTL_KEY_ENV, set_key, "a PEM file"},
 };
 
 static const global_opt *find_global(const char *arg, size_t len)
@@ -235,6 +269,13 @@ int main(int argc, char **argv)
             rest[n_rest++] = argv[i];
             continue;
         }
+        if (n_rest == 0 && strcmp(a, "certs") == 0) {
+            /* certs makes files and has options of its own (--cert among them): the rest of
+             * the line is its own, untouched. */
+            rest[n_rest++] = argv[i];
+            dashdash = true;
+            continue;
+        }
         if (strcmp(a, "--") == 0) {
             dashdash = true;
             continue;
@@ -289,6 +330,12 @@ int main(int argc, char **argv)
     }
     int consumed = 0;
     const command *cmd = find_command(n_rest, rest, &consumed);
+    if (cmd != NULL && cmd->fn == pctl_certs && !help) {
+        /* Makes files only: no cluster, no client. */
+        int rc = pctl_certs(&o, NULL, n_rest - consumed, rest + consumed);
+        free(rest);
+        return rc;
+    }
     if (help) {
         group_help(rest[0], cmd, stdout);
         free(rest);

@@ -289,12 +289,18 @@ int pctl_report(const pctl_opts *o, const char *what, const pctl_status *st)
     int code = exit_code_of(st);
     char line[1024];
     if (!st->connected) {
+        /* A TLS mismatch looks like a dead endpoint from here: the handshake just fails. */
+        bool tls = o->cacert != NULL && o->cacert[0] != '\0';
+        const char *hint = tls ? " (or its TLS handshake failed: check --cacert, --cert and --key)"
+                               : " (a cluster with TLS needs --cacert, --cert and --key)";
         if (st->message[0] != '\0' && st->code == GRPC_STATUS_UNAVAILABLE) {
-            snprintf(line, sizeof(line), "%s: cluster unreachable: %s", what, st->message);
+            /* Each endpoint's cause; the TLS hint only where TCP got through. */
+            snprintf(line, sizeof(line), "%s: cluster unreachable: %s%s", what, st->message,
+                     strstr(st->message, "accepts TCP") != NULL ? hint : "");
         } else {
             snprintf(line, sizeof(line),
-                     "%s: cluster unreachable: no endpoint of %s answered within %.1fs", what,
-                     o->endpoints, (double)o->timeout_ms / 1000.0);
+                     "%s: cluster unreachable: no endpoint of %s answered within %.1fs%s", what,
+                     o->endpoints, (double)o->timeout_ms / 1000.0, hint);
         }
     } else if (code == PCTL_EXIT_USAGE) {
         snprintf(line, sizeof(line), "%s: invalid value: %s", what, st->message);

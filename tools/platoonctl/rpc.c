@@ -36,6 +36,8 @@ struct pctl_client {
     /* Channels to addresses outside the endpoint list (members found by cluster status). */
     struct pctl_endpoint extra[PCTL_MAX_ENDPOINTS * 2];
     size_t n_extra;
+    /* TLS material (--cacert, --cert, --key), NULL without TLS. */
+    char *ca_pem, *cert_pem, *key_pem;
 };
 
 static grpc_arg channel_arg_list[] = {
@@ -99,6 +101,68 @@ static gpr_timespec deadline_of(int64_t deadline_ms)
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(left, GPR_TIMESPAN));
 }
 
+/* Reads a whole PEM file (at most 1 MiB) into a string. */
+static int read_pem(const char *flag, const char *path, char **out, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, cap, "%s %s: %s", flag, path, strerror(errno));
+        return PT_EINVAL;
+    }
+    size_t max = 1u << 20;
+    char *buf = malloc(max + 1);
+    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (buf == NULL) {
+        return PT_ENOMEM;
+    }
+    buf[n <= max ? n : max] = '\0';
+    if (n == 0 || n > max || strstr(buf, "-----BEGIN ") == NULL) {
+        snprintf(err, cap, "%s %s: not a PEM file", flag, path);
+        free(buf);
+        return PT_EINVAL;
+    }
+    *out = buf;
+    return 0;
+}
+
+static int load_tls(pctl_client *c, const pctl_opts *o, char *err, size_t cap)
+{
+    int given = (o->cacert != NULL && o->cacert[0] != '\0') +
+                (o->cert != NULL && o->cert[0] != '\0') + (o->key != NULL && o->key[0] != '\0');
+    if (given == 0) {
+        return 0;
+    }
+    if (given != 3) {
+        snprintf(err, cap, "TLS needs all of --cacert, --cert and --key (or $%s, $%s, $%s)",
+                 PCTL_CACERT_ENV, PCTL_CERT_ENV, PCTL_KEY_ENV);
+        return PT_EINVAL;
+    }
+    int rc = read_pem("--cacert", o->cacert, &c->ca_pem, err, cap);
+    if (rc == 0) {
+        rc = read_pem("--cert", o->cert, &c->cert_pem, err, cap);
+    }
+    if (rc == 0) {
+        rc = read_pem("--key", o->key, &c->key_pem, err, cap);
+    }
+    return rc;
+}
+
+static void free_tls(pctl_client *c)
+{
+    free(c->ca_pem);
+    free(c->cert_pem);
+    if (c->key_pem != NULL) {
+        memset(c->key_pem, 0, strlen(c->key_pem));
+        free(c->key_pem);
+    }
+}
+
+bool pctl_client_tls(const pctl_client *c)
+{
+    return c->ca_pem != NULL;
+}
+
 int pctl_client_new(const pctl_opts *opts, pctl_client **out, char *err, size_t cap)
 {
     pctl_client *c = calloc(1, sizeof(*c));
@@ -143,6 +207,10 @@ int pctl_client_new(const pctl_opts *opts, pctl_client **out, char *err, size_t 
     }
     c->timeout_ms = opts->timeout_ms;
     c->dial_ms = opts->dial_ms;
+    rc = load_tls(c, opts, err, cap);
+    if (rc != 0) {
+        goto fail;
+    }
     grpc_init();
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
     free(copy);
@@ -151,6 +219,9 @@ int pctl_client_new(const pctl_opts *opts, pctl_client **out, char *err, size_t 
 
 fail:
     free(copy);
+    if (c != NULL) {
+        free_tls(c);
+    }
     free(c);
     return rc;
 }
@@ -172,6 +243,7 @@ void pctl_client_free(pctl_client *c)
     grpc_completion_queue_shutdown(c->cq);
     grpc_completion_queue_pluck(c->cq, c, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
     grpc_completion_queue_destroy(c->cq);
+    free_tls(c);
     free(c);
     grpc_shutdown_blocking();
 }
@@ -186,9 +258,20 @@ const char *pctl_client_endpoint(const pctl_client *c, size_t i)
     return i < c->n_eps ? c->eps[i].address : NULL;
 }
 
-static grpc_channel *new_channel(const char *address)
+static grpc_channel *new_channel(pctl_client *c, const char *address)
 {
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds;
+    if (c->ca_pem != NULL) {
+        /* The node's certificate is checked against the CA and against the host of the
+         * endpoint (its certificate lists the hosts it serves, see `platoonctl certs node`). */
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = c->key_pem, .cert_chain = c->cert_pem};
+        creds = grpc_ssl_credentials_create_ex(c->ca_pem, &pair, NULL, NULL);
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
+    if (creds == NULL) {
+        return NULL;
+    }
     grpc_channel *ch = grpc_channel_create(address, creds, &channel_args);
     grpc_channel_credentials_release(creds);
     return ch;
@@ -200,7 +283,7 @@ static grpc_channel *channel_for(pctl_client *c, const char *address)
     for (size_t i = 0; i < c->n_eps; i++) {
         if (strcmp(c->eps[i].address, address) == 0) {
             if (c->eps[i].channel == NULL) {
-                c->eps[i].channel = new_channel(address);
+                c->eps[i].channel = new_channel(c, address);
             }
             return c->eps[i].channel;
         }
@@ -216,7 +299,7 @@ static grpc_channel *channel_for(pctl_client *c, const char *address)
     }
     struct pctl_endpoint *e = &c->extra[c->n_extra];
     snprintf(e->address, sizeof(e->address), "%s", address);
-    e->channel = new_channel(address);
+    e->channel = new_channel(c, address);
     if (e->channel == NULL) {
         return NULL;
     }
@@ -317,7 +400,7 @@ static void diagnose(const char *address, int64_t max_ms, char *why, size_t cap)
     }
     freeaddrinfo(res);
     if (err == 0) {
-        snprintf(why, cap, "it accepts TCP connections but did not answer as a gRPC server");
+        snprintf(why, cap, "it accepts TCP connections, but no gRPC connection could be set up");
     } else if (err == ECONNREFUSED) {
         snprintf(why, cap, "connection refused (nothing listens there)");
     } else if (err == ETIMEDOUT) {

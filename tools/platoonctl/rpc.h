@@ -52,6 +52,8 @@ int pctl_client_new(const pctl_opts *opts, pctl_client **out, char *err, size_t 
 void pctl_client_free(pctl_client *c);
 
 size_t pctl_client_n_endpoints(const pctl_client *c);
+/* Whether the client speaks TLS (--cacert, --cert, --key given). */
+bool pctl_client_tls(const pctl_client *c);
 const char *pctl_client_endpoint(const pctl_client *c, size_t i);
 
 /*

@@ -26,6 +26,15 @@ const char platoond_usage[] =
     "  --snapshot-every N      snapshot after N applied entries, 0 = never (default 10000)\n"
     "  --snapshot-keep N       log entries kept behind a snapshot (default 1000)\n"
     "  --sync MODE             full (default), normal, or none (unsafe: tests only)\n"
+    "\n"
+    "Security (required: TLS files, or --insecure; see docs/security.md):\n"
+    "  --tls-ca FILE           the CA that signs every node and client certificate (PEM)\n"
+    "  --tls-cert FILE         this node's certificate (Subject CN node-<id>, OU node)\n"
+    "  --tls-key FILE          its private key\n"
+    "  --tls-crl FILE          a revocation list signed by the CA (optional)\n"
+    "                          SIGHUP reads all four files again (rotation, revocation)\n"
+    "  --insecure              no TLS and no authentication: anyone who reaches the port\n"
+    "                          can read and change everything (tests and experiments only)\n"
     "  --help, --version\n";
 
 static int fail(char *err, size_t cap, const char *flag, const char *what)
@@ -130,6 +139,10 @@ static const char *const value_flags[] = {
     "--snapshot-every",
     "--snapshot-keep",
     "--sync",
+    "--tls-ca",
+    "--tls-cert",
+    "--tls-key",
+    "--tls-crl",
 };
 
 static bool known_value_flag(const char *a)
@@ -162,6 +175,10 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
         }
         if (strcmp(a, "--join") == 0) {
             f->node.join = true;
+            continue;
+        }
+        if (strcmp(a, "--insecure") == 0) {
+            f->node.insecure = true;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -231,6 +248,16 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
                 return fail(err, cap, a, "must be a non-negative integer");
             }
             f->node.snapshot_keep = n;
+        } else if (strcmp(a, "--tls-ca") == 0 || strcmp(a, "--tls-cert") == 0 ||
+                   strcmp(a, "--tls-key") == 0 || strcmp(a, "--tls-crl") == 0) {
+            if (*v == '\0') {
+                return fail(err, cap, a, "must be a file");
+            }
+            const char **slot = strcmp(a, "--tls-ca") == 0     ? &f->node.tls.ca
+                                : strcmp(a, "--tls-cert") == 0 ? &f->node.tls.cert
+                                : strcmp(a, "--tls-key") == 0  ? &f->node.tls.key
+                                                               : &f->node.tls.crl;
+            *slot = v;
         } else if (strcmp(a, "--sync") == 0) {
             if (strcmp(v, "full") == 0) {
                 f->node.sync = PSTORE_SYNC_FULL;
@@ -259,6 +286,23 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
     }
     if (f->node.election_ticks <= f->node.heartbeat_ticks) {
         return fail(err, cap, "--election-ticks", "must exceed --heartbeat-ticks");
+    }
+    const pnode_tls *tls = &f->node.tls;
+    bool any_tls = tls->ca != NULL || tls->cert != NULL || tls->key != NULL || tls->crl != NULL;
+    if (any_tls && f->node.insecure) {
+        return fail(err, cap, "--insecure", "cannot be combined with --tls-* flags");
+    }
+    if (any_tls && (tls->ca == NULL || tls->cert == NULL || tls->key == NULL)) {
+        return fail(err, cap,
+                    tls->ca == NULL     ? "--tls-ca"
+                    : tls->cert == NULL ? "--tls-cert"
+                                        : "--tls-key",
+                    "is required with TLS (--tls-ca, --tls-cert and --tls-key go together)");
+    }
+    if (!any_tls && !f->node.insecure) {
+        return fail(err, cap, "--tls-ca",
+                    "is required: give --tls-ca, --tls-cert and --tls-key (see docs/security.md), "
+                    "or --insecure to run without TLS and authentication");
     }
     f->node.data_dir = f->data_dir;
     uint64_t cid = pt__checksum(cluster_name, strlen(cluster_name));

@@ -1,7 +1,7 @@
 /*
  * platoond: one node of a Platoon cluster. Parses its flags, starts the node runtime with the
- * vehicle state machine and the platoon.v1 services, and stops gracefully (exit 0) on SIGTERM
- * or SIGINT. Everything else lives in the library.
+ * vehicle state machine and the platoon.v1 services, reloads its TLS material on SIGHUP, and
+ * stops gracefully (exit 0) on SIGTERM or SIGINT. Everything else lives in the library.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +37,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A file size limit (ulimit -f) then makes a write fail with EFBIG, reported as a full
@@ -66,6 +67,13 @@ int main(int argc, char **argv)
         int sig = sigtimedwait(&sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT) {
             break;
+        }
+        if (sig == SIGHUP) {
+            /* Rotation and revocation without a restart (docs/security.md). A bad file keeps
+             * the material in use and says why. */
+            if (pnode_reload_tls(node, err, sizeof(err)) != 0) {
+                fprintf(stderr, "platoond: SIGHUP: TLS material not reloaded: %s\n", err);
+            }
         }
         pnode_status st;
         pnode_status_get(node, &st);

@@ -61,14 +61,17 @@ _METHODS = {
 class Node:
     """Stubs for every method of both services on one endpoint ("host:port")."""
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, credentials=None):
+        """credentials: grpc.ssl_channel_credentials for a TLS cluster (see pki.Pki), or None
+        for a cluster run with --insecure."""
         self.endpoint = endpoint
-        self.channel = grpc.insecure_channel(
-            endpoint,
-            options=[("grpc.initial_reconnect_backoff_ms", 100),
-                     ("grpc.min_reconnect_backoff_ms", 100),
-                     ("grpc.max_reconnect_backoff_ms", 200)],
-        )
+        options = [("grpc.initial_reconnect_backoff_ms", 100),
+                   ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 200)]
+        if credentials is None:
+            self.channel = grpc.insecure_channel(endpoint, options=options)
+        else:
+            self.channel = grpc.secure_channel(endpoint, credentials, options=options)
         for name, (service, req, resp) in _METHODS.items():
             setattr(self, "_" + name, self.channel.unary_unary(
                 "/%s/%s" % (service, name),

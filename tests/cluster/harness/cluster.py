@@ -22,6 +22,7 @@ import time
 import grpc
 
 from . import api
+from .pki import Pki
 
 
 def free_ports(n):
@@ -45,7 +46,7 @@ class NodeProc:
         self.data_dir = data_dir or os.path.join(cluster.tmp, "node%d" % node_id)
         self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
         self.proc = None
-        self.client = api.Node(address)
+        self.client = api.Node(address, cluster.credentials())
 
     def start(self, join=False, extra=()):
         args = [self.cluster.platoond, "--id", str(self.id), "--listen", self.address,
@@ -54,6 +55,7 @@ class NodeProc:
             args.append("--join")
         else:
             args += ["--initial-cluster", self.cluster.initial_cluster()]
+        args += self.cluster.security_flags(self)
         args += list(self.cluster.extra_args) + list(extra)
         args = self.cluster.command_prefix(self) + args
         log = open(self.log_path, "ab")
@@ -100,13 +102,18 @@ class NodeProc:
 
 
 class LocalCluster:
-    def __init__(self, platoond, n=3, extra_args=(), log_level="info", addresses=None, tmp=None):
+    def __init__(self, platoond, n=3, extra_args=(), log_level="info", addresses=None, tmp=None,
+                 tls=True):
         """addresses: {id: "host:port"} of the founding nodes (default: n free loopback ports).
         tmp: the directory for data and logs, left in place by close() (default: a temporary
-        directory of the cluster's own, removed by close())."""
+        directory of the cluster's own, removed by close()).
+        tls: run with mutual TLS (a PKI of the cluster's own under tmp/pki, made with
+        platoonctl certs), as users do; False runs the nodes with --insecure."""
         self.platoond = platoond
         self.own_tmp = tmp is None
         self.tmp = tempfile.mkdtemp(prefix="platoon-cluster-") if tmp is None else tmp
+        self.pki = Pki(os.path.dirname(os.path.abspath(platoond)),
+                       os.path.join(self.tmp, "pki")) if tls else None
         self.extra_args = list(extra_args)
         self.log_level = log_level
         if addresses is None:
@@ -118,6 +125,27 @@ class LocalCluster:
 
     def make_node(self, node_id, address):
         return NodeProc(self, node_id, address)
+
+    def credentials(self, name="harness-admin", role="admin", vehicle=None):
+        """Channel credentials of a client of this cluster (None without TLS)."""
+        return self.pki.credentials(name, role, vehicle) if self.pki else None
+
+    def client(self, node_id, name, role, vehicle=None):
+        """A client of node `node_id` that authenticates as `name` with `role`."""
+        return api.Node(self.nodes[node_id].address, self.credentials(name, role, vehicle))
+
+    def ctl_env(self, name="harness-admin", role="admin", vehicle=None):
+        """Environment variables that make platoonctl a client of this cluster."""
+        return self.pki.ctl_env(name, role, vehicle) if self.pki else {}
+
+    def node_hosts(self, node):
+        """The hosts a node's certificate is valid for: where clients reach it."""
+        return [node.address.rsplit(":", 1)[0]]
+
+    def security_flags(self, node):
+        if self.pki is None:
+            return ["--insecure"]
+        return self.pki.node_flags(node.id, self.node_hosts(node))
 
     def command_prefix(self, node):
         """What runs platoond for `node` (e.g. a namespace switch); nothing by default."""

@@ -21,107 +21,7 @@
 #include "net/mailbox.h"
 #include "net/transport.h"
 
-/* Generous bound for anything to arrive on loopback (a slow, loaded CI machine under ASan). */
-#define WAIT_MS 30000
-
-struct node {
-    uint64_t id;
-    pnet_mailbox *mb;
-    pnet_transport *t;
-    char addr[64];
-    pnet_event *head, *tail; /* events taken from the mailbox, not yet consumed */
-};
-
-static void node_start_at(struct node *n, uint64_t id, const char *listen)
-{
-    pnet_transport_options o;
-    memset(n, 0, sizeof(*n));
-    n->id = id;
-    assert_int_equal(pnet_mailbox_new(&n->mb), 0);
-    pnet_transport_options_init(&o);
-    o.listen_address = listen;
-    o.mailbox = n->mb;
-    assert_int_equal(pnet_transport_new(&o, &n->t), 0);
-    assert_true(pnet_transport_port(n->t) > 0);
-    snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", pnet_transport_port(n->t));
-}
-
-static void node_start(struct node *n, uint64_t id)
-{
-    node_start_at(n, id, "127.0.0.1:0");
-}
-
-static void node_drop_events(struct node *n)
-{
-    while (n->head != NULL) {
-        pnet_event *ev = n->head;
-        n->head = ev->next;
-        if (ev->type == PNET_EV_CALL) {
-            pnet_call_fail(ev->call, 14, "test over");
-        }
-        pnet_event_free(ev);
-    }
-    n->tail = NULL;
-}
-
-static void node_stop(struct node *n)
-{
-    pnet_transport_free(n->t);
-    n->t = NULL;
-    node_drop_events(n);
-    pnet_mailbox_free(n->mb);
-    n->mb = NULL;
-}
-
-/* The next event of @type (others of other types are kept), or NULL after @wait_ms. */
-static pnet_event *next_event(struct node *n, uint32_t type, int64_t wait_ms)
-{
-    int64_t deadline = pnet_now_ms() + wait_ms;
-    for (;;) {
-        pnet_event **pp = &n->head, *prev = NULL;
-        while (*pp != NULL) {
-            pnet_event *ev = *pp;
-            if (ev->type == type) {
-                *pp = ev->next;
-                if (n->tail == ev) {
-                    n->tail = prev;
-                }
-                ev->next = NULL;
-                return ev;
-            }
-            prev = ev;
-            pp = &ev->next;
-        }
-        if (pnet_now_ms() >= deadline) {
-            return NULL;
-        }
-        pnet_event *got = NULL;
-        pnet_mailbox_wait(n->mb, deadline, &got);
-        while (got != NULL) {
-            pnet_event *next = got->next;
-            got->next = NULL;
-            if (n->tail != NULL) {
-                n->tail->next = got;
-            } else {
-                n->head = got;
-            }
-            n->tail = got;
-            got = next;
-        }
-    }
-}
-
-static praft_msg *next_msg(struct node *n, int64_t wait_ms)
-{
-    pnet_event *ev = next_event(n, PNET_EV_MSG, wait_ms);
-    if (ev == NULL) {
-        return NULL;
-    }
-    praft_msg *m = ev->msg;
-    ev->msg = NULL;
-    pnet_event_free(ev);
-    return m;
-}
+#include "tnode.h"
 
 /* A port nothing listens on right now. */
 static int free_port(void)
@@ -497,35 +397,6 @@ static void test_send_errors(void **state)
  * Unary service and client
  * ========================================================================================== */
 
-struct done {
-    int calls;
-    int status;
-    char message[128];
-    uint8_t data[128];
-    size_t len;
-};
-
-static void on_done(void *ctx, int status, const char *message, const uint8_t *data, size_t len)
-{
-    struct done *d = ctx;
-    d->calls++;
-    d->status = status;
-    snprintf(d->message, sizeof(d->message), "%s", message != NULL ? message : "");
-    d->len = len < sizeof(d->data) ? len : sizeof(d->data);
-    if (len > 0) {
-        memcpy(d->data, data, d->len);
-    }
-}
-
-/* Waits for @n's next client completion and runs it. */
-static void run_done(struct node *n)
-{
-    pnet_event *ev = next_event(n, PNET_EV_CLIENT_DONE, WAIT_MS);
-    assert_non_null(ev);
-    ev->done(ev->done_ctx, ev->status, ev->message, ev->data, ev->len);
-    pnet_event_free(ev);
-}
-
 static int method_tag;
 
 static void test_unary_reply_fail_unknown(void **state)
@@ -538,7 +409,7 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* Reply. */
     struct done d = {0};
-    assert_int_equal(pnet_client_call(a.t, b.addr, "/test.v1.Echo/Echo", "hello", 5,
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "hello", 5,
                                       pnet_now_ms() + WAIT_MS, on_done, &d),
                      0);
     pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
@@ -558,8 +429,9 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* An empty request and an empty reply are fine too. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Echo", NULL, 0, INT64_MAX, on_done, &d), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", NULL, 0,
+                                      INT64_MAX, on_done, &d),
+                     0);
     ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
     assert_non_null(ev);
     assert_int_equal(ev->len, 0);
@@ -572,8 +444,9 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* Fail with a status and a message. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Echo", "x", 1, INT64_MAX, on_done, &d), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "x", 1, INT64_MAX,
+                                      on_done, &d),
+                     0);
     ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
     assert_non_null(ev);
     assert_int_equal(pnet_call_fail(ev->call, 9, "vehicle 3 is stale"), 0);
@@ -585,8 +458,9 @@ static void test_unary_reply_fail_unknown(void **state)
 
     /* Unknown method. */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Nope", "x", 1, INT64_MAX, on_done, &d), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Nope", "x", 1, INT64_MAX,
+                                      on_done, &d),
+                     0);
     run_done(&a);
     assert_int_equal(d.status, 12); /* UNIMPLEMENTED */
 
@@ -594,7 +468,7 @@ static void test_unary_reply_fail_unknown(void **state)
     memset(&d, 0, sizeof(d));
     char nowhere[64];
     snprintf(nowhere, sizeof(nowhere), "127.0.0.1:%d", free_port());
-    assert_int_equal(pnet_client_call(a.t, nowhere, "/test.v1.Echo/Echo", "x", 1,
+    assert_int_equal(pnet_client_call(a.t, 0, nowhere, NULL, "/test.v1.Echo/Echo", "x", 1,
                                       pnet_now_ms() + WAIT_MS, on_done, &d),
                      0);
     run_done(&a);
@@ -614,7 +488,7 @@ static void test_unary_deadline_and_cancel(void **state)
     node_start(&b, 2);
     assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Slow", NULL), 0);
     struct done d = {0};
-    assert_int_equal(pnet_client_call(a.t, b.addr, "/test.v1.Echo/Slow", "x", 1,
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Slow", "x", 1,
                                       pnet_now_ms() + 500, on_done, &d),
                      0);
     pnet_event *call = next_event(&b, PNET_EV_CALL, WAIT_MS);
@@ -642,7 +516,8 @@ static void test_peer_stream_rejects_garbage(void **state)
     struct done d = {0};
     const char *method = pnet__lane_method(PNET_LANE_VOTE);
     assert_int_equal(
-        pnet_client_call(a.t, b.addr, method, "\xff\xff\xff", 3, INT64_MAX, on_done, &d), 0);
+        pnet_client_call(a.t, 0, b.addr, NULL, method, "\xff\xff\xff", 3, INT64_MAX, on_done, &d),
+        0);
     run_done(&a);
     assert_int_equal(d.status, 0);
     /* The summary says nothing was accepted. */
@@ -666,8 +541,8 @@ static void test_peer_stream_rejects_garbage(void **state)
     free(i1);
     free(i2);
     memset(&d, 0, sizeof(d));
-    assert_int_equal(pnet_client_call(a.t, b.addr, method, both, l1 + l2, INT64_MAX, on_done, &d),
-                     0);
+    assert_int_equal(
+        pnet_client_call(a.t, 0, b.addr, NULL, method, both, l1 + l2, INT64_MAX, on_done, &d), 0);
     run_done(&a);
     assert_int_equal(d.status, 0);
     praft_msg *got = next_msg(&b, WAIT_MS);
@@ -696,12 +571,14 @@ static void test_shutdown_with_calls_in_flight(void **state)
     assert_int_equal(pnet_transport_set_peer(b.t, 1, a.addr), 0);
 
     struct done d1 = {0}, d2 = {0};
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Hold", "1", 1, INT64_MAX, on_done, &d1), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Hold", "1", 1, INT64_MAX,
+                                      on_done, &d1),
+                     0);
     pnet_event *held = next_event(&b, PNET_EV_CALL, WAIT_MS);
     assert_non_null(held);
-    assert_int_equal(
-        pnet_client_call(a.t, b.addr, "/test.v1.Echo/Hold", "2", 1, INT64_MAX, on_done, &d2), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Hold", "2", 1, INT64_MAX,
+                                      on_done, &d2),
+                     0);
     uint8_t data[1024] = {0};
     for (uint64_t i = 1; i <= 2000; i++) {
         praft_entry e = {.term = 1, .index = i, .len = sizeof(data), .data = data};
@@ -735,8 +612,9 @@ static void test_shutdown_with_calls_in_flight(void **state)
     struct node c;
     node_start(&c, 3);
     assert_int_equal(pnet_transport_register_method(c.t, "/test.v1.Echo/Hold", NULL), 0);
-    assert_int_equal(
-        pnet_client_call(a.t, c.addr, "/test.v1.Echo/Hold", "3", 1, INT64_MAX, on_done, &d3), 0);
+    assert_int_equal(pnet_client_call(a.t, 0, c.addr, NULL, "/test.v1.Echo/Hold", "3", 1, INT64_MAX,
+                                      on_done, &d3),
+                     0);
     pnet_event *held3 = next_event(&c, PNET_EV_CALL, WAIT_MS);
     assert_non_null(held3);
     pnet_transport_free(a.t);

@@ -150,6 +150,65 @@ static void malformed_messages_are_refused_and_counted(void **state)
     cl_free(&c);
 }
 
+/* §5.1 makes every node adopt a higher term. A term that cannot be followed by another would
+ * freeze the cluster for good, so a message carrying one is malformed, whoever sent it. */
+static void unfollowable_terms_are_refused(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, NULL);
+    cl_elect(&c, 1);
+    praft_status before = *cl_status(&c, 2);
+    const praft_msg forged[] = {
+        {.type = PRAFT_MSG_VOTE,
+         .from = 3,
+         .to = 2,
+         .term = UINT64_MAX,
+         .last_index = 99,
+         .last_term = 99},
+        {.type = PRAFT_MSG_PREVOTE, .from = 3, .to = 2, .term = UINT64_MAX},
+        {.type = PRAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = UINT64_MAX},
+        {.type = PRAFT_MSG_APPEND_RESP, .from = 3, .to = 2, .term = UINT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+        assert_int_equal(praft_step(c.t[2].n, &forged[i]), PT_EMALFORMED);
+    }
+    praft_status *after = cl_status(&c, 2);
+    assert_int_equal(after->term, before.term);
+    assert_int_equal(after->vote, before.vote);
+    assert_int_equal(after->leader, 1);
+    assert_int_equal(after->counters.msgs_dropped_malformed,
+                     before.counters.msgs_dropped_malformed + 4);
+    cl_free(&c);
+}
+
+/* A node that reached the largest term never campaigns into an overflow: it stays a
+ * follower, counts the refusal, and its term stays where it was. */
+static void a_node_at_the_largest_term_does_not_campaign(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, NULL);
+    cl_elect(&c, 1);
+    praft_msg hb = {.type = PRAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = PRAFT_TERM_MAX};
+    assert_int_equal(praft_step(c.t[2].n, &hb), 0);
+    assert_true(cl_ready(&c, 2));
+    assert_int_equal(cl_status(&c, 2)->term, PRAFT_TERM_MAX);
+    cl_isolate(&c, 2);
+    cl_clear_queue(&c);
+    for (int i = 0; i < 200; i++) {
+        cl_tick(&c, 2);
+        cl_ready(&c, 2);
+    }
+    praft_status *s = cl_status(&c, 2);
+    assert_int_equal(s->term, PRAFT_TERM_MAX);
+    assert_int_not_equal(s->role, PRAFT_CANDIDATE);
+    assert_true(s->counters.campaigns_refused_term > 0);
+    assert_int_equal(s->counters.elections_started, 0);
+    assert_int_equal(s->counters.prevotes_started, 0);
+    cl_free(&c);
+}
+
 /* ---- a lossy, duplicating, reordering network ---------------------------------------------- */
 
 static uint64_t rng_state;
@@ -333,6 +392,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(malformed_messages_are_refused_and_counted),
+        cmocka_unit_test(unfollowable_terms_are_refused),
+        cmocka_unit_test(a_node_at_the_largest_term_does_not_campaign),
         cmocka_unit_test(chaos_never_breaks_safety),
         cmocka_unit_test(random_messages_never_crash),
     };
