@@ -622,10 +622,12 @@ void pnode__dispatch_call(pnode *n, pnet_event *ev)
         return;
     }
     char why[256];
-    /* Status still answers: it is how an operator sees what this node thinks it is. */
+    /* Status still answers: it is how an operator sees what this node thinks it is. The
+     * others get UNAVAILABLE, the API's "not here, try another node" (nothing was applied, and
+     * a client that fails over on it, as the API asks, reaches a member). */
     if (pnode__unfit(n, why, sizeof(why)) != NULL &&
         strcmp(ev->method, "/platoon.v1.Cluster/Status") != 0) {
-        pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
+        pnode_fail(req, PNODE_UNAVAILABLE, why);
         return;
     }
     redispatch(n, req);

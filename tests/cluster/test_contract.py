@@ -51,7 +51,8 @@ class Contract(testing.ClusterTest):
         proto = read("proto", "platoon", "v1", "platoon.proto")
         for words in ("One mutation at a time per client_id", "10 minutes", "100,000",
                       "ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND (not a member)",
-                      "RESOURCE_EXHAUSTED", "ABORTED", "removed from the cluster"):
+                      "RESOURCE_EXHAUSTED", "ABORTED", "removed from the cluster",
+                      "PERMISSION_DENIED"):
             self.assertIn(words, proto)
         # Each method's request message says which errors it returns.
         for msg in ("UpdateVehicleRequest", "DeleteVehicleRequest", "GetVehicleRequest",
