@@ -4,6 +4,7 @@ invalid input is refused naming the field and changes nothing, retries apply onc
 import math
 import os
 import sys
+import time
 
 import grpc
 
@@ -123,6 +124,13 @@ class Service(testing.ClusterTest):
             if i == self.leader:
                 self.assertEqual(st.role, api.M["ROLE_LEADER"])
                 self.assertEqual(sorted(p.id for p in st.followers), [x for x in (1, 2, 3) if x != i])
+                # A follower may apply an entry before the leader has its acknowledgement:
+                # the leader's view catches up a moment later.
+                deadline = time.monotonic() + 10
+                while (any(p.match_index != st.last_index for p in st.followers) and
+                       time.monotonic() < deadline):
+                    time.sleep(0.05)
+                    st = self.node(i).status()
                 for p in st.followers:
                     self.assertEqual(p.match_index, st.last_index)
             else:

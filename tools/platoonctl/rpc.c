@@ -347,14 +347,14 @@ static bool dial(pctl_client *c, grpc_channel *ch, int64_t deadline_ms, bool *ti
  * so the cause is found the way the connection would have failed (name resolution, then one
  * TCP connect bounded by @max_ms). Writes @why.
  */
-static void diagnose(const char *address, int64_t max_ms, char *why, size_t cap)
+static bool diagnose(const char *address, int64_t max_ms, char *why, size_t cap)
 {
     char host[PCTL_ADDRESS_MAX];
     snprintf(host, sizeof(host), "%s", address);
     char *colon = strrchr(host, ':');
     if (colon == NULL) {
         snprintf(why, cap, "not HOST:PORT");
-        return;
+        return true;
     }
     *colon = '\0';
     const char *port = colon + 1;
@@ -370,7 +370,7 @@ static void diagnose(const char *address, int64_t max_ms, char *why, size_t cap)
     int g = getaddrinfo(h, port, &hints, &res);
     if (g != 0) {
         snprintf(why, cap, "cannot resolve host '%.100s': %s", h, gai_strerror(g));
-        return;
+        return g != EAI_AGAIN;
     }
     int err = ETIMEDOUT;
     for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
@@ -400,14 +400,19 @@ static void diagnose(const char *address, int64_t max_ms, char *why, size_t cap)
     }
     freeaddrinfo(res);
     if (err == 0) {
+        /* TCP gets through: the gRPC or TLS handshake is what failed, which may be slow or
+         * passing (a node starting), so it is retried. */
         snprintf(why, cap, "it accepts TCP connections, but no gRPC connection could be set up");
-    } else if (err == ECONNREFUSED) {
+        return false;
+    }
+    if (err == ECONNREFUSED) {
         snprintf(why, cap, "connection refused (nothing listens there)");
     } else if (err == ETIMEDOUT) {
-        snprintf(why, cap, "no connection within the dial timeout");
+        snprintf(why, cap, "no answer to a TCP connection within the dial timeout");
     } else {
         snprintf(why, cap, "%s", strerror(err));
     }
+    return true;
 }
 
 static void set_status(pctl_status *st, int code, const char *address, const char *fmt,
@@ -534,12 +539,9 @@ int pctl_call_at(pctl_client *c, const char *address, const char *method,
     bool timed_out = false;
     if (!dial(c, ch, dial_deadline, &timed_out)) {
         char why[256];
-        if (timed_out) {
-            snprintf(why, sizeof(why), "no connection within the dial timeout (%.1fs)",
-                     (double)c->dial_ms / 1000.0);
-        } else {
-            diagnose(address, 500, why, sizeof(why));
-        }
+        /* After a dial timeout, TCP alone gets a short look: a host that does not answer it
+         * at all is as hopeless as a refusal. */
+        st->hopeless = diagnose(address, timed_out ? 200 : 500, why, sizeof(why));
         st->code = GRPC_STATUS_UNAVAILABLE;
         snprintf(st->endpoint, sizeof(st->endpoint), "%s", address);
         snprintf(st->message, sizeof(st->message), "%s: %s", address, why);
@@ -557,9 +559,13 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
     st->code = GRPC_STATUS_DEADLINE_EXCEEDED;
     snprintf(st->message, sizeof(st->message), "no answer within the timeout");
     bool connected = false;
-    char causes[sizeof(st->message)];
+    char causes[sizeof(st->message)], last_causes[sizeof(st->message)];
+    causes[0] = last_causes[0] = '\0';
     for (;;) {
-        bool connected_this_pass = false;
+        bool connected_this_pass = false, hopeless_pass = true;
+        if (causes[0] != '\0') {
+            memcpy(last_causes, causes, sizeof(causes));
+        }
         causes[0] = '\0';
         for (size_t k = 0; k < c->n_eps; k++) {
             size_t i = (c->preferred + k) % c->n_eps;
@@ -567,6 +573,7 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
                 goto out;
             }
             st->connected = false;
+            st->hopeless = false;
             /* An idempotent request may be tried elsewhere, so one endpoint that accepts the
              * connection but never answers (a hung or overloaded process) may take only half
              * of the time left, or the dial timeout if that is longer. */
@@ -583,6 +590,7 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
             }
             connected = connected || st->connected;
             connected_this_pass = connected_this_pass || st->connected;
+            hopeless_pass = hopeless_pass && !st->connected && st->hopeless;
             /* Nothing was sent when the connection failed: trying elsewhere is always safe. */
             if (!st->connected) {
                 size_t used = strlen(causes), room = sizeof(causes) - used;
@@ -606,10 +614,12 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
                 goto out;
             }
         }
-        if (!connected_this_pass) {
-            /* Not one endpoint could be connected to, each for a stated cause (refused, not
-             * resolvable, no connection within the dial timeout): waiting out the whole
-             * timeout would change nothing but the time it takes to say so. */
+        if (!connected_this_pass && hopeless_pass) {
+            /* Not one endpoint could be connected to, each for a cause that waiting will not
+             * change (refused, not resolvable, no answer to TCP within the dial timeout):
+             * waiting out the whole timeout would change nothing but the time it takes to
+             * say so. A failed gRPC or TLS handshake over a working TCP connection is
+             * retried until the timeout instead: a node may be starting. */
             snprintf(st->message, sizeof(st->message), "%s", causes);
             goto out;
         }
@@ -617,6 +627,13 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
         pctl_sleep_ms(100);
     }
 out:
+    if (!connected && !st->connected && st->code == GRPC_STATUS_UNAVAILABLE) {
+        /* Out of time without a single connection: every endpoint's cause. */
+        const char *why = causes[0] != '\0' ? causes : last_causes;
+        if (why[0] != '\0') {
+            snprintf(st->message, sizeof(st->message), "%s", why);
+        }
+    }
     st->connected = st->connected || connected;
     return PT_EIO;
 }
