@@ -7,13 +7,16 @@ BUILD     ?= build
 ASAN      ?= build-asan
 COVER     ?= build-coverage
 CTEST_ARGS ?=
-C_SOURCES  = $(shell find include src tools tests bench -name '*.[ch]' 2>/dev/null)
+PREFIX    ?= /usr/local
+C_SOURCES  = $(shell find include src tools tests bench examples -name '*.[ch]' 2>/dev/null)
 
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+# OpenSSL's process-wide caches, kept until exit (see the file).
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 
 .PHONY: all deps build asan check check-fast format format-check lint coverage demo bench soak \
-        torture clean
+        torture install deb docs clean
 
 all: build
 
@@ -78,6 +81,26 @@ soak: build
 torture: build
 	@if [ -x tests/cluster/torture ]; then tests/cluster/torture $(BUILD)/bin; else \
 	  echo "make torture: the fault-injection suite is not there yet."; exit 1; fi
+
+# The libraries, headers, pkg-config files, programs and manual pages under $(PREFIX); no root
+# needed for a prefix of one's own (make install PREFIX=$$HOME/.local). DESTDIR stages as usual.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Debian packages (libplatoon0, libplatoon-dev, platoon) in $(BUILD)/packages.
+deb: build
+	cd $(BUILD) && cpack -G DEB
+	@ls -1 $(BUILD)/packages/*.deb
+
+# The API reference of the public headers, warnings as errors: $(BUILD)/docs/html/index.html.
+# Doxygen is installed on demand (scripts/install-deps --docs): `make check` does not need it.
+docs:
+	@scripts/install-deps --docs
+	@mkdir -p $(BUILD)/docs
+	PLATOON_DOCS_OUT=$(BUILD)/docs \
+	PLATOON_VERSION=$$(sed -n 's/^project(platoon VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt) \
+	    doxygen docs/api/Doxyfile
+	@echo "docs: $(BUILD)/docs/html/index.html"
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(COVER)

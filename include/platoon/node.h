@@ -224,6 +224,9 @@ typedef struct pnode_status {
     bool failed; /* the state machine could not apply an entry: the node serves nothing */
     pnode_counters counters;
 } pnode_status;
+
+/* Fills @out with the status the loop last published (a copy, owned by the caller). Any thread
+ * may call it, also the loop's; it never fails. */
 PT_API void pnode_status_get(pnode *node, pnode_status *out);
 
 /*

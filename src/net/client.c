@@ -27,6 +27,12 @@ struct pnet_client_call {
 /* The cached channel to node @node_id at @address, created on first use. NULL on failure. */
 static grpc_channel *chan_get(pnet_transport *t, uint64_t node_id, const char *address)
 {
+    /* A peer's lanes keep a connection to it open (and its TLS handshake done): a call to the
+     * same node at the same address uses it instead of connecting anew. */
+    grpc_channel *peer = pnet__peer_channel(t, node_id, address);
+    if (peer != NULL) {
+        return peer;
+    }
     for (struct pnet_chan *c = t->chans; c != NULL; c = c->next) {
         if (c->node_id == node_id && strcmp(c->address, address) == 0) {
             return c->channel;

@@ -301,6 +301,12 @@ static void peer_remove(pnet_transport *t, struct pnet_peer *p)
     pnet__peers_reap(t);
 }
 
+grpc_channel *pnet__peer_channel(pnet_transport *t, uint64_t id, const char *address)
+{
+    struct pnet_peer *p = id != PRAFT_NONE ? peer_find(t, id) : NULL;
+    return p != NULL && strcmp(p->address, address) == 0 ? p->channel : NULL;
+}
+
 /* With t->mu held: a new peer @id at @address, with a channel of its own. */
 static int peer_add(pnet_transport *t, uint64_t id, const char *address)
 {

@@ -196,6 +196,9 @@ pnet_tls *pnet__tls_get(pnet_transport *t); /* a reference on the material in us
 int pnet__auth_init(pnet_transport *t);     /* TLS on: PT_ENOMEM or 0 */
 void pnet__auth_free(pnet_transport *t);
 
+/* peers.c (t->mu held): the channel of peer @id if it is at @address, else NULL. */
+grpc_channel *pnet__peer_channel(pnet_transport *t, uint64_t id, const char *address);
+
 /* peers.c, client.c (t->mu held): make outbound channels anew after a reload. */
 void pnet__peers_redial(pnet_transport *t);
 void pnet__chans_retire(pnet_transport *t);

@@ -324,8 +324,8 @@ static int san_of_hosts(const char *hosts, char *out, size_t cap)
     for (char *h = strtok_r(copy, ",", &save); h != NULL; h = strtok_r(NULL, ",", &save)) {
         unsigned char buf[16];
         bool ip = inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
-        bool ok = ip;
-        for (const char *c = h; !ip && *c != '\0'; c++) {
+        bool ok = true;
+        for (const char *c = h; !ip && ok && *c != '\0'; c++) {
             ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
                  *c == '-' || *c == '.';
         }
@@ -389,7 +389,9 @@ static int cmd_revoke(struct pki *p, const char *cert_path)
     X509_CRL *crl = NULL;
     X509_REVOKED *r = NULL;
     ASN1_TIME *now = NULL;
-    if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(p->ca)) != 0) {
+    /* Names are not proof: two CAs may well be called alike. The signature is. */
+    if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(p->ca)) != 0 ||
+        X509_verify(x, X509_get0_pubkey(p->ca)) != 1) {
         rc = fail(PCTL_EXIT_USAGE, "--cert %s: not issued by the CA of %s", cert_path, p->dir);
         goto out;
     }

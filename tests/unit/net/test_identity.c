@@ -119,7 +119,8 @@ static void certificates_name_identities(void **state)
 static void forwarded_identities_round_trip(void **state)
 {
     (void)state;
-    const pnet_identity ids[] = {
+    static const pnet_identity ids[] = {
+        /* static: zeroed padding, compared whole below */
         {.kind = PNET_ID_NODE, .node_id = 7, .name = "node-7", .role = PNET_ROLE_ADMIN},
         {.kind = PNET_ID_CLIENT, .name = "ops@example.org", .role = PNET_ROLE_ADMIN},
         {.kind = PNET_ID_CLIENT,

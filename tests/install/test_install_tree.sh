@@ -1,0 +1,39 @@
+#!/bin/sh
+# The libraries as a user outside the tree meets them: install the build tree into a prefix of
+# its own (no root), then compile and run the examples with only that prefix's pkg-config.
+#   test_install_tree.sh SOURCE_DIR BUILD_DIR
+set -eu
+src=$1
+build=$2
+prefix=$build/install-tree
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+rm -rf "$prefix"
+cmake --install "$build" --prefix "$prefix" >"$work/install.log"
+libdir=$(dirname "$(find "$prefix" -name platoon.pc | head -1)")/..
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+export LD_LIBRARY_PATH="$libdir"
+
+# Every public header compiles alone (it includes what it needs), against each library's flags.
+for h in "$prefix"/include/platoon/*.h; do
+    printf '#include <platoon/%s>\nint main(void) { return 0; }\n' "$(basename "$h")" >"$work/h.c"
+    cc -std=c11 -Wall -Wextra -Werror -o "$work/h" "$work/h.c" $(pkg-config --cflags --libs platoon)
+done
+printf '#include <platoon/raft.h>\nint main(void) { return praft_role_name(PRAFT_LEADER)[0] != 0 ? 0 : 1; }\n' \
+    >"$work/raft_only.c"
+cc -std=c11 -Wall -Wextra -Werror -o "$work/raft_only" "$work/raft_only.c" \
+    $(pkg-config --cflags --libs platoon-raft)
+"$work/raft_only"
+
+# The examples, built as their comments say.
+cc -std=c11 -Wall -Wextra -Werror -o "$work/embed_core" "$src/examples/embed-core/embed_core.c" \
+    $(pkg-config --cflags --libs platoon-raft)
+"$work/embed_core"
+
+# The static library links too (pkg-config --static brings the dependencies).
+cc -std=c11 -static-libgcc -o "$work/embed_core_static" "$src/examples/embed-core/embed_core.c" \
+    $(pkg-config --cflags platoon-raft) "$libdir/libplatoon-raft.a" \
+    $(pkg-config --static --libs-only-l platoon-raft | sed 's/-lplatoon-raft//')
+"$work/embed_core_static" >/dev/null
+echo "test_install_tree: ok"
