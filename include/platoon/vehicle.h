@@ -21,7 +21,11 @@
  * EXACTLY-ONCE. A mutating command with client_id != 0 is applied at most once per
  * (client_id, sequence). Each client has one mutating request outstanding at a time and
  * increases its sequence for each new one. For a client with a session:
- *   sequence == last applied  -> the original answer again, nothing applied (a retry);
+ *   sequence == last applied, same content -> the original answer again, nothing applied
+ *                               (a retry);
+ *   sequence == last applied, other content -> PVEH_STATUS_SEQUENCE_CONFLICT (ALREADY_EXISTS),
+ *                               nothing applied: the pair already names a different request,
+ *                               and answering it with the earlier result would drop this write;
  *   sequence <  last applied  -> PVEH_STATUS_STALE_SEQUENCE (FAILED_PRECONDITION);
  *   sequence >  last applied  -> applied, and remembered as the new answer.
  * A session is kept while used and at least session_ttl_ms (>= 10 minutes) of log time after
@@ -94,6 +98,8 @@ enum pveh_status {
     PVEH_STATUS_OK = 0,
     PVEH_STATUS_STALE_SEQUENCE = 1, /* FAILED_PRECONDITION: older than the client's last */
     PVEH_STATUS_NOT_FOUND = 2,      /* NOT_FOUND (queries only) */
+    /* ALREADY_EXISTS: the client's last sequence again, but with other content */
+    PVEH_STATUS_SEQUENCE_CONFLICT = 3,
 };
 
 /* ============================================================================================
@@ -156,14 +162,15 @@ PT_API int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *ou
 /* The answer to a command. */
 typedef struct pveh_result {
     uint32_t op;     /* enum pveh_op */
-    uint32_t status; /* PVEH_STATUS_OK or PVEH_STATUS_STALE_SEQUENCE */
+    uint32_t status; /* PVEH_STATUS_OK, _STALE_SEQUENCE or _SEQUENCE_CONFLICT */
     /* UPDATE, OK: the vehicle as stored, revision = the index of the update. */
     pveh_vehicle vehicle;
     /* DELETE, OK: whether the vehicle existed, and the index at which the delete was applied
      * (also when it did not exist). */
     bool existed;
     uint64_t revision;
-    /* STALE_SEQUENCE: the client's last applied sequence (for the error message). */
+    /* STALE_SEQUENCE, SEQUENCE_CONFLICT: the client's last applied sequence (for the error
+     * message). */
     uint64_t last_sequence;
 } pveh_result;
 

@@ -131,6 +131,8 @@ static void handle_status(pnode *n, pnode_request *req)
         w->progress[i].match_index = p->match;
         w->progress[i].next_index = p->next;
         w->progress[i].state = (char *)praft_progress_state_name(p->state);
+        w->progress[i].recently_active = p->recently_active;
+        w->progress[i].last_contact_ms = pnode__since_heard_ms(n, p->id);
         w->progress_ptrs[i] = &w->progress[i];
     }
     resp.n_followers = w->st.n_progress;
@@ -251,6 +253,7 @@ static void handle_add(pnode *n, pnode_request *req)
     const praft_member *existing = praft_config_find(&st->config, change.id);
     int code = PNODE_OK;
     const char *why = NULL;
+    char whybuf[256];
     if (existing != NULL && existing->role == PRAFT_ROLE_VOTER) {
         code = PNODE_ALREADY_EXISTS;
         why = "id is already a voting member";
@@ -260,6 +263,23 @@ static void handle_add(pnode *n, pnode_request *req)
     } else if (existing == NULL && address[0] == '\0') {
         code = PNODE_INVALID_ARGUMENT;
         why = "address must not be empty";
+    } else if (existing == NULL && pnode__address_check(address, false, whybuf, sizeof(whybuf))) {
+        code = PNODE_INVALID_ARGUMENT;
+        why = whybuf;
+    } else if (existing == NULL) {
+        /* Two members at one address: the one that answers there gets both members' messages,
+         * and the cluster counts it twice towards a quorum. */
+        for (uint32_t i = 0; i < st->config.n_members; i++) {
+            const praft_member *m = &st->config.members[i];
+            if (m->address[0] != '\0' && pnode__same_endpoint(m->address, address)) {
+                snprintf(whybuf, sizeof(whybuf),
+                         "address %s is already member %llu's; each member needs its own", address,
+                         (unsigned long long)m->id);
+                code = PNODE_ALREADY_EXISTS;
+                why = whybuf;
+                break;
+            }
+        }
     }
     free(st);
     if (code != PNODE_OK) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "node/node_internal.h"
@@ -64,8 +65,75 @@ void pnode__refresh_peers(pnode *n)
             }
         }
     }
+    /* Whether this node is still a member (thesis §4.1: a server uses the latest
+     * configuration in its log, committed or not). A node that was a member and is left out
+     * has been removed: it says so once, and answers clients at once instead of letting them
+     * wait for a leader it will never hear from again. */
+    bool member = praft_config_find(now, n->opts.id) != NULL;
+    if (member) {
+        n->was_member = true;
+        n->removed = false;
+    } else if (n->was_member && now->n_members > 0 && !n->removed) {
+        n->removed = true;
+        n->removed_config_index = st->last_index;
+        PT_WARN("node %llu was removed from the cluster (configuration in the log up to index "
+                "%llu no longer lists it): it takes no further part and refuses clients; stop "
+                "it, and clear its data directory before it may join again",
+                (unsigned long long)n->opts.id, (unsigned long long)st->last_index);
+    }
     n->peers_config = *now;
     free(st);
+}
+
+const char *pnode__unfit(pnode *n, char *buf, size_t cap)
+{
+    /* A leader that removes itself leads until the change commits (thesis §4.2.2): it
+     * serves until it steps down. */
+    if (!n->removed || n->role == PRAFT_LEADER) {
+        return NULL;
+    }
+    snprintf(buf, cap,
+             "this node (%llu) was removed from the cluster; send requests to a member (see "
+             "`platoonctl cluster status` on one)",
+             (unsigned long long)n->opts.id);
+    return buf;
+}
+
+const char *pnode__no_leader_message(pnode *n, char *buf, size_t cap)
+{
+    if (n->no_leader_since_ms == 0) {
+        snprintf(buf, cap, "no leader is known");
+        return buf;
+    }
+    time_t t = (time_t)(n->no_leader_since_wall / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, cap,
+             "no leader is known since %02d:%02d:%02d UTC (%.1f s ago): a majority of voters "
+             "may be down or cut off",
+             tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (double)(pnode_now_ms() - n->no_leader_since_ms) / 1000.0);
+    return buf;
+}
+
+/* A node without a leader for long says so in its log now and then, naming the likely
+ * causes, instead of staying a silent candidate forever. */
+static void warn_no_leader(pnode *n, int64_t now)
+{
+    if (n->no_leader_since_ms == 0 || n->removed || n->peers_config.n_members == 0) {
+        return;
+    }
+    int64_t quiet = (int64_t)n->opts.election_ticks * n->opts.tick_ms * 20;
+    if (now - n->no_leader_since_ms < quiet || now - n->no_leader_warned_ms < quiet * 3) {
+        return;
+    }
+    n->no_leader_warned_ms = now;
+    char why[200];
+    PT_WARN("%s; this node (%llu) is %s: check that a majority of voters runs and is reachable, "
+            "that this node was not removed from the cluster, and that no other process runs "
+            "with id %llu",
+            pnode__no_leader_message(n, why, sizeof(why)), (unsigned long long)n->opts.id,
+            praft_role_name(n->role), (unsigned long long)n->opts.id);
 }
 
 /* Applies one committed entry to the state machine and answers whoever waits for it. */
@@ -154,6 +222,22 @@ static void note_soft_state(pnode *n)
             PT_INFO("term %llu: leader is %llu (this node is %s)", (unsigned long long)n->rd.term,
                     (unsigned long long)n->rd.leader, praft_role_name(n->rd.role));
         }
+        if (n->rd.leader == PRAFT_NONE && n->no_leader_since_ms == 0) {
+            n->no_leader_since_ms = pnode_now_ms();
+            n->no_leader_since_wall = pnode_wall_ms();
+        } else if (n->rd.leader != PRAFT_NONE) {
+            n->no_leader_since_ms = 0;
+            n->ever_leader = true;
+        }
+        if (n->role == PRAFT_LEADER && n->rd.role != PRAFT_LEADER) {
+            /* A leader that steps down (no majority answered in an election timeout, a
+             * transfer, a higher term) cannot tell whether its uncommitted entries will be
+             * kept: its clients learn so now rather than at their deadline. */
+            pnode__proposals_fail(n, PNODE_UNAVAILABLE,
+                                  "this node stopped being the leader before the write was "
+                                  "committed; the outcome is unknown: retry with the same "
+                                  "client_id and sequence");
+        }
         n->leader = n->rd.leader;
         n->role = n->rd.role;
         n->term = n->rd.term;
@@ -219,7 +303,7 @@ static bool prepare_job(pnode *n)
 static void finish_ready(pnode *n)
 {
     if (n->rd.has_snapshot) {
-        int rc = pnode__restore_from(n, &n->rd.snapshot);
+        int rc = pnode__restore_from(n, &n->rd.snapshot, true);
         if (rc != 0) {
             PT_ERROR("cannot restore the state machine from snapshot %llu: %s",
                      (unsigned long long)n->rd.snapshot.index, pt_strerror(rc));
@@ -278,8 +362,23 @@ void pnode__process_ready(pnode *n)
 static void learn_sender(pnode *n, const pnet_event *ev)
 {
     uint64_t from = ev->msg->from;
-    if (ev->peer_address[0] == '\0' || from == n->opts.id ||
-        praft_config_find(&n->peers_config, from) != NULL) {
+    const praft_member *known = praft_config_find(&n->peers_config, from);
+    if (ev->peer_address[0] != '\0' &&
+        (from == n->opts.id || (known != NULL && known->address[0] != '\0' &&
+                                !pnode__same_endpoint(known->address, ev->peer_address)))) {
+        /* Two processes with one id: the cluster would take them for one member, and the one
+         * at the wrong address would never be answered. Said now and then, not per message. */
+        int64_t now = pnode_now_ms();
+        if (now - n->dup_warned_ms > 10000 || n->dup_warned_ms == 0) {
+            n->dup_warned_ms = now;
+            PT_WARN("a message from node %llu came from %s, but node %llu is %s: is a second "
+                    "process running with id %llu?",
+                    (unsigned long long)from, ev->peer_address, (unsigned long long)from,
+                    from == n->opts.id ? "this node" : known->address, (unsigned long long)from);
+        }
+        return;
+    }
+    if (ev->peer_address[0] == '\0' || from == n->opts.id || known != NULL) {
         return;
     }
     for (size_t i = 0; i < n->n_learned; i++) {
@@ -342,11 +441,44 @@ static void forget_silent_learned(pnode *n, int64_t now)
     n->n_learned = k;
 }
 
+void pnode__heard(pnode *n, uint64_t id)
+{
+    size_t cap = sizeof(n->heard_id) / sizeof(n->heard_id[0]);
+    size_t free_slot = cap, oldest = 0;
+    for (size_t i = 0; i < cap; i++) {
+        if (n->heard_id[i] == id) {
+            n->heard_ms[i] = pnode_now_ms();
+            return;
+        }
+        if (n->heard_id[i] == 0 && free_slot == cap) {
+            free_slot = i;
+        }
+        if (n->heard_ms[i] < n->heard_ms[oldest]) {
+            oldest = i;
+        }
+    }
+    /* Room for twice the largest configuration; beyond that the stalest entry goes. */
+    size_t slot = free_slot != cap ? free_slot : oldest;
+    n->heard_id[slot] = id;
+    n->heard_ms[slot] = pnode_now_ms();
+}
+
+int64_t pnode__since_heard_ms(const pnode *n, uint64_t id)
+{
+    for (size_t i = 0; i < sizeof(n->heard_id) / sizeof(n->heard_id[0]); i++) {
+        if (n->heard_id[i] == id && id != 0) {
+            return pnode_now_ms() - n->heard_ms[i];
+        }
+    }
+    return -1;
+}
+
 static void handle_event(pnode *n, pnet_event *ev)
 {
     switch (ev->type) {
     case PNET_EV_MSG: {
         learn_sender(n, ev);
+        pnode__heard(n, ev->msg->from);
         int rc = praft_step(n->raft, ev->msg);
         if (rc != 0 && rc != PT_EMALFORMED) {
             PT_WARN("step %s from %llu: %s", praft_msg_type_name(ev->msg->type),
@@ -463,6 +595,7 @@ void *pnode__loop_main(void *arg)
             n->next_tick_ms = now - (now - n->next_tick_ms) % tick + tick;
             publish_status(n);
             forget_silent_learned(n, now);
+            warn_no_leader(n, now);
         }
         while (events != NULL) {
             pnet_event *ev = events;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,6 +184,97 @@ static int check_options(const pnode_options *o, char *err, size_t cap)
         return PT_EINVAL;
     }
     return 0;
+}
+
+/* Everything about a bootstrap that can be wrong, checked before the directory is touched:
+ * a refused first start must leave nothing that changes what a corrected retry does. */
+static int check_initial(const pnode_options *o, char *err, size_t cap)
+{
+    char why[256];
+    bool self = false;
+    for (size_t i = 0; i < o->n_initial; i++) {
+        const praft_member *m = &o->initial[i];
+        if (pnode__address_check(m->address, false, why, sizeof(why)) != 0) {
+            say(err, cap, "initial cluster, member %llu: %s", (unsigned long long)m->id, why);
+            return PT_EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (o->initial[j].id == m->id) {
+                say(err, cap, "initial cluster: member %llu is listed twice",
+                    (unsigned long long)m->id);
+                return PT_EINVAL;
+            }
+            if (pnode__same_endpoint(o->initial[j].address, m->address)) {
+                say(err, cap, "initial cluster: members %llu and %llu have the same address %s",
+                    (unsigned long long)o->initial[j].id, (unsigned long long)m->id, m->address);
+                return PT_EINVAL;
+            }
+        }
+        if (m->id == o->id) {
+            self = true;
+            if (!pnode__listen_serves(o->listen, m->address)) {
+                say(err, cap,
+                    "the listen address %s does not serve this node's address %s in the initial "
+                    "cluster: peers would dial an address nobody answers; make them agree",
+                    o->listen, m->address);
+                return PT_EINVAL;
+            }
+        }
+    }
+    if (!self) {
+        say(err, cap, "node %llu is not in the initial cluster: add %llu=%s to it",
+            (unsigned long long)o->id, (unsigned long long)o->id, o->listen);
+        return PT_EINVAL;
+    }
+    return 0;
+}
+
+/* Removes what a failed first start created, so that the directory is left as it was. */
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void undo_create(pnode *n)
+{
+    const pnode_options *o = &n->opts;
+    if (!n->created_store) {
+        return;
+    }
+    pstore_close(n->store);
+    n->store = NULL;
+    static const char *const made[] = {"log", "snapshots", "LOCK"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", o->data_dir, made[i]);
+        nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    if (n->created_dir) {
+        rmdir(o->data_dir);
+    }
+    n->created_store = false;
+}
+
+/* True when the store holds nothing at all: no entry, no vote, no snapshot. Such a store is
+ * what a first start that stopped between creating the store and bootstrapping it leaves. */
+static bool store_is_blank(pstore *s)
+{
+    praft_hard_state hs;
+    bool has_snap = false;
+    uint64_t first = 0, last = 0;
+    praft_snapshot_meta *meta = calloc(1, sizeof(*meta));
+    if (meta == NULL) {
+        return false;
+    }
+    pstore_hard_state(s, &hs);
+    pstore_snapshot_current(s, &has_snap, meta);
+    pstore_log_range(s, &first, &last);
+    free(meta);
+    return hs.term == 0 && hs.vote == 0 && hs.commit == 0 && !has_snap && last == 0;
 }
 
 /* Copies the TLS paths (the caller's strings need not outlive pnode_start) and reads them. */
@@ -388,7 +480,22 @@ static int open_store(pnode *n, char *err, size_t cap)
         }
     }
     char e[512] = "";
+    /* Opening takes the directory's lock file, also on a directory that turns out to be new:
+     * a start refused below removes it again unless it was there before. */
+    char lock[4096];
+    struct stat lst;
+    snprintf(lock, sizeof(lock), "%s/LOCK", o->data_dir);
+    bool had_lock = stat(lock, &lst) == 0;
     int rc = pstore_open(o->data_dir, &so, &n->store, e, sizeof(e));
+    if (rc == 0 && !o->join && o->n_initial > 0 && store_is_blank(n->store)) {
+        /* An earlier first start stopped before its bootstrap was written: this one
+         * finishes it, with the flags it was given now. */
+        PT_WARN("data directory %s holds an empty store: bootstrapping it now", o->data_dir);
+        if ((rc = check_initial(o, err, cap)) != 0) {
+            return rc;
+        }
+        return bootstrap(n, err, cap);
+    }
     if (rc == 0) {
         PT_INFO("opened the data directory %s", o->data_dir);
         return 0;
@@ -398,17 +505,33 @@ static int open_store(pnode *n, char *err, size_t cap)
         return rc;
     }
     /* A new node. */
+    char why[256] = "";
+    rc = 0;
     if (!o->join && o->n_initial == 0) {
         say(err, cap, "data directory %s is empty: give the initial cluster to bootstrap, or join",
             o->data_dir);
-        return PT_EINVAL;
+        rc = PT_EINVAL;
+    } else if (!o->join) {
+        rc = check_initial(o, err, cap);
     }
-    if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
+    if (rc == 0 && (rc = pnode__bind_probe(o->listen, why, sizeof(why))) != 0) {
+        say(err, cap, "%s", why);
+    }
+    if (rc != 0) {
+        if (!had_lock) {
+            unlink(lock);
+        }
+        return rc;
+    }
+    if (mkdir(o->data_dir, 0700) == 0) {
+        n->created_dir = true;
+    } else if (errno != EEXIST) {
         say(err, cap, "cannot create data directory %s: %s", o->data_dir, strerror(errno));
         return PT_EIO;
     }
     so.create = true;
     rc = pstore_open(o->data_dir, &so, &n->store, e, sizeof(e));
+    n->created_store = true;
     if (rc != 0) {
         say(err, cap, "data directory %s: %s", o->data_dir, e[0] ? e : pt_strerror(rc));
         return rc;
@@ -492,6 +615,8 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pthread_mutex_init(&n->status_mu, NULL);
     pthread_mutex_init(&n->tls_mu, NULL);
     pnode__requests_init(n);
+    n->no_leader_since_ms = pnode_now_ms(); /* no leader is known at start */
+    n->no_leader_since_wall = pnode_wall_ms();
 
     /* Before anything is written: a mistake in the TLS files must leave the data directory
      * as it was. */
@@ -516,7 +641,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     }
     pstore_snapshot_current(n->store, &has_snap, snap);
     if (has_snap) {
-        rc = pnode__restore_from(n, snap);
+        rc = pnode__restore_from(n, snap, false);
         if (rc != 0) {
             say(err, err_cap, "data directory %s: cannot restore snapshot %llu: %s", opts->data_dir,
                 (unsigned long long)snap->index, pt_strerror(rc));
@@ -547,6 +672,17 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     if (rc != 0) {
         say(err, err_cap, "data directory %s: the log cannot be loaded: %s (%s)", opts->data_dir,
             pt_strerror(rc), pstore_last_error(n->store));
+        goto fail;
+    }
+
+    const char *recorded = advertised_address(n);
+    if (!pnode__listen_serves(opts->listen, recorded)) {
+        say(err, err_cap,
+            "the listen address %s does not serve %s, this node's address recorded in the "
+            "cluster: listen there again; to move a node to a new address, add a new node at "
+            "that address and remove this one (docs/operations.md, \"Moving a node\")",
+            opts->listen, recorded);
+        rc = PT_EINVAL;
         goto fail;
     }
 
@@ -589,6 +725,11 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
 
 fail:
     pnode__writer_stop(n);
+    if (n->net != NULL) {
+        pnet_transport_free(n->net);
+        n->net = NULL;
+    }
+    undo_create(n);
     free_node(n);
     return rc;
 }

@@ -158,6 +158,21 @@ struct pnode {
     praft_config applied_config; /* the last configuration applied (for snapshots) */
     praft_config peers_config;   /* the configuration the transport's peers reflect */
     char advertise[PRAFT_ADDRESS_MAX];
+    /* When each peer was last heard from (loop thread), for the leader's view in Status. */
+    uint64_t heard_id[PRAFT_MAX_MEMBERS * 2];
+    int64_t heard_ms[PRAFT_MAX_MEMBERS * 2];
+    /* Membership of this node itself (loop thread): whether it has been in a configuration
+     * since it started, and whether the latest configuration left it out afterwards. */
+    bool was_member;
+    bool removed;
+    uint64_t removed_config_index; /* the log's configuration that left it out */
+    int64_t no_leader_since_ms;    /* 0 while a leader is known */
+    bool ever_leader;              /* a leader has been known since the node started */
+    uint64_t no_leader_since_wall; /* the same moment, wall clock, for messages */
+    int64_t no_leader_warned_ms;
+    int64_t dup_warned_ms; /* last warning about a second process with a member's id */
+    bool created_dir;      /* pnode_start made the data directory itself */
+    bool created_store;    /* ...or the store in it: a failed start removes it again */
     /* Peers not (yet) in the configuration whose address their own messages told: a node that
      * joins answers the leader this way before it has received the configuration. */
     praft_member learned[PRAFT_MAX_MEMBERS];    /* id and address */
@@ -212,7 +227,10 @@ bool pnode__writer_busy(pnode *n);
 void pnode__maybe_snapshot(pnode *n, bool forced);
 void pnode__snapshot_poll(pnode *n);
 void pnode__snapshot_join(pnode *n);
-int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta);
+/* Restores the state machine from the stored snapshot @meta: at start (@installed false, the
+ * node's own newest snapshot) or after the leader sent it (@installed true); the log line
+ * says which. */
+int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installed);
 
 /* requests.c */
 pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
@@ -236,5 +254,30 @@ void pnode__admin_progress(pnode *n);
 
 /* A gRPC code for a PT_E* error, with a message. */
 int pnode__code(int err);
+
+/* Records that peer @id was heard from now, and the time since (-1: never). Loop thread. */
+void pnode__heard(pnode *n, uint64_t id);
+int64_t pnode__since_heard_ms(const pnode *n, uint64_t id);
+
+/* Answers every proposal waiting to be applied with @code and @message. Loop thread. */
+void pnode__proposals_fail(pnode *n, int code, const char *message);
+
+/* Why this node cannot serve a client at all (removed from the cluster), or NULL. Writes the
+ * message into @buf. Loop thread. */
+const char *pnode__unfit(pnode *n, char *buf, size_t cap);
+/* "no leader is known (none since HH:MM:SS UTC, N s ago)" into @buf. Loop thread. */
+const char *pnode__no_leader_message(pnode *n, char *buf, size_t cap);
+
+/* ----- addresses.c ----- */
+
+/* Checks the form of a member address: HOST:PORT, no scheme, port in [1, 65535] (or 0 when
+ * @allow_port_0, for a listen address). Returns 0 or PT_EINVAL with the reason in @why. */
+int pnode__address_check(const char *addr, bool allow_port_0, char *why, size_t cap);
+/* True when @a and @b name the same endpoint (same port, a host address in common). */
+bool pnode__same_endpoint(const char *a, const char *b);
+/* True when listening on @listen serves the address @advertised that peers dial. */
+bool pnode__listen_serves(const char *listen, const char *advertised);
+/* Binds @listen once and lets it go: 0, or PT_EIO/PT_EINVAL with the reason in @why. */
+int pnode__bind_probe(const char *listen, char *why, size_t cap);
 
 #endif

@@ -267,6 +267,15 @@ static void run_query(pnode *n, pnode_request *req)
 static void wait_for_leader(pnode *n, pnode_request *req, uint32_t then)
 {
     req->then = then;
+    /* Without a leader for longer than a request would wait for one, waiting again changes
+     * nothing: answer at once, saying since when (a removed node, one cut off from the
+     * majority, or a second process with a member's id stays here for good). */
+    if (n->no_leader_since_ms != 0 && req->leader_deadline_ms == 0 &&
+        pnode_now_ms() - n->no_leader_since_ms > (int64_t)n->opts.leader_wait_ms) {
+        char why[200];
+        complete(n, req, PNODE_UNAVAILABLE, pnode__no_leader_message(n, why, sizeof(why)), NULL, 0);
+        return;
+    }
     if (req->leader_deadline_ms == 0) {
         req->leader_deadline_ms = pnode_now_ms() + n->opts.leader_wait_ms;
     }
@@ -311,6 +320,16 @@ void pnode_query(pnode *n, pnode_request *req, bool linearizable, const void *qu
         req->query_len = len;
     }
     if (!linearizable) {
+        if (pnode_applied(n) == 0 || (!n->ever_leader && pnode_applied(n) <= 1)) {
+            /* An empty answer would read as "the platoon is empty": a node that has applied
+             * nothing (never joined, or not yet sent anything), or only its own bootstrap
+             * without ever hearing from a leader, knows nothing to answer. */
+            complete(n, req, PNODE_UNAVAILABLE,
+                     "this node has applied nothing yet (it is not part of a cluster, or has "
+                     "not caught up): ask another node",
+                     NULL, 0);
+            return;
+        }
         run_query(n, req);
         return;
     }
@@ -465,7 +484,9 @@ void pnode__requests_progress(pnode *n)
                     redispatch(n, req);
                 }
             } else if (now >= req->leader_deadline_ms) {
-                complete(n, req, PNODE_UNAVAILABLE, "no leader is known", NULL, 0);
+                char why[200];
+                complete(n, req, PNODE_UNAVAILABLE, pnode__no_leader_message(n, why, sizeof(why)),
+                         NULL, 0);
             }
             break;
         case WAIT_FORWARD:
@@ -483,6 +504,14 @@ void pnode__requests_progress(pnode *n)
             break;
         }
         req = next;
+    }
+}
+
+void pnode__proposals_fail(pnode *n, int code, const char *message)
+{
+    pnode_request *req;
+    while ((req = list_take_first(&n->proposals)) != NULL) {
+        complete(n, req, code, message, NULL, 0);
     }
 }
 
@@ -590,6 +619,15 @@ void pnode__dispatch_call(pnode *n, pnet_event *ev)
     }
     if (n->sm_failed) {
         pnode_fail(req, PNODE_UNAVAILABLE, "this node's state machine failed; ask another node");
+        return;
+    }
+    char why[256];
+    /* Status still answers: it is how an operator sees what this node thinks it is. The
+     * others get UNAVAILABLE, the API's "not here, try another node" (nothing was applied, and
+     * a client that fails over on it, as the API asks, reaches a member). */
+    if (pnode__unfit(n, why, sizeof(why)) != NULL &&
+        strcmp(ev->method, "/platoon.v1.Cluster/Status") != 0) {
+        pnode_fail(req, PNODE_UNAVAILABLE, why);
         return;
     }
     redispatch(n, req);

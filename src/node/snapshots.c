@@ -143,7 +143,7 @@ static int read_from_store(void *ctx, void *buf, size_t cap, size_t *n)
     return pstore_snap_reader_read(ctx, buf, cap, n);
 }
 
-int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta)
+int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installed)
 {
     const pnode_sm *sm = &n->opts.sm;
     pstore_snap_reader *r = NULL;
@@ -167,8 +167,14 @@ int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta)
         if (meta->index > n->last_snapshot_index) {
             n->last_snapshot_index = meta->index;
         }
-        PT_INFO("state restored from snapshot %llu (term %llu)", (unsigned long long)meta->index,
-                (unsigned long long)meta->term);
+        if (installed) {
+            PT_INFO("state restored from snapshot %llu (term %llu) sent by the leader",
+                    (unsigned long long)meta->index, (unsigned long long)meta->term);
+        } else {
+            PT_INFO("state loaded from this node's snapshot %llu (term %llu); the log after it "
+                    "is replayed",
+                    (unsigned long long)meta->index, (unsigned long long)meta->term);
+        }
     }
     free(config);
     return rc;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/checksum.h"
 #include "platoon/bytes.h"
 
 void pveh__vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision)
@@ -124,6 +125,21 @@ int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *out)
     return 0;
 }
 
+uint64_t pveh__command_fingerprint(const uint8_t *cmd, size_t len)
+{
+    /* The kind byte followed by the body: two requests with the same kind and body are the
+     * same request whatever their header says. */
+    uint8_t buf[1 + PVEH_CMD_UPDATE_LEN];
+    size_t body = len > PVEH_CMD_HEADER_LEN ? len - PVEH_CMD_HEADER_LEN : 0;
+    if (body > sizeof(buf) - 1) {
+        body = sizeof(buf) - 1;
+    }
+    buf[0] = cmd[1];
+    memcpy(buf + 1, cmd + PVEH_CMD_HEADER_LEN, body);
+    uint64_t h = pt__checksum(buf, 1 + body);
+    return h != 0 ? h : 1;
+}
+
 int pveh__result_put(uint8_t *buf, const pveh_result *r, size_t *len)
 {
     buf[0] = PVEH_FORMAT_VERSION;
@@ -144,6 +160,7 @@ int pveh__result_put(uint8_t *buf, const pveh_result *r, size_t *len)
         }
         return 0;
     case PVEH_STATUS_STALE_SEQUENCE:
+    case PVEH_STATUS_SEQUENCE_CONFLICT:
         pveh__put_u64(buf + 3, r->last_sequence);
         *len = PVEH_RESULT_HEADER_LEN + 8;
         return 0;
@@ -207,6 +224,7 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
         }
         break;
     case PVEH_STATUS_STALE_SEQUENCE:
+    case PVEH_STATUS_SEQUENCE_CONFLICT:
         if (body_len != 8) {
             return PT_EMALFORMED;
         }

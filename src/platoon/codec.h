@@ -54,6 +54,10 @@ void pveh__vehicle_put(uint8_t *p, const pveh_vehicle *v, bool with_revision);
  * it; with a revision, it must be >= 1 (every stored state was written at some index). */
 bool pveh__vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out);
 
+/* A hash of what the command @cmd (@len bytes, already decoded successfully) asks for: its
+ * kind and body, without the client, sequence or timestamp. Never 0. */
+uint64_t pveh__command_fingerprint(const uint8_t *cmd, size_t len);
+
 /* Encodes @r into @buf (at least PVEH_RESULT_MAX_LEN bytes); sets *@len. Returns 0 or
  * PT_EINVAL (unknown op or status). */
 int pveh__result_put(uint8_t *buf, const pveh_result *r, size_t *len);

@@ -43,6 +43,15 @@ static bool result_ok(pnode_request *req, int code, const char *message, const u
         pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
         return false;
     }
+    if (out->status == PVEH_STATUS_SEQUENCE_CONFLICT) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "sequence %llu of this client was already used for a different request; "
+                 "a new request needs a new sequence",
+                 (unsigned long long)out->last_sequence);
+        pnode_fail(req, PNODE_ALREADY_EXISTS, why);
+        return false;
+    }
     return true;
 }
 

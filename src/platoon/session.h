@@ -24,8 +24,12 @@ typedef struct pveh_session {
     uint64_t client_id;
     uint64_t last_sequence;
     uint64_t last_used_ms; /* log time of the last command of this client */
-    pveh_result last;      /* the answer to last_sequence */
-    uint32_t prev, next;   /* LRU list, or the free list (next) */
+    /* What last_sequence asked for (pveh__command_fingerprint), so that a request reusing the
+     * sequence with other content is told apart from a retry; 0 = unknown (a session restored
+     * from a version 1 snapshot), when any request with that sequence counts as a retry. */
+    uint64_t fingerprint;
+    pveh_result last;    /* the answer to last_sequence */
+    uint32_t prev, next; /* LRU list, or the free list (next) */
 } pveh_session;
 
 typedef struct pveh_sessions {

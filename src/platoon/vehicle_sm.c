@@ -132,10 +132,22 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     if (c.client_id != 0) {
         sess = pveh__sessions_find(&sm->sessions, c.client_id);
     }
-    if (sess != NULL && c.sequence == sess->last_sequence) {
+    uint64_t fingerprint = pveh__command_fingerprint(cmd, len);
+    if (sess != NULL && c.sequence == sess->last_sequence &&
+        (sess->fingerprint == 0 || sess->fingerprint == fingerprint)) {
         /* A retry of the last applied request: the original answer, nothing applied. */
         pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
         r = sess->last;
+    } else if (sess != NULL && c.sequence == sess->last_sequence) {
+        /* The same sequence naming another request (a client bug, or two clients sharing an
+         * id): answering with the earlier result would report success for a write that never
+         * happens, so it is refused and nothing is applied (thesis §6.3 assumes one request
+         * per sequence; this enforces it). */
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        memset(&r, 0, sizeof(r));
+        r.op = c.op;
+        r.status = PVEH_STATUS_SEQUENCE_CONFLICT;
+        r.last_sequence = sess->last_sequence;
     } else if (sess != NULL && c.sequence < sess->last_sequence) {
         /* The client has moved on past this request: it can only be a delayed duplicate. */
         pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
@@ -151,6 +163,7 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
             }
             pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
             sess->last_sequence = c.sequence;
+            sess->fingerprint = fingerprint;
             sess->last = r;
         }
     }

@@ -204,5 +204,93 @@ class ConcurrentChange(testing.ClusterTest):
         self.assertNotIn(8, members)
 
 
+class Identity(testing.ClusterTest):
+    def test_a_removed_node_says_so_and_answers_at_once(self):
+        """A removed node that keeps running says so in its log and answers clients at once
+        with UNAVAILABLE: "removed from the cluster" when it saw its removal, else "no leader
+        is known since ..." (requests to it used to wait for their whole deadline, with no
+        log line)."""
+        victim = next(i for i in (1, 2, 3) if i != self.leader)
+        rc = subprocess.run([os.path.join(testing.BIN, "platoonctl"), "--endpoints",
+                             self.node(self.leader).address, "cluster", "remove", str(victim)],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, **self.cluster.ctl_env()))
+        self.assertEqual(rc.returncode, 0, rc.stderr)
+        node = self.node(victim)
+        deadline = time.monotonic() + 30
+        while ("was removed from the cluster" not in node.log() and
+               "was not removed from the cluster" not in node.log()):
+            self.assertLess(time.monotonic(), deadline, node.log())
+            time.sleep(0.1)
+        for call in (lambda: node.client.call("UpdateVehicle", timeout=60.0,
+                                              vehicle=api.vehicle(1, 1.0, 2.0, 3.0, 4.0)),
+                     lambda: node.client.call("GetPlatoon", timeout=60.0)):
+            for _ in range(5):  # a connection the client had left idle may be closed first
+                with self.assertRaises(grpc.RpcError) as cm:
+                    call()
+                code, details = cm.exception.code(), cm.exception.details()
+                if details != "Socket closed":
+                    break
+            self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, details)
+            if "removed from the cluster" not in details:
+                self.assertIn("no leader is known since", details, node.log()[-3000:])
+
+    def test_a_node_that_applied_nothing_refuses_stale_reads(self):
+        """A node started with --join and never added answers stale reads with UNAVAILABLE
+        saying why, not with an empty platoon."""
+        self.update(self.leader, 5, 1.0)
+        node = self.cluster.add_node(7)
+        node.start(join=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                node.client.call("GetPlatoon", timeout=2.0,
+                                 consistency=api.M["READ_CONSISTENCY_STALE"])
+                self.fail("a stale read from a node that applied nothing succeeded")
+            except grpc.RpcError as e:
+                if "applied nothing" in (e.details() or ""):
+                    self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
+                    break
+                self.assertLess(time.monotonic(), deadline, e.details())
+                time.sleep(0.1)
+
+    def test_a_second_process_with_a_members_id_is_reported(self):
+        """A second process started with node 2's id (at its own address, with its own data
+        directory) is named in the members' logs; it used to go unnoticed."""
+        imposter = self.cluster.add_node(22)
+        addrs = {i: self.node(i).address for i in (1, 2, 3)}
+        addrs[2] = imposter.address
+        init = ",".join("%d=%s" % (i, a) for i, a in sorted(addrs.items()))
+        p = subprocess.Popen([testing.platoond(), "--id", "2", "--listen", imposter.address,
+                              "--data-dir", imposter.data_dir, "--initial-cluster", init] +
+                             testing.FAST + self.cluster.security_flags(self.node(2)),
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.communicate(timeout=20)))
+        deadline = time.monotonic() + 30
+        while not any("second process running with id 2" in self.node(i).log()
+                      for i in (1, 3)):
+            self.assertLess(time.monotonic(), deadline, self.cluster.dump_logs())
+            time.sleep(0.2)
+
+
+class AddressChecks(testing.ClusterTest):
+    def test_an_address_already_used_or_undialable_is_refused(self):
+        """cluster add with a member's address, port 0, a port out of range or a scheme is
+        refused with a message, and the membership is unchanged (these used to succeed)."""
+        ctl = os.path.join(testing.BIN, "platoonctl")
+        leader = self.node(self.leader)
+        taken = self.node(1).address
+        cases = [("8", taken, "already member 1"), ("9", "127.0.0.1:0", "port 0"),
+                 ("10", "127.0.0.1:99999", "port"), ("11", "http://127.0.0.1:5", "scheme")]
+        for nid, addr, words in cases:
+            r = subprocess.run([ctl, "--endpoints", leader.address, "cluster", "add", nid, addr,
+                                "--learner"], capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, **self.cluster.ctl_env()))
+            self.assertIn(r.returncode, (1, 2), (addr, r.stderr))
+            self.assertIn(words, r.stderr, addr)
+        members = sorted(m.id for m in self.retry(lambda: leader.status()).members)
+        self.assertEqual(members, [1, 2, 3])
+
+
 if __name__ == "__main__":
     testing.main()

@@ -16,6 +16,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import api, cluster, testing  # noqa: E402
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def run(args, timeout=20):
     p = subprocess.run([testing.platoond()] + args, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stderr.strip().splitlines()
@@ -28,8 +36,9 @@ class Flags(unittest.TestCase):
         self.dir = os.path.join(self.tmp, "d")
 
     def base(self, **over):
-        args = {"--id": "1", "--listen": "127.0.0.1:0", "--data-dir": self.dir,
-                "--initial-cluster": "1=127.0.0.1:7001"}
+        port = free_port()
+        args = {"--id": "1", "--listen": "127.0.0.1:%d" % port, "--data-dir": self.dir,
+                "--initial-cluster": "1=127.0.0.1:%d" % port}
         args.update(over)
         out = ["--insecure"]  # these tests are about the other flags
         for k, v in args.items():
@@ -76,6 +85,113 @@ class Flags(unittest.TestCase):
         rc, lines = run(self.base(**{"--listen": addr, "--initial-cluster": "1=" + addr}))
         self.assertEqual(rc, 1)
         self.assertIn(addr, lines[-1])
+
+    def start_and_check(self, args):
+        """Starts platoond with @args until it serves, then returns its status (and stops it)."""
+        p = subprocess.Popen([testing.platoond()] + args + testing.FAST, stderr=subprocess.PIPE,
+                             text=True)
+        listen = args[args.index("--listen") + 1]
+        try:
+            client = api.Node(listen)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    st = client.call("Status", timeout=1.0)
+                    if st.leader_id != 0:
+                        return st
+                except grpc.RpcError:
+                    pass
+                self.assertLess(time.monotonic(), deadline, "no leader")
+                time.sleep(0.1)
+        finally:
+            p.terminate()
+            p.communicate(timeout=20)
+
+    def test_a_refused_first_start_leaves_nothing_behind(self):
+        """A first start refused for its own id missing from the initial cluster, for a busy
+        port, or for members sharing an address creates nothing; the corrected retry then
+        bootstraps with what it was given (it used to serve 0 members forever)."""
+        rc, lines = run(self.base(**{"--id": "5"}))
+        self.assertEqual(rc, 1)
+        self.assertIn("not in the initial cluster", lines[-1])
+        self.assertFalse(os.path.exists(self.dir), lines)
+
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        addr = "127.0.0.1:%d" % busy.getsockname()[1]
+        rc, lines = run(self.base(**{"--listen": addr, "--initial-cluster": "1=" + addr}))
+        busy.close()
+        self.assertEqual(rc, 1)
+        self.assertIn("in use", lines[-1])
+        self.assertFalse(os.path.exists(self.dir), lines)
+
+        os.mkdir(self.dir)  # an empty directory made beforehand is left empty
+        port = free_port()
+        rc, lines = run(self.base(**{"--listen": "127.0.0.1:%d" % port, "--initial-cluster":
+                                     "1=127.0.0.1:%d,2=127.0.0.1:%d" % (port, port)}))
+        self.assertEqual(rc, 1)
+        self.assertIn("same address", lines[-1])
+        self.assertEqual(os.listdir(self.dir), [])
+
+        good = "127.0.0.1:%d" % free_port()
+        st = self.start_and_check(self.base(**{"--listen": good, "--initial-cluster": "1=" + good}))
+        self.assertEqual([(m.id, m.address) for m in st.members], [(1, good)])
+
+    def test_a_blank_store_left_by_an_interrupted_start_is_bootstrapped(self):
+        """A data directory whose store exists but holds nothing (what an older version, or a
+        crash between creating and bootstrapping, left) is bootstrapped by the next start."""
+        good = "127.0.0.1:%d" % free_port()
+        p = subprocess.Popen([testing.platoond(), "--id", "1", "--listen", good, "--data-dir",
+                              self.dir, "--join", "--insecure"], stderr=subprocess.PIPE,
+                             text=True)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(self.dir, "log", "data.mdb")):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        time.sleep(0.3)
+        p.terminate()
+        p.communicate(timeout=20)
+        st = self.start_and_check(self.base(**{"--listen": good, "--initial-cluster": "1=" + good}))
+        self.assertEqual([m.id for m in st.members], [1])
+
+    def test_addresses_are_checked(self):
+        port = free_port()
+        cases = [
+            # --listen is not the node's own address in the initial cluster
+            ({"--listen": "127.0.0.1:%d" % port, "--initial-cluster": "1=127.0.0.1:%d" %
+              (port + 1)}, "does not serve"),
+            # two members with one address
+            ({"--listen": "127.0.0.1:%d" % port, "--initial-cluster":
+              "1=127.0.0.1:%d,2=127.0.0.1:%d" % (port, port)}, "same address"),
+            # port 0 for a member
+            ({"--listen": "127.0.0.1:%d" % port, "--initial-cluster":
+              "1=127.0.0.1:%d,2=127.0.0.1:0" % port}, "port"),
+        ]
+        for over, words in cases:
+            rc, lines = run(self.base(**over))
+            self.assertIn(rc, (1, 2), (over, lines))
+            self.assertIn(words, lines[-1], (over, lines))
+            self.assertFalse(os.path.exists(self.dir), (over, lines))
+
+        # A restart on another listen address than the one recorded is refused, naming both.
+        good = "127.0.0.1:%d" % port
+        self.start_and_check(self.base(**{"--listen": good, "--initial-cluster": "1=" + good}))
+        moved = "127.0.0.1:%d" % free_port()
+        rc, lines = run(self.base(**{"--listen": moved, "--initial-cluster": "1=" + moved}))
+        self.assertEqual(rc, 1, lines)
+        self.assertIn(good, lines[-1])
+        self.assertIn("move", lines[-1])
+        # Listening on every interface serves the recorded address.
+        self.start_and_check(self.base(**{"--listen": "0.0.0.0:%d" % port}))
+
+    def test_an_unknown_flag_is_called_unknown(self):
+        for args in (["--foo"], self.base() + ["--foo"], ["--foo", "1"] + self.base()):
+            rc, lines = run(args)
+            self.assertEqual(rc, 2, lines)
+            self.assertIn("--foo: unknown flag", lines[-1])
+        rc, lines = run(self.base() + ["--tick-ms"])
+        self.assertIn("--tick-ms: needs a value", lines[-1])
 
     def test_help(self):
         p = subprocess.run([testing.platoond(), "--help"], capture_output=True, text=True)
@@ -171,6 +287,20 @@ class DataDir(unittest.TestCase):
         time.sleep(0.7)  # into the wait before the next retry
         self.assertTrue(self.n.alive())
         self.assertEqual(self.n.stop(), 0)  # raises if it does not stop within 15 s
+
+    def test_inspect_has_help_and_takes_the_cluster_name(self):
+        inspect = os.path.join(testing.BIN, "platoon-inspect")
+        for flag in ("--help", "-h"):
+            p = subprocess.run([inspect, flag], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("--cluster NAME", p.stdout)
+        ok = subprocess.run([inspect, self.n.data_dir, "--cluster", "platoon", "--node", "1"],
+                            capture_output=True, text=True, timeout=60)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("integrity:   ok", ok.stdout)
+        other = subprocess.run([inspect, self.n.data_dir, "--cluster", "elsewhere", "--node", "1"],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(other.returncode, 1, other.stdout)
 
     def test_another_clusters_data_dir_is_refused(self):
         line = self.start_fails("--cluster-name", "elsewhere")

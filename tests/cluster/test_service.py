@@ -4,6 +4,7 @@ invalid input is refused naming the field and changes nothing, retries apply onc
 import math
 import os
 import sys
+import time
 
 import grpc
 
@@ -90,10 +91,15 @@ class Service(testing.ClusterTest):
     def test_retries_apply_once(self):
         follower = next(i for i in (1, 2, 3) if i != self.leader)
         first = self.retry(lambda: self.update(follower, 9, 1.0, client_id=77, sequence=1))
-        # A retry of the same (client, sequence), even with other content, returns the original.
-        again = self.update(self.leader, 9, 2.0, client_id=77, sequence=1)
+        # A retry of the same (client, sequence) and content returns the original.
+        again = self.update(self.leader, 9, 1.0, client_id=77, sequence=1)
         self.assertEqual(again.vehicle.revision, first.vehicle.revision)
         self.assertEqual(again.vehicle.latitude, 1.0)
+        # The same (client, sequence) with other content is refused, and nothing is applied.
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.update(self.leader, 9, 2.0, client_id=77, sequence=1)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        self.assertIn("different request", cm.exception.details())
         self.assertEqual(self.node(self.leader).client.call("GetVehicle", id=9).vehicle.latitude, 1.0)
         second = self.update(follower, 9, 3.0, client_id=77, sequence=2)
         self.assertGreater(second.vehicle.revision, first.vehicle.revision)
@@ -118,6 +124,13 @@ class Service(testing.ClusterTest):
             if i == self.leader:
                 self.assertEqual(st.role, api.M["ROLE_LEADER"])
                 self.assertEqual(sorted(p.id for p in st.followers), [x for x in (1, 2, 3) if x != i])
+                # A follower may apply an entry before the leader has its acknowledgement:
+                # the leader's view catches up a moment later.
+                deadline = time.monotonic() + 10
+                while (any(p.match_index != st.last_index for p in st.followers) and
+                       time.monotonic() < deadline):
+                    time.sleep(0.05)
+                    st = self.node(i).status()
                 for p in st.followers:
                     self.assertEqual(p.match_index, st.last_index)
             else:

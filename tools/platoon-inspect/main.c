@@ -1,5 +1,5 @@
 /*
- * platoon-inspect DIR [--cluster ID --node ID]: prints what a data directory holds (identity,
+ * platoon-inspect DIR [--cluster NAME --node ID]: prints what a data directory holds (identity,
  * hard state, configuration, log range, snapshots) and checks its integrity (every entry's
  * checksum, the log's contiguity, every snapshot). Exits 0 if all is well, 1 with one line
  * naming the file, the index and what is wrong otherwise, 2 on a usage error.
@@ -14,12 +14,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/checksum.h"
 #include "platoon/storage.h"
 
-static void usage(void)
+static void usage(FILE *out)
 {
-    fprintf(stderr, "usage: platoon-inspect DATA_DIR [--cluster ID --node ID]\n"
-                    "  with the ids, also checks that the directory belongs to that node\n");
+    fprintf(out, "usage: platoon-inspect DATA_DIR [--cluster NAME --node ID]\n"
+                 "  prints what a node's data directory holds and checks its integrity\n"
+                 "  --cluster NAME  the cluster name given to platoond --cluster-name\n"
+                 "                  (default platoon), or the numeric cluster id it prints\n"
+                 "  --node ID       the node's id; with --cluster, also checks that the\n"
+                 "                  directory belongs to that node\n"
+                 "  --help, -h\n"
+                 "exit codes: 0 all is well, 1 damaged or unreadable, 2 usage error\n");
+}
+
+/* The cluster id platoond derives from its --cluster-name; a number is taken as the id. */
+static uint64_t cluster_id_of(const char *v)
+{
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*v >= '0' && *v <= '9' && end != NULL && *end == '\0' && n != 0) {
+        return n;
+    }
+    uint64_t cid = pt__checksum(v, strlen(v));
+    return cid != 0 ? cid : 1;
 }
 
 static const char *role(uint8_t r)
@@ -94,19 +113,33 @@ int main(int argc, char **argv)
     const char *dir = NULL;
     uint64_t cluster = 0, node = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc) {
-            cluster = strtoull(argv[++i], NULL, 10);
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc && argv[i + 1][0] != '\0') {
+            cluster = cluster_id_of(argv[++i]);
         } else if (strcmp(argv[i], "--node") == 0 && i + 1 < argc) {
-            node = strtoull(argv[++i], NULL, 10);
-        } else if (argv[i][0] != '-' && dir == NULL) {
+            char *end = NULL;
+            node = strtoull(argv[++i], &end, 10);
+            if (*argv[i] == '-' || *end != '\0' || node == 0) {
+                fprintf(stderr, "platoon-inspect: --node must be a positive integer\n");
+                return 2;
+            }
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "platoon-inspect: unknown flag %s (see --help)\n", argv[i]);
+            return 2;
+        } else if (dir == NULL) {
             dir = argv[i];
         } else {
-            usage();
+            usage(stderr);
             return 2;
         }
     }
     if (dir == NULL || (cluster == 0) != (node == 0)) {
-        usage();
+        usage(stderr);
         return 2;
     }
     fflush(stdout);

@@ -215,27 +215,80 @@ int pctl_cluster_status(const pctl_opts *o, pctl_client *c, int argc, char **arg
     json_t *arr = o->json ? json_array() : NULL;
     pctl_table t;
     pctl_table_init(&t, ">ID|ADDRESS|KIND|ROLE|>TERM|>LEADER|>COMMIT|>APPLIED|>LAST|>SNAPSHOT|"
-                        ">LAG|STATE");
+                        ">MATCH|>LAG|CONTACT|STATE");
     for (size_t i = 0; i < v->n; i++) {
         const member_view *m = &v->m[i];
         const status_msg *s = m->st;
-        uint64_t lag = s != NULL && ref > s->applied_index ? ref - s->applied_index : 0;
-        reachable += s != NULL;
+        /* An answer from another node than the member (two members at one address, or a
+         * member added at a wrong address) says nothing about the member. */
+        bool wrong_node = s != NULL && s->id != m->id;
+        reachable += s != NULL && !wrong_node;
+        /* Replication is the leader's to judge (its progress for the member: state, match,
+         * last contact), never the member's own answer: a member that never started or sits
+         * behind a wrong address would otherwise look healthy. */
+        const Platoon__V1__Progress *p = NULL;
+        if (v->leader != NULL) {
+            for (size_t k = 0; k < v->leader->n_followers; k++) {
+                if (v->leader->followers[k]->id == m->id) {
+                    p = v->leader->followers[k];
+                }
+            }
+        }
+        bool is_leader = v->leader != NULL && m->id == leader_id && !wrong_node;
+        uint64_t match = is_leader ? v->leader->last_index : p != NULL ? p->match_index : 0;
+        uint64_t lag = ref > match ? ref - match : 0;
+        char state[96], contact[32];
+        if (v->leader == NULL) {
+            snprintf(state, sizeof(state), "%s", "no leader");
+            snprintf(contact, sizeof(contact), "-");
+        } else if (is_leader) {
+            snprintf(state, sizeof(state), "%s", "leader");
+            snprintf(contact, sizeof(contact), "-");
+        } else if (p == NULL) {
+            snprintf(state, sizeof(state), "%s", "unknown to the leader");
+            snprintf(contact, sizeof(contact), "-");
+        } else {
+            bool never = p->last_contact_ms < 0;
+            snprintf(state, sizeof(state), "%s%s", p->state,
+                     never                 ? ", never heard from"
+                     : !p->recently_active ? ", not heard from recently"
+                                           : "");
+            if (never) {
+                snprintf(contact, sizeof(contact), "never");
+            } else {
+                snprintf(contact, sizeof(contact), "%.1fs ago", (double)p->last_contact_ms / 1000);
+            }
+        }
+        if (wrong_node) {
+            size_t used = strlen(state);
+            snprintf(state + used, sizeof(state) - used, "; %s answers as node %llu", m->address,
+                     (unsigned long long)s->id);
+        } else if (s == NULL) {
+            size_t used = strlen(state);
+            snprintf(state + used, sizeof(state) - used, "; unreachable");
+        }
         if (arr != NULL) {
-            json_t *j = json_pack("{s:I, s:s, s:b, s:b}", "id", (json_int_t)m->id, "address",
-                                  m->address, "voter", m->voter, "reachable", s != NULL);
-            if (s != NULL) {
+            json_t *j =
+                json_pack("{s:I, s:s, s:b, s:b, s:s, s:I, s:I}", "id", (json_int_t)m->id, "address",
+                          m->address, "voter", m->voter, "reachable", s != NULL && !wrong_node,
+                          "state", state, "match_index", (json_int_t)match, "lag", (json_int_t)lag);
+            if (p != NULL) {
+                json_object_set_new(j, "last_contact_ms",
+                                    p->last_contact_ms >= 0 ? json_integer(p->last_contact_ms)
+                                                            : json_null());
+                json_object_set_new(j, "recently_active", json_boolean(p->recently_active));
+            }
+            if (s != NULL && !wrong_node) {
                 json_object_update_new(
                     j,
-                    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "role",
+                    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "role",
                               pctl_role_name(s->role), "term", (json_int_t)s->term, "leader_id",
                               (json_int_t)s->leader_id, "commit_index", (json_int_t)s->commit_index,
                               "applied_index", (json_int_t)s->applied_index, "last_index",
                               (json_int_t)s->last_index, "first_index", (json_int_t)s->first_index,
-                              "snapshot_index", (json_int_t)s->snapshot_index, "lag",
-                              (json_int_t)lag));
+                              "snapshot_index", (json_int_t)s->snapshot_index));
             } else {
-                json_object_set_new(j, "error", json_string(m->err.message));
+                json_object_set_new(j, "error", json_string(wrong_node ? state : m->err.message));
             }
             json_array_append_new(arr, j);
             continue;
@@ -243,22 +296,28 @@ int pctl_cluster_status(const pctl_opts *o, pctl_client *c, int argc, char **arg
         pctl_table_cell(&t, "%llu", (unsigned long long)m->id);
         pctl_table_cell(&t, "%s", m->address);
         pctl_table_cell(&t, "%s", m->voter ? "voter" : "learner");
-        if (s == NULL) {
-            for (int k = 0; k < 8; k++) { /* ROLE .. LAG */
+        if (s == NULL || wrong_node) {
+            for (int k = 0; k < 7; k++) { /* ROLE .. SNAPSHOT */
                 pctl_table_cell(&t, "-");
             }
-            pctl_table_cell(&t, "unreachable");
-            continue;
+        } else {
+            pctl_table_cell(&t, "%s", pctl_role_name(s->role));
+            pctl_table_cell(&t, "%llu", (unsigned long long)s->term);
+            pctl_table_cell(&t, "%llu", (unsigned long long)s->leader_id);
+            pctl_table_cell(&t, "%llu", (unsigned long long)s->commit_index);
+            pctl_table_cell(&t, "%llu", (unsigned long long)s->applied_index);
+            pctl_table_cell(&t, "%llu", (unsigned long long)s->last_index);
+            pctl_table_cell(&t, "%llu", (unsigned long long)s->snapshot_index);
         }
-        pctl_table_cell(&t, "%s", pctl_role_name(s->role));
-        pctl_table_cell(&t, "%llu", (unsigned long long)s->term);
-        pctl_table_cell(&t, "%llu", (unsigned long long)s->leader_id);
-        pctl_table_cell(&t, "%llu", (unsigned long long)s->commit_index);
-        pctl_table_cell(&t, "%llu", (unsigned long long)s->applied_index);
-        pctl_table_cell(&t, "%llu", (unsigned long long)s->last_index);
-        pctl_table_cell(&t, "%llu", (unsigned long long)s->snapshot_index);
-        pctl_table_cell(&t, "%llu", (unsigned long long)lag);
-        pctl_table_cell(&t, "ok");
+        if (v->leader != NULL) {
+            pctl_table_cell(&t, "%llu", (unsigned long long)match);
+            pctl_table_cell(&t, "%llu", (unsigned long long)lag);
+        } else {
+            pctl_table_cell(&t, "-");
+            pctl_table_cell(&t, "-");
+        }
+        pctl_table_cell(&t, "%s", contact);
+        pctl_table_cell(&t, "%s", state);
     }
     if (arr != NULL) {
         pctl_json_print(json_pack("{s:I, s:I, s:o}", "leader_id", (json_int_t)leader_id, "term",
@@ -275,6 +334,12 @@ int pctl_cluster_status(const pctl_opts *o, pctl_client *c, int argc, char **arg
     pctl_table_free(&t);
     view_free(v);
     free(v);
+    if (leader_id == 0) {
+        /* The members' own answers are shown, but without a leader the cluster can take no
+         * write: a script checking health must see that. */
+        fprintf(stderr, "platoonctl: cluster status: no leader reachable\n");
+        return PCTL_EXIT_UNREACHABLE;
+    }
     return PCTL_EXIT_OK;
 }
 

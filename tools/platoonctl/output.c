@@ -1,6 +1,8 @@
 #include "output.h"
 
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,14 +89,78 @@ void pctl_table_free(pctl_table *t)
     memset(t, 0, sizeof(*t));
 }
 
+void pctl_format_double(double v, char *buf, size_t cap)
+{
+    /* The fewest significant digits that read back as the same double: 2.3522 stays 2.3522
+     * (17 digits would print 2.3521999999999998) and 359.9999 never rounds up to 360. */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+    /* Keep a real looking like one ("4.0", not "4"), as Python and jq users expect. */
+    if (strspn(buf, "-0123456789") == strlen(buf) && strlen(buf) + 3 <= cap) {
+        strcat(buf, ".0");
+    }
+}
+
+static void json_emit(const json_t *j, FILE *out)
+{
+    char buf[64];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *value;
+        bool first = true;
+        fputc('{', out);
+        json_object_foreach((json_t *)j, key, value)
+        {
+            json_t *k = json_string(key);
+            if (!first) {
+                fputc(',', out);
+            }
+            first = false;
+            json_dumpf(k, out, JSON_ENCODE_ANY | JSON_COMPACT);
+            json_decref(k);
+            fputc(':', out);
+            json_emit(value, out);
+        }
+        fputc('}', out);
+        break;
+    }
+    case JSON_ARRAY:
+        fputc('[', out);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if (i > 0) {
+                fputc(',', out);
+            }
+            json_emit(json_array_get(j, i), out);
+        }
+        fputc(']', out);
+        break;
+    case JSON_INTEGER:
+        /* Every integer platoonctl prints is an unsigned quantity (ids, indexes, counts): one
+         * above INT64_MAX travels through jansson's signed type by its bit pattern and is
+         * printed exactly here (18446744073709551615, never -1). */
+        fprintf(out, "%llu", (unsigned long long)(uint64_t)json_integer_value(j));
+        break;
+    case JSON_REAL:
+        pctl_format_double(json_real_value(j), buf, sizeof(buf));
+        fputs(buf, out);
+        break;
+    default:
+        json_dumpf(j, out, JSON_ENCODE_ANY | JSON_COMPACT);
+        break;
+    }
+}
+
 void pctl_json_print(json_t *obj)
 {
     if (obj == NULL) {
         return;
     }
-    /* Seventeen significant digits: a double read back from the output is the same double,
-     * so scripts can compare states exactly. */
-    json_dumpf(obj, stdout, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_emit(obj, stdout);
     fputc('\n', stdout);
     fflush(stdout);
     json_decref(obj);
@@ -165,10 +231,15 @@ void pctl_vehicle_table(pctl_table *t, Platoon__V1__Vehicle **vehicles, size_t n
     for (size_t i = 0; i < n; i++) {
         const Platoon__V1__Vehicle *v = vehicles[i];
         pctl_table_cell(t, "%llu", (unsigned long long)v->id);
-        pctl_table_cell(t, "%.6f", v->latitude);
-        pctl_table_cell(t, "%.6f", v->longitude);
-        pctl_table_cell(t, "%.2f", v->speed);
-        pctl_table_cell(t, "%.1f", v->heading);
+        char lat[64], lon[64], speed[64], heading[64];
+        pctl_format_double(v->latitude, lat, sizeof(lat));
+        pctl_format_double(v->longitude, lon, sizeof(lon));
+        pctl_format_double(v->speed, speed, sizeof(speed));
+        pctl_format_double(v->heading, heading, sizeof(heading));
+        pctl_table_cell(t, "%s", lat);
+        pctl_table_cell(t, "%s", lon);
+        pctl_table_cell(t, "%s", speed);
+        pctl_table_cell(t, "%s", heading);
         pctl_table_cell(t, "%llu", (unsigned long long)v->revision);
     }
 }
@@ -220,11 +291,17 @@ int pctl_report(const pctl_opts *o, const char *what, const pctl_status *st)
     if (!st->connected) {
         /* A TLS mismatch looks like a dead endpoint from here: the handshake just fails. */
         bool tls = o->cacert != NULL && o->cacert[0] != '\0';
-        snprintf(line, sizeof(line),
-                 "%s: cluster unreachable: no endpoint of %s answered within %.1fs%s", what,
-                 o->endpoints, (double)o->timeout_ms / 1000.0,
-                 tls ? " (or its TLS handshake failed: check --cacert, --cert and --key)"
-                     : " (a cluster with TLS needs --cacert, --cert and --key)");
+        const char *hint = tls ? " (or its TLS handshake failed: check --cacert, --cert and --key)"
+                               : " (a cluster with TLS needs --cacert, --cert and --key)";
+        if (st->message[0] != '\0' && st->code == GRPC_STATUS_UNAVAILABLE) {
+            /* Each endpoint's cause; the TLS hint only where TCP got through. */
+            snprintf(line, sizeof(line), "%s: cluster unreachable: %s%s", what, st->message,
+                     strstr(st->message, "accepts TCP") != NULL ? hint : "");
+        } else {
+            snprintf(line, sizeof(line),
+                     "%s: cluster unreachable: no endpoint of %s answered within %.1fs%s", what,
+                     o->endpoints, (double)o->timeout_ms / 1000.0, hint);
+        }
     } else if (code == PCTL_EXIT_USAGE) {
         snprintf(line, sizeof(line), "%s: invalid value: %s", what, st->message);
     } else if (code == PCTL_EXIT_NOT_FOUND) {

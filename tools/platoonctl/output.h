@@ -36,7 +36,12 @@ void pctl_table_cell(pctl_table *t, const char *fmt, ...) __attribute__((format(
 void pctl_table_print(const pctl_table *t, FILE *out);
 void pctl_table_free(pctl_table *t);
 
-/* Prints @obj as one compact line and releases it (json_decref). */
+/* Writes @v into @buf with the fewest significant digits that read back as the same double,
+ * with ".0" when it would otherwise look like an integer. */
+void pctl_format_double(double v, char *buf, size_t cap);
+
+/* Prints @obj as one compact line and releases it (json_decref). Integers are printed as
+ * unsigned 64-bit values (every integer platoonctl prints is one), reals as above. */
 void pctl_json_print(json_t *obj);
 
 /* The JSON object of a vehicle, and the name of a role for people and scripts alike. */

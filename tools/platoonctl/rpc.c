@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <poll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -172,8 +175,21 @@ int pctl_client_new(const pctl_opts *opts, pctl_client **out, char *err, size_t 
     char *save = NULL;
     for (char *ep = strtok_r(copy, ",", &save); ep != NULL; ep = strtok_r(NULL, ",", &save)) {
         const char *colon = strrchr(ep, ':');
+        if (strstr(ep, "://") != NULL) {
+            snprintf(err, cap,
+                     "--endpoints: '%s': give HOST:PORT, without a scheme such as http://", ep);
+            rc = PT_EINVAL;
+            goto fail;
+        }
         if (colon == NULL || colon == ep || colon[1] == '\0' || strlen(ep) >= PCTL_ADDRESS_MAX) {
             snprintf(err, cap, "--endpoints: '%s' is not HOST:PORT", ep);
+            rc = PT_EINVAL;
+            goto fail;
+        }
+        char *end = NULL;
+        unsigned long port = strtoul(colon + 1, &end, 10);
+        if (*end != '\0' || colon[1] < '0' || colon[1] > '9' || port == 0 || port > 65535) {
+            snprintf(err, cap, "--endpoints: '%s': the port must be a number in [1, 65535]", ep);
             rc = PT_EINVAL;
             goto fail;
         }
@@ -301,8 +317,9 @@ grpc_channel *pctl_client_channel(pctl_client *c, size_t i)
  * this attempt (the channel goes CONNECTING then TRANSIENT_FAILURE): we do not wait for the
  * back-off to try again, the next endpoint is a better bet.
  */
-static bool dial(pctl_client *c, grpc_channel *ch, int64_t deadline_ms)
+static bool dial(pctl_client *c, grpc_channel *ch, int64_t deadline_ms, bool *timed_out)
 {
+    *timed_out = false;
     grpc_connectivity_state s = grpc_channel_check_connectivity_state(ch, 1);
     bool attempted = false;
     while (s != GRPC_CHANNEL_READY) {
@@ -317,9 +334,83 @@ static bool dial(pctl_client *c, grpc_channel *ch, int64_t deadline_ms)
         grpc_event ev =
             grpc_completion_queue_pluck(c->cq, &tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (!ev.success) {
-            return false; /* the deadline passed */
+            *timed_out = true; /* the deadline passed */
+            return false;
         }
         s = grpc_channel_check_connectivity_state(ch, 1);
+    }
+    return true;
+}
+
+/*
+ * Why @address could not be connected to, in words: gRPC only says that the channel failed,
+ * so the cause is found the way the connection would have failed (name resolution, then one
+ * TCP connect bounded by @max_ms). Writes @why.
+ */
+static bool diagnose(const char *address, int64_t max_ms, char *why, size_t cap)
+{
+    char host[PCTL_ADDRESS_MAX];
+    snprintf(host, sizeof(host), "%s", address);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL) {
+        snprintf(why, cap, "not HOST:PORT");
+        return true;
+    }
+    *colon = '\0';
+    const char *port = colon + 1;
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    int g = getaddrinfo(h, port, &hints, &res);
+    if (g != 0) {
+        snprintf(why, cap, "cannot resolve host '%.100s': %s", h, gai_strerror(g));
+        return g != EAI_AGAIN;
+    }
+    int err = ETIMEDOUT;
+    for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        int fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            err = 0;
+        } else if (errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            if (poll(&p, 1, (int)max_ms) == 1) {
+                socklen_t len = sizeof(err);
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            } else {
+                err = ETIMEDOUT;
+            }
+        } else {
+            err = errno;
+        }
+        close(fd);
+        if (err == 0) {
+            break;
+        }
+    }
+    freeaddrinfo(res);
+    if (err == 0) {
+        /* TCP gets through: the gRPC or TLS handshake is what failed, which may be slow or
+         * passing (a node starting), so it is retried. */
+        snprintf(why, cap, "it accepts TCP connections, but no gRPC connection could be set up");
+        return false;
+    }
+    if (err == ECONNREFUSED) {
+        snprintf(why, cap, "connection refused (nothing listens there)");
+    } else if (err == ETIMEDOUT) {
+        snprintf(why, cap, "no answer to a TCP connection within the dial timeout");
+    } else {
+        snprintf(why, cap, "%s", strerror(err));
     }
     return true;
 }
@@ -445,8 +536,15 @@ int pctl_call_at(pctl_client *c, const char *address, const char *method,
     if (dial_deadline > deadline_ms) {
         dial_deadline = deadline_ms;
     }
-    if (!dial(c, ch, dial_deadline)) {
-        set_status(st, GRPC_STATUS_UNAVAILABLE, address, "cannot connect to %s", address);
+    bool timed_out = false;
+    if (!dial(c, ch, dial_deadline, &timed_out)) {
+        char why[256];
+        /* After a dial timeout, TCP alone gets a short look: a host that does not answer it
+         * at all is as hopeless as a refusal. */
+        st->hopeless = diagnose(address, timed_out ? 200 : 500, why, sizeof(why));
+        st->code = GRPC_STATUS_UNAVAILABLE;
+        snprintf(st->endpoint, sizeof(st->endpoint), "%s", address);
+        snprintf(st->message, sizeof(st->message), "%s: %s", address, why);
         return PT_EIO;
     }
     return call_once(c, ch, address, method, req, resp_desc, deadline_ms, resp, st);
@@ -461,13 +559,21 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
     st->code = GRPC_STATUS_DEADLINE_EXCEEDED;
     snprintf(st->message, sizeof(st->message), "no answer within the timeout");
     bool connected = false;
+    char causes[sizeof(st->message)], last_causes[sizeof(st->message)];
+    causes[0] = last_causes[0] = '\0';
     for (;;) {
+        bool connected_this_pass = false, hopeless_pass = true;
+        if (causes[0] != '\0') {
+            memcpy(last_causes, causes, sizeof(causes));
+        }
+        causes[0] = '\0';
         for (size_t k = 0; k < c->n_eps; k++) {
             size_t i = (c->preferred + k) % c->n_eps;
             if (pctl_now_ms() >= deadline || pctl_interrupted) {
                 goto out;
             }
             st->connected = false;
+            st->hopeless = false;
             /* An idempotent request may be tried elsewhere, so one endpoint that accepts the
              * connection but never answers (a hung or overloaded process) may take only half
              * of the time left, or the dial timeout if that is longer. */
@@ -483,8 +589,22 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
                 return 0;
             }
             connected = connected || st->connected;
+            connected_this_pass = connected_this_pass || st->connected;
+            hopeless_pass = hopeless_pass && !st->connected && st->hopeless;
             /* Nothing was sent when the connection failed: trying elsewhere is always safe. */
             if (!st->connected) {
+                size_t used = strlen(causes), room = sizeof(causes) - used;
+                if (room > 3) {
+                    if (used > 0) {
+                        memcpy(causes + used, "; ", 3);
+                        used += 2;
+                        room -= 2;
+                    }
+                    size_t m = strlen(st->message);
+                    m = m < room - 1 ? m : room - 1;
+                    memcpy(causes + used, st->message, m);
+                    causes[used + m] = '\0';
+                }
                 continue;
             }
             bool retriable =
@@ -494,10 +614,26 @@ int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
                 goto out;
             }
         }
-        /* Every endpoint is down or without a leader: an election may be under way. */
+        if (!connected_this_pass && hopeless_pass) {
+            /* Not one endpoint could be connected to, each for a cause that waiting will not
+             * change (refused, not resolvable, no answer to TCP within the dial timeout):
+             * waiting out the whole timeout would change nothing but the time it takes to
+             * say so. A failed gRPC or TLS handshake over a working TCP connection is
+             * retried until the timeout instead: a node may be starting. */
+            snprintf(st->message, sizeof(st->message), "%s", causes);
+            goto out;
+        }
+        /* Every endpoint is without a leader: an election may be under way. */
         pctl_sleep_ms(100);
     }
 out:
+    if (!connected && !st->connected && st->code == GRPC_STATUS_UNAVAILABLE) {
+        /* Out of time without a single connection: every endpoint's cause. */
+        const char *why = causes[0] != '\0' ? causes : last_causes;
+        if (why[0] != '\0') {
+            snprintf(st->message, sizeof(st->message), "%s", why);
+        }
+    }
     st->connected = st->connected || connected;
     return PT_EIO;
 }

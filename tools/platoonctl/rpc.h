@@ -42,6 +42,9 @@ typedef struct pctl_status {
     char message[512];
     char endpoint[PCTL_ADDRESS_MAX]; /* the address that answered, or the last one tried */
     bool connected;                  /* false: no endpoint could be reached at all */
+    /* Not connected for a cause that retrying will not change soon: the name does not
+     * resolve, the connection is refused, or TCP itself gets no answer. */
+    bool hopeless;
 } pctl_status;
 
 /*

@@ -352,10 +352,52 @@ static int run(const pctl_opts *o, sim *s, int64_t duration_us, double rate)
     return PCTL_EXIT_OK;
 }
 
+/* --cleanup: deletes the vehicles the run wrote, so that it leaves the platoon as it found it
+ * apart from vehicles it replaced. Deletes are sent after the run, even when it was
+ * interrupted; each is exactly-once under its own client id. */
+static int cleanup(const pctl_opts *o, pctl_client *c, uint64_t first_id, uint64_t n)
+{
+    uint64_t client_id = pctl_random_u64();
+    uint64_t failed = 0;
+    char last[600] = "";
+    for (uint64_t i = 0; i < n; i++) {
+        Platoon__V1__DeleteVehicleRequest req = PLATOON__V1__DELETE_VEHICLE_REQUEST__INIT;
+        req.id = first_id + i;
+        req.client_id = client_id != 0 ? client_id : 1;
+        req.sequence = i + 1;
+        Platoon__V1__DeleteVehicleResponse *resp = NULL;
+        pctl_status st;
+        if (pctl_call(c, PCTL_M_DELETE, &req.base,
+                      &platoon__v1__delete_vehicle_response__descriptor, true,
+                      (ProtobufCMessage **)&resp, &st) != 0) {
+            failed++;
+            snprintf(last, sizeof(last), "vehicle %llu: %s", (unsigned long long)req.id,
+                     st.message);
+            continue;
+        }
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
+    if (failed > 0) {
+        return pctl_fail(o, PCTL_EXIT_SERVER,
+                         "simulate --cleanup: %llu deletes failed; last: %.300s",
+                         (unsigned long long)failed, last);
+    }
+    if (!o->json) {
+        fprintf(stderr, "simulate: deleted vehicles %llu..%llu\n", (unsigned long long)first_id,
+                (unsigned long long)(first_id + n - 1));
+    }
+    return PCTL_EXIT_OK;
+}
+
 int pctl_simulate(const pctl_opts *o, pctl_client *c, int argc, char **argv)
 {
-    pctl_flag flags[] = {{.name = "--vehicles"}, {.name = "--rate"},  {.name = "--duration"},
-                         {.name = "--gap"},      {.name = "--speed"}, {.name = "--first-id"}};
+    pctl_flag flags[] = {{.name = "--vehicles"},
+                         {.name = "--rate"},
+                         {.name = "--duration"},
+                         {.name = "--gap"},
+                         {.name = "--speed"},
+                         {.name = "--first-id"},
+                         {.name = "--cleanup", .is_switch = true}};
     const char *pos[1];
     size_t n_pos;
     char err[256];
@@ -415,5 +457,11 @@ int pctl_simulate(const pctl_opts *o, pctl_client *c, int argc, char **argv)
         free(s.v[i].req);
     }
     free(s.v);
+    if (flags[6].seen) {
+        int crc = cleanup(o, c, first_id, n);
+        if (rc == PCTL_EXIT_OK) {
+            rc = crc;
+        }
+    }
     return rc;
 }

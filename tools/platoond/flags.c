@@ -91,7 +91,8 @@ static int parse_members(const char *list, pnode_options *o, char *err, size_t c
             break;
         }
         if (!valid_address(eq + 1, false)) {
-            snprintf(err, cap, "%s: member %llu: address must be HOST:PORT", flag,
+            snprintf(err, cap,
+                     "%s: member %llu: address must be HOST:PORT with a port in [1, 65535]", flag,
                      (unsigned long long)id);
             rc = -1;
             break;
@@ -120,6 +121,38 @@ static int parse_members(const char *list, pnode_options *o, char *err, size_t c
     }
     free(copy);
     return rc;
+}
+
+/* The flags that take a value, for the message about a flag that ends the line: an unknown
+ * one is called unknown, not told that it "needs a value". (With a value after it, the chain
+ * below names an unknown flag anyway.) */
+static const char *const value_flags[] = {
+    "--id",
+    "--listen",
+    "--data-dir",
+    "--initial-cluster",
+    "--cluster-name",
+    "--log-level",
+    "--tick-ms",
+    "--election-ticks",
+    "--heartbeat-ticks",
+    "--snapshot-every",
+    "--snapshot-keep",
+    "--sync",
+    "--tls-ca",
+    "--tls-cert",
+    "--tls-key",
+    "--tls-crl",
+};
+
+static bool known_value_flag(const char *a)
+{
+    for (size_t i = 0; i < sizeof(value_flags) / sizeof(value_flags[0]); i++) {
+        if (strcmp(a, value_flags[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t cap)
@@ -153,7 +186,8 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL) {
-            return fail(err, cap, a, "needs a value");
+            return fail(err, cap, a,
+                        known_value_flag(a) ? "needs a value" : "unknown flag (see --help)");
         }
         i++;
         uint64_t n;

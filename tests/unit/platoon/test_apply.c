@@ -153,10 +153,9 @@ static void a_retry_returns_the_original_answer(void **state)
     tsm_new(&t, NULL);
     pveh_vehicle a = veh(1, 10, 10, 10, 10);
     pveh_result first = tsm_update(&t, 1, &a, 42, 1, 1000);
-    /* The retry carries the same (client, sequence); even with other data it is not applied
+    /* The retry carries the same (client, sequence) and the same request: it is not applied
      * and gets the first answer, with the first revision. */
-    pveh_vehicle other = veh(1, 20, 20, 20, 20);
-    pveh_result again = tsm_update(&t, 2, &other, 42, 1, 2000);
+    pveh_result again = tsm_update(&t, 2, &a, 42, 1, 2000);
     assert_memory_equal(&first, &again, sizeof(first));
     pveh_vehicle stored;
     assert_int_equal(pveh_sm_get(t.sm, 1, &stored), 0);
@@ -173,6 +172,51 @@ static void a_retry_returns_the_original_answer(void **state)
     assert_int_equal(pveh_sm_session_get(t.sm, 42, &seq, &used), 0);
     assert_int_equal(seq, 2);
     assert_int_equal(used, 4000); /* a retry is a use */
+    tsm_free(&t);
+}
+
+static void a_reused_sequence_with_other_content_is_a_conflict(void **state)
+{
+    (void)state;
+    tsm t;
+    tsm_new(&t, NULL);
+    pveh_vehicle a = veh(111, 10, 10, 10, 10);
+    pveh_result first = tsm_update(&t, 1, &a, 42, 7, 1000);
+    assert_int_equal(first.status, PVEH_STATUS_OK);
+
+    /* Another vehicle under the same sequence: refused, nothing applied, never the answer of
+     * vehicle 111. */
+    pveh_vehicle b = veh(113, 20, 20, 20, 20);
+    pveh_result r = tsm_update(&t, 2, &b, 42, 7, 2000);
+    assert_int_equal(r.status, PVEH_STATUS_SEQUENCE_CONFLICT);
+    assert_int_equal(r.last_sequence, 7);
+    pveh_vehicle stored;
+    assert_int_equal(pveh_sm_get(t.sm, 113, &stored), PT_ENOTFOUND);
+
+    /* Same id, other coordinates: also another request. */
+    pveh_vehicle a2 = veh(111, 11, 10, 10, 10);
+    assert_int_equal(tsm_update(&t, 3, &a2, 42, 7, 3000).status, PVEH_STATUS_SEQUENCE_CONFLICT);
+    /* A delete under the update's sequence, and an update under a delete's sequence. */
+    assert_int_equal(tsm_delete(&t, 4, 111, 42, 7, 4000).status, PVEH_STATUS_SEQUENCE_CONFLICT);
+    assert_int_equal(pveh_sm_get(t.sm, 111, &stored), 0);
+    assert_true(stored.latitude == 10);
+    assert_int_equal(tsm_delete(&t, 5, 111, 42, 8, 5000).status, PVEH_STATUS_OK);
+    assert_int_equal(tsm_update(&t, 6, &a, 42, 8, 6000).status, PVEH_STATUS_SEQUENCE_CONFLICT);
+    assert_int_equal(pveh_sm_get(t.sm, 111, &stored), PT_ENOTFOUND);
+
+    /* The true retry still gets the original answer after the conflicts, and the fingerprint
+     * survives a snapshot. */
+    pveh_result del_again = tsm_delete(&t, 7, 111, 42, 8, 7000);
+    assert_int_equal(del_again.status, PVEH_STATUS_OK);
+    assert_int_equal(del_again.revision, 5);
+    membuf snap = tsm_snapshot(&t);
+    tsm u;
+    tsm_new(&u, NULL);
+    assert_int_equal(tsm_restore(&u, snap.data, snap.len, 0), 0);
+    assert_int_equal(tsm_update(&u, 8, &a, 42, 8, 8000).status, PVEH_STATUS_SEQUENCE_CONFLICT);
+    assert_int_equal(tsm_delete(&u, 9, 111, 42, 8, 9000).revision, 5);
+    free(snap.data);
+    tsm_free(&u);
     tsm_free(&t);
 }
 
@@ -432,6 +476,7 @@ int main(void)
         cmocka_unit_test(delete_reports_existed_and_revision),
         cmocka_unit_test(list_is_in_ascending_id_with_the_applied_index),
         cmocka_unit_test(a_retry_returns_the_original_answer),
+        cmocka_unit_test(a_reused_sequence_with_other_content_is_a_conflict),
         cmocka_unit_test(an_older_sequence_is_refused_and_a_newer_one_applies),
         cmocka_unit_test(client_zero_is_never_deduplicated_and_clients_are_independent),
         cmocka_unit_test(sessions_expire_after_the_ttl_of_log_time),
