@@ -50,6 +50,7 @@ struct pnode_request {
     size_t len;
     int64_t deadline_ms;        /* pnode_now_ms clock; INT64_MAX: none */
     int64_t leader_deadline_ms; /* WAIT_LEADER: give up then */
+    int64_t retry_at_ms;        /* WAIT_LEADER: not before then (a forward to retry) */
     pnode_principal who;        /* the caller */
     pnet_identity who_net;      /* ...as the transport passes it on when forwarding */
 

@@ -352,6 +352,9 @@ static const char *leader_address(pnode *n)
     return NULL;
 }
 
+/* Pause before forwarding again after the connection to the leader failed. */
+#define FORWARD_RETRY_MS 50
+
 static void forward_done(void *ctx, int status, const char *message, const uint8_t *data,
                          size_t len)
 {
@@ -372,6 +375,13 @@ static void forward_done(void *ctx, int status, const char *message, const uint8
         snprintf(why, sizeof(why), "the leader did not answer (%s: %s); the outcome is unknown",
                  status == PNODE_CANCELLED ? "CANCELLED" : "UNKNOWN", message);
         pnode_fail(req, PNODE_UNAVAILABLE, why);
+    } else if (status == PNODE_UNAVAILABLE && strncmp(message, "failed to connect", 17) == 0 &&
+               pnode_now_ms() + FORWARD_RETRY_MS < req->deadline_ms) {
+        /* No connection to the leader (it is starting, or the channel waits out a reconnection
+         * back-off): nothing was sent, so forwarding again is safe. Within the wait for a
+         * leader (leader_wait_ms), try again shortly instead of failing the client. */
+        req->retry_at_ms = pnode_now_ms() + FORWARD_RETRY_MS;
+        wait_for_leader(req->node, req, THEN_FORWARD);
     } else {
         pnode_fail(req, status, message);
     }
@@ -476,7 +486,8 @@ void pnode__requests_progress(pnode *n)
             if (now >= req->deadline_ms) {
                 complete(n, req, PNODE_DEADLINE_EXCEEDED, "deadline exceeded waiting for a leader",
                          NULL, 0);
-            } else if (n->leader != PRAFT_NONE && (n->leader != n->opts.id || pnode_is_leader(n))) {
+            } else if (n->leader != PRAFT_NONE && (n->leader != n->opts.id || pnode_is_leader(n)) &&
+                       now >= req->retry_at_ms) {
                 pnode__request_unlink(n, req);
                 if (req->then == THEN_READ) {
                     start_read_index(n, req);
