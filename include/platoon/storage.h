@@ -109,6 +109,11 @@ typedef struct pstore_options {
      * false once it has been bootstrapped or joined: a node that forgot its vote could vote
      * twice in one term (§5.2), so a missing store is an error, never a fresh start. */
     bool create;
+    /* Open an existing store for reading only (inspection): nothing in the directory is
+     * created, changed or removed, so a read-only file system or copy can be checked. A store
+     * in use by another process is refused all the same (PT_EBUSY). Writing to a store opened
+     * so fails. Requires create = false. Default false. */
+    bool read_only;
     uint32_t sync; /* enum pstore_sync; default PSTORE_SYNC_FULL */
     /* How many complete snapshots to keep (the newest ones). Default 2; at least 1. */
     uint32_t keep_snapshots;

@@ -43,6 +43,10 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static unsigned env_flags(const pstore_options *o)
 {
     unsigned f = MDB_NOTLS;
+    if (o->read_only) {
+        /* No lock file either: the flock on DIR/LOCK (open_store) already keeps writers out. */
+        return f | MDB_RDONLY | MDB_NOLOCK;
+    }
     if (o->sync == PSTORE_SYNC_NORMAL) {
         f |= MDB_NOMETASYNC;
     } else if (o->sync == PSTORE_SYNC_NONE) {
@@ -322,6 +326,9 @@ static int open_snapshots(pstore *s, bool has_snap, uint64_t snap_index, uint64_
                                 "%s: missing, but snapshot %llu is recorded as current",
                                 ls->snap_dir, (unsigned long long)snap_index);
         }
+        if (s->opts.read_only) {
+            return 0; /* nothing to read, and nothing may be created */
+        }
         /* Initialisation stopped between creating the log and this folder. */
         if (mkdir(ls->snap_dir, 0700) != 0) {
             return pstore__errno(s, errno, ls->snap_dir, "mkdir");
@@ -393,16 +400,22 @@ static int open_store(pstore *s, const char *dir)
     } else if (!S_ISDIR(st.st_mode)) {
         return pstore__fail(s, PT_EINVAL, "%s: not a directory", dir);
     }
+    bool ro = s->opts.read_only;
+    if (ro && s->opts.create) {
+        return pstore__fail(s, PT_EINVAL, "%s: a read-only open cannot create a store", dir);
+    }
     snprintf(path, sizeof(path), "%s/LOCK", dir);
-    ls->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (ls->lock_fd < 0) {
+    ls->lock_fd =
+        ro ? open(path, O_RDONLY | O_CLOEXEC) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (ls->lock_fd < 0 && !(ro && errno == ENOENT)) {
         return pstore__errno(s, errno, path, "open");
     }
-    if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    /* A reader shares the lock with other readers; a node holds it alone. */
+    if (ls->lock_fd >= 0 && flock(ls->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         return pstore__fail(s, PT_EBUSY, "%s: in use by another process", dir);
     }
     snprintf(path, sizeof(path), "%s/log.init", dir);
-    if (exists(path)) {
+    if (!ro && exists(path)) {
         PT_WARN("%s: removing an initialisation that did not finish", path);
         nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     }

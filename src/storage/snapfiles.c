@@ -182,8 +182,10 @@ int pstore__files_scan(pstore *s)
         snprintf(path, sizeof(path), "%s/%s", ls->snap_dir, name);
         if (len > 4 && strcmp(name + len - 4, ".tmp") == 0) {
             /* A snapshot being written or received when the node stopped: never complete. */
-            PT_WARN("%s: removing unfinished snapshot file", path);
-            unlink(path);
+            if (!s->opts.read_only) {
+                PT_WARN("%s: removing unfinished snapshot file", path);
+                unlink(path);
+            }
             continue;
         }
         unsigned long long index = 0, term = 0;

@@ -302,6 +302,27 @@ class DataDir(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
         self.assertEqual(other.returncode, 1, other.stdout)
 
+    def test_inspect_needs_no_write_access(self):
+        """platoon-inspect only reads: it checks a data directory mounted read-only (a mount
+        namespace of its own, so even root cannot write there) and changes nothing in it."""
+        if shutil.which("unshare") is None or os.geteuid() != 0:
+            self.skipTest("needs root and unshare for a read-only mount")
+        snaps = os.path.join(self.n.data_dir, "snapshots")
+        os.makedirs(snaps, exist_ok=True)
+        leftover = os.path.join(snaps, "snap-00000000000000000001-00000000000000000001.psnap.tmp")
+        with open(leftover, "wb") as f:
+            f.write(b"unfinished")
+        before = sorted(os.listdir(self.n.data_dir)) + sorted(os.listdir(snaps))
+        inspect = os.path.join(testing.BIN, "platoon-inspect")
+        d = self.n.data_dir
+        p = subprocess.run(["unshare", "-m", "sh", "-c",
+                            'mount --bind -o ro "$1" "$1" && exec "$2" "$1"', "sh", d, inspect],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("integrity:   ok", p.stdout)
+        self.assertEqual(sorted(os.listdir(self.n.data_dir)) + sorted(os.listdir(snaps)), before)
+        self.assertTrue(os.path.exists(leftover))
+
     def test_another_clusters_data_dir_is_refused(self):
         line = self.start_fails("--cluster-name", "elsewhere")
         self.assertIn(self.n.data_dir, line)

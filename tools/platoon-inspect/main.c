@@ -50,6 +50,7 @@ static int inspect(const char *dir, uint64_t cluster, uint64_t node)
 {
     pstore_options o;
     pstore_options_init(&o, cluster, node);
+    o.read_only = true; /* it only checks: a read-only directory or file system is fine */
     pstore *s = NULL;
     char err[512];
     int rv = pstore_open(dir, &o, &s, err, sizeof(err));
