@@ -4,12 +4,13 @@
 It shows what a client of any language has to do:
   - build its messages from the .proto (here at run time, with protoc, so nothing generated is
     checked in; with grpcio-tools you would generate platoon_pb2 once instead);
-  - keep one exactly-once session: a random non-zero client_id, and a sequence that grows by
-    one per mutation, one mutation at a time;
+  - keep one exactly-once session: open it with OpenSession (its answer is the client_id),
+    number the mutations 1, 2, 3, ... in it, one mutation at a time, and close it when done;
   - retry a mutation after UNAVAILABLE or DEADLINE_EXCEEDED with the *same* client_id,
     sequence and content (its outcome is unknown; the cluster applies it at most once), on the
     next endpoint;
-  - treat every other status as the answer.
+  - treat every other status as the answer (NOT_FOUND on a mutation: the session is gone,
+    expired or closed; the request was not applied; open a new one).
 
 Needs Debian's python3-grpcio, python3-protobuf and protobuf-compiler.
 
@@ -27,7 +28,6 @@ Usage:
 
 import argparse
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -79,8 +79,8 @@ class PlatoonClient:
         else:
             self.channels = [grpc.secure_channel(e, credentials) for e in self.endpoints]
         self.preferred = 0
-        # The session: random so that two clients never share one; 0 would opt out.
-        self.client_id = secrets.randbits(64) or 1
+        # The session, opened by the first mutation (OpenSession answers its client_id).
+        self.client_id = 0
         self.sequence = 0
 
     def _call(self, method, request, response):
@@ -110,18 +110,31 @@ class PlatoonClient:
         raise last if last is not None else TimeoutError("no endpoint answered")
 
     def _next_sequence(self):
+        if self.client_id == 0:
+            # Retrying an OpenSession whose answer was lost at worst leaves an unused session
+            # behind, which the cluster expires.
+            self.client_id = self._call("OpenSession", M["OpenSessionRequest"](),
+                                        "OpenSessionResponse").client_id
         self.sequence += 1
         return self.sequence
 
+    def close(self):
+        """Ends the session (it would expire 10 minutes after its last use anyway)."""
+        if self.client_id != 0:
+            self._call("CloseSession", M["CloseSessionRequest"](client_id=self.client_id),
+                       "CloseSessionResponse")
+            self.client_id = 0
+
     def update(self, vid, lat, lon, speed, heading):
         vehicle = M["Vehicle"](id=vid, latitude=lat, longitude=lon, speed=speed, heading=heading)
+        sequence = self._next_sequence()
         req = M["UpdateVehicleRequest"](vehicle=vehicle, client_id=self.client_id,
-                                        sequence=self._next_sequence())
+                                        sequence=sequence)
         return self._call("UpdateVehicle", req, "UpdateVehicleResponse").vehicle
 
     def delete(self, vid):
-        req = M["DeleteVehicleRequest"](id=vid, client_id=self.client_id,
-                                        sequence=self._next_sequence())
+        sequence = self._next_sequence()
+        req = M["DeleteVehicleRequest"](id=vid, client_id=self.client_id, sequence=sequence)
         return self._call("DeleteVehicle", req, "DeleteVehicleResponse")
 
     def get(self, vid, stale=False):
@@ -180,6 +193,7 @@ def main():
             for v in r.vehicles:
                 show(v)
             print("revision=%d leader=%d" % (r.revision, r.leader_id))
+        c.close()
     except grpc.RpcError as e:
         print("%s: %s" % (e.code().name, e.details()), file=sys.stderr)
         return 3 if e.code() == grpc.StatusCode.NOT_FOUND else 1

@@ -166,6 +166,30 @@ typedef struct pnode_options {
     pnode_tls tls;
     bool insecure;
 
+    /* Bounds on what callers may make a node hold (docs/operations.md, "Limits"). A request of
+     * a registered method larger than max_request_bytes is refused with RESOURCE_EXHAUSTED
+     * before it is decoded (default 64 KiB: a vehicle update is under 100 bytes); the peer
+     * protocol has its own larger bound (16 MiB: batches of entries, snapshot chunks). */
+    size_t max_request_bytes;
+    /* Concurrent calls one connection may have open (HTTP/2 SETTINGS; a client queues the
+     * rest). Default 256. */
+    uint32_t max_streams_per_connection;
+    /* Bytes of answers sent but not yet taken by their reader (a client that does not read
+     * pins them): per connection (default 16 MiB) and in all (default 256 MiB). Beyond them
+     * an answer is replaced by RESOURCE_EXHAUSTED, and an answer not taken within
+     * send_timeout_ms (default 30000) is cancelled, so the memory is given back. */
+    size_t max_unread_bytes_per_connection;
+    size_t max_unread_bytes;
+    uint32_t send_timeout_ms;
+    /* A connection must complete its TLS handshake and HTTP/2 preface within this time, or it
+     * is closed (default 10000 ms); a connection without calls for max_idle_ms is closed
+     * (default 300000 ms; peers' lanes are never idle). */
+    uint32_t handshake_timeout_ms;
+    uint32_t max_idle_ms;
+    /* Memory gRPC may use for connections and their buffers in all (its resource quota):
+     * beyond it new work is refused and connections are shed. Default 512 MiB. */
+    size_t transport_memory_bytes;
+
     /* The application. */
     pnode_sm sm;
     pnode_method methods[PNODE_MAX_METHODS];

@@ -18,9 +18,10 @@
 extern "C" {
 #endif
 
-/* The four methods of platoon.v1.Platoon, to put in pnode_options.methods. @sm is the
- * node's state machine (the handlers do not touch it directly: it is driven by the runtime).
- * Fills out[0..4) and returns 4, or 0 if @cap < 4. */
+/* The six methods of platoon.v1.Platoon, to put in pnode_options.methods. @sm is the node's
+ * state machine (the handlers do not change it: it is driven by the runtime; they read the
+ * limits of its options to stamp them into the commands they propose).
+ * Fills out[0..6) and returns 6, or 0 if @cap < 6. */
 PT_API size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap);
 
 #ifdef __cplusplus

@@ -9,18 +9,28 @@
  * What travels through the log and back is bytes in this part's own compact, versioned,
  * little-endian encoding (not protobuf: the encoding is part of the replicated state and must
  * never change under a node's feet):
- *   - commands (UPDATE a vehicle, DELETE an id) built by pveh_command_update/_delete on the
- *     leader, carrying the client's (client_id, sequence) and the leader's clock in
- *     milliseconds, the only time the state machine ever sees;
+ *   - commands (UPDATE a vehicle, DELETE an id, OPEN_SESSION, CLOSE_SESSION) built by
+ *     pveh_command_encode (or the pveh_command_update/_delete shorthands) on the leader,
+ *     carrying the client's (client_id, sequence), the authenticated caller
+ *     (pveh_principal_key), a limit the leader enforces (see pveh_command) and the leader's
+ *     clock in milliseconds, the only time the state machine ever sees;
  *   - their results, read by pveh_result_decode;
  *   - queries (GET an id, LIST all) built by pveh_query_get/_list, whose results are read by
  *     pveh_query_result_decode.
  * Every decoder validates everything (length, version, kinds, finite doubles, ranges, order)
  * and never crashes on arbitrary bytes.
  *
- * EXACTLY-ONCE. A mutating command with client_id != 0 is applied at most once per
- * (client_id, sequence). Each client has one mutating request outstanding at a time and
- * increases its sequence for each new one. For a client with a session:
+ * EXACTLY-ONCE (Ongaro's thesis, section 6.3). A client first opens a session with an
+ * OPEN_SESSION command: its client id is the log index of that command, so ids are never
+ * reused and the state machine knows that any id it does not hold was closed, expired or
+ * evicted (or never existed). A mutating command with client_id != 0 is applied at most once
+ * per (client_id, sequence); one request outstanding per client, increasing sequences >= 1:
+ *   no such session           -> PVEH_STATUS_UNKNOWN_SESSION (NOT_FOUND), nothing applied:
+ *                                a late retry of a request whose session is gone is refused,
+ *                                never applied twice; the client opens a new session;
+ *   session of another principal -> PVEH_STATUS_FOREIGN_SESSION (PERMISSION_DENIED), nothing
+ *                                applied and the session untouched: nobody can use, advance or
+ *                                lock another principal's session;
  *   sequence == last applied, same content -> the original answer again, nothing applied
  *                               (a retry);
  *   sequence == last applied, other content -> PVEH_STATUS_SEQUENCE_CONFLICT (ALREADY_EXISTS),
@@ -30,10 +40,14 @@
  *   sequence >  last applied  -> applied, and remembered as the new answer.
  * A session is kept while used and at least session_ttl_ms (>= 10 minutes) of log time after
  * its last use; log time is the largest leader timestamp applied so far, so it never goes back
- * and expiry is identical on every node. The table holds at most max_sessions (>= 10,000)
- * sessions; beyond that the least recently used is evicted first. Sessions are in snapshots.
- * A retry arriving after its session expired or was evicted is applied again: that is the
- * documented limit of the guarantee.
+ * and expiry is identical on every node. Bounds: a principal holds at most the quota its
+ * OPEN_SESSION carries (opening one more closes that principal's own least recently used
+ * session), and the table at most max_sessions: when it is full of other principals' live
+ * sessions, OPEN_SESSION is refused (PVEH_STATUS_SESSIONS_FULL) rather than evicting anyone.
+ * Sessions are in snapshots.
+ * Version 1 commands (written by releases before sessions were opened explicitly) keep their
+ * rules: they create their session on first use, unbound, and a full table evicts the least
+ * recently used.
  *
  * Threads: a pveh_sm is not thread-safe; call it from one thread (the runtime's loop), except
  * for the frozen snapshot functions as stated in platoon/state_machine.h.
@@ -70,6 +84,10 @@ extern "C" {
 #define PVEH_MAX_SESSIONS_MAX \
     (1u << 26) /* keeps the table's 32-bit slot indexes far from overflow */
 
+/* The default bounds the service stamps into commands (pveh_options). */
+#define PVEH_MAX_VEHICLES_DEFAULT           UINT64_C(1000000)
+#define PVEH_SESSIONS_PER_PRINCIPAL_DEFAULT 10000u
+
 /* The largest "why" message a validation function writes, including the NUL. */
 #define PVEH_WHY_MAX 96
 
@@ -84,8 +102,10 @@ typedef struct pveh_vehicle {
 } pveh_vehicle;
 
 enum pveh_op {
-    PVEH_OP_UPDATE = 1, /* create or replace a vehicle */
-    PVEH_OP_DELETE = 2, /* delete a vehicle by id */
+    PVEH_OP_UPDATE = 1,        /* create or replace a vehicle */
+    PVEH_OP_DELETE = 2,        /* delete a vehicle by id */
+    PVEH_OP_OPEN_SESSION = 3,  /* open an exactly-once session; its id is the entry's index */
+    PVEH_OP_CLOSE_SESSION = 4, /* close one (its principal's only) */
 };
 
 enum pveh_query_op {
@@ -100,6 +120,14 @@ enum pveh_status {
     PVEH_STATUS_NOT_FOUND = 2,      /* NOT_FOUND (queries only) */
     /* ALREADY_EXISTS: the client's last sequence again, but with other content */
     PVEH_STATUS_SEQUENCE_CONFLICT = 3,
+    /* NOT_FOUND: no session has this client id (closed, expired, evicted or never opened) */
+    PVEH_STATUS_UNKNOWN_SESSION = 4,
+    /* PERMISSION_DENIED: the session belongs to another principal */
+    PVEH_STATUS_FOREIGN_SESSION = 5,
+    /* RESOURCE_EXHAUSTED: the vehicle is new and the platoon has the most vehicles allowed */
+    PVEH_STATUS_PLATOON_FULL = 6,
+    /* RESOURCE_EXHAUSTED: the session table is full of other principals' live sessions */
+    PVEH_STATUS_SESSIONS_FULL = 7,
 };
 
 /* ============================================================================================
@@ -127,18 +155,43 @@ PT_API int pveh_validate_id(uint64_t id, char *why, size_t why_len);
  * Commands and their results
  * ========================================================================================== */
 
-/* A decoded command. */
+/* A command, decoded or to encode. */
 typedef struct pveh_command {
-    uint32_t op;        /* enum pveh_op */
-    uint64_t client_id; /* 0: no exactly-once session */
-    uint64_t sequence;
+    uint32_t version;      /* decoded: the format it was written in (1 or 2); ignored to encode */
+    uint32_t op;           /* enum pveh_op */
+    uint64_t client_id;    /* UPDATE, DELETE: 0 for no exactly-once session; CLOSE_SESSION: the
+                              session; OPEN_SESSION: 0 */
+    uint64_t sequence;     /* UPDATE, DELETE with a session: >= 1; otherwise 0 */
     uint64_t timestamp_ms; /* the leader's clock when it proposed the command */
-    pveh_vehicle vehicle;  /* UPDATE: the new state (revision 0) */
-    uint64_t id;           /* DELETE: the vehicle to delete; UPDATE: vehicle.id */
+    /* The authenticated caller, pveh_principal_key of its name (version 2 only; 0 in a
+     * version 1 command). */
+    uint64_t principal;
+    /* A bound the proposing leader enforces, so that every node applies the same one:
+     * UPDATE: the most vehicles the platoon may hold (0: no bound); a new vehicle beyond it is
+     * refused with PVEH_STATUS_PLATOON_FULL. OPEN_SESSION: the most sessions the principal may
+     * hold (>= 1). Otherwise 0. */
+    uint64_t limit;
+    pveh_vehicle vehicle; /* UPDATE: the new state (revision 0) */
+    uint64_t id;          /* DELETE: the vehicle to delete; UPDATE: vehicle.id */
 } pveh_command;
 
 /*
- * Builds an UPDATE command.
+ * The 64-bit key of a principal's name (the first 8 bytes of a SHA-256 of it; never 0), which
+ * binds sessions to whoever opened them. Finding another name with the same key is as hard as
+ * a 64-bit second preimage. "" is the key of every caller of a cluster without TLS.
+ */
+PT_API uint64_t pveh_principal_key(const char *name);
+
+/*
+ * Encodes @c in the current format (version 2) into a malloc'd buffer owned by the caller
+ * (free()). Checks what the op needs: UPDATE a valid vehicle, DELETE an id != 0,
+ * OPEN_SESSION client_id and sequence 0 and a limit >= 1, CLOSE_SESSION a client_id.
+ * Returns 0, PT_EINVAL, or PT_ENOMEM.
+ */
+PT_API int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len);
+
+/*
+ * Builds an UPDATE command (principal 0, no limit: pveh_command_encode sets them).
  * @v: the vehicle (validated with pveh_validate_vehicle; its revision is ignored).
  * @client_id, @sequence: the client's session (client_id 0 for none).
  * @timestamp_ms: the proposing leader's wall clock, milliseconds since the Unix epoch.
@@ -162,13 +215,15 @@ PT_API int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *ou
 /* The answer to a command. */
 typedef struct pveh_result {
     uint32_t op;     /* enum pveh_op */
-    uint32_t status; /* PVEH_STATUS_OK, _STALE_SEQUENCE or _SEQUENCE_CONFLICT */
+    uint32_t status; /* enum pveh_status */
     /* UPDATE, OK: the vehicle as stored, revision = the index of the update. */
     pveh_vehicle vehicle;
     /* DELETE, OK: whether the vehicle existed, and the index at which the delete was applied
      * (also when it did not exist). */
-    bool existed;
+    bool existed; /* also CLOSE_SESSION, OK: whether the session was open */
     uint64_t revision;
+    /* OPEN_SESSION, OK: the new session's client id (the index of the command). */
+    uint64_t client_id;
     /* STALE_SEQUENCE, SEQUENCE_CONFLICT: the client's last applied sequence (for the error
      * message). */
     uint64_t last_sequence;
@@ -233,6 +288,14 @@ typedef struct pveh_options {
     uint32_t max_sessions;   /* in [PVEH_MAX_SESSIONS_MIN, PVEH_MAX_SESSIONS_MAX]; default
                                 PVEH_MAX_SESSIONS_DEFAULT */
     uint64_t session_ttl_ms; /* >= PVEH_SESSION_TTL_MS_MIN; default the minimum (10 minutes) */
+    /* The limits this node's service (platoon/service.h) stamps into the commands it proposes
+     * as leader (pveh_command.limit): they travel in the log, so the values of the leader
+     * that proposed a command apply on every node, whatever the others are configured with. The
+     * most vehicles (default PVEH_MAX_VEHICLES_DEFAULT; 0: no bound) and the most sessions per
+     * principal (in [1, max_sessions]; default PVEH_SESSIONS_PER_PRINCIPAL_DEFAULT, and at most
+     * max_sessions). */
+    uint64_t max_vehicles;
+    uint32_t max_sessions_per_principal;
 } pveh_options;
 
 /* Fills @opts with the defaults. */

@@ -3,8 +3,11 @@
  * unary methods the node registered, and UNIMPLEMENTED for anything else.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <grpc/support/alloc.h>
 
 #include "common/log.h"
 #include "net/transport_internal.h"
@@ -51,6 +54,13 @@ struct pnet_call {
     int64_t deadline_ms;
     pnet_identity who;
     uint64_t via;
+    /* The answer's bytes while gRPC holds them for a reader that has not taken them. */
+    pnet_transport *t;
+    char *peer; /* gRPC's name of the connection, "ipv4:10.0.0.1:43210" (gpr_malloc'd) */
+    size_t unread_len;
+    int64_t unread_since_ms;
+    bool unread_linked, unread_cancelled;
+    struct pnet_call *unext, *uprev;
 };
 
 /* ============================================================================================
@@ -275,8 +285,112 @@ void pnet__call_unref(pnet_call *c)
         return;
     }
     pthread_mutex_destroy(&c->mu);
+    gpr_free(c->peer);
     free(c->method);
     free(c);
+}
+
+/* ============================================================================================
+ * Unread answers
+ *
+ * A unary answer stays in gRPC's buffers until its reader's HTTP/2 window lets it out: a
+ * client that never reads would pin every answer it asked for. So the bytes handed to gRPC
+ * and not yet taken are counted per connection and in all; an answer that would pass either
+ * bound is replaced by RESOURCE_EXHAUSTED (a few bytes), and one not taken within the send
+ * timeout is cancelled, which gives its memory back.
+ * ========================================================================================== */
+
+static struct pnet_unread_conn **unread_conn_slot(pnet_transport *t, const char *peer)
+{
+    struct pnet_unread_conn **p = &t->unread_conns;
+    while (*p != NULL && strcmp((*p)->peer, peer) != 0) {
+        p = &(*p)->next;
+    }
+    return p;
+}
+
+/* Counts @len bytes of @c's answer, or says in @why which bound it would pass. */
+static bool unread_admit(pnet_transport *t, pnet_call *c, size_t len, char *why, size_t cap)
+{
+    const char *peer = c->peer != NULL ? c->peer : "";
+    bool ok = false;
+    pthread_mutex_lock(&t->unread_mu);
+    struct pnet_unread_conn **slot = unread_conn_slot(t, peer);
+    size_t conn_bytes = *slot != NULL ? (*slot)->bytes : 0;
+    if (conn_bytes + len > t->opts.max_unread_bytes_per_connection) {
+        snprintf(why, cap,
+                 "this connection has %zu bytes of answers it has not read (the limit is %zu): "
+                 "read the answers, or make fewer calls at once",
+                 conn_bytes, t->opts.max_unread_bytes_per_connection);
+    } else if (t->unread_bytes + len > t->opts.max_unread_bytes) {
+        snprintf(why, cap, "the node holds too many answers its clients have not read; retry");
+    } else if (*slot == NULL && (*slot = calloc(1, sizeof(**slot) + strlen(peer) + 1)) == NULL) {
+        snprintf(why, cap, "out of memory");
+    } else {
+        strcpy((*slot)->peer, peer);
+        (*slot)->bytes += len;
+        t->unread_bytes += len;
+        c->unread_len = len;
+        c->unread_since_ms = pnet_now_ms();
+        c->unread_linked = true;
+        c->uprev = NULL;
+        c->unext = t->unread;
+        if (t->unread != NULL) {
+            t->unread->uprev = c;
+        }
+        t->unread = c;
+        ok = true;
+    }
+    pthread_mutex_unlock(&t->unread_mu);
+    return ok;
+}
+
+/* The answer of @c was taken by its reader, or will never be sent. */
+static void unread_release(pnet_transport *t, pnet_call *c)
+{
+    pthread_mutex_lock(&t->unread_mu);
+    if (c->unread_linked) {
+        struct pnet_unread_conn **slot = unread_conn_slot(t, c->peer != NULL ? c->peer : "");
+        if (*slot != NULL) {
+            (*slot)->bytes -= c->unread_len;
+            if ((*slot)->bytes == 0) {
+                struct pnet_unread_conn *gone = *slot;
+                *slot = gone->next;
+                free(gone);
+            }
+        }
+        t->unread_bytes -= c->unread_len;
+        if (c->uprev != NULL) {
+            c->uprev->unext = c->unext;
+        } else {
+            t->unread = c->unext;
+        }
+        if (c->unext != NULL) {
+            c->unext->uprev = c->uprev;
+        }
+        c->unread_linked = false;
+    }
+    pthread_mutex_unlock(&t->unread_mu);
+}
+
+void pnet__unread_sweep(pnet_transport *t)
+{
+    int64_t now = pnet_now_ms();
+    if (now - t->unread_swept_ms < 1000) {
+        return;
+    }
+    t->unread_swept_ms = now;
+    pthread_mutex_lock(&t->unread_mu);
+    for (pnet_call *c = t->unread; c != NULL; c = c->unext) {
+        /* c->call is released only on this thread, and only once the send is over (which
+         * unlinks the call first): it is valid here. */
+        if (!c->unread_cancelled && now - c->unread_since_ms > (int64_t)t->opts.send_timeout_ms) {
+            c->unread_cancelled = true;
+            grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                         "the answer was not read in time", NULL);
+        }
+    }
+    pthread_mutex_unlock(&t->unread_mu);
 }
 
 /* With c->mu held: releases the gRPC call once nothing more can happen on it. Returns true if
@@ -341,7 +455,16 @@ int pnet_call_reply(pnet_call *call, const void *data, size_t len)
         return PT_EINVAL;
     }
     pthread_mutex_lock(&call->mu);
-    int rc = call_answer(call, GRPC_STATUS_OK, NULL, data != NULL ? data : empty, len);
+    int rc;
+    char why[200];
+    if (call->call == NULL || call->closed || call->finished) {
+        rc = PT_ECANCELED;
+    } else if (!unread_admit(call->t, call, len, why, sizeof(why))) {
+        rc = call_answer(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0);
+    } else if ((rc = call_answer(call, GRPC_STATUS_OK, NULL, data != NULL ? data : empty, len)) !=
+               0) {
+        unread_release(call->t, call);
+    }
     pthread_mutex_unlock(&call->mu);
     pnet__call_unref(call);
     return rc;
@@ -382,6 +505,8 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->refs = 1;
     c->details = grpc_empty_slice();
     c->method_ctx = m->ctx;
+    c->t = t;
+    c->peer = grpc_call_get_peer(call);
     c->who = *who;
     c->via = via;
     c->deadline_ms = pnet__deadline_from_gpr(r->details.deadline);
@@ -420,7 +545,16 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
     pnet_event *ev = NULL;
     pthread_mutex_lock(&c->mu);
     c->ops--;
-    if (ok && c->recv != NULL) {
+    if (ok && c->recv != NULL && grpc_byte_buffer_length(c->recv) > t->opts.max_request_bytes) {
+        /* Refused before it is copied or decoded: a public request is small, and a large one
+         * would only cost memory and time on the node's loop. */
+        char why[160];
+        snprintf(why, sizeof(why), "request of %zu bytes is larger than the %zu bytes allowed",
+                 grpc_byte_buffer_length(c->recv), t->opts.max_request_bytes);
+        grpc_byte_buffer_destroy(c->recv);
+        c->recv = NULL;
+        call_answer(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0);
+    } else if (ok && c->recv != NULL) {
         uint8_t *bytes = NULL;
         size_t len = 0;
         int rc = pnet__buffer_read(c->recv, &bytes, &len);
@@ -489,6 +623,7 @@ static void unary_on_close(pnet_transport *t, pnet_call *c)
 static void unary_on_send(pnet_transport *t, pnet_call *c)
 {
     pthread_mutex_lock(&c->mu);
+    unread_release(t, c);
     c->ops--;
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);

@@ -120,6 +120,7 @@ static void *cq_thread(void *arg)
             handle(t, ev.tag, ev.success != 0);
         }
         pnet__lanes_retry(t);
+        pnet__unread_sweep(t);
         bool done = finished(t);
         pthread_mutex_unlock(&t->mu);
         if (done) {
@@ -136,7 +137,15 @@ static void *cq_thread(void *arg)
 void pnet_transport_options_init(pnet_transport_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
-    opts->max_message_bytes = 64u << 20;
+    opts->max_message_bytes = 16u << 20;
+    opts->max_request_bytes = 64u << 10;
+    opts->max_streams_per_connection = 256;
+    opts->max_unread_bytes_per_connection = 16u << 20;
+    opts->max_unread_bytes = 256u << 20;
+    opts->send_timeout_ms = 30000;
+    opts->handshake_timeout_ms = 10000;
+    opts->max_idle_ms = 300000;
+    opts->transport_memory_bytes = (size_t)512 << 20;
     opts->max_batch_bytes = 4u << 20;
     opts->max_queue_bytes = 64u << 20;
     opts->max_queue_msgs = 65536;
@@ -180,8 +189,23 @@ static void build_client_args(pnet_transport *t)
 static int start_server(pnet_transport *t)
 {
     const pnet_transport_options *o = &t->opts;
-    grpc_arg v[8];
+    grpc_arg v[14];
     size_t n = 0;
+    /* Bounds against careless and hostile callers (docs/operations.md, "Limits"): calls per
+     * connection, time to finish the TLS handshake and the HTTP/2 preface (a connection that
+     * never does is closed, not kept), idle connections, and all of gRPC's memory. */
+    v[n++] = int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, (int)o->max_streams_per_connection);
+    v[n++] = int_arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, (int)o->handshake_timeout_ms);
+    v[n++] = int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, (int)o->max_idle_ms);
+    grpc_resource_quota *quota = grpc_resource_quota_create("platoon-server");
+    if (quota == NULL) {
+        return PT_ENOMEM;
+    }
+    grpc_resource_quota_resize(quota, o->transport_memory_bytes);
+    v[n].type = GRPC_ARG_POINTER;
+    v[n].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+    v[n].value.pointer.p = quota;
+    v[n++].value.pointer.vtable = grpc_resource_quota_arg_vtable();
     v[n++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)o->max_message_bytes);
     v[n++] = int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, (int)o->max_message_bytes);
     /* Accept our peers' keepalive pings (the default refuses pings more often than every five
@@ -196,6 +220,7 @@ static int start_server(pnet_transport *t)
     grpc_channel_args server_args = {.num_args = n, .args = v};
 
     t->server = grpc_server_create(&server_args, NULL);
+    grpc_resource_quota_unref(quota); /* the server holds its own reference */
     if (t->server == NULL) {
         return PT_ENOMEM;
     }
@@ -265,7 +290,12 @@ static bool opts_ok(const pnet_transport_options *o)
 {
     return o->mailbox != NULL && o->max_message_bytes > 0 && o->max_message_bytes <= INT_MAX &&
            o->max_batch_bytes > 0 && o->max_queue_bytes > 0 && o->max_queue_msgs > 0 &&
-           o->reconnect_ms > 0 && o->keepalive_ms > 1;
+           o->reconnect_ms > 0 && o->keepalive_ms > 1 && o->max_request_bytes > 0 &&
+           o->max_streams_per_connection > 0 && o->max_streams_per_connection <= INT_MAX &&
+           o->max_unread_bytes_per_connection > 0 && o->max_unread_bytes > 0 &&
+           o->send_timeout_ms > 0 && o->handshake_timeout_ms > 0 &&
+           o->handshake_timeout_ms <= INT_MAX && o->max_idle_ms > 0 && o->max_idle_ms <= INT_MAX &&
+           o->transport_memory_bytes > 0;
 }
 
 /* Destroys the completion queue after draining it (nothing may be pending on it). */
@@ -298,6 +328,7 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
     t->tag_shutdown.kind = PNET_TAG_SHUTDOWN;
     t->tag_shutdown.obj = t;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->unread_mu, NULL);
     pthread_mutex_init(&t->tls_mu, NULL);
     atomic_init(&t->calls_refused, 0);
     snprintf(t->sender_id, sizeof(t->sender_id), "%llu", (unsigned long long)opts->node_id);
@@ -382,6 +413,7 @@ err_free:
     pnet__auth_free(t);
     free(t->listen_address);
     pthread_mutex_destroy(&t->tls_mu);
+    pthread_mutex_destroy(&t->unread_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return rc;
@@ -411,6 +443,11 @@ void pnet_transport_free(pnet_transport *t)
     }
     pnet__peers_free_all(t);
     pnet__chans_free(t);
+    while (t->unread_conns != NULL) { /* empty once every call was released; for safety */
+        struct pnet_unread_conn *c = t->unread_conns;
+        t->unread_conns = c->next;
+        free(c);
+    }
     while (t->methods != NULL) {
         struct pnet_method *m = t->methods;
         t->methods = m->next;
@@ -422,6 +459,7 @@ void pnet_transport_free(pnet_transport *t)
     pnet__auth_free(t);
     free(t->listen_address);
     pthread_mutex_destroy(&t->tls_mu);
+    pthread_mutex_destroy(&t->unread_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

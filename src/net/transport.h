@@ -38,10 +38,22 @@ typedef struct pnet_transport_options {
     const char *listen_address;
     /* Where arriving events go (required; must outlive the transport). */
     pnet_mailbox *mailbox;
-    /* Largest gRPC message accepted or sent, on both ends. Default 64 MiB: an APPEND is bounded
-     * by the core's max_msg_bytes (default 1 MiB) except for one oversized entry, and a stream
-     * message by max_batch_bytes. */
+    /* Largest gRPC message accepted or sent, on both ends: the peer protocol's bound. Default
+     * 16 MiB: an APPEND is bounded by the core's max_msg_bytes (default 1 MiB) except for one
+     * entry (itself bounded by max_request_bytes), a snapshot chunk by snapshot_chunk_bytes
+     * (1 MiB), and a stream message by max_batch_bytes. */
     size_t max_message_bytes;
+    /* Largest request of a registered (unary) method: beyond it RESOURCE_EXHAUSTED, before the
+     * request is copied or decoded. Default 64 KiB. */
+    size_t max_request_bytes;
+    /* Resource bounds (pnode_options documents each; 0 keeps the default). */
+    uint32_t max_streams_per_connection;
+    size_t max_unread_bytes_per_connection;
+    size_t max_unread_bytes;
+    uint32_t send_timeout_ms;
+    uint32_t handshake_timeout_ms;
+    uint32_t max_idle_ms;
+    size_t transport_memory_bytes;
     /* A stream message gathers queued core messages up to this many bytes (at least one message
      * is always sent, whatever its size). Default 4 MiB. */
     size_t max_batch_bytes;

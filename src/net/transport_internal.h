@@ -156,6 +156,14 @@ struct pnet_transport {
     struct pnet_chan *retired_chans; /* replaced by a reload, freed with the transport */
     struct pnet_client_call *client_calls;
 
+    /* Answers handed to gRPC and not yet taken by their reader (server.c): the calls, and
+     * their bytes per connection and in all. Guarded by unread_mu (taken after a call's mu). */
+    pthread_mutex_t unread_mu;
+    struct pnet_call *unread;
+    struct pnet_unread_conn *unread_conns;
+    size_t unread_bytes;
+    int64_t unread_swept_ms;
+
     int live_calls;       /* grpc_call objects not yet released */
     int pending_requests; /* grpc_server_request_call not yet completed */
     bool shutting_down;
@@ -164,6 +172,16 @@ struct pnet_transport {
 
     pnet_transport_stats stats;
 };
+
+/* The unread answers' bytes of one connection, while it has any (server.c). */
+struct pnet_unread_conn {
+    struct pnet_unread_conn *next;
+    size_t bytes;
+    char peer[];
+};
+
+/* server.c (t->mu held): cancels the answers not taken within send_timeout_ms. */
+void pnet__unread_sweep(pnet_transport *t);
 
 /* peers.c (t->mu held) */
 void pnet__lane_on_send(pnet_transport *t, struct pnet_outlane *l, bool ok);

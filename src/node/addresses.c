@@ -3,6 +3,7 @@
  * machine can listen on one. Every check runs before anything is written, so that a refused
  * start or membership change leaves no trace.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -49,6 +50,39 @@ static bool parse_port(const char *s, unsigned *out)
     return v <= 65535;
 }
 
+/* Whether @host is a form a resolver accepts: an IPv4 literal, an IPv6 literal (given in
+ * brackets, which split() removed: @bracketed), or a DNS name of letters, digits, '-' and '_'
+ * in dot-separated labels of 1 to 63 characters (RFC 1123, with the underscore that service
+ * names use). Anything else (spaces, '%', control characters) can only be a mistake, and once
+ * in the configuration it would be dialled forever. */
+static bool host_form_ok(const char *host, bool bracketed)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (bracketed) {
+        return inet_pton(AF_INET6, host, buf) == 1;
+    }
+    size_t len = strlen(host);
+    if (len == 0 || len > 253) {
+        return false;
+    }
+    size_t label = 0;
+    for (const char *c = host; *c != '\0'; c++) {
+        if (*c == '.') {
+            if (label == 0) {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '-' || *c == '_';
+        if (!ok || ++label > 63) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int pnode__address_check(const char *addr, bool allow_port_0, char *why, size_t cap)
 {
     char host[PRAFT_ADDRESS_MAX], port[8];
@@ -57,6 +91,13 @@ int pnode__address_check(const char *addr, bool allow_port_0, char *why, size_t 
         snprintf(why, cap, "address %.40s... is longer than %d bytes", addr, PRAFT_ADDRESS_MAX - 1);
         return PT_EINVAL;
     }
+    for (const char *c = addr; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            snprintf(why, cap, "address contains a control character (byte 0x%02x at %zu)",
+                     (unsigned)(unsigned char)*c, (size_t)(c - addr));
+            return PT_EINVAL;
+        }
+    }
     if (strstr(addr, "://") != NULL) {
         snprintf(why, cap, "address %s must be HOST:PORT, without a scheme", addr);
         return PT_EINVAL;
@@ -64,6 +105,13 @@ int pnode__address_check(const char *addr, bool allow_port_0, char *why, size_t 
     if (!split(addr, host, sizeof(host), port, sizeof(port)) || host[0] == '\0' ||
         !parse_port(port, &p)) {
         snprintf(why, cap, "address %s must be HOST:PORT with a port in [1, 65535]", addr);
+        return PT_EINVAL;
+    }
+    if (!host_form_ok(host, addr[0] == '[')) {
+        snprintf(why, cap,
+                 "address %s: the host must be an IPv4 address, [IPv6] or a DNS name "
+                 "(letters, digits, '-', '_' and dots)",
+                 addr);
         return PT_EINVAL;
     }
     if (p == 0 && !allow_port_0) {

@@ -97,8 +97,26 @@ static size_t members_of(const praft_config *cfg, Platoon__V1__Member *storage,
     return k;
 }
 
+/* Status and Snapshot take an empty message, but a body that is not a message at all is a
+ * broken or hostile client: it is refused, not answered (nor, for Snapshot, acted upon). */
+static bool empty_request_ok(pnode_request *req, const ProtobufCMessageDescriptor *d)
+{
+    ProtobufCMessage *in = protobuf_c_message_unpack(d, NULL, req->len, req->data);
+    if (in == NULL) {
+        char why[96];
+        snprintf(why, sizeof(why), "malformed %s", d->short_name);
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
+        return false;
+    }
+    protobuf_c_message_free_unpacked(in, NULL);
+    return true;
+}
+
 static void handle_status(pnode *n, pnode_request *req)
 {
+    if (!empty_request_ok(req, &platoon__v1__status_request__descriptor)) {
+        return;
+    }
     struct {
         praft_status st;
         Platoon__V1__Member members[PRAFT_MAX_MEMBERS];
@@ -217,6 +235,57 @@ static void start_change(pnode *n, pnode_request *req, const praft_change *chang
     pnode__request_wait(n, req, WAIT_CONFIG);
 }
 
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The length on the wire of the last occurrence of length-delimited field @field in a
+ * well-formed message (the one the parser kept), or 0 if absent. protobuf-c hands strings over
+ * NUL-terminated, so an embedded NUL would silently cut an address short: comparing the two
+ * lengths tells it apart. */
+static size_t wire_field_len(const uint8_t *data, size_t len, uint32_t field)
+{
+    const uint8_t *p = data, *end = data + len;
+    size_t found = 0;
+    uint64_t key, v;
+    while (p < end && wire_varint(&p, end, &key)) {
+        switch (key & 7) {
+        case 0:
+            if (!wire_varint(&p, end, &v)) {
+                return found;
+            }
+            break;
+        case 1:
+            p += (size_t)(end - p) < 8 ? (size_t)(end - p) : 8;
+            break;
+        case 2:
+            if (!wire_varint(&p, end, &v) || v > (uint64_t)(end - p)) {
+                return found;
+            }
+            if ((key >> 3) == field) {
+                found = (size_t)v;
+            }
+            p += v;
+            break;
+        case 5:
+            p += (size_t)(end - p) < 4 ? (size_t)(end - p) : 4;
+            break;
+        default:
+            return found;
+        }
+    }
+    return found;
+}
+
 static void handle_add(pnode *n, pnode_request *req)
 {
     Platoon__V1__AddMemberRequest *in =
@@ -230,6 +299,8 @@ static void handle_add(pnode *n, pnode_request *req)
     change.id = in->id;
     bool learner = in->learner;
     bool too_long = in->address != NULL && strlen(in->address) >= PRAFT_ADDRESS_MAX;
+    bool has_nul =
+        in->address != NULL && strlen(in->address) != wire_field_len(req->data, req->len, 2);
     char address[PRAFT_ADDRESS_MAX] = "";
     if (in->address != NULL && !too_long) {
         snprintf(address, sizeof(address), "%s", in->address);
@@ -242,6 +313,10 @@ static void handle_add(pnode *n, pnode_request *req)
     }
     if (too_long) {
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "address is longer than 127 bytes");
+        return;
+    }
+    if (has_nul) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "address contains a NUL byte");
         return;
     }
     praft_status *st = malloc(sizeof(*st));
@@ -356,6 +431,9 @@ static void handle_transfer(pnode *n, pnode_request *req)
 
 static void handle_snapshot(pnode *n, pnode_request *req)
 {
+    if (!empty_request_ok(req, &platoon__v1__snapshot_request__descriptor)) {
+        return;
+    }
     uint64_t applied = pnode_applied(n);
     req->index = applied;
     if (applied > n->last_snapshot_index) {

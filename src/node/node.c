@@ -33,6 +33,14 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->sync = PSTORE_SYNC_FULL;
     opts->leader_wait_ms = 2000;
     opts->preflight_check = true;
+    opts->max_request_bytes = 64u << 10;
+    opts->max_streams_per_connection = 256;
+    opts->max_unread_bytes_per_connection = 16u << 20;
+    opts->max_unread_bytes = 256u << 20;
+    opts->send_timeout_ms = 30000;
+    opts->handshake_timeout_ms = 10000;
+    opts->max_idle_ms = 300000;
+    opts->transport_memory_bytes = (size_t)512 << 20;
 }
 
 int pnode__code(int err)
@@ -697,6 +705,14 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     to.mailbox = n->mailbox;
     to.node_id = n->opts.id;
     to.tls = n->tls;
+    to.max_request_bytes = n->opts.max_request_bytes;
+    to.max_streams_per_connection = n->opts.max_streams_per_connection;
+    to.max_unread_bytes_per_connection = n->opts.max_unread_bytes_per_connection;
+    to.max_unread_bytes = n->opts.max_unread_bytes;
+    to.send_timeout_ms = n->opts.send_timeout_ms;
+    to.handshake_timeout_ms = n->opts.handshake_timeout_ms;
+    to.max_idle_ms = n->opts.max_idle_ms;
+    to.transport_memory_bytes = n->opts.transport_memory_bytes;
     rc = pnet_transport_new(&to, &n->net);
     if (rc != 0) {
         say(err, err_cap, "cannot listen on %s: %s", opts->listen,

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "common/checksum.h"
 #include "platoon/bytes.h"
 
@@ -47,76 +49,191 @@ static int alloc_out(size_t len, uint8_t **out, size_t *out_len)
     return 0;
 }
 
-static void put_cmd_header(uint8_t *p, uint8_t op, uint64_t client_id, uint64_t sequence,
-                           uint64_t timestamp_ms)
+uint64_t pveh_principal_key(const char *name)
 {
-    p[0] = PVEH_FORMAT_VERSION;
-    p[1] = op;
-    pveh__put_u64(p + 2, client_id);
-    pveh__put_u64(p + 10, sequence);
-    pveh__put_u64(p + 18, timestamp_ms);
+    /* A domain prefix keeps these keys apart from any other use of SHA-256 of a name. */
+    static const char prefix[] = "platoon-principal\n";
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned digest_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, prefix, sizeof(prefix) - 1) == 1 &&
+              (name == NULL || EVP_DigestUpdate(ctx, name, strlen(name)) == 1) &&
+              EVP_DigestFinal_ex(ctx, digest, &digest_len) == 1 && digest_len >= 8;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        /* Only an allocation failure inside OpenSSL gets here; a key that matches nobody's
+         * refuses the caller's sessions rather than letting it into another's. */
+        return UINT64_MAX;
+    }
+    uint64_t key = pveh__get_u64(digest);
+    return key != 0 ? key : 1;
+}
+
+/* The body length of each kind of version 2 command, or -1 for an unknown kind. */
+static long body_len_of(uint32_t op)
+{
+    switch (op) {
+    case PVEH_OP_UPDATE:
+        return PVEH_VEHICLE_BODY_LEN;
+    case PVEH_OP_DELETE:
+        return 8;
+    case PVEH_OP_OPEN_SESSION:
+    case PVEH_OP_CLOSE_SESSION:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len)
+{
+    if (c == NULL || out == NULL || out_len == NULL) {
+        return PT_EINVAL;
+    }
+    long body = body_len_of(c->op);
+    bool ok = body >= 0;
+    switch (c->op) {
+    case PVEH_OP_UPDATE:
+        ok = pveh__vehicle_valid(&c->vehicle);
+        break;
+    case PVEH_OP_DELETE:
+        ok = c->id != 0;
+        break;
+    case PVEH_OP_OPEN_SESSION:
+        ok = c->client_id == 0 && c->sequence == 0 && c->limit != 0;
+        break;
+    case PVEH_OP_CLOSE_SESSION:
+        ok = c->client_id != 0;
+        break;
+    default:
+        break;
+    }
+    if (!ok) {
+        return PT_EINVAL;
+    }
+    int rv = alloc_out(PVEH_CMD_HEADER_LEN + (size_t)body, out, out_len);
+    if (rv != 0) {
+        return rv;
+    }
+    uint8_t *p = *out;
+    p[0] = PVEH_CMD_VERSION;
+    p[1] = (uint8_t)c->op;
+    pveh__put_u64(p + 2, c->client_id);
+    pveh__put_u64(p + 10, c->sequence);
+    pveh__put_u64(p + 18, c->timestamp_ms);
+    pveh__put_u64(p + 26, c->principal);
+    pveh__put_u64(p + 34, c->limit);
+    if (c->op == PVEH_OP_UPDATE) {
+        pveh__vehicle_put(p + PVEH_CMD_HEADER_LEN, &c->vehicle, false);
+    } else if (c->op == PVEH_OP_DELETE) {
+        pveh__put_u64(p + PVEH_CMD_HEADER_LEN, c->id);
+    }
+    return 0;
 }
 
 int pveh_command_update(const pveh_vehicle *v, uint64_t client_id, uint64_t sequence,
                         uint64_t timestamp_ms, uint8_t **out, size_t *out_len)
 {
-    if (v == NULL || !pveh__vehicle_valid(v) || out == NULL || out_len == NULL) {
+    if (v == NULL) {
         return PT_EINVAL;
     }
-    int rv = alloc_out(PVEH_CMD_UPDATE_LEN, out, out_len);
-    if (rv != 0) {
-        return rv;
-    }
-    put_cmd_header(*out, PVEH_OP_UPDATE, client_id, sequence, timestamp_ms);
-    pveh__vehicle_put(*out + PVEH_CMD_HEADER_LEN, v, false);
-    return 0;
+    pveh_command c;
+    memset(&c, 0, sizeof(c));
+    c.op = PVEH_OP_UPDATE;
+    c.vehicle = *v;
+    c.vehicle.revision = 0;
+    c.id = v->id;
+    c.client_id = client_id;
+    c.sequence = sequence;
+    c.timestamp_ms = timestamp_ms;
+    return pveh_command_encode(&c, out, out_len);
 }
 
 int pveh_command_delete(uint64_t id, uint64_t client_id, uint64_t sequence, uint64_t timestamp_ms,
                         uint8_t **out, size_t *out_len)
 {
-    if (id == 0 || out == NULL || out_len == NULL) {
-        return PT_EINVAL;
-    }
-    int rv = alloc_out(PVEH_CMD_DELETE_LEN, out, out_len);
-    if (rv != 0) {
-        return rv;
-    }
-    put_cmd_header(*out, PVEH_OP_DELETE, client_id, sequence, timestamp_ms);
-    pveh__put_u64(*out + PVEH_CMD_HEADER_LEN, id);
-    return 0;
-}
-
-int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *out)
-{
-    if (data == NULL || len < 2) {
-        return PT_ECORRUPT;
-    }
-    if (data[0] != PVEH_FORMAT_VERSION) {
-        return PT_EVERSION;
-    }
     pveh_command c;
     memset(&c, 0, sizeof(c));
-    c.op = data[1];
-    switch (c.op) {
+    c.op = PVEH_OP_DELETE;
+    c.id = id;
+    c.client_id = client_id;
+    c.sequence = sequence;
+    c.timestamp_ms = timestamp_ms;
+    return pveh_command_encode(&c, out, out_len);
+}
+
+/* Version 1 (before sessions were opened explicitly and bound to a principal): a 26-byte
+ * header without principal and limit, UPDATE and DELETE only. Still read, for logs and
+ * snapshots written by earlier releases; applied with the rules of their time. */
+static int decode_v1(const uint8_t *data, size_t len, pveh_command *c)
+{
+    const size_t hdr = PVEH_CMD_V1_HEADER_LEN;
+    switch (c->op) {
     case PVEH_OP_UPDATE:
-        if (len != PVEH_CMD_UPDATE_LEN ||
-            !pveh__vehicle_get(data + PVEH_CMD_HEADER_LEN, false, &c.vehicle)) {
+        if (len != hdr + PVEH_VEHICLE_BODY_LEN ||
+            !pveh__vehicle_get(data + hdr, false, &c->vehicle)) {
             return PT_ECORRUPT;
         }
-        c.id = c.vehicle.id;
+        c->id = c->vehicle.id;
         break;
     case PVEH_OP_DELETE:
-        if (len != PVEH_CMD_DELETE_LEN) {
-            return PT_ECORRUPT;
-        }
-        c.id = pveh__get_u64(data + PVEH_CMD_HEADER_LEN);
-        if (c.id == 0) {
+        if (len != hdr + 8 || (c->id = pveh__get_u64(data + hdr)) == 0) {
             return PT_ECORRUPT;
         }
         break;
     default:
         return PT_ECORRUPT;
+    }
+    return 0;
+}
+
+static int decode_v2(const uint8_t *data, size_t len, pveh_command *c)
+{
+    long body = body_len_of(c->op);
+    if (body < 0 || len != PVEH_CMD_HEADER_LEN + (size_t)body) {
+        return PT_ECORRUPT;
+    }
+    c->principal = pveh__get_u64(data + 26);
+    c->limit = pveh__get_u64(data + 34);
+    const uint8_t *b = data + PVEH_CMD_HEADER_LEN;
+    switch (c->op) {
+    case PVEH_OP_UPDATE:
+        if (!pveh__vehicle_get(b, false, &c->vehicle)) {
+            return PT_ECORRUPT;
+        }
+        c->id = c->vehicle.id;
+        return 0;
+    case PVEH_OP_DELETE:
+        c->id = pveh__get_u64(b);
+        return c->id != 0 ? 0 : PT_ECORRUPT;
+    case PVEH_OP_OPEN_SESSION:
+        return pveh__get_u64(data + 2) == 0 && pveh__get_u64(data + 10) == 0 && c->limit != 0
+                   ? 0
+                   : PT_ECORRUPT;
+    default: /* CLOSE_SESSION */
+        return pveh__get_u64(data + 2) != 0 ? 0 : PT_ECORRUPT;
+    }
+}
+
+int pveh_command_decode(const uint8_t *data, size_t len, pveh_command *out)
+{
+    if (data == NULL || len < 2 || out == NULL) {
+        return PT_ECORRUPT;
+    }
+    if (data[0] != 1 && data[0] != PVEH_CMD_VERSION) {
+        return PT_EVERSION;
+    }
+    pveh_command c;
+    memset(&c, 0, sizeof(c));
+    c.version = data[0];
+    c.op = data[1];
+    if (len < PVEH_CMD_V1_HEADER_LEN) {
+        return PT_ECORRUPT;
+    }
+    int rv = c.version == 1 ? decode_v1(data, len, &c) : decode_v2(data, len, &c);
+    if (rv != 0) {
+        return rv;
     }
     c.client_id = pveh__get_u64(data + 2);
     c.sequence = pveh__get_u64(data + 10);
@@ -129,13 +246,14 @@ uint64_t pveh__command_fingerprint(const uint8_t *cmd, size_t len)
 {
     /* The kind byte followed by the body: two requests with the same kind and body are the
      * same request whatever their header says. */
-    uint8_t buf[1 + PVEH_CMD_UPDATE_LEN];
-    size_t body = len > PVEH_CMD_HEADER_LEN ? len - PVEH_CMD_HEADER_LEN : 0;
+    uint8_t buf[1 + PVEH_VEHICLE_BODY_LEN];
+    size_t hdr = cmd[0] == 1 ? PVEH_CMD_V1_HEADER_LEN : PVEH_CMD_HEADER_LEN;
+    size_t body = len > hdr ? len - hdr : 0;
     if (body > sizeof(buf) - 1) {
         body = sizeof(buf) - 1;
     }
     buf[0] = cmd[1];
-    memcpy(buf + 1, cmd + PVEH_CMD_HEADER_LEN, body);
+    memcpy(buf + 1, cmd + hdr, body);
     uint64_t h = pt__checksum(buf, 1 + body);
     return h != 0 ? h : 1;
 }
@@ -145,24 +263,41 @@ int pveh__result_put(uint8_t *buf, const pveh_result *r, size_t *len)
     buf[0] = PVEH_FORMAT_VERSION;
     buf[1] = (uint8_t)r->op;
     buf[2] = (uint8_t)r->status;
-    if (r->op != PVEH_OP_UPDATE && r->op != PVEH_OP_DELETE) {
+    if (body_len_of(r->op) < 0) {
         return PT_EINVAL;
     }
     switch (r->status) {
     case PVEH_STATUS_OK:
-        if (r->op == PVEH_OP_UPDATE) {
+        switch (r->op) {
+        case PVEH_OP_UPDATE:
             pveh__vehicle_put(buf + 3, &r->vehicle, true);
             *len = PVEH_RESULT_HEADER_LEN + PVEH_VEHICLE_RECORD_LEN;
-        } else {
+            break;
+        case PVEH_OP_DELETE:
             buf[3] = r->existed ? 1 : 0;
             pveh__put_u64(buf + 4, r->revision);
             *len = PVEH_RESULT_HEADER_LEN + 9;
+            break;
+        case PVEH_OP_OPEN_SESSION:
+            pveh__put_u64(buf + 3, r->client_id);
+            *len = PVEH_RESULT_HEADER_LEN + 8;
+            break;
+        default: /* CLOSE_SESSION */
+            buf[3] = r->existed ? 1 : 0;
+            *len = PVEH_RESULT_HEADER_LEN + 1;
+            break;
         }
         return 0;
     case PVEH_STATUS_STALE_SEQUENCE:
     case PVEH_STATUS_SEQUENCE_CONFLICT:
         pveh__put_u64(buf + 3, r->last_sequence);
         *len = PVEH_RESULT_HEADER_LEN + 8;
+        return 0;
+    case PVEH_STATUS_UNKNOWN_SESSION:
+    case PVEH_STATUS_FOREIGN_SESSION:
+    case PVEH_STATUS_PLATOON_FULL:
+    case PVEH_STATUS_SESSIONS_FULL:
+        *len = PVEH_RESULT_HEADER_LEN;
         return 0;
     default:
         return PT_EINVAL;
@@ -200,7 +335,7 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
     memset(&r, 0, sizeof(r));
     r.op = data[1];
     r.status = data[2];
-    if (r.op != PVEH_OP_UPDATE && r.op != PVEH_OP_DELETE) {
+    if (body_len_of(r.op) < 0) {
         return PT_EMALFORMED;
     }
     const uint8_t *body = data + PVEH_RESULT_HEADER_LEN;
@@ -212,6 +347,15 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
                 return PT_EMALFORMED;
             }
             r.revision = r.vehicle.revision;
+        } else if (r.op == PVEH_OP_OPEN_SESSION) {
+            if (body_len != 8 || (r.client_id = pveh__get_u64(body)) == 0) {
+                return PT_EMALFORMED;
+            }
+        } else if (r.op == PVEH_OP_CLOSE_SESSION) {
+            if (body_len != 1 || body[0] > 1) {
+                return PT_EMALFORMED;
+            }
+            r.existed = body[0] == 1;
         } else {
             if (body_len != 9 || body[0] > 1) {
                 return PT_EMALFORMED;
@@ -229,6 +373,14 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
             return PT_EMALFORMED;
         }
         r.last_sequence = pveh__get_u64(body);
+        break;
+    case PVEH_STATUS_UNKNOWN_SESSION:
+    case PVEH_STATUS_FOREIGN_SESSION:
+    case PVEH_STATUS_PLATOON_FULL:
+    case PVEH_STATUS_SESSIONS_FULL:
+        if (body_len != 0) {
+            return PT_EMALFORMED;
+        }
         break;
     default:
         return PT_EMALFORMED;

@@ -3,18 +3,25 @@
  * the record encodings the snapshot format reuses. The public entry points are declared in
  * platoon/vehicle.h; this header holds what the other files of the part share.
  *
- * Layouts, all little-endian (format version 1):
+ * Layouts, all little-endian:
  *
- *   command  = version u8 | op u8 | client_id u64 | sequence u64 | timestamp_ms u64 | body
- *              UPDATE body = vehicle body (40 bytes)           -> 66 bytes in all
- *              DELETE body = id u64                            -> 34 bytes in all
+ *   command  = version u8 (2) | op u8 | client_id u64 | sequence u64 | timestamp_ms u64 |
+ *              principal u64 | limit u64 | body
+ *              UPDATE body = vehicle body (40 bytes)           -> 82 bytes in all
+ *              DELETE body = id u64                            -> 50 bytes in all
+ *              OPEN_SESSION, CLOSE_SESSION: no body            -> 42 bytes
+ *              (version 1, still read: no principal and limit, UPDATE and DELETE only: 66
+ *              and 34 bytes)
  *   vehicle body   = id u64 | latitude f64 | longitude f64 | speed f64 | heading f64
  *   vehicle record = vehicle body | revision u64 (48 bytes)
  *
  *   result   = version u8 | op u8 | status u8 | body
  *              OK UPDATE:  vehicle record                      -> 51 bytes
  *              OK DELETE:  existed u8 | revision u64           -> 12 bytes
- *              STALE:      last_sequence u64                   -> 11 bytes
+ *              OK OPEN_SESSION: client_id u64                  -> 11 bytes
+ *              OK CLOSE_SESSION: existed u8                    -> 4 bytes
+ *              STALE, CONFLICT: last_sequence u64              -> 11 bytes
+ *              UNKNOWN_SESSION, FOREIGN_SESSION, PLATOON_FULL, SESSIONS_FULL: nothing
  *
  *   query    = version u8 | op u8 [| id u64 for GET]           -> 10 or 2 bytes
  *   query result = version u8 | op u8 | status u8 | applied_index u64 | body
@@ -33,11 +40,13 @@
 
 #include "platoon/vehicle.h"
 
-#define PVEH_FORMAT_VERSION 1
+#define PVEH_FORMAT_VERSION 1 /* results and queries */
+#define PVEH_CMD_VERSION    2 /* commands: 2 added principal and limit, and the session ops */
 
 #define PVEH_VEHICLE_BODY_LEN   40
 #define PVEH_VEHICLE_RECORD_LEN 48
-#define PVEH_CMD_HEADER_LEN     26
+#define PVEH_CMD_V1_HEADER_LEN  26
+#define PVEH_CMD_HEADER_LEN     42
 #define PVEH_CMD_UPDATE_LEN     (PVEH_CMD_HEADER_LEN + PVEH_VEHICLE_BODY_LEN)
 #define PVEH_CMD_DELETE_LEN     (PVEH_CMD_HEADER_LEN + 8)
 #define PVEH_RESULT_HEADER_LEN  3

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "platoon/service.h"
+#include "platoon/state.h"
 #include "platoon/v1/platoon.pb-c.h"
 
 static void to_proto(const pveh_vehicle *v, Platoon__V1__Vehicle *out)
@@ -23,7 +24,7 @@ static void to_proto(const pveh_vehicle *v, Platoon__V1__Vehicle *out)
     out->revision = v->revision;
 }
 
-/* The answer of the state machine to a mutation, as a gRPC answer. */
+/* The answer of the state machine to a command, as a gRPC answer. */
 static bool result_ok(pnode_request *req, int code, const char *message, const uint8_t *data,
                       size_t len, pveh_result *out)
 {
@@ -35,24 +36,47 @@ static bool result_ok(pnode_request *req, int code, const char *message, const u
         pnode_fail(req, PNODE_INTERNAL, "undecodable result from the state machine");
         return false;
     }
-    if (out->status == PVEH_STATUS_STALE_SEQUENCE) {
-        char why[160];
+    char why[240];
+    switch (out->status) {
+    case PVEH_STATUS_OK:
+        return true;
+    case PVEH_STATUS_STALE_SEQUENCE:
         snprintf(why, sizeof(why),
                  "sequence is older than this client's last applied sequence (%llu)",
                  (unsigned long long)out->last_sequence);
         pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
         return false;
-    }
-    if (out->status == PVEH_STATUS_SEQUENCE_CONFLICT) {
-        char why[200];
+    case PVEH_STATUS_SEQUENCE_CONFLICT:
         snprintf(why, sizeof(why),
                  "sequence %llu of this client was already used for a different request; "
                  "a new request needs a new sequence",
                  (unsigned long long)out->last_sequence);
         pnode_fail(req, PNODE_ALREADY_EXISTS, why);
         return false;
+    case PVEH_STATUS_UNKNOWN_SESSION:
+        pnode_fail(req, PNODE_NOT_FOUND,
+                   "no session has this client_id (closed, expired after 10 minutes unused, "
+                   "evicted, or never opened): nothing was applied; open a new session with "
+                   "OpenSession");
+        return false;
+    case PVEH_STATUS_FOREIGN_SESSION:
+        pnode_fail(req, PNODE_PERMISSION_DENIED,
+                   "this client_id is another principal's session: open your own with "
+                   "OpenSession");
+        return false;
+    case PVEH_STATUS_PLATOON_FULL:
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED,
+                   "the platoon has the most vehicles this cluster allows (--max-vehicles): "
+                   "delete one before adding another");
+        return false;
+    case PVEH_STATUS_SESSIONS_FULL:
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED,
+                   "the session table is full of other clients' live sessions; retry later");
+        return false;
+    default:
+        pnode_fail(req, PNODE_INTERNAL, "unknown status from the state machine");
+        return false;
     }
-    return true;
 }
 
 static void update_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
@@ -101,20 +125,47 @@ static bool scope_ok(pnode_request *req, uint64_t vehicle_id)
     return false;
 }
 
-static void propose_or_forward(pnode *node, pnode_request *req, uint8_t *cmd, size_t len,
+/* Proposes @c on the leader, stamped with the caller's principal, the leader's clock and the
+ * leader's limits (so that the leader's configuration decides, identically on every node), or
+ * forwards the request to the leader, which builds the command itself. */
+static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *req, pveh_command *c,
                                pnode_done_fn done)
 {
-    if (pnode_is_leader(node)) {
-        pnode_submit(node, req, cmd, len, done, NULL);
-    } else {
+    if (!pnode_is_leader(node)) {
         pnode_forward(node, req);
+        return;
     }
+    const pnode_principal *p = pnode_request_principal(req);
+    c->principal = pveh_principal_key(p->authenticated ? p->name : "");
+    c->timestamp_ms = pnode_wall_ms();
+    if (c->op == PVEH_OP_UPDATE) {
+        c->limit = sm->opts.max_vehicles;
+    } else if (c->op == PVEH_OP_OPEN_SESSION) {
+        c->limit = sm->opts.max_sessions_per_principal;
+    }
+    uint8_t *cmd = NULL;
+    size_t cmd_len = 0;
+    if (pveh_command_encode(c, &cmd, &cmd_len) != 0) {
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    pnode_submit(node, req, cmd, cmd_len, done, NULL);
     free(cmd);
+}
+
+/* A session's sequences start at 1 (thesis §6.3 numbers a client's commands from the
+ * registration on); without a session there is no sequence to give. */
+static bool session_fields_ok(pnode_request *req, uint64_t client_id, uint64_t sequence)
+{
+    if (client_id != 0 && sequence == 0) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "sequence must be at least 1 with a client_id");
+        return false;
+    }
+    return true;
 }
 
 static void handle_update(pnode *node, void *app, pnode_request *req)
 {
-    (void)app;
     size_t len;
     const uint8_t *data = pnode_request_data(req, &len);
     Platoon__V1__UpdateVehicleRequest *in =
@@ -141,21 +192,19 @@ static void handle_update(pnode *node, void *app, pnode_request *req)
         pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
         return;
     }
-    if (!scope_ok(req, v.id)) {
+    if (!session_fields_ok(req, client_id, sequence) || !scope_ok(req, v.id)) {
         return;
     }
-    uint8_t *cmd = NULL;
-    size_t cmd_len = 0;
-    if (pveh_command_update(&v, client_id, sequence, pnode_wall_ms(), &cmd, &cmd_len) != 0) {
-        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    propose_or_forward(node, req, cmd, cmd_len, update_done);
+    pveh_command c = {.op = PVEH_OP_UPDATE,
+                      .client_id = client_id,
+                      .sequence = sequence,
+                      .vehicle = v,
+                      .id = v.id};
+    propose_or_forward(node, app, req, &c, update_done);
 }
 
 static void handle_delete(pnode *node, void *app, pnode_request *req)
 {
-    (void)app;
     size_t len;
     const uint8_t *data = pnode_request_data(req, &len);
     Platoon__V1__DeleteVehicleRequest *in =
@@ -171,16 +220,74 @@ static void handle_delete(pnode *node, void *app, pnode_request *req)
         pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
         return;
     }
-    if (!scope_ok(req, id)) {
+    if (!session_fields_ok(req, client_id, sequence) || !scope_ok(req, id)) {
         return;
     }
-    uint8_t *cmd = NULL;
-    size_t cmd_len = 0;
-    if (pveh_command_delete(id, client_id, sequence, pnode_wall_ms(), &cmd, &cmd_len) != 0) {
-        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+    pveh_command c = {.op = PVEH_OP_DELETE, .client_id = client_id, .sequence = sequence, .id = id};
+    propose_or_forward(node, app, req, &c, delete_done);
+}
+
+static void open_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                      const uint8_t *data, size_t len)
+{
+    (void)node;
+    (void)ctx;
+    pveh_result r;
+    if (!result_ok(req, code, message, data, len, &r)) {
         return;
     }
-    propose_or_forward(node, req, cmd, cmd_len, delete_done);
+    Platoon__V1__OpenSessionResponse resp = PLATOON__V1__OPEN_SESSION_RESPONSE__INIT;
+    resp.client_id = r.client_id;
+    pnode_reply_message(req, &resp.base);
+}
+
+static void close_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                       const uint8_t *data, size_t len)
+{
+    (void)node;
+    (void)ctx;
+    pveh_result r;
+    if (!result_ok(req, code, message, data, len, &r)) {
+        return;
+    }
+    Platoon__V1__CloseSessionResponse resp = PLATOON__V1__CLOSE_SESSION_RESPONSE__INIT;
+    resp.existed = r.existed;
+    pnode_reply_message(req, &resp.base);
+}
+
+static void handle_open(pnode *node, void *app, pnode_request *req)
+{
+    size_t len;
+    const uint8_t *data = pnode_request_data(req, &len);
+    Platoon__V1__OpenSessionRequest *in =
+        platoon__v1__open_session_request__unpack(NULL, len, data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed OpenSessionRequest");
+        return;
+    }
+    platoon__v1__open_session_request__free_unpacked(in, NULL);
+    pveh_command c = {.op = PVEH_OP_OPEN_SESSION};
+    propose_or_forward(node, app, req, &c, open_done);
+}
+
+static void handle_close(pnode *node, void *app, pnode_request *req)
+{
+    size_t len;
+    const uint8_t *data = pnode_request_data(req, &len);
+    Platoon__V1__CloseSessionRequest *in =
+        platoon__v1__close_session_request__unpack(NULL, len, data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed CloseSessionRequest");
+        return;
+    }
+    uint64_t client_id = in->client_id;
+    platoon__v1__close_session_request__free_unpacked(in, NULL);
+    if (client_id == 0) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "client_id must not be 0");
+        return;
+    }
+    pveh_command c = {.op = PVEH_OP_CLOSE_SESSION, .client_id = client_id};
+    propose_or_forward(node, app, req, &c, close_done);
 }
 
 static bool consistency_of(int value, bool *linearizable, pnode_request *req)
@@ -328,7 +435,7 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
 
 size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap)
 {
-    if (cap < 4) {
+    if (cap < 6) {
         return 0;
     }
     out[0] =
@@ -337,5 +444,8 @@ size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap)
         (pnode_method){"/platoon.v1.Platoon/DeleteVehicle", handle_delete, sm, PNODE_ROLE_WRITER};
     out[2] = (pnode_method){"/platoon.v1.Platoon/GetVehicle", handle_get, sm, PNODE_ROLE_READER};
     out[3] = (pnode_method){"/platoon.v1.Platoon/GetPlatoon", handle_list, sm, PNODE_ROLE_READER};
-    return 4;
+    out[4] = (pnode_method){"/platoon.v1.Platoon/OpenSession", handle_open, sm, PNODE_ROLE_WRITER};
+    out[5] =
+        (pnode_method){"/platoon.v1.Platoon/CloseSession", handle_close, sm, PNODE_ROLE_WRITER};
+    return 6;
 }

@@ -20,6 +20,7 @@ void pveh__sessions_free(pveh_sessions *s)
 {
     free(s->slots);
     free(s->index);
+    free(s->principals);
     pveh__sessions_init(s, s->max, s->ttl_ms);
 }
 
@@ -82,8 +83,59 @@ static void index_remove(pveh_sessions *s, uint32_t slot)
     s->index[i] = PVEH_NIL;
 }
 
+/* The position of the first principal whose key is >= @key. */
+static uint32_t principal_lower_bound(const pveh_sessions *s, uint64_t key)
+{
+    uint32_t lo = 0, hi = s->n_principals;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->principals[mid].key < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static pveh_principal_rec *principal_find(const pveh_sessions *s, uint64_t key)
+{
+    uint32_t i = principal_lower_bound(s, key);
+    return i < s->n_principals && s->principals[i].key == key ? &s->principals[i] : NULL;
+}
+
+uint32_t pveh__sessions_count_of(const pveh_sessions *s, uint64_t principal)
+{
+    const pveh_principal_rec *p = principal_find(s, principal);
+    return p != NULL ? p->count : 0;
+}
+
+pveh_session *pveh__sessions_oldest_of(const pveh_sessions *s, uint64_t principal)
+{
+    const pveh_principal_rec *p = principal_find(s, principal);
+    return p != NULL ? &s->slots[p->head] : NULL;
+}
+
+static int principals_reserve_one(pveh_sessions *s)
+{
+    if (s->n_principals < s->principals_cap) {
+        return 0;
+    }
+    uint32_t cap = s->principals_cap ? s->principals_cap * 2 : 8;
+    pveh_principal_rec *p = realloc(s->principals, (size_t)cap * sizeof(*p));
+    if (p == NULL) {
+        return PT_ENOMEM;
+    }
+    s->principals = p;
+    s->principals_cap = cap;
+    return 0;
+}
+
 int pveh__sessions_reserve_one(pveh_sessions *s)
 {
+    if (principals_reserve_one(s) != 0) {
+        return PT_ENOMEM;
+    }
     /* A full table evicts before it adds: no new slot is needed. */
     if (s->free_head != PVEH_NIL || s->count >= s->max) {
         return 0;
@@ -155,16 +207,68 @@ static void list_append(pveh_sessions *s, uint32_t slot)
     s->tail = slot;
 }
 
+/* Appends @slot to its principal's list, adding the principal when it is new (room for it
+ * was reserved). */
+static void principal_link(pveh_sessions *s, uint32_t slot)
+{
+    pveh_session *x = &s->slots[slot];
+    uint32_t i = principal_lower_bound(s, x->principal);
+    if (i == s->n_principals || s->principals[i].key != x->principal) {
+        memmove(&s->principals[i + 1], &s->principals[i],
+                (size_t)(s->n_principals - i) * sizeof(*s->principals));
+        s->principals[i] = (pveh_principal_rec){x->principal, 0, PVEH_NIL, PVEH_NIL};
+        s->n_principals++;
+    }
+    pveh_principal_rec *p = &s->principals[i];
+    x->pprev = p->tail;
+    x->pnext = PVEH_NIL;
+    if (p->tail != PVEH_NIL) {
+        s->slots[p->tail].pnext = slot;
+    } else {
+        p->head = slot;
+    }
+    p->tail = slot;
+    p->count++;
+}
+
+static void principal_unlink(pveh_sessions *s, uint32_t slot)
+{
+    pveh_session *x = &s->slots[slot];
+    uint32_t i = principal_lower_bound(s, x->principal);
+    pveh_principal_rec *p = &s->principals[i];
+    if (x->pprev != PVEH_NIL) {
+        s->slots[x->pprev].pnext = x->pnext;
+    } else {
+        p->head = x->pnext;
+    }
+    if (x->pnext != PVEH_NIL) {
+        s->slots[x->pnext].pprev = x->pprev;
+    } else {
+        p->tail = x->pprev;
+    }
+    if (--p->count == 0) {
+        memmove(&s->principals[i], &s->principals[i + 1],
+                (size_t)(s->n_principals - i - 1) * sizeof(*s->principals));
+        s->n_principals--;
+    }
+}
+
 static void drop(pveh_sessions *s, uint32_t slot)
 {
     index_remove(s, slot);
     list_unlink(s, slot);
+    principal_unlink(s, slot);
     s->slots[slot].next = s->free_head;
     s->free_head = slot;
     s->count--;
 }
 
-pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id)
+void pveh__sessions_remove(pveh_sessions *s, pveh_session *sess)
+{
+    drop(s, (uint32_t)(sess - s->slots));
+}
+
+pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id, uint64_t principal)
 {
     if (s->count >= s->max) {
         drop(s, s->head); /* the least recently used goes first */
@@ -174,8 +278,10 @@ pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id)
     s->free_head = x->next;
     memset(x, 0, sizeof(*x));
     x->client_id = client_id;
+    x->principal = principal;
     index_insert(s, slot);
     list_append(s, slot);
+    principal_link(s, slot);
     s->count++;
     return x;
 }
@@ -187,6 +293,12 @@ void pveh__sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms)
     if (s->tail != slot) {
         list_unlink(s, slot);
         list_append(s, slot);
+    }
+    /* The principal's list is the global one filtered: move it to the end there too. */
+    const pveh_principal_rec *p = principal_find(s, sess->principal);
+    if (p->tail != slot) {
+        principal_unlink(s, slot);
+        principal_link(s, slot);
     }
 }
 

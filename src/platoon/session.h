@@ -22,15 +22,27 @@
 
 typedef struct pveh_session {
     uint64_t client_id;
+    /* The key of the principal that opened the session (pveh_principal_key): only it may use
+     * the session. 0: a session created by a version 1 command or snapshot, before sessions
+     * were bound, which anyone may use. */
+    uint64_t principal;
     uint64_t last_sequence;
     uint64_t last_used_ms; /* log time of the last command of this client */
     /* What last_sequence asked for (pveh__command_fingerprint), so that a request reusing the
      * sequence with other content is told apart from a retry; 0 = unknown (a session restored
      * from a version 1 snapshot), when any request with that sequence counts as a retry. */
     uint64_t fingerprint;
-    pveh_result last;    /* the answer to last_sequence */
-    uint32_t prev, next; /* LRU list, or the free list (next) */
+    pveh_result last;      /* the answer to last_sequence */
+    uint32_t prev, next;   /* LRU list, or the free list (next) */
+    uint32_t pprev, pnext; /* the LRU list of the principal's own sessions */
 } pveh_session;
+
+/* The sessions of one principal: how many, and their LRU list (oldest first). */
+typedef struct pveh_principal_rec {
+    uint64_t key;
+    uint32_t count;
+    uint32_t head, tail;
+} pveh_principal_rec;
 
 typedef struct pveh_sessions {
     pveh_session *slots;
@@ -40,6 +52,10 @@ typedef struct pveh_sessions {
     uint32_t head, tail; /* oldest, newest */
     uint32_t *index;     /* hash of client_id -> slot, PVEH_NIL when empty; power of two */
     uint32_t index_cap;
+    /* The principals that hold sessions, ascending by key (a bisection finds one; a new
+     * principal is rare: one per certificate name). */
+    pveh_principal_rec *principals;
+    uint32_t n_principals, principals_cap;
     uint32_t max;    /* most sessions kept */
     uint64_t ttl_ms; /* a session unused for longer than this expires */
 } pveh_sessions;
@@ -50,13 +66,22 @@ void pveh__sessions_free(pveh_sessions *s);
 /* The session of @client_id, or NULL. Valid until the next change of the table. */
 pveh_session *pveh__sessions_find(const pveh_sessions *s, uint64_t client_id);
 
-/* Makes sure that one more session can be added without allocating, so that a command can
- * be applied entirely or not at all. Returns 0 or PT_ENOMEM (nothing changed). */
+/* Makes sure that one more session (of a principal not yet known, too) can be added without
+ * allocating, so that a command can be applied entirely or not at all. Returns 0 or
+ * PT_ENOMEM (nothing changed that matters). */
 int pveh__sessions_reserve_one(pveh_sessions *s);
 
-/* Adds a session for @client_id (not in the table) as the newest, evicting the oldest first
- * when the table is full. Needs a prior successful reserve; never fails then. */
-pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id);
+/* Adds a session for @client_id (not in the table) of @principal as the newest, evicting the
+ * oldest first when the table is full. Needs a prior successful reserve; never fails then. */
+pveh_session *pveh__sessions_add(pveh_sessions *s, uint64_t client_id, uint64_t principal);
+
+/* Removes @sess (closed, or evicted by its own principal's quota). */
+void pveh__sessions_remove(pveh_sessions *s, pveh_session *sess);
+
+/* The number of sessions @principal holds, and the least recently used of them (NULL when
+ * none). */
+uint32_t pveh__sessions_count_of(const pveh_sessions *s, uint64_t principal);
+pveh_session *pveh__sessions_oldest_of(const pveh_sessions *s, uint64_t principal);
 
 /* Marks @sess as used at log time @now_ms: it becomes the newest. */
 void pveh__sessions_touch(pveh_sessions *s, pveh_session *sess, uint64_t now_ms);

@@ -3,7 +3,7 @@
  * serialising the frozen copy off it, and restoring a serialised snapshot with full
  * validation.
  *
- * Format, version 2, little-endian:
+ * Format, version 3, little-endian:
  *
  *   header (64 bytes)
  *     magic "PVEHSNAP" | version u32 | flags u32 (0) | applied_index u64 | applied_term u64 |
@@ -12,8 +12,9 @@
  *   n_vehicles vehicle records (48 bytes each, codec.h), strictly ascending id
  *   n_sessions sessions, least recently used first:
  *     client_id u64 | last_sequence u64 | last_used_ms u64 | fingerprint u64 |
- *     result_len u8 | result
- *   (version 1, still read, has no fingerprint: its sessions take 0, "unknown")
+ *     principal u64 | result_len u8 | result
+ *   (versions 1 and 2 are still read: version 1 has no fingerprint, its sessions take 0,
+ *   "unknown"; neither has the principal, their sessions take 0, "unbound")
  *   n_members members: id u64 | role u8 | old_role u8 | address_len u16 | address bytes
  *   checksum u64: XXH3-64 of every byte before it
  *
@@ -28,7 +29,7 @@
 #include "platoon/codec.h"
 #include "platoon/state.h"
 
-#define SNAP_VERSION    2 /* 2 added the sessions' request fingerprints */
+#define SNAP_VERSION    3 /* 2 added the sessions' request fingerprints, 3 their principal */
 #define SNAP_HEADER_LEN 64
 #define SNAP_BUF_LEN    ((size_t)64 * 1024)
 
@@ -185,18 +186,19 @@ int pveh__snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
     }
     for (uint32_t i = 0; i < f->n_sessions; i++) {
         const pveh_session *s = &f->sessions[i];
-        uint8_t rec[33 + PVEH_RESULT_MAX_LEN];
+        uint8_t rec[41 + PVEH_RESULT_MAX_LEN];
         size_t rlen = 0;
         pveh__put_u64(rec, s->client_id);
         pveh__put_u64(rec + 8, s->last_sequence);
         pveh__put_u64(rec + 16, s->last_used_ms);
         pveh__put_u64(rec + 24, s->fingerprint);
-        rv = pveh__result_put(rec + 33, &s->last, &rlen);
+        pveh__put_u64(rec + 32, s->principal);
+        rv = pveh__result_put(rec + 41, &s->last, &rlen);
         if (rv != 0) {
             goto err_buf; /* cannot happen: sessions hold results built by apply */
         }
-        rec[32] = (uint8_t)rlen;
-        w_put(&w, rec, 33 + rlen);
+        rec[40] = (uint8_t)rlen;
+        w_put(&w, rec, 41 + rlen);
     }
     for (uint32_t i = 0; i < f->config.n_members; i++) {
         put_member(&w, &f->config.members[i]);
@@ -305,9 +307,9 @@ static int read_vehicles(reader *r, staged *st, uint64_t n)
 static int read_sessions(reader *r, staged *st, uint32_t n, uint32_t version)
 {
     uint64_t prev_used = 0;
-    size_t fixed = version >= 2 ? 33 : 25;
+    size_t fixed = version >= 3 ? 41 : version == 2 ? 33 : 25;
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t rec[33 + PVEH_RESULT_MAX_LEN];
+        uint8_t rec[41 + PVEH_RESULT_MAX_LEN];
         int rv = r_get(r, rec, fixed);
         if (rv != 0) {
             return rv;
@@ -316,6 +318,7 @@ static int read_sessions(reader *r, staged *st, uint32_t n, uint32_t version)
         uint64_t last_sequence = pveh__get_u64(rec + 8);
         uint64_t last_used = pveh__get_u64(rec + 16);
         uint64_t fingerprint = version >= 2 ? pveh__get_u64(rec + 24) : 0;
+        uint64_t principal = version >= 3 ? pveh__get_u64(rec + 32) : 0;
         size_t rlen = rec[fixed - 1];
         if (client_id == 0 || last_used < prev_used || last_used > st->log_time_ms ||
             rlen > PVEH_RESULT_MAX_LEN || pveh__sessions_find(&st->sessions, client_id) != NULL) {
@@ -326,15 +329,20 @@ static int read_sessions(reader *r, staged *st, uint32_t n, uint32_t version)
             return rv;
         }
         pveh_result res;
-        if (pveh_result_decode(rec + fixed, rlen, &res) != 0 || res.status != PVEH_STATUS_OK ||
-            res.revision > st->applied_index) {
+        /* A session's last answer is what its last request got when applied: a success,
+         * or a full platoon. A session not used yet holds the answer to its opening. */
+        if (pveh_result_decode(rec + fixed, rlen, &res) != 0 ||
+            (res.status != PVEH_STATUS_OK && res.status != PVEH_STATUS_PLATOON_FULL) ||
+            res.op == PVEH_OP_CLOSE_SESSION || res.revision > st->applied_index ||
+            (res.op == PVEH_OP_OPEN_SESSION && res.client_id != client_id) ||
+            (version < 3 && res.op > PVEH_OP_DELETE)) {
             return PT_ECORRUPT;
         }
         rv = pveh__sessions_reserve_one(&st->sessions);
         if (rv != 0) {
             return rv;
         }
-        pveh_session *s = pveh__sessions_add(&st->sessions, client_id);
+        pveh_session *s = pveh__sessions_add(&st->sessions, client_id, principal);
         s->last_sequence = last_sequence;
         s->last_used_ms = last_used;
         s->fingerprint = fingerprint;
@@ -384,7 +392,7 @@ static int read_snapshot(reader *r, staged *st, const pveh_options *opts)
         return PT_ECORRUPT;
     }
     uint32_t version = pveh__get_u32(hdr + 8);
-    if (version != 1 && version != SNAP_VERSION) {
+    if (version < 1 || version > SNAP_VERSION) {
         return PT_EVERSION;
     }
     st->applied_index = pveh__get_u64(hdr + 16);

@@ -13,6 +13,8 @@ void pveh_options_init(pveh_options *opts)
 {
     opts->max_sessions = PVEH_MAX_SESSIONS_DEFAULT;
     opts->session_ttl_ms = PVEH_SESSION_TTL_MS_MIN;
+    opts->max_vehicles = PVEH_MAX_VEHICLES_DEFAULT;
+    opts->max_sessions_per_principal = PVEH_SESSIONS_PER_PRINCIPAL_DEFAULT;
 }
 
 int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
@@ -24,7 +26,8 @@ int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
         pveh_options_init(&o);
     }
     if (out == NULL || o.max_sessions < PVEH_MAX_SESSIONS_MIN ||
-        o.max_sessions > PVEH_MAX_SESSIONS_MAX || o.session_ttl_ms < PVEH_SESSION_TTL_MS_MIN) {
+        o.max_sessions > PVEH_MAX_SESSIONS_MAX || o.session_ttl_ms < PVEH_SESSION_TTL_MS_MIN ||
+        o.max_sessions_per_principal == 0 || o.max_sessions_per_principal > o.max_sessions) {
         return PT_EINVAL;
     }
     pveh_sm *sm = calloc(1, sizeof(*sm));
@@ -95,6 +98,107 @@ static void execute(pveh_sm *sm, const pveh_command *c, uint64_t index, pveh_res
     }
 }
 
+/* OPEN_SESSION (thesis §6.3: RegisterClient): the session's id is the command's index. A
+ * principal at its quota gives up its own least recently used session; a table full of other
+ * principals' live sessions refuses, since evicting one of them would let a late retry of
+ * theirs be refused (safe, but their loss for someone else's load). */
+static void open_session(pveh_sm *sm, const pveh_command *c, uint64_t index, pveh_result *r)
+{
+    pveh_sessions *s = &sm->sessions;
+    if (pveh__sessions_count_of(s, c->principal) >= c->limit) {
+        pveh__sessions_remove(s, pveh__sessions_oldest_of(s, c->principal));
+    }
+    if (s->count >= s->max) {
+        r->status = PVEH_STATUS_SESSIONS_FULL;
+        return;
+    }
+    pveh_session *sess = pveh__sessions_add(s, index, c->principal);
+    pveh__sessions_touch(s, sess, sm->log_time_ms);
+    r->client_id = index;
+    sess->last = *r; /* nothing applied yet: what a snapshot records for it */
+}
+
+static void close_session(pveh_sm *sm, const pveh_command *c, pveh_result *r)
+{
+    pveh_session *sess = pveh__sessions_find(&sm->sessions, c->client_id);
+    if (sess != NULL && sess->principal != 0 && sess->principal != c->principal) {
+        r->status = PVEH_STATUS_FOREIGN_SESSION;
+        return;
+    }
+    r->existed = sess != NULL;
+    if (sess != NULL) {
+        pveh__sessions_remove(&sm->sessions, sess);
+    }
+}
+
+/* An UPDATE or DELETE, under the session rules (platoon/vehicle.h). */
+static void mutate(pveh_sm *sm, const pveh_command *c, uint64_t fingerprint, uint64_t index,
+                   pveh_result *r)
+{
+    pveh_session *sess = NULL;
+    if (c->client_id != 0) {
+        sess = pveh__sessions_find(&sm->sessions, c->client_id);
+        if (sess == NULL && c->version >= 2) {
+            /* Sessions are opened explicitly now: an unknown id was closed, expired or
+             * evicted, and this may be a late retry of a request applied long ago. */
+            r->status = PVEH_STATUS_UNKNOWN_SESSION;
+            return;
+        }
+        if (sess != NULL && sess->principal != 0 && sess->principal != c->principal) {
+            /* Untouched: another principal can neither use nor keep alive this session. */
+            r->status = PVEH_STATUS_FOREIGN_SESSION;
+            return;
+        }
+    }
+    if (sess != NULL && c->version >= 2 && c->sequence == 0) {
+        /* Sequences start at 1 with a session; 0 is what a fresh session has "applied". */
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        r->status = PVEH_STATUS_STALE_SEQUENCE;
+        r->last_sequence = sess->last_sequence;
+        return;
+    }
+    if (sess != NULL && c->sequence == sess->last_sequence &&
+        (sess->fingerprint == 0 || sess->fingerprint == fingerprint)) {
+        /* A retry of the last applied request: the original answer, nothing applied. */
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        *r = sess->last;
+        return;
+    }
+    if (sess != NULL && c->sequence == sess->last_sequence) {
+        /* The same sequence naming another request (a client bug, or two clients sharing an
+         * id): answering with the earlier result would report success for a write that never
+         * happens, so it is refused and nothing is applied (thesis §6.3 assumes one request
+         * per sequence; this enforces it). */
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        r->status = PVEH_STATUS_SEQUENCE_CONFLICT;
+        r->last_sequence = sess->last_sequence;
+        return;
+    }
+    if (sess != NULL && c->sequence < sess->last_sequence) {
+        /* The client has moved on past this request: it can only be a delayed duplicate. */
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        r->status = PVEH_STATUS_STALE_SEQUENCE;
+        r->last_sequence = sess->last_sequence;
+        return;
+    }
+    if (c->op == PVEH_OP_UPDATE && c->limit != 0 && pveh__map_find(&sm->vehicles, c->id) == NULL &&
+        sm->vehicles.n >= c->limit) {
+        r->status = PVEH_STATUS_PLATOON_FULL;
+    } else {
+        execute(sm, c, index, r);
+    }
+    if (c->client_id != 0) {
+        if (sess == NULL) {
+            /* Version 1 only: the session is created by its first request. */
+            sess = pveh__sessions_add(&sm->sessions, c->client_id, 0);
+        }
+        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
+        sess->last_sequence = c->sequence;
+        sess->fingerprint = fingerprint;
+        sess->last = *r;
+    }
+}
+
 static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd, size_t len,
                     uint8_t **result, size_t *result_len)
 {
@@ -112,7 +216,8 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     if (c.op == PVEH_OP_UPDATE && (rv = pveh__map_reserve_one(&sm->vehicles)) != 0) {
         return rv;
     }
-    if (c.client_id != 0 && (rv = pveh__sessions_reserve_one(&sm->sessions)) != 0) {
+    if ((c.client_id != 0 || c.op == PVEH_OP_OPEN_SESSION) &&
+        (rv = pveh__sessions_reserve_one(&sm->sessions)) != 0) {
         return rv;
     }
     uint8_t *out = malloc(PVEH_RESULT_MAX_LEN);
@@ -128,44 +233,15 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     pveh__sessions_expire(&sm->sessions, sm->log_time_ms);
 
     pveh_result r;
-    pveh_session *sess = NULL;
-    if (c.client_id != 0) {
-        sess = pveh__sessions_find(&sm->sessions, c.client_id);
-    }
-    uint64_t fingerprint = pveh__command_fingerprint(cmd, len);
-    if (sess != NULL && c.sequence == sess->last_sequence &&
-        (sess->fingerprint == 0 || sess->fingerprint == fingerprint)) {
-        /* A retry of the last applied request: the original answer, nothing applied. */
-        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
-        r = sess->last;
-    } else if (sess != NULL && c.sequence == sess->last_sequence) {
-        /* The same sequence naming another request (a client bug, or two clients sharing an
-         * id): answering with the earlier result would report success for a write that never
-         * happens, so it is refused and nothing is applied (thesis §6.3 assumes one request
-         * per sequence; this enforces it). */
-        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
-        memset(&r, 0, sizeof(r));
-        r.op = c.op;
-        r.status = PVEH_STATUS_SEQUENCE_CONFLICT;
-        r.last_sequence = sess->last_sequence;
-    } else if (sess != NULL && c.sequence < sess->last_sequence) {
-        /* The client has moved on past this request: it can only be a delayed duplicate. */
-        pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
-        memset(&r, 0, sizeof(r));
-        r.op = c.op;
-        r.status = PVEH_STATUS_STALE_SEQUENCE;
-        r.last_sequence = sess->last_sequence;
+    memset(&r, 0, sizeof(r));
+    r.op = c.op;
+    r.status = PVEH_STATUS_OK;
+    if (c.op == PVEH_OP_OPEN_SESSION) {
+        open_session(sm, &c, index, &r);
+    } else if (c.op == PVEH_OP_CLOSE_SESSION) {
+        close_session(sm, &c, &r);
     } else {
-        execute(sm, &c, index, &r);
-        if (c.client_id != 0) {
-            if (sess == NULL) {
-                sess = pveh__sessions_add(&sm->sessions, c.client_id);
-            }
-            pveh__sessions_touch(&sm->sessions, sess, sm->log_time_ms);
-            sess->last_sequence = c.sequence;
-            sess->fingerprint = fingerprint;
-            sess->last = r;
-        }
+        mutate(sm, &c, pveh__command_fingerprint(cmd, len), index, &r);
     }
     sm->applied_index = index;
     sm->applied_term = term;

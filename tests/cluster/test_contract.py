@@ -76,8 +76,7 @@ class Contract(testing.ClusterTest):
             start = time.monotonic()
             try:
                 client.call("UpdateVehicle", timeout=30.0,
-                            vehicle=api.vehicle(1, 1.0, 2.0, 3.0, 4.0), client_id=5,
-                            sequence=int(start * 1000))
+                            vehicle=api.vehicle(1, 1.0, 2.0, 3.0, 4.0))
             except grpc.RpcError as e:
                 self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e.details())
                 if "no leader is known since" in e.details():

@@ -29,13 +29,23 @@ class Writer(threading.Thread):
         seq = 0
         nodes = list(self.cluster.nodes.values())
         k = self.vid
+        sid = None
+        while sid is None and not self.stop.is_set():
+            try:
+                sid = nodes[k % len(nodes)].client.call("OpenSession", timeout=1.0).client_id
+            except grpc.RpcError as e:
+                if e.code() not in RETRYABLE:
+                    self.errors.append("%s %s" % (e.code(), e.details()))
+                    return
+                k += 1
+                time.sleep(0.02)
         while not self.stop.is_set():
             seq += 1
             while not self.stop.is_set():
                 node = nodes[k % len(nodes)]
                 k += 1
                 try:
-                    node.client.call("UpdateVehicle", timeout=1.0, client_id=1000 + self.vid,
+                    node.client.call("UpdateVehicle", timeout=1.0, client_id=sid,
                                      sequence=seq,
                                      vehicle=api.vehicle(self.vid, seq / 1000.0, 0.0, 1.0, 1.0))
                     self.acked = seq

@@ -304,6 +304,7 @@ class SecurityTest(unittest.TestCase):
     def test_rotation_by_sighup_under_load_loses_nothing(self):
         acked, errors, stop = {}, [], threading.Event()
         writer = self.cluster.client(1, "loader", "writer")
+        sid = writer.call("OpenSession", timeout=10).client_id
 
         def load():
             seq = 0
@@ -311,7 +312,7 @@ class SecurityTest(unittest.TestCase):
                 seq += 1
                 try:
                     writer.call("UpdateVehicle", vehicle=api.vehicle(100 + seq % 20, float(seq)),
-                                client_id=4242, sequence=seq, timeout=3)
+                                client_id=sid, sequence=seq, timeout=3)
                     acked[100 + seq % 20] = float(seq)
                 except grpc.RpcError as e:
                     errors.append(e.code())

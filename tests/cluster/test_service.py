@@ -90,24 +90,25 @@ class Service(testing.ClusterTest):
 
     def test_retries_apply_once(self):
         follower = next(i for i in (1, 2, 3) if i != self.leader)
-        first = self.retry(lambda: self.update(follower, 9, 1.0, client_id=77, sequence=1))
+        sid = self.open_session(follower)
+        first = self.retry(lambda: self.update(follower, 9, 1.0, client_id=sid, sequence=1))
         # A retry of the same (client, sequence) and content returns the original.
-        again = self.update(self.leader, 9, 1.0, client_id=77, sequence=1)
+        again = self.update(self.leader, 9, 1.0, client_id=sid, sequence=1)
         self.assertEqual(again.vehicle.revision, first.vehicle.revision)
         self.assertEqual(again.vehicle.latitude, 1.0)
         # The same (client, sequence) with other content is refused, and nothing is applied.
         with self.assertRaises(grpc.RpcError) as cm:
-            self.update(self.leader, 9, 2.0, client_id=77, sequence=1)
+            self.update(self.leader, 9, 2.0, client_id=sid, sequence=1)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
         self.assertIn("different request", cm.exception.details())
         self.assertEqual(self.node(self.leader).client.call("GetVehicle", id=9).vehicle.latitude, 1.0)
-        second = self.update(follower, 9, 3.0, client_id=77, sequence=2)
+        second = self.update(follower, 9, 3.0, client_id=sid, sequence=2)
         self.assertGreater(second.vehicle.revision, first.vehicle.revision)
         with self.assertRaises(grpc.RpcError) as cm:
-            self.update(follower, 9, 4.0, client_id=77, sequence=1)
+            self.update(follower, 9, 4.0, client_id=sid, sequence=1)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
-        d1 = self.node(follower).client.call("DeleteVehicle", id=9, client_id=77, sequence=3)
-        d2 = self.node(self.leader).client.call("DeleteVehicle", id=9, client_id=77, sequence=3)
+        d1 = self.node(follower).client.call("DeleteVehicle", id=9, client_id=sid, sequence=3)
+        d2 = self.node(self.leader).client.call("DeleteVehicle", id=9, client_id=sid, sequence=3)
         self.assertTrue(d1.existed)
         self.assertEqual((d2.existed, d2.revision), (True, d1.revision))
 

@@ -19,6 +19,7 @@
 #include <grpc/support/time.h>
 
 #include "platoon/error.h"
+#include "platoon/v1/platoon.pb-c.h"
 
 volatile int pbench_stop_requested;
 
@@ -57,6 +58,84 @@ uint64_t pbench_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Opens an exactly-once session on @ch with a blocking OpenSession call (before the run:
+ * sessions are opened once per slot, not measured). Returns 0 and sets *@client_id, or
+ * PT_EIO. */
+static int open_session(grpc_channel *ch, int64_t timeout_ms, uint64_t *client_id)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_call *call = grpc_channel_create_call(
+        ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+        grpc_slice_from_static_string("/platoon.v1.Platoon/OpenSession"), NULL, deadline, NULL);
+    int rc = PT_EIO;
+    if (call == NULL) {
+        grpc_completion_queue_destroy(cq);
+        return PT_ENOMEM;
+    }
+    grpc_slice empty = grpc_empty_slice();
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&empty, 1);
+    grpc_byte_buffer *recv = NULL;
+    grpc_metadata_array md_initial, md_trailing;
+    grpc_metadata_array_init(&md_initial);
+    grpc_metadata_array_init(&md_trailing);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &md_trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
+        grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (status == GRPC_STATUS_OK && recv != NULL) {
+            grpc_byte_buffer_reader reader;
+            if (grpc_byte_buffer_reader_init(&reader, recv)) {
+                grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+                Platoon__V1__OpenSessionResponse *resp = platoon__v1__open_session_response__unpack(
+                    NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+                if (resp != NULL && resp->client_id != 0) {
+                    *client_id = resp->client_id;
+                    rc = 0;
+                }
+                if (resp != NULL) {
+                    platoon__v1__open_session_response__free_unpacked(resp, NULL);
+                }
+                grpc_slice_unref(all);
+                grpc_byte_buffer_reader_destroy(&reader);
+            }
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "platoon-bench: OpenSession failed: status %d %.*s\n", (int)status,
+                (int)GRPC_SLICE_LENGTH(details), (const char *)GRPC_SLICE_START_PTR(details));
+    }
+    if (recv != NULL) {
+        grpc_byte_buffer_destroy(recv);
+    }
+    grpc_byte_buffer_destroy(send);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&md_initial);
+    grpc_metadata_array_destroy(&md_trailing);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    return rc;
 }
 
 /* Starts the next call of @s; 1 when the workload has nothing more to send (a fill is done). */
@@ -251,10 +330,18 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     uint64_t next_second = run_start + 1000000000u;
     uint64_t drain_deadline = UINT64_MAX;
 
+    bool sessions = cfg->wl.sessions && cfg->wl.target == PBENCH_TARGET_PLATOON &&
+                    (cfg->wl.workload == PBENCH_WL_UPDATE || cfg->wl.workload == PBENCH_WL_MIXED);
+    for (uint32_t i = 0; i < cfg->concurrency && sessions; i++) {
+        struct slot *s = &e->slots[i];
+        rc = open_session(e->channels[i % cfg->channels], cfg->timeout_ms, &s->st.client_id);
+        if (rc != 0) {
+            goto cleanup;
+        }
+    }
     for (uint32_t i = 0; i < cfg->concurrency; i++) {
         struct slot *s = &e->slots[i];
         s->ch = e->channels[i % cfg->channels];
-        s->st.client_id = cfg->wl.client_id_base + i;
         int src = slot_start(e, s);
         if (src < 0) {
             rc = src;

@@ -211,9 +211,6 @@ static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_ca
     if (c->channels > c->concurrency) {
         c->channels = c->concurrency; /* an idle channel measures nothing */
     }
-    /* Session ids unique to this run, so that a second run against the same cluster never
-     * collides with the sequences of the first. */
-    c->wl.client_id_base = (c->seed & 0xffffffffu) << 20 | 1;
     return 0;
 }
 

@@ -24,14 +24,13 @@ enum pbench_workload {
 enum pbench_kind { PBENCH_KIND_WRITE = 0, PBENCH_KIND_READ = 1, PBENCH_KINDS = 2 };
 
 typedef struct pbench_workload_cfg {
-    int target;              /* enum pbench_target */
-    int workload;            /* enum pbench_workload */
-    bool read_all;           /* reads fetch the whole platoon (GetPlatoon / a prefix Range) */
-    bool linearizable;       /* reads: ReadIndex (true) or the local replica (false) */
-    bool sessions;           /* Platoon updates: one exactly-once session per slot */
-    uint32_t pool;           /* vehicles (keys) 1..pool */
-    uint32_t value_size;     /* etcd: bytes per value */
-    uint64_t client_id_base; /* sessions: slot i uses client_id_base + i */
+    int target;          /* enum pbench_target */
+    int workload;        /* enum pbench_workload */
+    bool read_all;       /* reads fetch the whole platoon (GetPlatoon / a prefix Range) */
+    bool linearizable;   /* reads: ReadIndex (true) or the local replica (false) */
+    bool sessions;       /* Platoon updates: one exactly-once session per slot */
+    uint32_t pool;       /* vehicles (keys) 1..pool */
+    uint32_t value_size; /* etcd: bytes per value */
 } pbench_workload_cfg;
 
 /* The per-slot state a workload keeps (sessions' sequences, the fill cursor is global). */

@@ -4,6 +4,8 @@
  */
 #include "rpc.h"
 
+#include "platoon/v1/platoon.pb-c.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,18 +80,6 @@ void pctl_sleep_ms(int64_t ms)
         struct timespec ts = {left / 1000, (left % 1000) * 1000000};
         nanosleep(&ts, NULL);
     }
-}
-
-uint64_t pctl_random_u64(void)
-{
-    uint64_t v = 0;
-    while (v == 0) {
-        if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
-            /* No entropy source: time and pid still make collisions between runs unlikely. */
-            v = (uint64_t)pctl_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid() << 32;
-        }
-    }
-    return v;
 }
 
 static gpr_timespec deadline_of(int64_t deadline_ms)
@@ -636,4 +626,29 @@ out:
     }
     st->connected = st->connected || connected;
     return PT_EIO;
+}
+
+int pctl_open_session(pctl_client *c, uint64_t *client_id, pctl_status *st)
+{
+    Platoon__V1__OpenSessionRequest req = PLATOON__V1__OPEN_SESSION_REQUEST__INIT;
+    Platoon__V1__OpenSessionResponse *resp = NULL;
+    if (pctl_call(c, PCTL_M_OPEN, &req.base, &platoon__v1__open_session_response__descriptor, true,
+                  (ProtobufCMessage **)&resp, st) != 0) {
+        return PT_EIO;
+    }
+    *client_id = resp->client_id;
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return 0;
+}
+
+void pctl_close_session(pctl_client *c, uint64_t client_id)
+{
+    Platoon__V1__CloseSessionRequest req = PLATOON__V1__CLOSE_SESSION_REQUEST__INIT;
+    req.client_id = client_id;
+    Platoon__V1__CloseSessionResponse *resp = NULL;
+    pctl_status st;
+    if (pctl_call(c, PCTL_M_CLOSE, &req.base, &platoon__v1__close_session_response__descriptor,
+                  true, (ProtobufCMessage **)&resp, &st) == 0) {
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
 }

@@ -27,6 +27,8 @@
 #define PCTL_M_DELETE   "/platoon.v1.Platoon/DeleteVehicle"
 #define PCTL_M_GET      "/platoon.v1.Platoon/GetVehicle"
 #define PCTL_M_PLATOON  "/platoon.v1.Platoon/GetPlatoon"
+#define PCTL_M_OPEN     "/platoon.v1.Platoon/OpenSession"
+#define PCTL_M_CLOSE    "/platoon.v1.Platoon/CloseSession"
 #define PCTL_M_STATUS   "/platoon.v1.Cluster/Status"
 #define PCTL_M_ADD      "/platoon.v1.Cluster/AddMember"
 #define PCTL_M_REMOVE   "/platoon.v1.Cluster/RemoveMember"
@@ -72,6 +74,14 @@ int pctl_call_at(pctl_client *c, const char *address, const char *method,
 int pctl_call(pctl_client *c, const char *method, const ProtobufCMessage *req,
               const ProtobufCMessageDescriptor *resp_desc, bool idempotent, ProtobufCMessage **resp,
               pctl_status *st);
+
+/* Opens an exactly-once session (OpenSession, retried on other endpoints like any call: a
+ * retry can at worst open a second session, which expires unused). Sets *@client_id.
+ * Returns 0, or PT_EIO with *@st saying why. */
+int pctl_open_session(pctl_client *c, uint64_t *client_id, pctl_status *st);
+
+/* Closes @client_id's session, best effort: a session left open expires by itself. */
+void pctl_close_session(pctl_client *c, uint64_t client_id);
 
 /* The channel to endpoint @i (created on first use), for callers that run their own calls
  * (simulate). NULL when it cannot be created. Owned by the client. */

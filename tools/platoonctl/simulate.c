@@ -357,13 +357,18 @@ static int run(const pctl_opts *o, sim *s, int64_t duration_us, double rate)
  * interrupted; each is exactly-once under its own client id. */
 static int cleanup(const pctl_opts *o, pctl_client *c, uint64_t first_id, uint64_t n)
 {
-    uint64_t client_id = pctl_random_u64();
+    uint64_t client_id = 0;
     uint64_t failed = 0;
     char last[600] = "";
+    pctl_status open_st;
+    if (pctl_open_session(c, &client_id, &open_st) != 0) {
+        return pctl_fail(o, PCTL_EXIT_SERVER, "simulate --cleanup: no session: %s",
+                         open_st.message);
+    }
     for (uint64_t i = 0; i < n; i++) {
         Platoon__V1__DeleteVehicleRequest req = PLATOON__V1__DELETE_VEHICLE_REQUEST__INIT;
         req.id = first_id + i;
-        req.client_id = client_id != 0 ? client_id : 1;
+        req.client_id = client_id;
         req.sequence = i + 1;
         Platoon__V1__DeleteVehicleResponse *resp = NULL;
         pctl_status st;
@@ -377,6 +382,7 @@ static int cleanup(const pctl_opts *o, pctl_client *c, uint64_t first_id, uint64
         }
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
+    pctl_close_session(c, client_id);
     if (failed > 0) {
         return pctl_fail(o, PCTL_EXIT_SERVER,
                          "simulate --cleanup: %llu deletes failed; last: %.300s",
@@ -438,16 +444,24 @@ int pctl_simulate(const pctl_opts *o, pctl_client *c, int argc, char **argv)
     if (s.v == NULL) {
         return pctl_fail(o, PCTL_EXIT_SERVER, "simulate: out of memory");
     }
-    uint64_t base = pctl_random_u64();
     for (size_t i = 0; i < n; i++) {
         s.v[i].id = first_id + i;
-        /* One client per vehicle; ids derived from one random base cannot collide within
-         * the run, and collide with another run's only by astronomical chance. */
-        s.v[i].client_id = base + i != 0 ? base + i : 1;
+        /* One session per vehicle: each has one write in flight, in sequence order. */
+        pctl_status st;
+        if (pctl_open_session(c, &s.v[i].client_id, &st) != 0) {
+            for (size_t k = 0; k < i; k++) {
+                pctl_close_session(c, s.v[k].client_id);
+            }
+            free(s.v);
+            return pctl_report(o, "simulate: opening the vehicles' sessions", &st);
+        }
         s.v[i].ep = i % pctl_client_n_endpoints(c);
     }
     s.cq = grpc_completion_queue_create_for_next(NULL);
     int rc = run(o, &s, duration_ms * 1000, rate);
+    for (size_t i = 0; i < n; i++) {
+        pctl_close_session(c, s.v[i].client_id);
+    }
     grpc_completion_queue_shutdown(s.cq);
     while (grpc_completion_queue_next(s.cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
            GRPC_QUEUE_SHUTDOWN) {

@@ -1,7 +1,8 @@
 /*
- * platoonctl vehicle update|get|delete|list. Mutations carry a random client id with
- * sequence 1, which makes them safe to retry on another endpoint: the cluster applies each at
- * most once (a retry of an applied one gets the original answer).
+ * platoonctl vehicle update|get|delete|list. A mutation opens an exactly-once session, sends
+ * its request as the session's sequence 1 and closes the session: the request is then safe to
+ * retry on another endpoint, since the cluster applies it at most once (a retry of an applied
+ * one gets the original answer).
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,14 +86,19 @@ int pctl_vehicle_update(const pctl_opts *o, pctl_client *c, int argc, char **arg
     v.heading = val[3];
     Platoon__V1__UpdateVehicleRequest req = PLATOON__V1__UPDATE_VEHICLE_REQUEST__INIT;
     req.vehicle = &v;
-    req.client_id = pctl_random_u64();
     req.sequence = 1;
     Platoon__V1__UpdateVehicleResponse *resp = NULL;
     pctl_status st;
-    if (pctl_call(c, PCTL_M_UPDATE, &req.base, &platoon__v1__update_vehicle_response__descriptor,
-                  true, (ProtobufCMessage **)&resp, &st) != 0) {
-        char what[64];
-        snprintf(what, sizeof(what), "vehicle update %llu", (unsigned long long)id);
+    char what[64];
+    snprintf(what, sizeof(what), "vehicle update %llu", (unsigned long long)id);
+    if (pctl_open_session(c, &req.client_id, &st) != 0) {
+        return pctl_report(o, what, &st);
+    }
+    int failed =
+        pctl_call(c, PCTL_M_UPDATE, &req.base, &platoon__v1__update_vehicle_response__descriptor,
+                  true, (ProtobufCMessage **)&resp, &st);
+    pctl_close_session(c, req.client_id);
+    if (failed) {
         return pctl_report(o, what, &st);
     }
     if (resp->vehicle != NULL) {
@@ -149,14 +155,19 @@ int pctl_vehicle_delete(const pctl_opts *o, pctl_client *c, int argc, char **arg
     }
     Platoon__V1__DeleteVehicleRequest req = PLATOON__V1__DELETE_VEHICLE_REQUEST__INIT;
     req.id = id;
-    req.client_id = pctl_random_u64();
     req.sequence = 1;
     Platoon__V1__DeleteVehicleResponse *resp = NULL;
     pctl_status st;
-    if (pctl_call(c, PCTL_M_DELETE, &req.base, &platoon__v1__delete_vehicle_response__descriptor,
-                  true, (ProtobufCMessage **)&resp, &st) != 0) {
-        char what[64];
-        snprintf(what, sizeof(what), "vehicle delete %llu", (unsigned long long)id);
+    char what[64];
+    snprintf(what, sizeof(what), "vehicle delete %llu", (unsigned long long)id);
+    if (pctl_open_session(c, &req.client_id, &st) != 0) {
+        return pctl_report(o, what, &st);
+    }
+    int failed =
+        pctl_call(c, PCTL_M_DELETE, &req.base, &platoon__v1__delete_vehicle_response__descriptor,
+                  true, (ProtobufCMessage **)&resp, &st);
+    pctl_close_session(c, req.client_id);
+    if (failed) {
         return pctl_report(o, what, &st);
     }
     bool existed = resp->existed;

@@ -27,6 +27,13 @@ const char platoond_usage[] =
     "  --snapshot-keep N       log entries kept behind a snapshot (default 1000)\n"
     "  --sync MODE             full (default), normal, or none (unsafe: tests only)\n"
     "\n"
+    "Limits (docs/operations.md):\n"
+    "  --max-vehicles N        most vehicles in the platoon; a new one beyond is refused\n"
+    "                          with RESOURCE_EXHAUSTED; 0 = no limit (default 1000000)\n"
+    "  --max-sessions-per-client N\n"
+    "                          exactly-once sessions one client (certificate name) may\n"
+    "                          hold; opening one more closes its oldest (default 10000)\n"
+    "\n"
     "Security (required: TLS files, or --insecure; see docs/security.md):\n"
     "  --tls-ca FILE           the CA that signs every node and client certificate (PEM)\n"
     "  --tls-cert FILE         this node's certificate (Subject CN node-<id>, OU node)\n"
@@ -139,6 +146,8 @@ static const char *const value_flags[] = {
     "--snapshot-every",
     "--snapshot-keep",
     "--sync",
+    "--max-vehicles",
+    "--max-sessions-per-client",
     "--tls-ca",
     "--tls-cert",
     "--tls-key",
@@ -159,6 +168,7 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
 {
     memset(f, 0, sizeof(*f));
     pnode_options_init(&f->node, 0);
+    pveh_options_init(&f->sm);
     f->log_level = PT_LOG_INFO;
     const char *cluster_name = "platoon";
     bool have_id = false, have_listen = false, have_dir = false, have_initial = false;
@@ -248,6 +258,18 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
                 return fail(err, cap, a, "must be a non-negative integer");
             }
             f->node.snapshot_keep = n;
+        } else if (strcmp(a, "--max-vehicles") == 0) {
+            if (!parse_u64(v, 0, UINT64_MAX, &n)) {
+                return fail(err, cap, a, "must be a non-negative integer (0: no limit)");
+            }
+            f->sm.max_vehicles = n;
+        } else if (strcmp(a, "--max-sessions-per-client") == 0) {
+            if (!parse_u64(v, 1, f->sm.max_sessions, &n)) {
+                char why[96];
+                snprintf(why, sizeof(why), "must be within [1, %u]", f->sm.max_sessions);
+                return fail(err, cap, a, why);
+            }
+            f->sm.max_sessions_per_principal = (uint32_t)n;
         } else if (strcmp(a, "--tls-ca") == 0 || strcmp(a, "--tls-cert") == 0 ||
                    strcmp(a, "--tls-key") == 0 || strcmp(a, "--tls-crl") == 0) {
             if (*v == '\0') {

@@ -4,9 +4,11 @@
 
 #include "platoon/log.h"
 #include "platoon/node.h"
+#include "platoon/vehicle.h"
 
 typedef struct platoond_flags {
     pnode_options node;
+    pveh_options sm;
     enum pt_log_level log_level;
     char data_dir[4096];
     bool help;

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN);
 
     pveh_sm *sm = NULL;
-    int rc = pveh_sm_new(NULL, &sm);
+    int rc = pveh_sm_new(&f.sm, &sm);
     if (rc != 0) {
         fprintf(stderr, "platoond: %s\n", pt_strerror(rc));
         return 1;

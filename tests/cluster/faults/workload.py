@@ -1,6 +1,7 @@
 """Concurrent clients that write and read vehicles while the nemesis works, recording a history.
 
-Each client is a thread with its own client_id and an increasing sequence per mutation. Every
+Each client is a thread that opens its own exactly-once session (OpenSession) and numbers its
+mutations 1, 2, 3, ... in it. Every
 update writes a value no other update writes (the client's number in the latitude, its sequence
 in the longitude), so a read names the write it saw. A mutation that ends in UNAVAILABLE,
 DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED is retried with the same (client_id, sequence), on
@@ -55,11 +56,10 @@ class History:
 
 
 class Client(threading.Thread):
-    def __init__(self, writer, client_id, targets, keys, history, rng, stop, attempt_timeout,
-                 retry_for):
+    def __init__(self, writer, targets, keys, history, rng, stop, attempt_timeout, retry_for):
         super().__init__(name="client-%d" % writer, daemon=True)
         self.writer = writer
-        self.client_id = client_id
+        self.client_id = None  # opened when the thread starts
         self.targets = targets  # () -> [(node_id, api.Node)] of the nodes to talk to
         self.keys = keys
         self.history = history
@@ -70,9 +70,26 @@ class Client(threading.Thread):
         self.seq = 0
         self.error = None
 
+    def open_session(self):
+        """The client's exactly-once session, opened through any reachable node (an opening
+        whose answer is lost just leaves an unused session behind)."""
+        give_up = time.monotonic() + self.retry_for
+        while not self.stop.is_set() and time.monotonic() < give_up:
+            nodes = self.targets()
+            if nodes:
+                try:
+                    _, node = self.rng.choice(nodes)
+                    return node.call("OpenSession", timeout=self.attempt_timeout).client_id
+                except grpc.RpcError as e:
+                    if e.code() not in RETRY:
+                        raise RuntimeError("OpenSession refused: %s %s" % (e.code(), e.details()))
+            time.sleep(0.05)
+        return None
+
     def run(self):
         try:
-            while not self.stop.is_set():
+            self.client_id = self.open_session()
+            while self.client_id is not None and not self.stop.is_set():
                 self.one()
         except Exception as e:  # a bug of the workload itself must fail the run, loudly
             self.error = repr(e)
@@ -191,7 +208,7 @@ class Workload:
     def __init__(self, targets, n_clients, keys, seed, attempt_timeout, retry_for):
         self.history = History()
         self.stop_event = threading.Event()
-        self.clients = [Client(c + 1, 0x5EED0000 + c + 1, targets, keys, self.history,
+        self.clients = [Client(c + 1, targets, keys, self.history,
                                random.Random("%s/client/%d" % (seed, c)), self.stop_event,
                                attempt_timeout, retry_for)
                         for c in range(n_clients)]

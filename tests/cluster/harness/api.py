@@ -49,6 +49,8 @@ _METHODS = {
     "DeleteVehicle": ("platoon.v1.Platoon", "DeleteVehicleRequest", "DeleteVehicleResponse"),
     "GetVehicle": ("platoon.v1.Platoon", "GetVehicleRequest", "GetVehicleResponse"),
     "GetPlatoon": ("platoon.v1.Platoon", "GetPlatoonRequest", "GetPlatoonResponse"),
+    "OpenSession": ("platoon.v1.Platoon", "OpenSessionRequest", "OpenSessionResponse"),
+    "CloseSession": ("platoon.v1.Platoon", "CloseSessionRequest", "CloseSessionResponse"),
     "Status": ("platoon.v1.Cluster", "StatusRequest", "StatusResponse"),
     "AddMember": ("platoon.v1.Cluster", "AddMemberRequest", "AddMemberResponse"),
     "RemoveMember": ("platoon.v1.Cluster", "RemoveMemberRequest", "RemoveMemberResponse"),

@@ -63,6 +63,12 @@ class ClusterTest(unittest.TestCase):
                     self.fail_with_logs("%s kept failing: %s %s" % (what, e.code(), e.details()))
                 time.sleep(0.05)
 
+    def open_session(self, node_id, timeout=10.0):
+        """Opens an exactly-once session through node_id (retried while there is no leader);
+        returns its client_id."""
+        return self.retry(lambda: self.node(node_id).client.call("OpenSession").client_id,
+                          timeout=timeout, what="OpenSession")
+
     def update(self, node_id, vid, lat, client_id=0, sequence=0, timeout=2.0):
         return self.node(node_id).client.call(
             "UpdateVehicle", timeout=timeout, vehicle=api.vehicle(vid, lat, 10.0, 20.0, 90.0),

@@ -44,12 +44,27 @@ static pveh_result apply_cmd(tsm *t, uint64_t index, uint8_t *cmd, size_t len)
     return r;
 }
 
+void to_v1(uint8_t **cmd, size_t *len)
+{
+    /* Version 1 is the version 2 layout without principal and limit (bytes 26..41). */
+    assert_true(*len >= 42);
+    uint8_t *v1 = malloc(*len - 16);
+    assert_non_null(v1);
+    memcpy(v1, *cmd, 26);
+    memcpy(v1 + 26, *cmd + 42, *len - 42);
+    v1[0] = 1;
+    free(*cmd);
+    *cmd = v1;
+    *len -= 16;
+}
+
 pveh_result tsm_update(tsm *t, uint64_t index, const pveh_vehicle *v, uint64_t client, uint64_t seq,
                        uint64_t ts)
 {
     uint8_t *cmd = NULL;
     size_t len = 0;
     assert_int_equal(pveh_command_update(v, client, seq, ts, &cmd, &len), 0);
+    to_v1(&cmd, &len);
     return apply_cmd(t, index, cmd, len);
 }
 
@@ -59,7 +74,60 @@ pveh_result tsm_delete(tsm *t, uint64_t index, uint64_t id, uint64_t client, uin
     uint8_t *cmd = NULL;
     size_t len = 0;
     assert_int_equal(pveh_command_delete(id, client, seq, ts, &cmd, &len), 0);
+    to_v1(&cmd, &len);
     return apply_cmd(t, index, cmd, len);
+}
+
+pveh_result tsm_apply(tsm *t, uint64_t index, const pveh_command *c)
+{
+    uint8_t *cmd = NULL;
+    size_t len = 0;
+    assert_int_equal(pveh_command_encode(c, &cmd, &len), 0);
+    return apply_cmd(t, index, cmd, len);
+}
+
+pveh_result tsm_open(tsm *t, uint64_t index, const char *who, uint64_t quota, uint64_t ts)
+{
+    pveh_command c = {.op = PVEH_OP_OPEN_SESSION,
+                      .principal = pveh_principal_key(who),
+                      .limit = quota,
+                      .timestamp_ms = ts};
+    return tsm_apply(t, index, &c);
+}
+
+pveh_result tsm_put(tsm *t, uint64_t index, const char *who, const pveh_vehicle *v, uint64_t client,
+                    uint64_t seq, uint64_t ts, uint64_t max_vehicles)
+{
+    pveh_command c = {.op = PVEH_OP_UPDATE,
+                      .client_id = client,
+                      .sequence = seq,
+                      .timestamp_ms = ts,
+                      .principal = pveh_principal_key(who),
+                      .limit = max_vehicles,
+                      .vehicle = *v,
+                      .id = v->id};
+    return tsm_apply(t, index, &c);
+}
+
+pveh_result tsm_del(tsm *t, uint64_t index, const char *who, uint64_t id, uint64_t client,
+                    uint64_t seq, uint64_t ts)
+{
+    pveh_command c = {.op = PVEH_OP_DELETE,
+                      .client_id = client,
+                      .sequence = seq,
+                      .timestamp_ms = ts,
+                      .principal = pveh_principal_key(who),
+                      .id = id};
+    return tsm_apply(t, index, &c);
+}
+
+pveh_result tsm_close(tsm *t, uint64_t index, const char *who, uint64_t client, uint64_t ts)
+{
+    pveh_command c = {.op = PVEH_OP_CLOSE_SESSION,
+                      .client_id = client,
+                      .timestamp_ms = ts,
+                      .principal = pveh_principal_key(who)};
+    return tsm_apply(t, index, &c);
 }
 
 int membuf_write(void *ctx, const void *data, size_t len)

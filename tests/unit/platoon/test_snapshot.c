@@ -345,7 +345,7 @@ static void recomputed_checksums_do_not_hide_invalid_records(void **state)
         {64 + 40, 9},        /* first vehicle revision beyond the applied index */
         {64 + 96, 0},        /* session client id 0 (all 8 bytes below) */
         {64 + 96 + 16, 200}, /* session last use after the log time */
-        {64 + 96 + 32, 99},  /* session result length (after the fingerprint) */
+        {64 + 96 + 40, 99},  /* session result length (after fingerprint and principal) */
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         uint8_t *copy = malloc(snap.len);
