@@ -187,7 +187,8 @@ typedef struct pnode_options {
     uint32_t handshake_timeout_ms;
     uint32_t max_idle_ms;
     /* Memory gRPC may use for connections and their buffers in all (its resource quota):
-     * beyond it new work is refused and connections are shed. Default 512 MiB. */
+     * beyond it new work is refused and connections are shed, peers' included, so it must
+     * stay well above what normal load needs. Default 2 GiB. */
     size_t transport_memory_bytes;
 
     /* The application. */

@@ -145,7 +145,7 @@ void pnet_transport_options_init(pnet_transport_options *opts)
     opts->send_timeout_ms = 30000;
     opts->handshake_timeout_ms = 10000;
     opts->max_idle_ms = 300000;
-    opts->transport_memory_bytes = (size_t)512 << 20;
+    opts->transport_memory_bytes = (size_t)2 << 30;
     opts->max_batch_bytes = 4u << 20;
     opts->max_queue_bytes = 64u << 20;
     opts->max_queue_msgs = 65536;

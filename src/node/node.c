@@ -40,7 +40,7 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->send_timeout_ms = 30000;
     opts->handshake_timeout_ms = 10000;
     opts->max_idle_ms = 300000;
-    opts->transport_memory_bytes = (size_t)512 << 20;
+    opts->transport_memory_bytes = (size_t)2 << 30;
 }
 
 int pnode__code(int err)

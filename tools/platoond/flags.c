@@ -1,6 +1,7 @@
 #include "flags.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,20 @@ const char platoond_usage[] =
     "  --max-sessions-per-client N\n"
     "                          exactly-once sessions one client (certificate name) may\n"
     "                          hold; opening one more closes its oldest (default 10000)\n"
+    "  --max-request-bytes N   largest client request (default 65536)\n"
+    "  --max-streams-per-connection N\n"
+    "                          concurrent calls per connection (default 256)\n"
+    "  --max-unread-bytes-per-connection N\n"
+    "                          answers a connection has not read, in bytes; beyond it\n"
+    "                          RESOURCE_EXHAUSTED (default 16777216)\n"
+    "  --max-unread-bytes N    the same for all connections (default 268435456)\n"
+    "  --send-timeout-ms MS    an answer not read within MS is cancelled (default 30000)\n"
+    "  --handshake-timeout-ms MS\n"
+    "                          TLS handshake and HTTP/2 preface deadline (default 10000)\n"
+    "  --max-idle-ms MS        a connection without calls is closed after MS (default\n"
+    "                          300000)\n"
+    "  --transport-memory-bytes N\n"
+    "                          memory gRPC may use in all (default 2147483648)\n"
     "\n"
     "Security (required: TLS files, or --insecure; see docs/security.md):\n"
     "  --tls-ca FILE           the CA that signs every node and client certificate (PEM)\n"
@@ -130,6 +145,52 @@ static int parse_members(const char *list, pnode_options *o, char *err, size_t c
     return rc;
 }
 
+/* The transport's resource bounds: each a positive integer within its range. Returns whether
+ * @a is one of them; *@rc is -1 (with @err set) when its value is not acceptable. */
+static bool limit_flag(platoond_flags *f, const char *a, const char *v, int *rc, char *err,
+                       size_t cap)
+{
+    static const struct {
+        const char *name;
+        uint64_t min, max;
+        size_t offset;
+        bool wide; /* size_t (else uint32_t) */
+    } limits[] = {
+        {"--max-request-bytes", 256, 16u << 20, offsetof(pnode_options, max_request_bytes), true},
+        {"--max-streams-per-connection", 1, 100000,
+         offsetof(pnode_options, max_streams_per_connection), false},
+        {"--max-unread-bytes-per-connection", 65536, (uint64_t)1 << 40,
+         offsetof(pnode_options, max_unread_bytes_per_connection), true},
+        {"--max-unread-bytes", 65536, (uint64_t)1 << 40, offsetof(pnode_options, max_unread_bytes),
+         true},
+        {"--send-timeout-ms", 100, 3600000, offsetof(pnode_options, send_timeout_ms), false},
+        {"--handshake-timeout-ms", 100, 3600000, offsetof(pnode_options, handshake_timeout_ms),
+         false},
+        {"--max-idle-ms", 1000, 86400000, offsetof(pnode_options, max_idle_ms), false},
+        {"--transport-memory-bytes", 16u << 20, (uint64_t)1 << 40,
+         offsetof(pnode_options, transport_memory_bytes), true},
+    };
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (strcmp(a, limits[i].name) != 0) {
+            continue;
+        }
+        uint64_t n;
+        *rc = 0;
+        if (!parse_u64(v, limits[i].min, limits[i].max, &n)) {
+            char why[96];
+            snprintf(why, sizeof(why), "must be within [%llu, %llu]",
+                     (unsigned long long)limits[i].min, (unsigned long long)limits[i].max);
+            *rc = fail(err, cap, a, why);
+        } else if (limits[i].wide) {
+            *(size_t *)(void *)((char *)&f->node + limits[i].offset) = (size_t)n;
+        } else {
+            *(uint32_t *)(void *)((char *)&f->node + limits[i].offset) = (uint32_t)n;
+        }
+        return true;
+    }
+    return false;
+}
+
 /* The flags that take a value, for the message about a flag that ends the line: an unknown
  * one is called unknown, not told that it "needs a value". (With a value after it, the chain
  * below names an unknown flag anyway.) */
@@ -148,6 +209,14 @@ static const char *const value_flags[] = {
     "--sync",
     "--max-vehicles",
     "--max-sessions-per-client",
+    "--max-request-bytes",
+    "--max-streams-per-connection",
+    "--max-unread-bytes-per-connection",
+    "--max-unread-bytes",
+    "--send-timeout-ms",
+    "--handshake-timeout-ms",
+    "--max-idle-ms",
+    "--transport-memory-bytes",
     "--tls-ca",
     "--tls-cert",
     "--tls-key",
@@ -201,6 +270,7 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
         }
         i++;
         uint64_t n;
+        int limit_rc = 0;
         if (strcmp(a, "--id") == 0) {
             if (!parse_u64(v, 1, UINT64_MAX, &n)) {
                 return fail(err, cap, a, "must be a positive integer");
@@ -270,6 +340,10 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
                 return fail(err, cap, a, why);
             }
             f->sm.max_sessions_per_principal = (uint32_t)n;
+        } else if (limit_flag(f, a, v, &limit_rc, err, cap)) {
+            if (limit_rc != 0) {
+                return limit_rc;
+            }
         } else if (strcmp(a, "--tls-ca") == 0 || strcmp(a, "--tls-cert") == 0 ||
                    strcmp(a, "--tls-key") == 0 || strcmp(a, "--tls-crl") == 0) {
             if (*v == '\0') {
