@@ -270,6 +270,9 @@ class SlowReader(testing.ClusterTest):
             sid = 1 + 2 * k
             out += h2_frame(1, 0x4, sid, headers) + h2_frame(0, 0x1, sid, message)
         stop = threading.Event()
+        answered = set()  # streams the node sent headers or a reset for
+        goaway = []
+        received = [0]
 
         def drain():
             # Take the frames (so TCP does not push back), acknowledge SETTINGS and answer
@@ -280,16 +283,24 @@ class SlowReader(testing.ClusterTest):
                     chunk = sock.recv(65536)
                 except socket.timeout:
                     continue
-                except OSError:
+                except OSError as e:
+                    goaway.append(repr(e))
                     return
                 if not chunk:
+                    goaway.append("EOF after %d bytes" % received[0])
                     return
+                received[0] += len(chunk)
                 buf += chunk
                 while len(buf) >= 9:
                     length = int.from_bytes(buf[:3], "big")
                     if len(buf) < 9 + length:
                         break
                     kind, flags = buf[3], buf[4]
+                    stream = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+                    if kind in (1, 3) and stream:
+                        answered.add(stream)
+                    if kind == 7:
+                        goaway.append(buf[9:9 + length])
                     payload = buf[9:9 + length]
                     buf = buf[9 + length:]
                     try:
@@ -310,8 +321,9 @@ class SlowReader(testing.ClusterTest):
             while time.monotonic() < end:
                 peak = max(peak, rss_kib(node.proc.pid))
                 time.sleep(0.05)
-            # The node still answers others at once.
-            self.assertEqual(len(self.platoon(1).vehicles) > 0, True)
+            # The node still answers others. (An idle Python channel may not answer the
+            # node's keepalive pings in time, so its first call can find the socket closed.)
+            self.assertEqual(len(self.retry(lambda: self.platoon(1)).vehicles), 20000)
         finally:
             stop.set()
             sock.close()
@@ -321,11 +333,18 @@ class SlowReader(testing.ClusterTest):
               "~%d KiB answer would pin %d MiB unbounded" % (
                   rss_before, peak, (peak - rss_before) // 1024, streams, answer,
                   streams * answer // 1024))
+        # Every call was served (its headers sent, or refused, or cancelled when its answer
+        # was not read in time): the memory stayed low because of the bounds, not because
+        # the calls were never made.
+        self.assertEqual(len(answered), streams, "GOAWAY: %r" % goaway)
         # The bound: 16 MiB of unread answers per connection, plus what building answers and
         # gRPC's own buffers take; never the 200 answers.
         self.assertLess(peak - rss_before, 96 * 1024)
-        time.sleep(1)
-        self.update(1, 1, 2.0)
+        # The memory comes back once the connection is gone.
+        time.sleep(2)
+        self.retry(lambda: self.update(1, 1, 2.0))
+        after = rss_kib(node.proc.pid)
+        print("slow reader: RSS %d KiB after the connection closed" % after)
 
 
 if __name__ == "__main__":
