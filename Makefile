@@ -94,7 +94,7 @@ mutants: deps
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# Debian packages (libplatoon0, libplatoon-dev, platoon) in $(BUILD)/packages.
+# Debian packages (libplatoon1, libplatoon-dev, platoon) in $(BUILD)/packages.
 deb: build
 	cd $(BUILD) && cpack -G DEB
 	@ls -1 $(BUILD)/packages/*.deb

@@ -1,5 +1,5 @@
 # What `make install` (cmake --install) puts under the prefix, by component:
-#   libraries  lib/libplatoon.so.0*, lib/libplatoon-raft.so.0*                  (the runtime)
+#   libraries  lib/libplatoon.so.1*, lib/libplatoon-raft.so.1*                  (the runtime)
 #   dev        include/platoon/*.h, lib/*.so (links), lib/*.a, lib/pkgconfig/*.pc
 #   programs   bin/platoond, bin/platoonctl, bin/platoon-inspect, their manual pages (built
 #              from their --help texts), the systemd unit and the example environment file

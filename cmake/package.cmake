@@ -1,6 +1,6 @@
 # Debian packages, cut along the install components (cmake/install.cmake), with CPack's DEB
 # generator (`make deb`, or `cpack -G DEB` in a build tree):
-#   libplatoon0       libplatoon.so.0 and libplatoon-raft.so.0            (component libraries)
+#   libplatoon1       libplatoon.so.1 and libplatoon-raft.so.1            (component libraries)
 #   libplatoon-dev    headers, pkg-config files, static libraries, .so links   (component dev)
 #   platoon           platoond, platoonctl, platoon-inspect, manual pages, the systemd unit, the
 #                     platoond user and an example /etc/default/platoond  (component programs)

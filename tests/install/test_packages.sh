@@ -40,16 +40,16 @@ force=--force-depends,script-chrootless
 # shellcheck disable=SC2086
 dpkg --root="$root" $force --log=/dev/null -i $debs >"$work/dpkg.log" 2>&1 ||
     { cat "$work/dpkg.log"; fail "dpkg -i failed"; }
-for p in libplatoon0 libplatoon-dev platoon; do
+for p in libplatoon1 libplatoon-dev platoon; do
     dpkg --root="$root" -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' ||
         fail "$p is not installed"
 done
 # Each dependency dpkg was told to overlook is installed on this host or known to its package
 # lists, so the package's Depends are satisfiable (a Debian machine would pull them in).
-for p in libplatoon0 platoon libplatoon-dev; do
+for p in libplatoon1 platoon libplatoon-dev; do
     dpkg-deb -f "$work"/packages/"$p"_*.deb Depends | tr ',' '\n' | sed 's/(.*//; s/|.*//' |
         while read -r dep; do
-            [ -z "$dep" ] || [ "$dep" = libplatoon0 ] || dpkg-query -W "$dep" >/dev/null 2>&1 ||
+            [ -z "$dep" ] || [ "$dep" = libplatoon1 ] || dpkg-query -W "$dep" >/dev/null 2>&1 ||
                 apt-cache show "$dep" >/dev/null 2>&1 ||
                 fail "$p depends on $dep, which is not a known package"
         done
@@ -88,7 +88,7 @@ cc -std=c11 -Wall -Wextra -Werror -o "$work/embed_core" "$src/examples/embed-cor
 "$work/embed_core" >"$work/embed_core.log" || { cat "$work/embed_core.log"; fail "embed_core"; }
 cc -std=c11 -Wall -Wextra -Werror -o "$work/hello" "$src/tests/install/hello_platoon.c" \
     $(pkg-config --cflags --libs platoon)
-ldd "$work/hello" | grep -q "$libdir/libplatoon.so.0" || fail "hello does not use the root's library"
+ldd "$work/hello" | grep -q "$libdir/libplatoon.so.1" || fail "hello does not use the root's library"
 "$work/hello" "$work/hello-data"
 
 # platoond as its unit starts it: the example environment file, with --insecure chosen (no

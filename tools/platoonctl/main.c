@@ -321,7 +321,7 @@ int main(int argc, char **argv)
     }
     if (version) {
         free(rest);
-        puts("platoonctl 0.1.0");
+        puts("platoonctl 0.2.0");
         return PCTL_EXIT_OK;
     }
     if (n_rest == 0 || (help && !is_group(rest[0]))) {

@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (f.version) {
-        puts("platoond 0.1.0");
+        puts("platoond 0.2.0");
         return 0;
     }
     pt_log_set_sink(pt_log_stderr_sink, NULL, f.log_level);
