@@ -166,6 +166,11 @@ typedef struct pnode_options {
     pnode_tls tls;
     bool insecure;
 
+    /* Threads that poll the network: gRPC does its reading, TLS and HTTP/2 framing on them,
+     * so with one, a connection busy with a large message holds up all the others, peers'
+     * heartbeats included. Default 2; at most 64. */
+    uint32_t io_threads;
+
     /* Bounds on what callers may make a node hold (docs/operations.md, "Limits"). A request of
      * a registered method larger than max_request_bytes is refused with RESOURCE_EXHAUSTED
      * before it is decoded (default 64 KiB: a vehicle update is under 100 bytes); the peer

@@ -382,8 +382,8 @@ void pnet__unread_sweep(pnet_transport *t)
     t->unread_swept_ms = now;
     pthread_mutex_lock(&t->unread_mu);
     for (pnet_call *c = t->unread; c != NULL; c = c->unext) {
-        /* c->call is released only on this thread, and only once the send is over (which
-         * unlinks the call first): it is valid here. */
+        /* c->call is released only under t->mu, which the sweep holds, and only once the
+         * send is over (which unlinks the call first): it is valid here. */
         if (!c->unread_cancelled && now - c->unread_since_ms > (int64_t)t->opts.send_timeout_ms) {
             c->unread_cancelled = true;
             grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,

@@ -139,6 +139,7 @@ void pnet_transport_options_init(pnet_transport_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->max_message_bytes = 16u << 20;
     opts->max_request_bytes = 64u << 10;
+    opts->io_threads = 2;
     opts->max_streams_per_connection = 256;
     opts->max_unread_bytes_per_connection = 16u << 20;
     opts->max_unread_bytes = 256u << 20;
@@ -295,7 +296,8 @@ static bool opts_ok(const pnet_transport_options *o)
            o->max_unread_bytes_per_connection > 0 && o->max_unread_bytes > 0 &&
            o->send_timeout_ms > 0 && o->handshake_timeout_ms > 0 &&
            o->handshake_timeout_ms <= INT_MAX && o->max_idle_ms > 0 && o->max_idle_ms <= INT_MAX &&
-           o->transport_memory_bytes > 0;
+           o->transport_memory_bytes > 0 && o->io_threads >= 1 &&
+           o->io_threads <= PNET_MAX_IO_THREADS;
 }
 
 /* Destroys the completion queue after draining it (nothing may be pending on it). */
@@ -378,11 +380,16 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
     } else {
         t->server_done = true;
     }
-    if (pthread_create(&t->thread, NULL, cq_thread, t) != 0) {
-        rc = PT_ENOMEM;
-        goto err_server;
+    for (int i = 0; i < t->opts.io_threads; i++) {
+        if (pthread_create(&t->threads[i], NULL, cq_thread, t) != 0) {
+            if (i > 0) {
+                break; /* fewer threads than asked: slower, not wrong */
+            }
+            rc = PT_ENOMEM;
+            goto err_server;
+        }
+        t->n_threads++;
     }
-    t->thread_started = true;
     *out = t;
     return 0;
 
@@ -436,7 +443,9 @@ void pnet_transport_free(pnet_transport *t)
     pthread_mutex_unlock(&t->mu);
 
     /* The thread ends once every call has been released and the server has shut down. */
-    pthread_join(t->thread, NULL);
+    for (int i = 0; i < t->n_threads; i++) {
+        pthread_join(t->threads[i], NULL);
+    }
 
     if (t->server != NULL) {
         grpc_server_destroy(t->server);

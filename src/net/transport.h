@@ -32,6 +32,9 @@
 
 typedef struct pnet_transport pnet_transport;
 
+/* The most threads that poll a transport's completion queue (pnet_transport_options). */
+#define PNET_MAX_IO_THREADS 64
+
 typedef struct pnet_transport_options {
     /* Where to listen, "host:port" (port 0: any free port, see pnet_transport_port). NULL: no
      * server, only outbound traffic. */
@@ -46,7 +49,10 @@ typedef struct pnet_transport_options {
     /* Largest request of a registered (unary) method: beyond it RESOURCE_EXHAUSTED, before the
      * request is copied or decoded. Default 64 KiB. */
     size_t max_request_bytes;
-    /* Resource bounds (pnode_options documents each; 0 keeps the default). */
+    /* Threads that do the transport's I/O (see transport_internal.h), in
+     * [1, PNET_MAX_IO_THREADS]. Default 2. */
+    int io_threads;
+    /* Resource bounds (pnode_options documents each). */
     uint32_t max_streams_per_connection;
     size_t max_unread_bytes_per_connection;
     size_t max_unread_bytes;

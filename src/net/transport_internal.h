@@ -130,8 +130,12 @@ struct pnet_transport {
     grpc_completion_queue *cq;
     grpc_server *server;
     int port;
-    pthread_t thread;
-    bool thread_started;
+    /* The threads that poll the completion queue. gRPC does its I/O on the threads that poll
+     * (reading, TLS, HTTP/2 framing), so with one thread a connection busy with a large
+     * message holds up every other, peers' heartbeats included; several let the others
+     * proceed. Each handles its completions under t->mu. */
+    pthread_t threads[PNET_MAX_IO_THREADS];
+    int n_threads;
 
     grpc_channel_args client_args;
     grpc_arg client_arg_v[PNET_CLIENT_ARGS_MAX];

@@ -33,6 +33,7 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->sync = PSTORE_SYNC_FULL;
     opts->leader_wait_ms = 2000;
     opts->preflight_check = true;
+    opts->io_threads = 2;
     opts->max_request_bytes = 64u << 10;
     opts->max_streams_per_connection = 256;
     opts->max_unread_bytes_per_connection = 16u << 20;
@@ -705,6 +706,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     to.mailbox = n->mailbox;
     to.node_id = n->opts.id;
     to.tls = n->tls;
+    to.io_threads = (int)n->opts.io_threads;
     to.max_request_bytes = n->opts.max_request_bytes;
     to.max_streams_per_connection = n->opts.max_streams_per_connection;
     to.max_unread_bytes_per_connection = n->opts.max_unread_bytes_per_connection;

@@ -152,7 +152,7 @@ class BigRequests(testing.ClusterTest):
         self.cluster.start()
         self.leader = self.cluster.wait_for_leader()
 
-    def test_big_requests_are_refused_and_lose_nothing(self):
+    def test_big_requests_are_refused_and_cause_no_election(self):
         self.retry(lambda: self.update(self.leader, 77, 7.0))
         leader = self.node(self.leader)
         terms = {i: n.client.call("Status").term for i, n in self.cluster.nodes.items()}
@@ -188,22 +188,22 @@ class BigRequests(testing.ClusterTest):
         channel.close()
         self.assertEqual(sorted(c.name for c in codes), ["RESOURCE_EXHAUSTED"] * 8)
         # The leader stayed leader and nobody's term moved: client traffic caused no election.
-        # gRPC decrypts and buffers each oversized message whole before refusing it, on the
-        # threads that also carry peer traffic: on a small, loaded machine that can still cost
-        # an election (reported, not asserted: docs/operations.md says so). What must hold:
-        # the cluster serves on, and nothing acknowledged is lost.
-        moved = [i for i, n in self.cluster.nodes.items()
-                 if n.client.call("Status").term != terms[i]]
-        print("big requests: terms moved on nodes %s" % (moved or "none"))
-        leader = self.cluster.wait_for_leader()
+        # gRPC decrypts and buffers each oversized message whole before refusing it; with
+        # two I/O threads (the default) the peer traffic flows meanwhile: no election.
+        for i, n in self.cluster.nodes.items():
+            st = n.client.call("Status")
+            if st.term != terms[i] or st.leader_id != self.leader:
+                self.fail_with_logs("node %d: term %d -> %d, leader %d -> %d" % (
+                    i, terms[i], st.term, self.leader, st.leader_id))
+        leader = self.leader
         self.assertEqual(self.node(leader).client.call("GetVehicle", id=77).vehicle.latitude,
                          7.0)
         self.retry(lambda: self.update(leader, 78, 8.0))
         print("big requests: leader RSS %d KiB before, %d KiB at the peak (+%d MiB)" % (
             rss_before, peak, (peak - rss_before) // 1024))
         # gRPC reads an oversized message whole before it refuses it, so each costs memory
-        # while it arrives; they are never all held at once, nor copied or decoded.
-        self.assertLess(peak - rss_before, 8 * 60 * 1024)
+        # while it arrives (bounded by --transport-memory-bytes); none is copied or decoded.
+        self.assertLess(peak - rss_before, 8 * 60 * 1024 * 5 // 4)
 
 
 def h2_frame(kind, flags, stream, payload=b""):

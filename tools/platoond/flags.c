@@ -34,6 +34,7 @@ const char platoond_usage[] =
     "  --max-sessions-per-client N\n"
     "                          exactly-once sessions one client (certificate name) may\n"
     "                          hold; opening one more closes its oldest (default 10000)\n"
+    "  --io-threads N          threads doing the network's I/O and TLS (default 2)\n"
     "  --max-request-bytes N   largest client request (default 65536)\n"
     "  --max-streams-per-connection N\n"
     "                          concurrent calls per connection (default 256)\n"
@@ -156,6 +157,7 @@ static bool limit_flag(platoond_flags *f, const char *a, const char *v, int *rc,
         size_t offset;
         bool wide; /* size_t (else uint32_t) */
     } limits[] = {
+        {"--io-threads", 1, 64, offsetof(pnode_options, io_threads), false},
         {"--max-request-bytes", 256, 16u << 20, offsetof(pnode_options, max_request_bytes), true},
         {"--max-streams-per-connection", 1, 100000,
          offsetof(pnode_options, max_streams_per_connection), false},
@@ -209,6 +211,7 @@ static const char *const value_flags[] = {
     "--sync",
     "--max-vehicles",
     "--max-sessions-per-client",
+    "--io-threads",
     "--max-request-bytes",
     "--max-streams-per-connection",
     "--max-unread-bytes-per-connection",
