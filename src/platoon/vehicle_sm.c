@@ -109,7 +109,7 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     }
     /* Take every allocation the command may need before changing anything, so that it is
      * applied entirely or not at all. */
-    if (c.op == PVEH_OP_UPDATE && (rv = pveh__map_reserve_one(&sm->vehicles)) != 0) {
+    if ((rv = pveh__map_reserve_one(&sm->vehicles)) != 0) { /* a delete may copy a chunk */
         return rv;
     }
     if (c.client_id != 0 && (rv = pveh__sessions_reserve_one(&sm->sessions)) != 0) {
@@ -247,8 +247,11 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
         uint8_t *p = out + PVEH_QRESULT_HEADER_LEN;
         pveh__put_u32(p, (uint32_t)n);
         p += 4;
-        for (size_t i = 0; i < n; i++, p += PVEH_VEHICLE_RECORD_LEN) {
-            pveh__vehicle_put(p, &sm->vehicles.v[i], true);
+        pveh_map_iter it;
+        pveh__map_seek_after(&sm->vehicles, 0, &it);
+        for (const pveh_vehicle *v; (v = pveh__map_next(&it)) != NULL;
+             p += PVEH_VEHICLE_RECORD_LEN) {
+            pveh__vehicle_put(p, v, true);
         }
     }
     *result = out;
