@@ -34,6 +34,7 @@ int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
     sm->opts = o;
     pveh__map_init(&sm->vehicles);
     pveh__sessions_init(&sm->sessions, o.max_sessions, o.session_ttl_ms);
+    pveh__listings_init(&sm->listings);
     *out = sm;
     return 0;
 }
@@ -43,6 +44,7 @@ void pveh_sm_free(pveh_sm *sm)
     if (sm == NULL) {
         return;
     }
+    pveh__listings_free(&sm->listings);
     pveh__map_free(&sm->vehicles);
     pveh__sessions_free(&sm->sessions);
     free(sm);
@@ -212,6 +214,10 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
     const pveh_sm *sm = ctx;
     if (result == NULL || result_len == NULL) {
         return PT_EINVAL;
+    }
+    if (pveh__listing_query_is(query, len)) {
+        /* Opens a listing: a frozen view on the side, the replicated state is untouched. */
+        return pveh__listing_query_run(ctx, query, len, result, result_len);
     }
     pveh_query q;
     int rv = pveh_query_decode(query, len, &q);
