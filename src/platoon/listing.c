@@ -85,6 +85,23 @@ pveh_listing *pveh__listing_find(pveh_listings *l, uint64_t id)
     return NULL;
 }
 
+int pveh__listing_first_limit(uint32_t page_size, size_t n, size_t *limit)
+{
+    if (page_size == 0) {
+        /* Unpaged, as clients from before paging ask: all of it, or a clear refusal rather
+         * than a first page that such a client would take for the whole platoon. */
+        *limit = n;
+        return n <= PVEH_UNPAGED_MAX ? 0 : PT_ETOOBIG;
+    }
+    *limit = page_size < PVEH_PAGE_SIZE_MAX ? page_size : PVEH_PAGE_SIZE_MAX;
+    return 0;
+}
+
+size_t pveh__listing_next_limit(uint32_t page_size)
+{
+    return page_size == 0 || page_size > PVEH_PAGE_SIZE_MAX ? PVEH_PAGE_SIZE_MAX : page_size;
+}
+
 void pveh__listing_page(const pveh_listings *l, pveh_listing *li, uint64_t node_id, uint64_t after,
                         size_t limit, pveh_vehicle *out, size_t *n,
                         char token[PVEH_PAGE_TOKEN_LEN + 1])

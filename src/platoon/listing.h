@@ -77,6 +77,17 @@ pveh_listing *pveh__listing_find(pveh_listings *l, uint64_t id);
 void pveh__listing_close(pveh_listing *li);
 
 /*
+ * How many vehicles the first page of a listing of @n vehicles holds, for a client's
+ * @page_size: page_size 0 is unpaged (all @n, when @n <= PVEH_UNPAGED_MAX), above
+ * PVEH_PAGE_SIZE_MAX it is lowered to that. Returns 0 with *@limit set, or PT_ETOOBIG (unpaged,
+ * and too many vehicles).
+ */
+int pveh__listing_first_limit(uint32_t page_size, size_t n, size_t *limit);
+
+/* The same for a later page: page_size 0 or above the maximum means PVEH_PAGE_SIZE_MAX. */
+size_t pveh__listing_next_limit(uint32_t page_size);
+
+/*
  * Reads one page of listing @li: the vehicles above id @after, at most @limit of them, copied
  * into @out (room for @limit), their number in *@n. When more remain, @token receives the
  * token of the next page (issued by node @node_id); otherwise it is "" and the listing is

@@ -307,23 +307,16 @@ static void list_done(pnode *node, void *ctx, pnode_request *req, int code, cons
         pnode_fail(req, PNODE_INTERNAL, "the listing vanished as it opened");
         return;
     }
-    size_t limit = r.page_size;
-    if (limit == 0) {
-        /* Unpaged, as clients from before paging ask: all of it, or a clear refusal rather
-         * than a first page that such a client would take for the whole platoon. */
-        if (li->view.n > PVEH_UNPAGED_MAX) {
-            char why[300];
-            snprintf(why, sizeof(why),
-                     "the platoon has %zu vehicles, more than %u in one answer: set page_size "
-                     "(at most %u) and follow next_page_token",
-                     li->view.n, PVEH_UNPAGED_MAX, PVEH_PAGE_SIZE_MAX);
-            pveh__listing_close(li);
-            pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
-            return;
-        }
-        limit = PVEH_UNPAGED_MAX;
-    } else if (limit > PVEH_PAGE_SIZE_MAX) {
-        limit = PVEH_PAGE_SIZE_MAX;
+    size_t limit;
+    if (pveh__listing_first_limit(r.page_size, li->view.n, &limit) != 0) {
+        char why[300];
+        snprintf(why, sizeof(why),
+                 "the platoon has %zu vehicles, more than %u in one answer: set page_size "
+                 "(at most %u) and follow next_page_token",
+                 li->view.n, PVEH_UNPAGED_MAX, PVEH_PAGE_SIZE_MAX);
+        pveh__listing_close(li);
+        pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
+        return;
     }
     reply_page(node, sm, req, li, 0, limit);
 }

@@ -324,6 +324,26 @@ static void page_tokens_round_trip_and_refuse_garbage(void **state)
     tsm_free(&sm);
 }
 
+static void page_sizes_have_a_default_a_maximum_and_an_unpaged_bound(void **state)
+{
+    (void)state;
+    size_t limit = 0;
+    assert_int_equal(pveh__listing_first_limit(0, 0, &limit), 0);
+    assert_int_equal(limit, 0);
+    assert_int_equal(pveh__listing_first_limit(0, PVEH_UNPAGED_MAX, &limit), 0);
+    assert_int_equal(limit, PVEH_UNPAGED_MAX);
+    assert_int_equal(pveh__listing_first_limit(0, PVEH_UNPAGED_MAX + 1, &limit), PT_ETOOBIG);
+    assert_int_equal(pveh__listing_first_limit(1, 5000000, &limit), 0);
+    assert_int_equal(limit, 1);
+    assert_int_equal(pveh__listing_first_limit(PVEH_PAGE_SIZE_MAX + 1, 5000000, &limit), 0);
+    assert_int_equal(limit, PVEH_PAGE_SIZE_MAX);
+    assert_int_equal(pveh__listing_first_limit(UINT32_MAX, 3, &limit), 0);
+    assert_int_equal(limit, PVEH_PAGE_SIZE_MAX);
+    assert_int_equal(pveh__listing_next_limit(0), PVEH_PAGE_SIZE_MAX);
+    assert_int_equal(pveh__listing_next_limit(7), 7);
+    assert_int_equal(pveh__listing_next_limit(UINT32_MAX), PVEH_PAGE_SIZE_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +351,7 @@ int main(void)
         cmocka_unit_test(listings_are_bounded_and_expire),
         cmocka_unit_test(an_empty_platoon_is_one_empty_page),
         cmocka_unit_test(page_tokens_round_trip_and_refuse_garbage),
+        cmocka_unit_test(page_sizes_have_a_default_a_maximum_and_an_unpaged_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
