@@ -228,8 +228,11 @@ static bool pages_add(platoon_pages *p, Platoon__V1__GetPlatoonResponse *resp)
         p->cap_vehicles = cap;
     }
     p->pages[p->n_pages++] = resp;
-    memcpy(&p->vehicles[p->n_vehicles], resp->vehicles, resp->n_vehicles * sizeof(*p->vehicles));
-    p->n_vehicles += resp->n_vehicles;
+    if (resp->n_vehicles > 0) { /* an empty page has no array at all */
+        memcpy(&p->vehicles[p->n_vehicles], resp->vehicles,
+               resp->n_vehicles * sizeof(*p->vehicles));
+        p->n_vehicles += resp->n_vehicles;
+    }
     p->leader_id = resp->leader_id;
     return true;
 }
