@@ -363,9 +363,7 @@ static void next_page(pnode *node, pveh_sm *sm, pnode_request *req, const char *
         return;
     }
     li->last_used_ms = pnode_now_ms();
-    size_t limit =
-        page_size == 0 || page_size > PVEH_PAGE_SIZE_MAX ? PVEH_PAGE_SIZE_MAX : page_size;
-    reply_page(node, sm, req, li, t.after, limit);
+    reply_page(node, sm, req, li, t.after, pveh__listing_next_limit(page_size));
 }
 
 static void handle_get(pnode *node, void *app, pnode_request *req)
