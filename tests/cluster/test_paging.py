@@ -186,7 +186,11 @@ class Paging(testing.ClusterTest):
                     lambda: b.call("GetPlatoon", page_token=token))
         # The same page again (a retry), then to the end: the listing is then gone.
         again = a.call("GetPlatoon", page_size=10, page_token=token)
-        self.assertEqual(again, a.call("GetPlatoon", page_size=10, page_token=token))
+        retry = a.call("GetPlatoon", page_size=10, page_token=token)
+        self.assertEqual((again.vehicles, again.revision, again.next_page_token),
+                         (retry.vehicles, retry.revision, retry.next_page_token))
+        self.assertEqual(again.revision, first.revision)
+        self.assertEqual(again.vehicles[0].id, first.vehicles[-1].id + 1)
         rest = a.call("GetPlatoon", page_size=10000, page_token=token)
         self.assertEqual(rest.next_page_token, "")
         self.assertEqual(len(first.vehicles) + len(rest.vehicles), N)
