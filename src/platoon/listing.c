@@ -66,6 +66,13 @@ void pveh__listings_expire(pveh_listings *l, int64_t now_ms)
     }
 }
 
+int64_t pveh__listings_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 size_t pveh__listings_count(const pveh_listings *l)
 {
     size_t n = 0;

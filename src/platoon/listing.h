@@ -7,7 +7,9 @@
  * while the loop keeps applying writes to the live map. The views live on the node that
  * served the first page, in a small table of the state machine that is not replicated and
  * not in snapshots: at most PVEH_LISTINGS_MAX at once, each dropped when its last page is
- * served or once idle for PVEH_LISTING_IDLE_MS (checked at every GetPlatoon on the node). A
+ * served or once idle for PVEH_LISTING_IDLE_MS (checked at every GetPlatoon on the node, and
+ * at every snapshot the node starts: an abandoned listing on a node that is written to but no
+ * longer listed is released within one snapshot interval after its idle time). A
  * view costs its directory, plus a copy of each chunk the loop writes while it lives: at
  * worst one copy of the vehicles per listing.
  *
@@ -66,6 +68,9 @@ void pveh__listings_free(pveh_listings *l);
 
 /* Drops every listing idle since before @now_ms - PVEH_LISTING_IDLE_MS. */
 void pveh__listings_expire(pveh_listings *l, int64_t now_ms);
+
+/* The clock of listings: milliseconds of CLOCK_MONOTONIC, as pnode_now_ms. */
+int64_t pveh__listings_now_ms(void);
 
 /* The number of open listings. */
 size_t pveh__listings_count(const pveh_listings *l);

@@ -267,10 +267,14 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
 
 static int sm_snapshot_begin(void *ctx, void **frozen, uint64_t *index, uint64_t *term)
 {
-    const pveh_sm *sm = ctx;
+    pveh_sm *sm = ctx;
     if (frozen == NULL) {
         return PT_EINVAL;
     }
+    /* Listings cost memory only as writes copy the chunks they share, and writes are what
+     * bring snapshots: drop the abandoned ones here too, not only at the next GetPlatoon
+     * (which may never come). Local and not replicated: the snapshot is unaffected. */
+    pveh__listings_expire(&sm->listings, pveh__listings_now_ms());
     int rv = pveh__snapshot_begin(sm, frozen);
     if (rv == 0) {
         if (index != NULL) {

@@ -252,6 +252,25 @@ static void listings_are_bounded_and_expire(void **state)
     tsm_free(&t);
 }
 
+static void a_snapshot_drops_abandoned_listings(void **state)
+{
+    (void)state;
+    tsm t;
+    tsm_new(&t, NULL);
+    for (uint64_t i = 1; i <= 100; i++) {
+        apply_update(&t, i, i, 0.0);
+    }
+    int64_t now = pveh__listings_now_ms();
+    pveh_listing_result old = open_listing(&t, now - PVEH_LISTING_IDLE_MS - 1000, 10);
+    pveh_listing_result fresh = open_listing(&t, now, 10);
+    void *frozen = NULL;
+    assert_int_equal(t.iface.ops->snapshot_begin(t.iface.ctx, &frozen, NULL, NULL), 0);
+    t.iface.ops->snapshot_end(frozen);
+    assert_null(pveh__listing_find(&t.sm->listings, old.listing));
+    assert_non_null(pveh__listing_find(&t.sm->listings, fresh.listing));
+    tsm_free(&t);
+}
+
 static void an_empty_platoon_is_one_empty_page(void **state)
 {
     (void)state;
@@ -349,6 +368,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_large_platoon_reads_page_by_page_at_one_revision),
         cmocka_unit_test(listings_are_bounded_and_expire),
+        cmocka_unit_test(a_snapshot_drops_abandoned_listings),
         cmocka_unit_test(an_empty_platoon_is_one_empty_page),
         cmocka_unit_test(page_tokens_round_trip_and_refuse_garbage),
         cmocka_unit_test(page_sizes_have_a_default_a_maximum_and_an_unpaged_bound),
