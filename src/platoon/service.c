@@ -342,37 +342,134 @@ static void get_done(pnode *node, void *ctx, pnode_request *req, int code, const
     pveh_query_result_free(&r);
 }
 
-static void list_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
-                      const uint8_t *data, size_t len)
+/* This node's id, for the page tokens of its listings. */
+static uint64_t self_id(pnode *node)
 {
-    (void)ctx;
-    pveh_query_result r;
-    if (!query_ok(req, code, message, data, len, &r)) {
-        return;
-    }
-    Platoon__V1__Vehicle *vs = calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(*vs));
-    Platoon__V1__Vehicle **ptrs =
-        calloc(r.n_vehicles ? r.n_vehicles : 1, sizeof(Platoon__V1__Vehicle *));
-    if (vs == NULL || ptrs == NULL) {
+    pnode_status st;
+    pnode_status_get(node, &st);
+    return st.raft.id;
+}
+
+/* Answers @req with the vehicles of listing @li above id @after, at most @limit of them,
+ * with a token for the rest; a listing whose last page this is ends here. */
+static void reply_page(pnode *node, pveh_sm *sm, pnode_request *req, pveh_listing *li,
+                       uint64_t after, size_t limit)
+{
+    size_t cap = limit < li->view.n ? limit : li->view.n;
+    uint64_t revision = li->revision;
+    pveh_vehicle *page = malloc((cap ? cap : 1) * sizeof(*page));
+    Platoon__V1__Vehicle *vs = calloc(cap ? cap : 1, sizeof(*vs));
+    Platoon__V1__Vehicle **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
+    if (page == NULL || vs == NULL || ptrs == NULL) {
+        free(page);
         free(vs);
         free(ptrs);
-        pveh_query_result_free(&r);
         pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    for (size_t i = 0; i < r.n_vehicles; i++) {
-        to_proto(&r.vehicles[i], &vs[i]);
+    size_t n = 0;
+    char token[PVEH_PAGE_TOKEN_LEN + 1];
+    pveh__listing_page(&sm->listings, li, self_id(node), after, cap, page, &n, token);
+    for (size_t i = 0; i < n; i++) {
+        to_proto(&page[i], &vs[i]);
         ptrs[i] = &vs[i];
     }
     Platoon__V1__GetPlatoonResponse resp = PLATOON__V1__GET_PLATOON_RESPONSE__INIT;
-    resp.n_vehicles = r.n_vehicles;
+    resp.n_vehicles = n;
     resp.vehicles = ptrs;
-    resp.revision = r.applied_index;
+    resp.revision = revision;
     resp.leader_id = pnode_leader(node);
+    resp.next_page_token = token;
     pnode_reply_message(req, &resp.base);
+    free(page);
     free(vs);
     free(ptrs);
-    pveh_query_result_free(&r);
+}
+
+static void list_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                      const uint8_t *data, size_t len)
+{
+    pveh_sm *sm = ctx;
+    pveh_listing_result r;
+    if (code != PNODE_OK) {
+        pnode_fail(req, code, message);
+        return;
+    }
+    if (pveh__listing_result_decode(data, len, &r) != 0) {
+        pnode_fail(req, PNODE_INTERNAL, "undecodable answer from the state machine");
+        return;
+    }
+    if (r.status == PVEH_LISTING_OPEN_FULL) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "%d listings of the platoon are in progress on this node, the most it holds: "
+                 "finish one, or retry once they expire (%d s idle)",
+                 PVEH_LISTINGS_MAX, PVEH_LISTING_IDLE_MS / 1000);
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, why);
+        return;
+    }
+    pveh_listing *li = pveh__listing_find(&sm->listings, r.listing);
+    if (li == NULL) {
+        pnode_fail(req, PNODE_INTERNAL, "the listing vanished as it opened");
+        return;
+    }
+    size_t limit;
+    if (pveh__listing_first_limit(r.page_size, li->view.n, &limit) != 0) {
+        char why[300];
+        snprintf(why, sizeof(why),
+                 "the platoon has %zu vehicles, more than %u in one answer: set page_size "
+                 "(at most %u) and follow next_page_token",
+                 li->view.n, PVEH_UNPAGED_MAX, PVEH_PAGE_SIZE_MAX);
+        pveh__listing_close(li);
+        pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
+        return;
+    }
+    reply_page(node, sm, req, li, 0, limit);
+}
+
+/* A later page of a listing: from its frozen view, on this node only. */
+static void next_page(pnode *node, pveh_sm *sm, pnode_request *req, const char *text,
+                      uint32_t page_size)
+{
+    pveh_page_token t;
+    if (pveh__page_token_parse(text, &t) != 0) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT,
+                   "page_token is malformed: pass back next_page_token exactly as received");
+        return;
+    }
+    char why[300];
+    uint64_t self = self_id(node);
+    if (t.node_id != self) {
+        snprintf(why, sizeof(why),
+                 "page_token belongs to a listing held by node %llu, not by this node (%llu): "
+                 "ask node %llu for its pages, or start the listing again without page_token",
+                 (unsigned long long)t.node_id, (unsigned long long)self,
+                 (unsigned long long)t.node_id);
+        pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
+        return;
+    }
+    pveh_listing *li = NULL;
+    if (t.incarnation == sm->listings.incarnation) {
+        if (t.listing >= sm->listings.next_id) {
+            pnode_fail(req, PNODE_INVALID_ARGUMENT, "page_token names no listing of this node");
+            return;
+        }
+        li = pveh__listing_find(&sm->listings, t.listing);
+    }
+    if (li == NULL) {
+        snprintf(why, sizeof(why),
+                 "the listing at revision %llu has expired (idle for more than %d s, finished, "
+                 "or this node restarted): start it again without page_token",
+                 (unsigned long long)t.revision, PVEH_LISTING_IDLE_MS / 1000);
+        pnode_fail(req, PNODE_FAILED_PRECONDITION, why);
+        return;
+    }
+    if (li->secret != t.secret || li->revision != t.revision) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "page_token names no listing of this node");
+        return;
+    }
+    li->last_used_ms = pnode_now_ms();
+    reply_page(node, sm, req, li, t.after, pveh__listing_next_limit(page_size));
 }
 
 static void handle_get(pnode *node, void *app, pnode_request *req)
@@ -409,7 +506,7 @@ static void handle_get(pnode *node, void *app, pnode_request *req)
 
 static void handle_list(pnode *node, void *app, pnode_request *req)
 {
-    (void)app;
+    pveh_sm *sm = app;
     size_t len;
     const uint8_t *data = pnode_request_data(req, &len);
     Platoon__V1__GetPlatoonRequest *in = platoon__v1__get_platoon_request__unpack(NULL, len, data);
@@ -417,7 +514,15 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed GetPlatoonRequest");
         return;
     }
+    int64_t now = pnode_now_ms();
+    pveh__listings_expire(&sm->listings, now);
+    if (in->page_token != NULL && in->page_token[0] != '\0') {
+        next_page(node, sm, req, in->page_token, in->page_size);
+        platoon__v1__get_platoon_request__free_unpacked(in, NULL);
+        return;
+    }
     int consistency = (int)in->consistency;
+    uint32_t page_size = in->page_size;
     platoon__v1__get_platoon_request__free_unpacked(in, NULL);
     bool linearizable;
     if (!consistency_of(consistency, &linearizable, req)) {
@@ -425,11 +530,11 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
     }
     uint8_t *q = NULL;
     size_t q_len = 0;
-    if (pveh_query_list(&q, &q_len) != 0) {
+    if (pveh__listing_query(now, page_size, &q, &q_len) != 0) {
         pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    pnode_query(node, req, linearizable, q, q_len, list_done, NULL);
+    pnode_query(node, req, linearizable, q, q_len, list_done, sm);
     free(q);
 }
 

@@ -41,8 +41,7 @@ typedef struct frozen {
     uint64_t applied_index;
     uint64_t applied_term;
     uint64_t log_time_ms;
-    pveh_vehicle *vehicles;
-    size_t n_vehicles;
+    pveh_map vehicles;      /* a frozen view: chunks shared copy-on-write with the live map */
     pveh_session *sessions; /* least recently used first; links unused */
     uint32_t n_sessions;
     praft_config config;
@@ -52,14 +51,15 @@ void pveh__snapshot_end(void *arg)
 {
     frozen *f = arg;
     if (f != NULL) {
-        free(f->vehicles);
+        pveh__map_free(&f->vehicles);
         free(f->sessions);
         free(f);
     }
 }
 
-/* The copy is two flat memcpy-like passes over the state (vehicles are already contiguous;
- * sessions are gathered in list order): memory bandwidth, no encoding, no hashing. */
+/* The vehicles are frozen copy-on-write (one directory of chunk pointers; a chunk is copied
+ * only when the loop writes it before the snapshot is released); the sessions are gathered
+ * in list order in one flat pass: memory bandwidth, no encoding, no hashing. */
 int pveh__snapshot_begin(const struct pveh_sm *sm, void **out)
 {
     int rv = PT_ENOMEM;
@@ -71,13 +71,8 @@ int pveh__snapshot_begin(const struct pveh_sm *sm, void **out)
     f->applied_term = sm->applied_term;
     f->log_time_ms = sm->log_time_ms;
     f->config = sm->config;
-    if (sm->vehicles.n > 0) {
-        f->vehicles = malloc(sm->vehicles.n * sizeof(*f->vehicles));
-        if (f->vehicles == NULL) {
-            goto err_frozen;
-        }
-        memcpy(f->vehicles, sm->vehicles.v, sm->vehicles.n * sizeof(*f->vehicles));
-        f->n_vehicles = sm->vehicles.n;
+    if (pveh__map_freeze(&sm->vehicles, &f->vehicles) != 0) {
+        goto err_frozen;
     }
     const pveh_sessions *s = &sm->sessions;
     if (s->count > 0) {
@@ -173,15 +168,17 @@ int pveh__snapshot_write(void *arg, pnode_sm_write_fn fn, void *ctx)
     pveh__put_u64(hdr + 16, f->applied_index);
     pveh__put_u64(hdr + 24, f->applied_term);
     pveh__put_u64(hdr + 32, f->log_time_ms);
-    pveh__put_u64(hdr + 40, f->n_vehicles);
+    pveh__put_u64(hdr + 40, f->vehicles.n);
     pveh__put_u32(hdr + 48, f->n_sessions);
     pveh__put_u32(hdr + 52, f->config.n_members);
     hdr[56] = f->config.joint ? 1 : 0;
     w_put(&w, hdr, sizeof(hdr));
 
-    for (size_t i = 0; i < f->n_vehicles; i++) {
+    pveh_map_iter it;
+    pveh__map_seek_after(&f->vehicles, 0, &it);
+    for (const pveh_vehicle *v; (v = pveh__map_next(&it)) != NULL;) {
         uint8_t rec[PVEH_VEHICLE_RECORD_LEN];
-        pveh__vehicle_put(rec, &f->vehicles[i], true);
+        pveh__vehicle_put(rec, v, true);
         w_put(&w, rec, sizeof(rec));
     }
     for (uint32_t i = 0; i < f->n_sessions; i++) {
@@ -293,7 +290,7 @@ static int read_vehicles(reader *r, staged *st, uint64_t n)
             return rv;
         }
         if (!pveh__vehicle_get(rec, true, &v) || v.revision > st->applied_index ||
-            (st->vehicles.n > 0 && v.id <= st->vehicles.v[st->vehicles.n - 1].id)) {
+            (st->vehicles.n > 0 && v.id <= pveh__map_last(&st->vehicles)->id)) {
             return PT_ECORRUPT;
         }
         rv = pveh__map_append(&st->vehicles, &v);

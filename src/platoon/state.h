@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "platoon/listing.h"
 #include "platoon/session.h"
 #include "platoon/vehicle.h"
 #include "platoon/vehicle_map.h"
@@ -20,6 +21,8 @@ struct pveh_sm {
     uint64_t applied_index;
     uint64_t applied_term;
     uint64_t log_time_ms; /* the largest leader timestamp applied: never goes back */
+    /* GetPlatoon listings in progress on this node (listing.h): local, never replicated. */
+    pveh_listings listings;
 };
 
 /* True when @c is a configuration the state machine can hold: at most PRAFT_MAX_MEMBERS,

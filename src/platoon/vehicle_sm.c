@@ -37,6 +37,7 @@ int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
     sm->opts = o;
     pveh__map_init(&sm->vehicles);
     pveh__sessions_init(&sm->sessions, o.max_sessions, o.session_ttl_ms);
+    pveh__listings_init(&sm->listings);
     *out = sm;
     return 0;
 }
@@ -46,6 +47,7 @@ void pveh_sm_free(pveh_sm *sm)
     if (sm == NULL) {
         return;
     }
+    pveh__listings_free(&sm->listings);
     pveh__map_free(&sm->vehicles);
     pveh__sessions_free(&sm->sessions);
     free(sm);
@@ -213,7 +215,7 @@ static int sm_apply(void *ctx, uint64_t index, uint64_t term, const uint8_t *cmd
     }
     /* Take every allocation the command may need before changing anything, so that it is
      * applied entirely or not at all. */
-    if (c.op == PVEH_OP_UPDATE && (rv = pveh__map_reserve_one(&sm->vehicles)) != 0) {
+    if ((rv = pveh__map_reserve_one(&sm->vehicles)) != 0) { /* a delete may copy a chunk */
         return rv;
     }
     if ((c.client_id != 0 || c.op == PVEH_OP_OPEN_SESSION) &&
@@ -289,6 +291,10 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
     if (result == NULL || result_len == NULL) {
         return PT_EINVAL;
     }
+    if (pveh__listing_query_is(query, len)) {
+        /* Opens a listing: a frozen view on the side, the replicated state is untouched. */
+        return pveh__listing_query_run(ctx, query, len, result, result_len);
+    }
     pveh_query q;
     int rv = pveh_query_decode(query, len, &q);
     if (rv != 0) {
@@ -323,8 +329,11 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
         uint8_t *p = out + PVEH_QRESULT_HEADER_LEN;
         pveh__put_u32(p, (uint32_t)n);
         p += 4;
-        for (size_t i = 0; i < n; i++, p += PVEH_VEHICLE_RECORD_LEN) {
-            pveh__vehicle_put(p, &sm->vehicles.v[i], true);
+        pveh_map_iter it;
+        pveh__map_seek_after(&sm->vehicles, 0, &it);
+        for (const pveh_vehicle *v; (v = pveh__map_next(&it)) != NULL;
+             p += PVEH_VEHICLE_RECORD_LEN) {
+            pveh__vehicle_put(p, v, true);
         }
     }
     *result = out;
@@ -334,10 +343,14 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
 
 static int sm_snapshot_begin(void *ctx, void **frozen, uint64_t *index, uint64_t *term)
 {
-    const pveh_sm *sm = ctx;
+    pveh_sm *sm = ctx;
     if (frozen == NULL) {
         return PT_EINVAL;
     }
+    /* Listings cost memory only as writes copy the chunks they share, and writes are what
+     * bring snapshots: drop the abandoned ones here too, not only at the next GetPlatoon
+     * (which may never come). Local and not replicated: the snapshot is unaffected. */
+    pveh__listings_expire(&sm->listings, pveh__listings_now_ms());
     int rv = pveh__snapshot_begin(sm, frozen);
     if (rv == 0) {
         if (index != NULL) {

@@ -25,8 +25,10 @@ static const char usage[] =
     "                                  create or replace a vehicle's state\n"
     "  vehicle get ID [--stale]        one vehicle (--stale: this node's copy, no leader check)\n"
     "  vehicle delete ID               delete a vehicle\n"
-    "  vehicle list [--stale] [--watch [--interval S] [--count N]]\n"
-    "                                  the whole platoon; --watch refreshes it in place\n"
+    "  vehicle list [--stale] [--page-size N] [--watch [--interval S] [--count N]]\n"
+    "                                  the whole platoon, at one revision (read in pages of\n"
+    "                                  N vehicles, default and most 10000, from the node\n"
+    "                                  that answers first); --watch refreshes it in place\n"
     "Cluster:\n"
     "  cluster status                  every member's role, term, indices, lag and health,\n"
     "                                  as each member itself reports it\n"
@@ -93,8 +95,10 @@ static const command commands[] = {
     {"vehicle", "delete", pctl_vehicle_delete,
      "  vehicle delete ID               delete a vehicle\n"},
     {"vehicle", "list", pctl_vehicle_list,
-     "  vehicle list [--stale] [--watch [--interval S] [--count N]]\n"
-     "                                  the whole platoon; --watch refreshes it in place\n"},
+     "  vehicle list [--stale] [--page-size N] [--watch [--interval S] [--count N]]\n"
+     "                                  the whole platoon, at one revision (read in pages of\n"
+     "                                  N vehicles, default and most 10000, from the node\n"
+     "                                  that answers first); --watch refreshes it in place\n"},
     {"cluster", "status", pctl_cluster_status,
      "  cluster status                  every member's role, term, indices, lag and health\n"},
     {"cluster", "add", pctl_cluster_add,

@@ -155,6 +155,11 @@ static void json_emit(const json_t *j, FILE *out)
     }
 }
 
+void pctl_json_emit(const json_t *obj, FILE *out)
+{
+    json_emit(obj, out);
+}
+
 void pctl_json_print(json_t *obj)
 {
     if (obj == NULL) {

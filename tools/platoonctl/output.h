@@ -43,6 +43,9 @@ void pctl_format_double(double v, char *buf, size_t cap);
 /* Prints @obj as one compact line and releases it (json_decref). Integers are printed as
  * unsigned 64-bit values (every integer platoonctl prints is one), reals as above. */
 void pctl_json_print(json_t *obj);
+/* Writes @obj as pctl_json_print does, without a newline, and keeps it (for output too large
+ * to build as one tree: its parts are written one after another). */
+void pctl_json_emit(const json_t *obj, FILE *out);
 
 /* The JSON object of a vehicle, and the name of a role for people and scripts alike. */
 json_t *pctl_json_vehicle(const Platoon__V1__Vehicle *v);

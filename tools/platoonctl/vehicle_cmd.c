@@ -5,8 +5,11 @@
  * one gets the original answer).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "platoon/error.h"
 
 #include "args.h"
 #include "ctl.h"
@@ -14,6 +17,10 @@
 #include "rpc.h"
 
 #define NFLAGS(f) (sizeof(f) / sizeof((f)[0]))
+
+/* Vehicles per GetPlatoon page: the server's maximum (fewest round trips; about 0.5 MB). */
+#define PCTL_PAGE_SIZE_MAX     10000u
+#define PCTL_PAGE_SIZE_DEFAULT PCTL_PAGE_SIZE_MAX
 
 static int parse_id(const pctl_opts *o, size_t n_pos, const char **pos, const char *cmd,
                     uint64_t *id)
@@ -188,16 +195,145 @@ int pctl_vehicle_delete(const pctl_opts *o, pctl_client *c, int argc, char **arg
     return PCTL_EXIT_OK;
 }
 
-static void show_platoon(const pctl_opts *o, const Platoon__V1__GetPlatoonResponse *p,
-                         const char *endpoint, bool watching)
+/* A whole platoon gathered page by page: the answers, and every vehicle in id order. */
+typedef struct platoon_pages {
+    Platoon__V1__GetPlatoonResponse **pages;
+    size_t n_pages, cap_pages;
+    Platoon__V1__Vehicle **vehicles; /* pointers into @pages */
+    size_t n_vehicles, cap_vehicles;
+    uint64_t revision, leader_id;
+    char endpoint[PCTL_ADDRESS_MAX]; /* the node that served the listing */
+} platoon_pages;
+
+static void pages_free(platoon_pages *p)
+{
+    for (size_t i = 0; i < p->n_pages; i++) {
+        protobuf_c_message_free_unpacked(&p->pages[i]->base, NULL);
+    }
+    free(p->pages);
+    free(p->vehicles);
+    memset(p, 0, sizeof(*p));
+}
+
+static bool pages_add(platoon_pages *p, Platoon__V1__GetPlatoonResponse *resp)
+{
+    if (p->n_pages == p->cap_pages) {
+        size_t cap = p->cap_pages ? 2 * p->cap_pages : 16;
+        void *np = realloc(p->pages, cap * sizeof(*p->pages));
+        if (np == NULL) {
+            return false;
+        }
+        p->pages = np;
+        p->cap_pages = cap;
+    }
+    if (p->n_vehicles + resp->n_vehicles > p->cap_vehicles) {
+        size_t cap = p->cap_vehicles ? p->cap_vehicles : 1024;
+        while (cap < p->n_vehicles + resp->n_vehicles) {
+            cap *= 2;
+        }
+        void *nv = realloc(p->vehicles, cap * sizeof(*p->vehicles));
+        if (nv == NULL) {
+            return false;
+        }
+        p->vehicles = nv;
+        p->cap_vehicles = cap;
+    }
+    p->pages[p->n_pages++] = resp;
+    if (resp->n_vehicles > 0) { /* an empty page has no array at all */
+        memcpy(&p->vehicles[p->n_vehicles], resp->vehicles,
+               resp->n_vehicles * sizeof(*p->vehicles));
+        p->n_vehicles += resp->n_vehicles;
+    }
+    p->leader_id = resp->leader_id;
+    return true;
+}
+
+/* Why a listing broke off midway and is worth starting again: the node that holds it dropped
+ * it (expired, restarted) or could not be reached. */
+static bool restartable(const pctl_status *st)
+{
+    return !st->connected || st->code == 9 /* FAILED_PRECONDITION */ ||
+           st->code == 14 /* UNAVAILABLE */ || st->code == 4 /* DEADLINE_EXCEEDED */;
+}
+
+/*
+ * Reads the whole platoon: the first page from whichever endpoint answers, the next ones from
+ * that same node (it holds the listing), following next_page_token until it is empty. Every
+ * page is at the revision of the first, so the result is one consistent revision. A listing
+ * that breaks off midway is started again from the beginning (a few times), never stitched
+ * from two revisions. Returns 0, or PT_EIO with *@st saying why.
+ */
+static int read_platoon(const pctl_opts *o, pctl_client *c, bool stale, uint32_t page_size,
+                        platoon_pages *out, pctl_status *st)
+{
+    for (int attempt = 0;; attempt++) {
+        Platoon__V1__GetPlatoonRequest req = PLATOON__V1__GET_PLATOON_REQUEST__INIT;
+        req.consistency = consistency(stale);
+        req.page_size = page_size;
+        Platoon__V1__GetPlatoonResponse *resp = NULL;
+        if (pctl_call(c, PCTL_M_PLATOON, &req.base, &platoon__v1__get_platoon_response__descriptor,
+                      true, (ProtobufCMessage **)&resp, st) != 0) {
+            return PT_EIO;
+        }
+        memset(out, 0, sizeof(*out));
+        snprintf(out->endpoint, sizeof(out->endpoint), "%s", st->endpoint);
+        out->revision = resp->revision;
+        int rc = 0;
+        for (;;) {
+            if (!pages_add(out, resp)) {
+                protobuf_c_message_free_unpacked(&resp->base, NULL);
+                snprintf(st->message, sizeof(st->message), "out of memory");
+                st->code = 8; /* RESOURCE_EXHAUSTED */
+                rc = PT_EIO;
+                break;
+            }
+            const char *token = resp->next_page_token;
+            if (token == NULL || token[0] == '\0') {
+                return 0;
+            }
+            req.page_token = (char *)token;
+            resp = NULL;
+            if (pctl_call_at(c, out->endpoint, PCTL_M_PLATOON, &req.base,
+                             &platoon__v1__get_platoon_response__descriptor,
+                             pctl_now_ms() + o->timeout_ms, (ProtobufCMessage **)&resp, st) != 0) {
+                rc = PT_EIO;
+                break;
+            }
+            if (resp->revision != out->revision) {
+                /* A server that broke the promise of one revision: refuse to mix them. */
+                snprintf(st->message, sizeof(st->message),
+                         "a page came at revision %llu instead of %llu",
+                         (unsigned long long)resp->revision, (unsigned long long)out->revision);
+                protobuf_c_message_free_unpacked(&resp->base, NULL);
+                st->code = 13; /* INTERNAL */
+                rc = PT_EIO;
+                break;
+            }
+        }
+        pages_free(out);
+        if (rc != 0 && (!restartable(st) || attempt >= 2 || pctl_interrupted)) {
+            return rc;
+        }
+    }
+}
+
+static void show_platoon(const pctl_opts *o, const platoon_pages *p, bool watching)
 {
     if (o->json) {
-        json_t *arr = json_array();
+        /* Written piece by piece, the same bytes as one object {revision, leader_id,
+         * vehicles}: a tree of millions of vehicles would cost far more than their answers. */
+        printf("{\"revision\":%llu,\"leader_id\":%llu,\"vehicles\":[",
+               (unsigned long long)p->revision, (unsigned long long)p->leader_id);
         for (size_t i = 0; i < p->n_vehicles; i++) {
-            json_array_append_new(arr, pctl_json_vehicle(p->vehicles[i]));
+            json_t *v = pctl_json_vehicle(p->vehicles[i]);
+            if (i > 0) {
+                fputc(',', stdout);
+            }
+            pctl_json_emit(v, stdout);
+            json_decref(v);
         }
-        pctl_json_print(json_pack("{s:I, s:I, s:o}", "revision", (json_int_t)p->revision,
-                                  "leader_id", (json_int_t)p->leader_id, "vehicles", arr));
+        fputs("]}\n", stdout);
+        fflush(stdout);
         return;
     }
     if (watching) {
@@ -206,7 +342,7 @@ static void show_platoon(const pctl_opts *o, const Platoon__V1__GetPlatoonRespon
     }
     printf("%zu vehicle%s at revision %llu (leader %llu, answered by %s)\n", p->n_vehicles,
            p->n_vehicles == 1 ? "" : "s", (unsigned long long)p->revision,
-           (unsigned long long)p->leader_id, endpoint);
+           (unsigned long long)p->leader_id, p->endpoint);
     pctl_table t;
     pctl_vehicle_table(&t, p->vehicles, p->n_vehicles);
     pctl_table_print(&t, stdout);
@@ -219,7 +355,8 @@ int pctl_vehicle_list(const pctl_opts *o, pctl_client *c, int argc, char **argv)
     pctl_flag flags[] = {{.name = "--stale", .is_switch = true},
                          {.name = "--watch", .is_switch = true},
                          {.name = "--interval"},
-                         {.name = "--count"}};
+                         {.name = "--count"},
+                         {.name = "--page-size"}};
     const char *pos[1];
     size_t n_pos;
     char err[256];
@@ -228,29 +365,31 @@ int pctl_vehicle_list(const pctl_opts *o, pctl_client *c, int argc, char **argv)
     }
     int64_t interval_ms = 1000;
     uint64_t count = flags[1].seen ? UINT64_MAX : 1;
+    uint64_t page_size = PCTL_PAGE_SIZE_DEFAULT;
     if (flags[2].seen && !pctl_parse_seconds(flags[2].value, 50, 3600000, &interval_ms)) {
         return pctl_usage_error(o, "vehicle list: --interval must be seconds in [0.05, 3600]");
     }
     if (flags[3].seen && !pctl_parse_u64(flags[3].value, 1, UINT64_MAX, &count)) {
         return pctl_usage_error(o, "vehicle list: --count must be a positive integer");
     }
-    Platoon__V1__GetPlatoonRequest req = PLATOON__V1__GET_PLATOON_REQUEST__INIT;
-    req.consistency = consistency(flags[0].seen);
+    if (flags[4].seen && !pctl_parse_u64(flags[4].value, 1, PCTL_PAGE_SIZE_MAX, &page_size)) {
+        return pctl_usage_error(o, "vehicle list: --page-size must be an integer in [1, %u]",
+                                PCTL_PAGE_SIZE_MAX);
+    }
     bool watching = flags[1].seen && !o->json && isatty(fileno(stdout));
     int rc = PCTL_EXIT_OK;
     /* --watch runs until Ctrl-C (or --count refreshes); a failed refresh is shown and the
      * watch goes on, since the point of watching is to see the cluster recover. */
     for (uint64_t i = 0; i < count && !pctl_interrupted; i++) {
         int64_t next = pctl_now_ms() + interval_ms;
-        Platoon__V1__GetPlatoonResponse *resp = NULL;
+        platoon_pages p;
         pctl_status st;
-        if (pctl_call(c, PCTL_M_PLATOON, &req.base, &platoon__v1__get_platoon_response__descriptor,
-                      true, (ProtobufCMessage **)&resp, &st) != 0) {
+        if (read_platoon(o, c, flags[0].seen, (uint32_t)page_size, &p, &st) != 0) {
             rc = pctl_report(o, "vehicle list", &st);
         } else {
             rc = PCTL_EXIT_OK;
-            show_platoon(o, resp, st.endpoint, watching);
-            protobuf_c_message_free_unpacked(&resp->base, NULL);
+            show_platoon(o, &p, watching);
+            pages_free(&p);
         }
         if (i + 1 < count) {
             int64_t left = next - pctl_now_ms();

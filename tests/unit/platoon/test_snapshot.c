@@ -2,6 +2,7 @@
  * identical histories (determinism), frozen copies independent of later applies, and restore
  * refusing every corruption (bit flips, truncation, trailing bytes, random bytes) while
  * leaving the previous state intact. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,6 +213,57 @@ static void a_frozen_copy_ignores_later_applies_and_outlives_the_state(void **st
     ops->snapshot_end(frozen);
     ops->snapshot_end(NULL);
     free(expected.data);
+}
+
+typedef struct writer_job {
+    const pnode_sm_ops *ops;
+    void *frozen;
+    membuf out;
+    int rv;
+} writer_job;
+
+static void *write_frozen(void *arg)
+{
+    writer_job *j = arg;
+    j->rv = j->ops->snapshot_write(j->frozen, membuf_write, &j->out);
+    return NULL;
+}
+
+/* Many chunks of vehicles: the frozen copy shares them with the live state, and is written on
+ * another thread while the loop's applies copy the chunks they touch. */
+static void a_frozen_copy_of_many_chunks_is_written_while_applies_go_on(void **state)
+{
+    (void)state;
+    tsm a;
+    tsm_new(&a, NULL);
+    uint64_t index = 0;
+    for (uint64_t id = 1; id <= 20000; id++) {
+        pveh_vehicle v = veh(id * 2, 1.0, 2.0, 3.0, 4.0);
+        tsm_update(&a, ++index, &v, 0, 0, 1000);
+    }
+    membuf expected = tsm_snapshot(&a);
+    void *frozen = NULL;
+    assert_int_equal(a.iface.ops->snapshot_begin(a.iface.ctx, &frozen, NULL, NULL), 0);
+    writer_job job = {.ops = a.iface.ops, .frozen = frozen};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, write_frozen, &job), 0);
+    for (uint64_t k = 0; k < 3000; k++) {
+        uint64_t id = (k * 7919) % 41000 + 1;
+        if (k % 3 == 0) {
+            tsm_delete(&a, ++index, id, 0, 0, 1000);
+        } else {
+            pveh_vehicle v = veh(id, 5.0, 6.0, 7.0, 8.0);
+            tsm_update(&a, ++index, &v, 0, 0, 1000);
+        }
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(job.rv, 0);
+    assert_int_equal(job.out.len, expected.len);
+    assert_memory_equal(job.out.data, expected.data, expected.len);
+    a.iface.ops->snapshot_end(frozen);
+    free(job.out.data);
+    free(expected.data);
+    tsm_free(&a);
 }
 
 static void write_errors_are_returned(void **state)
@@ -481,6 +533,7 @@ int main(void)
         cmocka_unit_test(round_trip_restores_the_same_state),
         cmocka_unit_test(identical_histories_give_identical_snapshots),
         cmocka_unit_test(a_frozen_copy_ignores_later_applies_and_outlives_the_state),
+        cmocka_unit_test(a_frozen_copy_of_many_chunks_is_written_while_applies_go_on),
         cmocka_unit_test(write_errors_are_returned),
         cmocka_unit_test(every_bit_flip_is_refused_and_the_state_stays),
         cmocka_unit_test(truncated_or_extended_snapshots_are_refused),
