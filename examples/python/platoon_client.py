@@ -142,10 +142,25 @@ class PlatoonClient:
         req = M["GetVehicleRequest"](id=vid, consistency=consistency)
         return self._call("GetVehicle", req, "GetVehicleResponse").vehicle
 
-    def list(self, stale=False):
+    def list(self, stale=False, page_size=1000):
+        """Every vehicle, page by page: every page reflects the revision of the first (the
+        node that answered it keeps a frozen copy until the last page)."""
         consistency = M["READ_CONSISTENCY_STALE" if stale else "READ_CONSISTENCY_LINEARIZABLE"]
-        return self._call("GetPlatoon", M["GetPlatoonRequest"](consistency=consistency),
-                          "GetPlatoonResponse")
+        first = self._call("GetPlatoon", M["GetPlatoonRequest"](consistency=consistency,
+                                                                page_size=page_size),
+                           "GetPlatoonResponse")
+        page = first
+        while page.next_page_token:
+            # The later pages must come from the node that holds the listing: no failover.
+            stub = self.channels[self.preferred].unary_unary(
+                "/platoon.v1.Platoon/GetPlatoon",
+                request_serializer=M["GetPlatoonRequest"].SerializeToString,
+                response_deserializer=M["GetPlatoonResponse"].FromString)
+            page = stub(M["GetPlatoonRequest"](page_size=page_size,
+                                               page_token=page.next_page_token),
+                        timeout=self.timeout)
+            first.vehicles.extend(page.vehicles)
+        return first
 
 
 def show(v):
