@@ -13,7 +13,7 @@
 /* The first byte of a listing query: no version of pveh_query_decode's format starts so, so
  * the two kinds cannot be confused. */
 #define LISTING_QUERY_TAG  0xA7
-#define LISTING_QUERY_LEN  13
+#define LISTING_QUERY_LEN  21
 #define LISTING_RESULT_LEN 21
 #define TOKEN_VERSION      1
 #define TOKEN_BYTES        (1 + 6 * 8)
@@ -135,7 +135,8 @@ void pveh__listing_page(const pveh_listings *l, pveh_listing *li, uint64_t node_
     }
 }
 
-int pveh__listing_query(int64_t now_ms, uint32_t page_size, uint8_t **out, size_t *out_len)
+int pveh__listing_query(int64_t now_ms, uint32_t page_size, uint64_t principal, uint8_t **out,
+                        size_t *out_len)
 {
     uint8_t *q = malloc(LISTING_QUERY_LEN);
     if (q == NULL) {
@@ -144,6 +145,7 @@ int pveh__listing_query(int64_t now_ms, uint32_t page_size, uint8_t **out, size_
     q[0] = LISTING_QUERY_TAG;
     pveh__put_u64(q + 1, (uint64_t)now_ms);
     pveh__put_u32(q + 9, page_size);
+    pveh__put_u64(q + 13, principal);
     *out = q;
     *out_len = LISTING_QUERY_LEN;
     return 0;
@@ -165,14 +167,22 @@ int pveh__listing_query_run(struct pveh_sm *sm, const uint8_t *query, size_t len
     if (out == NULL) {
         return PT_ENOMEM;
     }
+    uint64_t principal = pveh__get_u64(query + 13);
     pveh_listings *l = &sm->listings;
     pveh_listing *li = NULL;
-    for (size_t i = 0; i < PVEH_LISTINGS_MAX && li == NULL; i++) {
-        if (l->slot[i].id == 0) {
+    size_t mine = 0;
+    for (size_t i = 0; i < PVEH_LISTINGS_MAX; i++) {
+        if (l->slot[i].id == 0 && li == NULL) {
             li = &l->slot[i];
+        } else if (l->slot[i].id != 0 && l->slot[i].principal == principal) {
+            mine++;
         }
     }
     out[0] = PVEH_LISTING_OPEN_FULL;
+    if (mine >= PVEH_LISTINGS_PER_PRINCIPAL_MAX) {
+        out[0] = PVEH_LISTING_OPEN_MINE;
+        li = NULL;
+    }
     pveh__put_u64(out + 1, sm->applied_index);
     pveh__put_u64(out + 9, 0);
     memcpy(out + 17, query + 9, 4); /* the page size, handed back to the service */
@@ -184,6 +194,7 @@ int pveh__listing_query_run(struct pveh_sm *sm, const uint8_t *query, size_t len
         li->id = l->next_id++;
         li->secret = random64();
         li->revision = sm->applied_index;
+        li->principal = principal;
         li->last_used_ms = now_ms;
         out[0] = PVEH_LISTING_OPEN_OK;
         pveh__put_u64(out + 9, li->id);
@@ -195,7 +206,7 @@ int pveh__listing_query_run(struct pveh_sm *sm, const uint8_t *query, size_t len
 
 int pveh__listing_result_decode(const uint8_t *data, size_t len, pveh_listing_result *out)
 {
-    if (data == NULL || len != LISTING_RESULT_LEN || data[0] > PVEH_LISTING_OPEN_FULL) {
+    if (data == NULL || len != LISTING_RESULT_LEN || data[0] > PVEH_LISTING_OPEN_MINE) {
         return PT_EMALFORMED;
     }
     out->status = data[0];

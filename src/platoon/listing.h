@@ -24,15 +24,17 @@
 
 #include "platoon/vehicle_map.h"
 
-/* Listings open at once on one node; one more is refused (RESOURCE_EXHAUSTED). */
-#define PVEH_LISTINGS_MAX    8
+/* Listings open at once on one node, and for one principal (certificate name) on one node:
+ * one more is refused (RESOURCE_EXHAUSTED), so one reader cannot hold them all. */
+#define PVEH_LISTINGS_MAX               8
+#define PVEH_LISTINGS_PER_PRINCIPAL_MAX 2
 /* A listing whose last page was served this long ago is dropped. */
-#define PVEH_LISTING_IDLE_MS 60000
+#define PVEH_LISTING_IDLE_MS            60000
 /* Vehicles per page: page_size above the maximum is lowered to it. */
-#define PVEH_PAGE_SIZE_MAX   10000u
+#define PVEH_PAGE_SIZE_MAX              10000u
 /* page_size 0 (clients from before paging): the whole platoon in one answer, up to this many
  * vehicles (about 5 MB); a larger platoon is refused with FAILED_PRECONDITION. */
-#define PVEH_UNPAGED_MAX     100000u
+#define PVEH_UNPAGED_MAX                100000u
 
 /* A page token, as carried (hex) in GetPlatoon's page_token / next_page_token. */
 typedef struct pveh_page_token {
@@ -51,6 +53,7 @@ typedef struct pveh_listing {
     uint64_t id; /* 0: a free slot */
     uint64_t secret;
     uint64_t revision;
+    uint64_t principal; /* pveh_principal_key of who opened it */
     int64_t last_used_ms;
     pveh_map view;
 } pveh_listing;
@@ -106,10 +109,12 @@ void pveh__listing_page(const pveh_listings *l, pveh_listing *li, uint64_t node_
 
 #define PVEH_LISTING_OPEN_OK   0
 #define PVEH_LISTING_OPEN_FULL 1 /* PVEH_LISTINGS_MAX listings are open */
+#define PVEH_LISTING_OPEN_MINE 2 /* the principal has PVEH_LISTINGS_PER_PRINCIPAL_MAX open */
 
 /* Builds the query (malloc'd, owned by the caller): @now_ms is the loop's clock; @page_size,
- * the client's, comes back in the result. Returns 0 or PT_ENOMEM. */
-int pveh__listing_query(int64_t now_ms, uint32_t page_size, uint8_t **out, size_t *out_len);
+ * the client's, comes back in the result; @principal is who asks. Returns 0 or PT_ENOMEM. */
+int pveh__listing_query(int64_t now_ms, uint32_t page_size, uint64_t principal, uint8_t **out,
+                        size_t *out_len);
 
 /* Whether @query is a listing query (rather than one of pveh_query_decode's). */
 bool pveh__listing_query_is(const uint8_t *query, size_t len);

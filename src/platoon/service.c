@@ -408,6 +408,15 @@ static void list_done(pnode *node, void *ctx, pnode_request *req, int code, cons
         pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, why);
         return;
     }
+    if (r.status == PVEH_LISTING_OPEN_MINE) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "this client already has %d listings of the platoon in progress on this node, "
+                 "the most one client may: finish one, or retry once they expire (%d s idle)",
+                 PVEH_LISTINGS_PER_PRINCIPAL_MAX, PVEH_LISTING_IDLE_MS / 1000);
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, why);
+        return;
+    }
     pveh_listing *li = pveh__listing_find(&sm->listings, r.listing);
     if (li == NULL) {
         pnode_fail(req, PNODE_INTERNAL, "the listing vanished as it opened");
@@ -530,7 +539,9 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
     }
     uint8_t *q = NULL;
     size_t q_len = 0;
-    if (pveh__listing_query(now, page_size, &q, &q_len) != 0) {
+    const pnode_principal *who = pnode_request_principal(req);
+    if (pveh__listing_query(now, page_size, pveh_principal_key(who->authenticated ? who->name : ""),
+                            &q, &q_len) != 0) {
         pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }

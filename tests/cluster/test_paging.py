@@ -197,12 +197,24 @@ class Paging(testing.ClusterTest):
         self.expect(grpc.StatusCode.FAILED_PRECONDITION, ["expired", "without page_token"],
                     lambda: a.call("GetPlatoon", page_token=token))
 
-        # At most 8 listings in progress on one node; the other nodes are not affected.
-        for _ in range(8):
+        # At most 2 listings in progress per client on one node, and 8 in all; the other
+        # nodes are not affected.
+        for _ in range(2):
             self.assertTrue(a.call("GetPlatoon", page_size=1).next_page_token)
-        self.expect(grpc.StatusCode.RESOURCE_EXHAUSTED, ["listings"],
+        self.expect(grpc.StatusCode.RESOURCE_EXHAUSTED, ["this client already has 2 listings"],
                     lambda: a.call("GetPlatoon", page_size=1))
+        node_a = a.endpoint
+        for k in range(3):
+            reader = self.cluster.client(self.node_id_of(node_a), "reader-%d" % k, "reader")
+            for _ in range(2):
+                self.assertTrue(reader.call("GetPlatoon", page_size=1).next_page_token)
+        other = self.cluster.client(self.node_id_of(node_a), "reader-x", "reader")
+        self.expect(grpc.StatusCode.RESOURCE_EXHAUSTED, ["8 listings"],
+                    lambda: other.call("GetPlatoon", page_size=1))
         self.assertTrue(b.call("GetPlatoon", page_size=1).next_page_token)
+
+    def node_id_of(self, endpoint):
+        return next(i for i, n in self.cluster.nodes.items() if n.address == endpoint)
 
 
 if __name__ == "__main__":

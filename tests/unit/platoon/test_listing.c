@@ -50,12 +50,13 @@ static void apply_delete(tsm *t, uint64_t index, uint64_t id)
     free(res);
 }
 
-/* Opens a listing through the query interface; returns its result. */
-static pveh_listing_result open_listing(tsm *t, int64_t now_ms, uint32_t page_size)
+/* Opens a listing through the query interface for @principal; returns its result. */
+static pveh_listing_result open_listing_as(tsm *t, int64_t now_ms, uint32_t page_size,
+                                           uint64_t principal)
 {
     uint8_t *q = NULL, *res = NULL;
     size_t q_len = 0, res_len = 0;
-    assert_int_equal(pveh__listing_query(now_ms, page_size, &q, &q_len), 0);
+    assert_int_equal(pveh__listing_query(now_ms, page_size, principal, &q, &q_len), 0);
     assert_int_equal(t->iface.ops->query(t->iface.ctx, q, q_len, &res, &res_len), 0);
     pveh_listing_result r;
     assert_int_equal(pveh__listing_result_decode(res, res_len, &r), 0);
@@ -63,6 +64,13 @@ static pveh_listing_result open_listing(tsm *t, int64_t now_ms, uint32_t page_si
     free(q);
     free(res);
     return r;
+}
+
+/* The same for a principal of its own each time. */
+static pveh_listing_result open_listing(tsm *t, int64_t now_ms, uint32_t page_size)
+{
+    static uint64_t next_principal = 1000;
+    return open_listing_as(t, now_ms, page_size, next_principal++);
 }
 
 /* The packed size of a GetPlatoon answer holding @page, as the service builds it. */
@@ -227,6 +235,22 @@ static void listings_are_bounded_and_expire(void **state)
     assert_int_equal(pveh__listings_count(ls), PVEH_LISTINGS_MAX);
     pveh_listing_result full = open_listing(&t, 9000, 100);
     assert_int_equal(full.status, PVEH_LISTING_OPEN_FULL);
+    pveh__listings_free(ls);
+    pveh__listings_init(ls);
+
+    /* One principal holds at most its share: another still gets one. */
+    for (int i = 0; i < PVEH_LISTINGS_PER_PRINCIPAL_MAX; i++) {
+        assert_int_equal(open_listing_as(&t, 1000, 100, 7).status, PVEH_LISTING_OPEN_OK);
+    }
+    assert_int_equal(open_listing_as(&t, 1000, 100, 7).status, PVEH_LISTING_OPEN_MINE);
+    assert_int_equal(open_listing_as(&t, 1000, 100, 8).status, PVEH_LISTING_OPEN_OK);
+    pveh__listings_free(ls);
+    pveh__listings_init(ls);
+    for (int i = 0; i < PVEH_LISTINGS_MAX; i++) {
+        pveh_listing_result r = open_listing(&t, 1000 + i * 1000, 100);
+        assert_int_equal(r.status, PVEH_LISTING_OPEN_OK);
+        ids[i] = r.listing;
+    }
 
     /* Idle for longer than the limit: dropped; the others stay. The first was opened at
      * 1000, the second at 2000. */
