@@ -5,6 +5,7 @@ nobody else can use, lock or flush."""
 
 import os
 import socket
+import subprocess
 import struct
 import threading
 import time
@@ -18,6 +19,14 @@ from harness.cluster import LocalCluster  # noqa: E402
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def sanitized():
+    """Whether platoond is built with AddressSanitizer, whose quarantine of freed memory and
+    redzones make resident memory say nothing about what the node holds: the memory bounds
+    are then reported, not asserted (the optimised build asserts them)."""
+    out = subprocess.run(["ldd", testing.platoond()], capture_output=True, text=True).stdout
+    return "libasan" in out
 
 
 def rss_kib(pid):
@@ -203,7 +212,8 @@ class BigRequests(testing.ClusterTest):
             rss_before, peak, (peak - rss_before) // 1024))
         # gRPC reads an oversized message whole before it refuses it, so each costs memory
         # while it arrives (bounded by --transport-memory-bytes); none is copied or decoded.
-        self.assertLess(peak - rss_before, 8 * 60 * 1024 * 5 // 4)
+        if not sanitized():
+            self.assertLess(peak - rss_before, 8 * 60 * 1024 * 5 // 4)
 
 
 def h2_frame(kind, flags, stream, payload=b""):
@@ -337,7 +347,8 @@ class SlowReader(testing.ClusterTest):
         self.assertEqual(len(answered), streams, "GOAWAY: %r" % goaway)
         # The bound: 16 MiB of unread answers per connection, plus what building answers and
         # gRPC's own buffers take; never the 200 answers.
-        self.assertLess(peak - rss_before, 96 * 1024)
+        if not sanitized():
+            self.assertLess(peak - rss_before, 96 * 1024)
         # The memory comes back once the connection is gone.
         time.sleep(2)
         self.retry(lambda: self.update(1, 1, 2.0))
