@@ -141,6 +141,12 @@ typedef struct pnode_options {
     uint32_t election_ticks;
     /* Heartbeat interval in ticks. Default 1. */
     uint32_t heartbeat_ticks;
+    /* Linearizable reads from a leader lease instead of a heartbeat round (thesis §6.4.1,
+     * praft_options.lease_reads): a read on the leader is answered without waiting for the
+     * followers. Safe only while the nodes' clocks run at rates within an eighth of each other
+     * (the lease is shortened by that much) and every node of the cluster sets it alike.
+     * Default off. */
+    bool lease_reads;
     /* Take a snapshot after this many entries applied since the last one, then compact the
      * log. Default 10000. 0 disables automatic snapshots. */
     uint64_t snapshot_every;

@@ -151,6 +151,7 @@ void pnet_transport_options_init(pnet_transport_options *opts)
     opts->max_queue_bytes = 64u << 20;
     opts->max_queue_msgs = 65536;
     opts->reconnect_ms = 100;
+    opts->connect_timeout_ms = 2000;
     opts->keepalive_ms = 2000;
 }
 
@@ -174,8 +175,11 @@ static void build_client_args(pnet_transport *t)
     /* The default back-off leaves a restarted peer unreachable for many seconds, longer than
      * an election timeout. */
     v[n++] = int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, o->reconnect_ms);
-    v[n++] = int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, o->reconnect_ms);
     v[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, o->reconnect_ms);
+    /* Despite its name, gRPC takes this as the least time one connection attempt (the TCP and
+     * TLS handshakes) is given, not as a back-off: set to the back-off, a handshake slower
+     * than 100 ms (a loaded machine) could never complete, and the cluster lost its peers. */
+    v[n++] = int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, o->connect_timeout_ms);
     v[n++] = int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, o->reconnect_ms);
     v[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, o->keepalive_ms);
     v[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o->keepalive_ms);
@@ -291,10 +295,10 @@ static bool opts_ok(const pnet_transport_options *o)
 {
     return o->mailbox != NULL && o->max_message_bytes > 0 && o->max_message_bytes <= INT_MAX &&
            o->max_batch_bytes > 0 && o->max_queue_bytes > 0 && o->max_queue_msgs > 0 &&
-           o->reconnect_ms > 0 && o->keepalive_ms > 1 && o->max_request_bytes > 0 &&
-           o->max_streams_per_connection > 0 && o->max_streams_per_connection <= INT_MAX &&
-           o->max_unread_bytes_per_connection > 0 && o->max_unread_bytes > 0 &&
-           o->send_timeout_ms > 0 && o->handshake_timeout_ms > 0 &&
+           o->reconnect_ms > 0 && o->connect_timeout_ms > 0 && o->keepalive_ms > 1 &&
+           o->max_request_bytes > 0 && o->max_streams_per_connection > 0 &&
+           o->max_streams_per_connection <= INT_MAX && o->max_unread_bytes_per_connection > 0 &&
+           o->max_unread_bytes > 0 && o->send_timeout_ms > 0 && o->handshake_timeout_ms > 0 &&
            o->handshake_timeout_ms <= INT_MAX && o->max_idle_ms > 0 && o->max_idle_ms <= INT_MAX &&
            o->transport_memory_bytes > 0 && o->io_threads >= 1 &&
            o->io_threads <= PNET_MAX_IO_THREADS;

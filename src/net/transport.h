@@ -70,6 +70,9 @@ typedef struct pnet_transport_options {
      * failed stream is reopened. Default 100 ms: a restarted peer is reached within a fraction
      * of an election timeout. */
     int reconnect_ms;
+    /* The time one connection attempt to a peer (TCP and TLS handshakes) may take before it is
+     * abandoned and retried. Default 2000 ms: a partition that heals is noticed within it. */
+    int connect_timeout_ms;
     /* The address this node's peers dial it at ("host:port"), sent as the "platoon-sender"
      * metadata of every lane stream so that a receiver can answer a node it does not know yet
      * (a node that joins learns the leader's address this way). NULL: not sent. */

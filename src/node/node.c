@@ -674,6 +674,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     praft_options_init(&ro, opts->id);
     ro.election_ticks = opts->election_ticks;
     ro.heartbeat_ticks = opts->heartbeat_ticks;
+    ro.lease_reads = opts->lease_reads;
     /* Different nodes must draw different election timeouts, and a restarted node should not
      * replay its previous draws: mix the id with the wall clock. */
     ro.seed = opts->id * UINT64_C(0x9E3779B97F4A7C15) ^ pnode_wall_ms();

@@ -46,6 +46,11 @@ class Faults(unittest.TestCase):
         # isolated, and clients talk to joining nodes before they have a configuration.
         self.check_run(1, "membership", 20, 15, remove_leader=True, route_to_joining=True)
 
+    def test_lease_reads_under_pauses_and_partitions(self):
+        # Reads from the leader's lease (thesis §6.4.1): a leader paused past its lease, or cut
+        # off while a new one is elected, must not answer from its old state.
+        self.check_run(13, "all", 20, 15, lease_reads=True)
+
     def test_full_disk(self):
         self.check_run(1, "disk", 20, 15)
 

@@ -46,8 +46,11 @@ static grpc_arg channel_arg_list[] = {
     /* A restarted node must be reachable again within a fraction of a second, not after
      * gRPC's default back-off of up to two minutes. */
     {GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 100}},
-    {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 100}},
     {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 500}},
+    /* Despite its name, gRPC takes this as the least time one connection attempt (TCP and TLS
+     * handshakes) is given: a busy server's handshake can take longer than the back-off, and
+     * would then never complete. The dial timeout bounds the wait for an endpoint anyway. */
+    {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 5000}},
     /* A whole platoon in one GetPlatoon answer may exceed the 4 MiB default. */
     {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 64 << 20}},
 };

@@ -27,6 +27,9 @@ const char platoond_usage[] =
     "  --snapshot-every N      snapshot after N applied entries, 0 = never (default 10000)\n"
     "  --snapshot-keep N       log entries kept behind a snapshot (default 1000)\n"
     "  --sync MODE             full (default), normal, or none (unsafe: tests only)\n"
+    "  --lease-reads           linearizable reads from the leader's lease, without a\n"
+    "                          heartbeat round; needs clocks whose rates differ by less\n"
+    "                          than an eighth, and the flag on every node (default off)\n"
     "\n"
     "Limits (docs/operations.md):\n"
     "  --max-vehicles N        most vehicles in the platoon; a new one beyond is refused\n"
@@ -261,6 +264,10 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
         }
         if (strcmp(a, "--insecure") == 0) {
             f->node.insecure = true;
+            continue;
+        }
+        if (strcmp(a, "--lease-reads") == 0) {
+            f->node.lease_reads = true;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {

@@ -71,6 +71,8 @@ class Run:
         self.hosts = h
         extra = ["--tick-ms", "20", "--election-ticks", str(c["election_ticks"]),
                  "--snapshot-every", "200", "--snapshot-keep", "50"]
+        if c.get("lease_reads"):
+            extra.append("--lease-reads")
         self.cluster = nodes.NetnsCluster(os.path.join(c["bin"], "platoond"), h, self.dir,
                                           FOUNDERS, extra_args=extra)
         self.cluster.start()

@@ -69,7 +69,7 @@ def _private_mounts():
     return ["unshare", "--mount", "--propagation", mode]
 
 def run(bin_dir, seed, mix="all", duration=30.0, out=None, keep=False, clients=4, log=print,
-        route_to_joining=False, remove_leader=True):
+        route_to_joining=False, remove_leader=True, lease_reads=False):
     """Runs one seed; returns the result (a dict, see inner.py) with "summary" and "dir"."""
     hostsmod.require_root()
     if mix not in MIXES:
@@ -86,7 +86,7 @@ def run(bin_dir, seed, mix="all", duration=30.0, out=None, keep=False, clients=4
     hosts = hostsmod.Hosts(4 if uses_members else 3)
     cfg = dict(bin=bin_dir, seed=seed, mix=mix, duration=duration, run_dir=run_dir,
                clients=clients, disk="disk" in MIXES[mix], route_to_joining=route_to_joining,
-               remove_leader=remove_leader,
+               remove_leader=remove_leader, lease_reads=lease_reads,
                attempt_timeout=3.0 if asan else 1.0, retry_for=12.0 if asan else 6.0,
                election_ticks=20 if asan else 10,
                hosts=dict(run_id=hosts.run_id, n_hosts=hosts.n_hosts, bridge_ns=hosts.bridge_ns,
@@ -147,6 +147,8 @@ def main():
     p.add_argument("--mix", default="all", choices=sorted(MIXES))
     p.add_argument("--duration", type=float, default=30.0, help="seconds of faults")
     p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--lease-reads", action="store_true",
+                   help="run the nodes with --lease-reads (reads from the leader's lease)")
     p.add_argument("--out", default=None, help="where run directories go (default: the temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the run directory even if it passed")
     p.add_argument("--route-to-joining", action="store_true",
@@ -157,7 +159,8 @@ def main():
     seed = a.seed if a.seed is not None else int(time.time()) % 1000000
     try:
         res = run(a.bin, seed, a.mix, a.duration, a.out, a.keep, a.clients,
-                  route_to_joining=a.route_to_joining, remove_leader=not a.keep_leader)
+                  route_to_joining=a.route_to_joining, remove_leader=not a.keep_leader,
+                  lease_reads=a.lease_reads)
     except hostsmod.NotRoot as e:
         print("faults: %s" % e, file=sys.stderr)
         return 2

@@ -68,7 +68,10 @@ class Node:
         for a cluster run with --insecure."""
         self.endpoint = endpoint
         options = [("grpc.initial_reconnect_backoff_ms", 100),
-                   ("grpc.min_reconnect_backoff_ms", 100),
+                   # gRPC takes this as the least time a connection attempt is given
+                   # (TCP and TLS handshakes), not as a back-off: a loaded node needs more
+                   # than 100 ms.
+                   ("grpc.min_reconnect_backoff_ms", 2000),
                    ("grpc.max_reconnect_backoff_ms", 200)]
         if credentials is None:
             self.channel = grpc.insecure_channel(endpoint, options=options)
