@@ -25,7 +25,7 @@ class Platoonctl(testing.ClusterTest):
                               env=env)
 
     def json_of(self, r):
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.returncode, 0, "stderr: %s stdout: %s" % (r.stderr, r.stdout))
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     def test_vehicle_commands_and_exit_codes(self):
