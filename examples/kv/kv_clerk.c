@@ -268,8 +268,8 @@ static const char usage[] =
     "  get-stale KEY      the answering node's value, possibly out of date\n"
     "  put KEY VALUE      sets KEY (prints the log index it took effect at)\n"
     "  append KEY VALUE   appends VALUE to KEY's value (an absent key counts as empty)\n"
-    "Commands run in order, as one clerk (one client id). Exit status: 0, 1 on an error,\n"
-    "2 on bad usage, 3 when a get found no value.\n";
+    "Commands run in order, as one clerk (one client id). Exit status: 0, 1 on an error\n"
+    "or an unknown command, 2 on bad usage, 3 when a get found no value.\n";
 
 int main(int argc, char **argv)
 {

@@ -163,10 +163,14 @@ static int parse_value(kv_flags *f, const char *a, const char *v, char *err, siz
         return 0;
     }
     if (strcmp(a, "--sync") == 0) {
-        const char *modes[] = {"full", "normal", "none"}; /* enum pstore_sync's order */
-        for (uint32_t i = 0; i < 3; i++) {
-            if (strcmp(v, modes[i]) == 0) {
-                o->sync = i;
+        static const struct {
+            const char *name;
+            uint32_t mode;
+        } modes[] = {
+            {"full", PSTORE_SYNC_FULL}, {"normal", PSTORE_SYNC_NORMAL}, {"none", PSTORE_SYNC_NONE}};
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+            if (strcmp(v, modes[i].name) == 0) {
+                o->sync = modes[i].mode;
                 return 0;
             }
         }
