@@ -61,7 +61,10 @@ static bool get(fixture *f, const char *key, char **value)
     assert_int_equal(f->itf.ops->query(f->sm, (const uint8_t *)key, strlen(key), &out, &len), 0);
     kv_answer a;
     assert_int_equal(kv_answer_decode(out, len, &a), 0);
-    *value = strndup(a.value, a.value_len);
+    /* Not strndup: the answer's bytes are not NUL-terminated. */
+    *value = malloc(a.value_len + 1);
+    memcpy(*value, a.value, a.value_len);
+    (*value)[a.value_len] = '\0';
     free(out);
     return a.found;
 }
