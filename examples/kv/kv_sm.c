@@ -115,11 +115,16 @@ static int execute(kv_sm *sm, const kv_command *c, uint64_t index, kv_result *r)
     value[old_len + c->value_len] = '\0';
 
     if (pair == NULL) {
+        /* A new key. tsearch (which allocates a tree node) is the last step that can fail;
+         * the tree orders by key alone, so the value can be set after it. */
         pair = calloc(1, sizeof(*pair));
-        char *k = copy_string(key, c->key_len);
-        if (pair == NULL || k == NULL ||
-            (pair->key = k, tsearch(pair, &sm->pairs, kv__pair_cmp)) == NULL) {
-            free(k);
+        if (pair != NULL) {
+            pair->key = copy_string(key, c->key_len);
+        }
+        if (pair == NULL || pair->key == NULL || tsearch(pair, &sm->pairs, kv__pair_cmp) == NULL) {
+            if (pair != NULL) {
+                free(pair->key);
+            }
             free(pair);
             free(value);
             return PT_ENOMEM;
