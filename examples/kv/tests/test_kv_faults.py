@@ -274,7 +274,7 @@ class KvFaults(unittest.TestCase):
                            for item in items[:5])
         self.assertTrue(res["ok"], "%s FAIL [files: %s]\n%s" % (summary, res["dir"], detail))
         # A run that did nothing proves nothing.
-        self.assertGreater(c.get("ok", 0), 200, summary)
+        self.assertGreater(c.get("ok", 0), 100, summary)
         self.assertGreater(res["faults"], 0, summary)
 
 

@@ -26,13 +26,21 @@ FLAGS = ["--tick-ms", "20", "--election-ticks", "10", "--snapshot-every", "40",
          "--snapshot-keep", "10"]
 
 
+def sanitized():
+    with open(os.path.join(KV, "kv-server"), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 class KvTest(unittest.TestCase):
     def setUp(self):
-        self.cluster = LocalCluster(os.path.join(KV, "kv-server"), n=3, extra_args=FLAGS,
+        flags = list(FLAGS)
+        if sanitized():  # several times slower: elections get more time, as in the fault suite
+            flags[flags.index("--election-ticks") + 1] = "20"
+        self.cluster = LocalCluster(os.path.join(KV, "kv-server"), n=3, extra_args=flags,
                                     tools=BIN)
         self.addCleanup(self.cluster.close)
         self.cluster.start()
-        self.cluster.wait_for_leader()
+        self.cluster.wait_for_leader(timeout=60)
         self.kv = {i: KvNode(n.address, self.cluster.credentials("kv-writer", "writer"))
                    for i, n in self.cluster.nodes.items()}
         for k in self.kv.values():
@@ -153,10 +161,10 @@ class KvTest(unittest.TestCase):
             self.cluster.nodes[i].stop()
         for i in sorted(self.cluster.nodes):
             self.cluster.nodes[i].start()
-        self.cluster.wait_for_leader()
+        self.cluster.wait_for_leader(timeout=60)
         for i in sorted(self.cluster.nodes):
             self.assert_state(i, model, stale=False)
-        self.cluster.wait_converged()
+        self.cluster.wait_converged(timeout=60)
         for i, n in sorted(self.cluster.nodes.items()):
             self.assert_state(i, model, stale=True)
             self.assertIn("state loaded from this node's snapshot", n.log(),
@@ -184,16 +192,16 @@ class KvTest(unittest.TestCase):
         for i in self.cluster.nodes:
             if i != behind:
                 self.restart(i)
-        self.cluster.wait_for_leader()
+        self.cluster.wait_for_leader(timeout=60)
         self.cluster.nodes[behind].start()
-        self.cluster.wait_converged(timeout=30)
+        self.cluster.wait_converged(timeout=60)
         log = self.cluster.nodes[behind].log()
         self.assertIn("sent by the leader", log, "node %d did not catch up through a snapshot"
                       % behind)
         self.assert_state(behind, model, stale=True)
         # And it carries on from there: new writes reach it through the log.
         model = self.workload(self.clerk(2003), 5, model=model)
-        self.cluster.wait_converged()
+        self.cluster.wait_converged(timeout=60)
         self.assert_state(behind, model, stale=True)
 
 
