@@ -281,6 +281,7 @@ int main(int argc, char **argv)
     for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
         const char *flag = argv[i], *v = argv[i + 1];
         if (strcmp(flag, "--endpoints") == 0) {
+            free(endpoints); /* the last one given counts */
             endpoints = strdup(v);
         } else if (strcmp(flag, "--timeout") == 0) {
             k.timeout_ms = atoll(v);
