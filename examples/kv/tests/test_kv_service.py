@@ -9,6 +9,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +49,8 @@ class KvTest(unittest.TestCase):
 
     def clerk(self, client_id):
         return Clerk(client_id, lambda: [self.kv[i] for i in sorted(self.kv)
-                                         if self.cluster.nodes[i].alive()])
+                                         if self.cluster.nodes[i].alive()],
+                     attempt_timeout=3.0, retry_for=30.0)
 
     def fail_with_logs(self, msg):
         self.fail("%s\n%s" % (msg, self.cluster.dump_logs()))
@@ -74,9 +76,26 @@ class KvTest(unittest.TestCase):
                 model[key] = model.get(key, "") + value
         return model
 
+    def call(self, node_id, method, **fields):
+        """A call tried again, unchanged, while its outcome is unknown (no leader during an
+        election: slow under a sanitizer on a busy machine). Safe for reads, and for writes by
+        the very rule under test (the same client id and sequence)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.kv[node_id].call(method, timeout=5.0, **fields)
+            except grpc.RpcError as e:
+                if e.code() not in kvclient.RETRY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def read(self, node_id, key, stale=False):
+        r = self.call(node_id, "Get", key=key, stale=stale)
+        return r.value if r.found else None
+
     def assert_state(self, node_id, model, stale):
         for key, value in sorted(model.items()):
-            got = self.kv[node_id].get(key, stale=stale, timeout=5.0)
+            got = self.read(node_id, key, stale)
             if got != value:
                 self.fail_with_logs("node %d (%s): %s is %r, expected %r" % (
                     node_id, "stale" if stale else "linearizable", key, got, value))
@@ -124,25 +143,25 @@ class KvTest(unittest.TestCase):
         args = dict(key="k", value="x", client_id=77, sequence=1)
         # The same write through every node: followers forward it, the leader proposes it;
         # only the first is applied, and each gets the first answer.
-        answers = [self.kv[i].call("Append", **args).index for i in order]
+        answers = [self.call(i, "Append", **args).index for i in order]
         self.assertEqual(len(set(answers)), 1, answers)
-        self.assertEqual(self.kv[leader].get("k"), "x")
-        second = self.kv[order[0]].call("Append", key="k", value="y", client_id=77,
-                                        sequence=2).index
+        self.assertEqual(self.read(leader, "k"), "x")
+        second = self.call(order[0], "Append", key="k", value="y", client_id=77,
+                           sequence=2).index
         self.assertGreater(second, answers[0])
         # The clerk has moved on: its first write again is a delayed duplicate.
         with self.assertRaises(grpc.RpcError) as e:
-            self.kv[leader].call("Append", **args)
+            self.call(leader, "Append", **args)
         self.assertEqual(e.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
-        self.assertEqual(self.kv[order[1]].get("k"), "xy")
+        self.assertEqual(self.read(order[1], "k"), "xy")
         # Another client's sequence 1 is its own.
-        self.kv[leader].call("Append", key="k", value="z", client_id=78, sequence=1)
-        self.assertEqual(self.kv[leader].get("k"), "xyz")
+        self.call(leader, "Append", key="k", value="z", client_id=78, sequence=1)
+        self.assertEqual(self.read(leader, "k"), "xyz")
         for bad in (dict(client_id=0, sequence=1), dict(client_id=1, sequence=0),
                     dict(client_id=1, sequence=1, key="")):
             fields = dict(dict(key="k", value="v"), **bad)
             with self.assertRaises(grpc.RpcError) as e:
-                self.kv[order[0]].call("Put", **fields)
+                self.call(order[0], "Put", **fields)
             self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, fields)
 
     # ----- snapshots -----
@@ -182,7 +201,8 @@ class KvTest(unittest.TestCase):
         self.cluster.nodes[behind].kill()
         # Enough writes that the log the others keep starts after everything `behind` has.
         model = self.workload(self.clerk(2002), 120, model=model)
-        first = min(self.cluster.nodes[i].status().first_index for i in self.cluster.nodes
+        first = min(self.cluster.nodes[i].status(timeout=5.0).first_index
+                    for i in self.cluster.nodes
                     if i != behind)
         self.assertGreater(first, 15, "the log was not compacted")
         # A leader keeps the entries a follower still lacks in memory (within a budget of
