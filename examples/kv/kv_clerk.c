@@ -35,7 +35,7 @@
 #include "kv.pb-c.h"
 
 #define MAX_ENDPOINTS 16
-#define ATTEMPT_MS    1000 /* one try at one node; a dead or cut-off node costs no more */
+#define ATTEMPT_MS    2000 /* one try at one node; a dead or cut-off node costs no more */
 
 typedef struct clerk {
     char *endpoints[MAX_ENDPOINTS];

@@ -109,7 +109,8 @@ class KvTest(unittest.TestCase):
 
     def test_clerk_commands(self):
         env = dict(os.environ, **self.cluster.ctl_env("kv-writer", "writer"))
-        clerk = [os.path.join(KV, "kv-clerk"), "--endpoints", self.cluster.endpoints()]
+        clerk = [os.path.join(KV, "kv-clerk"), "--endpoints", self.cluster.endpoints(),
+                 "--timeout", "30000"]
         p = subprocess.run(clerk + ["put", "a", "x", "append", "a", "y", "append", "b", "z",
                                     "get", "a", "get", "b", "get-stale", "a"],
                            env=env, capture_output=True, text=True, timeout=60)
