@@ -36,8 +36,9 @@ class KvNode:
 
     def __init__(self, endpoint, credentials=None):
         self.endpoint = endpoint
+        # Quick reconnects to restarted nodes. Not grpc.min_reconnect_backoff_ms: gRPC takes
+        # it as the time a connection attempt (TCP and TLS handshakes) may last.
         options = [("grpc.initial_reconnect_backoff_ms", 100),
-                   ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 200)]
         if credentials is None:
             self.channel = grpc.insecure_channel(endpoint, options=options)
