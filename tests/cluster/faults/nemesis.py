@@ -33,6 +33,7 @@ MIXES = {
     "partition": ["isolate", "split", "oneway", "flap"],
     "membership": ["member", "kill", "isolate", "pause"],
     "disk": ["disk", "kill", "pause", "isolate"],
+    "crash-partition": ["kill", "pause", "transfer", "isolate", "split", "oneway", "flap"],
     "all": ["kill", "pause", "isolate", "split", "oneway", "flap", "disk", "member", "transfer"],
 }
 # Faults that cannot share a step: both change membership or both need host 1's disk.

@@ -59,8 +59,9 @@ class HostNode(NodeProc):
 
 class NetnsCluster(LocalCluster):
     def __init__(self, platoond, hosts, run_dir, founders, extra_args=(), env=None,
-                 log_level="info"):
-        """founders: {node_id: host}. env: the environment given to every node."""
+                 log_level="info", tools=None):
+        """founders: {node_id: host}. env: the environment given to every node. tools: the
+        folder holding platoonctl (default: platoond's)."""
         self.hosts = hosts
         self.run_dir = run_dir
         self.env = dict(env or os.environ)
@@ -68,7 +69,8 @@ class NetnsCluster(LocalCluster):
         self.lock = threading.RLock()  # the nemesis and the final phase both change nodes
         self.host_of = dict(founders)
         super().__init__(platoond, extra_args=extra_args, log_level=log_level, tmp=run_dir,
-                         addresses={i: self.endpoint(h) for i, h in founders.items()})
+                         addresses={i: self.endpoint(h) for i, h in founders.items()},
+                         tools=tools)
 
     def endpoint(self, host):
         return "%s:%d" % (self.hosts.address(host), PORT)

@@ -17,11 +17,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 PROTO_DIR = os.path.join(ROOT, "proto")
 
 
-def _load_messages(rel_path):
+def load_messages(rel_path, proto_dir=PROTO_DIR):
+    """The message classes and enum values of `rel_path` (under `proto_dir`), by name."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "set.pb")
         subprocess.run(
-            ["protoc", "--proto_path=" + PROTO_DIR, "--include_imports",
+            ["protoc", "--proto_path=" + proto_dir, "--include_imports",
              "--descriptor_set_out=" + out, rel_path],
             check=True,
         )
@@ -42,7 +43,8 @@ def _load_messages(rel_path):
     return classes
 
 
-M = _load_messages("platoon/v1/platoon.proto")
+_load_messages = load_messages  # the name older tests use
+M = load_messages("platoon/v1/platoon.proto")
 
 _METHODS = {
     "UpdateVehicle": ("platoon.v1.Platoon", "UpdateVehicleRequest", "UpdateVehicleResponse"),

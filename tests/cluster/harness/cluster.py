@@ -103,17 +103,20 @@ class NodeProc:
 
 class LocalCluster:
     def __init__(self, platoond, n=3, extra_args=(), log_level="info", addresses=None, tmp=None,
-                 tls=True):
-        """addresses: {id: "host:port"} of the founding nodes (default: n free loopback ports).
+                 tls=True, tools=None):
+        """platoond: the node program (or another program on the node runtime that takes
+        platoond's flags, such as examples/kv's kv-server).
+        addresses: {id: "host:port"} of the founding nodes (default: n free loopback ports).
         tmp: the directory for data and logs, left in place by close() (default: a temporary
         directory of the cluster's own, removed by close()).
         tls: run with mutual TLS (a PKI of the cluster's own under tmp/pki, made with
-        platoonctl certs), as users do; False runs the nodes with --insecure."""
+        platoonctl certs), as users do; False runs the nodes with --insecure.
+        tools: the folder holding platoonctl (default: the node program's)."""
         self.platoond = platoond
         self.own_tmp = tmp is None
         self.tmp = tempfile.mkdtemp(prefix="platoon-cluster-") if tmp is None else tmp
-        self.pki = Pki(os.path.dirname(os.path.abspath(platoond)),
-                       os.path.join(self.tmp, "pki")) if tls else None
+        tools = tools or os.path.dirname(os.path.abspath(platoond))
+        self.pki = Pki(tools, os.path.join(self.tmp, "pki")) if tls else None
         self.extra_args = list(extra_args)
         self.log_level = log_level
         if addresses is None:

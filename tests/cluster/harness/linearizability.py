@@ -2,7 +2,8 @@
 
 The model is one register per vehicle id: either absent or holding the state written by one
 update. Every update in a test writes a value no other update writes, so a read names the write
-it observed. The search is Wing & Gong's, with Lowe's memoisation of (linearized set, state):
+it observed. A register may also be a string that appends extend (examples/kv): with every
+appended piece unique, a read names the appends it observed and their order. The search is Wing & Gong's, with Lowe's memoisation of (linearized set, state):
 repeatedly pick an operation that may take effect first (one invoked before every pending
 operation's completion), apply it to the model if it fits, and backtrack when nothing fits.
 
@@ -30,7 +31,8 @@ UNKNOWN = "unknown"
 class Op:
     """One client operation on one key.
 
-    kind: "write" (value: the new state), "delete" (value ignored), or "read" (value: the state
+    kind: "write" (value: the new state), "append" (value: a string added to the end of the
+    state, an absent one counting as ""), "delete" (value ignored), or "read" (value: the state
     observed, ABSENT for not found). For a delete, `existed` is the answer when known.
     """
 
@@ -57,6 +59,9 @@ def _fits(op: Op, state: Any) -> Optional[Any]:
     """The state after applying op to state, or the sentinel _NO if op cannot happen here."""
     if op.kind == "write":
         return op.value
+    if op.kind == "append":
+        # A string appended to the key's value; an absent key counts as empty.
+        return (state if state is not ABSENT else "") + op.value
     if op.kind == "delete":
         if op.outcome == OK and op.existed is not None and op.existed != (state is not ABSENT):
             return _NO

@@ -17,6 +17,10 @@ def r(v, t0, t1, outcome=OK, key=1, client=0):
     return Op(key, "read", v, t0, t1, outcome, client=client)
 
 
+def a(v, t0, t1, outcome=OK, key=1):
+    return Op(key, "append", v, t0, t1, outcome)
+
+
 def d(t0, t1, existed=None, outcome=OK, key=1):
     return Op(key, "delete", None, t0, t1, outcome, existed=existed)
 
@@ -45,6 +49,18 @@ class Accepts(unittest.TestCase):
         h = [w("a", 0, 1), d(2, 3, existed=True), r(ABSENT, 4, 5), d(6, 7, existed=False)]
         self.assertTrue(check_key(h).ok)
 
+    def test_appends_in_order(self):
+        h = [a("x", 0, 1), a("y", 2, 3), r("xy", 4, 5), w("z", 6, 7), a("w", 8, 9), r("zw", 10, 11)]
+        self.assertTrue(check_key(h).ok)
+
+    def test_concurrent_appends_in_either_order(self):
+        h = [a("x", 0, 5), a("y", 1, 6), r("yx", 7, 8)]
+        self.assertTrue(check_key(h).ok)
+
+    def test_unknown_append_may_show_up_later(self):
+        h = [a("x", 0, 1), a("y", 2, 3, outcome=UNKNOWN), r("x", 4, 5), r("xy", 6, 7)]
+        self.assertTrue(check_key(h).ok)
+
     def test_partitioned_keys(self):
         h = [w("a", 0, 1, key=1), w("x", 0, 1, key=2), r("a", 2, 3, key=1), r("x", 2, 3, key=2)]
         self.assertTrue(check_history(h).ok)
@@ -71,6 +87,15 @@ class Catches(unittest.TestCase):
     def test_reads_going_back_in_time(self):
         # Two sequential reads during a long write: new then old is impossible.
         h = [w("a", 0, 1), w("b", 2, 20), r("b", 3, 4), r("a", 5, 6)]
+        self.assertFalse(check_key(h).ok)
+
+    def test_append_applied_twice(self):
+        # A retried append that took effect twice: exactly-once broken.
+        h = [a("x", 0, 1), a("y", 2, 3), r("xyy", 4, 5)]
+        self.assertFalse(check_key(h).ok)
+
+    def test_appends_out_of_order(self):
+        h = [a("x", 0, 1), a("y", 2, 3), r("yx", 4, 5)]
         self.assertFalse(check_key(h).ok)
 
     def test_delete_answer_contradicts_state(self):
