@@ -33,15 +33,18 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->sync = PSTORE_SYNC_FULL;
     opts->leader_wait_ms = 2000;
     opts->preflight_check = true;
-    opts->io_threads = 2;
-    opts->max_request_bytes = 64u << 10;
-    opts->max_streams_per_connection = 256;
-    opts->max_unread_bytes_per_connection = 16u << 20;
-    opts->max_unread_bytes = 256u << 20;
-    opts->send_timeout_ms = 30000;
-    opts->handshake_timeout_ms = 10000;
-    opts->max_idle_ms = 300000;
-    opts->transport_memory_bytes = (size_t)2 << 30;
+    /* The transport's bounds: its defaults are the node's. */
+    pnet_transport_options to;
+    pnet_transport_options_init(&to);
+    opts->io_threads = (uint32_t)to.io_threads;
+    opts->max_request_bytes = to.max_request_bytes;
+    opts->max_streams_per_connection = to.max_streams_per_connection;
+    opts->max_unread_bytes_per_connection = to.max_unread_bytes_per_connection;
+    opts->max_unread_bytes = to.max_unread_bytes;
+    opts->send_timeout_ms = to.send_timeout_ms;
+    opts->handshake_timeout_ms = to.handshake_timeout_ms;
+    opts->max_idle_ms = to.max_idle_ms;
+    opts->transport_memory_bytes = to.transport_memory_bytes;
 }
 
 int pnode__code(int err)

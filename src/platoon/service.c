@@ -79,8 +79,10 @@ static bool result_ok(pnode_request *req, int code, const char *message, const u
     }
 }
 
-static void update_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
-                        const uint8_t *data, size_t len)
+/* The answer to a mutation, a session's opening or its closing, once the state machine
+ * applied it (or the request failed on the way). */
+static void command_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
+                         const uint8_t *data, size_t len)
 {
     (void)node;
     (void)ctx;
@@ -88,26 +90,35 @@ static void update_done(pnode *node, void *ctx, pnode_request *req, int code, co
     if (!result_ok(req, code, message, data, len, &r)) {
         return;
     }
-    Platoon__V1__Vehicle v;
-    to_proto(&r.vehicle, &v);
-    Platoon__V1__UpdateVehicleResponse resp = PLATOON__V1__UPDATE_VEHICLE_RESPONSE__INIT;
-    resp.vehicle = &v;
-    pnode_reply_message(req, &resp.base);
-}
-
-static void delete_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
-                        const uint8_t *data, size_t len)
-{
-    (void)node;
-    (void)ctx;
-    pveh_result r;
-    if (!result_ok(req, code, message, data, len, &r)) {
-        return;
+    switch (r.op) {
+    case PVEH_OP_UPDATE: {
+        Platoon__V1__Vehicle v;
+        to_proto(&r.vehicle, &v);
+        Platoon__V1__UpdateVehicleResponse resp = PLATOON__V1__UPDATE_VEHICLE_RESPONSE__INIT;
+        resp.vehicle = &v;
+        pnode_reply_message(req, &resp.base);
+        break;
     }
-    Platoon__V1__DeleteVehicleResponse resp = PLATOON__V1__DELETE_VEHICLE_RESPONSE__INIT;
-    resp.existed = r.existed;
-    resp.revision = r.revision;
-    pnode_reply_message(req, &resp.base);
+    case PVEH_OP_DELETE: {
+        Platoon__V1__DeleteVehicleResponse resp = PLATOON__V1__DELETE_VEHICLE_RESPONSE__INIT;
+        resp.existed = r.existed;
+        resp.revision = r.revision;
+        pnode_reply_message(req, &resp.base);
+        break;
+    }
+    case PVEH_OP_OPEN_SESSION: {
+        Platoon__V1__OpenSessionResponse resp = PLATOON__V1__OPEN_SESSION_RESPONSE__INIT;
+        resp.client_id = r.client_id;
+        pnode_reply_message(req, &resp.base);
+        break;
+    }
+    default: {
+        Platoon__V1__CloseSessionResponse resp = PLATOON__V1__CLOSE_SESSION_RESPONSE__INIT;
+        resp.existed = r.existed;
+        pnode_reply_message(req, &resp.base);
+        break;
+    }
+    }
 }
 
 /* A certificate bound to one vehicle may write that vehicle only (docs/security.md): a
@@ -128,8 +139,7 @@ static bool scope_ok(pnode_request *req, uint64_t vehicle_id)
 /* Proposes @c on the leader, stamped with the caller's principal, the leader's clock and the
  * leader's limits (so that the leader's configuration decides, identically on every node), or
  * forwards the request to the leader, which builds the command itself. */
-static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *req, pveh_command *c,
-                               pnode_done_fn done)
+static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *req, pveh_command *c)
 {
     if (!pnode_is_leader(node)) {
         pnode_forward(node, req);
@@ -149,7 +159,7 @@ static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *re
         pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    pnode_submit(node, req, cmd, cmd_len, done, NULL);
+    pnode_submit(node, req, cmd, cmd_len, command_done, NULL);
     free(cmd);
 }
 
@@ -200,7 +210,7 @@ static void handle_update(pnode *node, void *app, pnode_request *req)
                       .sequence = sequence,
                       .vehicle = v,
                       .id = v.id};
-    propose_or_forward(node, app, req, &c, update_done);
+    propose_or_forward(node, app, req, &c);
 }
 
 static void handle_delete(pnode *node, void *app, pnode_request *req)
@@ -224,35 +234,7 @@ static void handle_delete(pnode *node, void *app, pnode_request *req)
         return;
     }
     pveh_command c = {.op = PVEH_OP_DELETE, .client_id = client_id, .sequence = sequence, .id = id};
-    propose_or_forward(node, app, req, &c, delete_done);
-}
-
-static void open_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
-                      const uint8_t *data, size_t len)
-{
-    (void)node;
-    (void)ctx;
-    pveh_result r;
-    if (!result_ok(req, code, message, data, len, &r)) {
-        return;
-    }
-    Platoon__V1__OpenSessionResponse resp = PLATOON__V1__OPEN_SESSION_RESPONSE__INIT;
-    resp.client_id = r.client_id;
-    pnode_reply_message(req, &resp.base);
-}
-
-static void close_done(pnode *node, void *ctx, pnode_request *req, int code, const char *message,
-                       const uint8_t *data, size_t len)
-{
-    (void)node;
-    (void)ctx;
-    pveh_result r;
-    if (!result_ok(req, code, message, data, len, &r)) {
-        return;
-    }
-    Platoon__V1__CloseSessionResponse resp = PLATOON__V1__CLOSE_SESSION_RESPONSE__INIT;
-    resp.existed = r.existed;
-    pnode_reply_message(req, &resp.base);
+    propose_or_forward(node, app, req, &c);
 }
 
 static void handle_open(pnode *node, void *app, pnode_request *req)
@@ -267,7 +249,7 @@ static void handle_open(pnode *node, void *app, pnode_request *req)
     }
     platoon__v1__open_session_request__free_unpacked(in, NULL);
     pveh_command c = {.op = PVEH_OP_OPEN_SESSION};
-    propose_or_forward(node, app, req, &c, open_done);
+    propose_or_forward(node, app, req, &c);
 }
 
 static void handle_close(pnode *node, void *app, pnode_request *req)
@@ -287,7 +269,7 @@ static void handle_close(pnode *node, void *app, pnode_request *req)
         return;
     }
     pveh_command c = {.op = PVEH_OP_CLOSE_SESSION, .client_id = client_id};
-    propose_or_forward(node, app, req, &c, close_done);
+    propose_or_forward(node, app, req, &c);
 }
 
 static bool consistency_of(int value, bool *linearizable, pnode_request *req)
