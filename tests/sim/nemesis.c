@@ -242,6 +242,7 @@ static void clean_transfer(psim_world *w)
     w->net.loss_permille = w->net.dup_permille = w->net.replay_permille = 0;
     w->net.delay_max = 40;
     w->lure_slot = -1;
+    w->stick.leader = -1; /* no fault may come during the watch */
     for (int k = 0; k < w->n_slots && !w->stop; k++) {
         w->hosts[k].slow = false;
         psim_host_restart(w, k);
@@ -254,6 +255,66 @@ static void clean_transfer(psim_world *w)
     w->xfer.deadline = w->now + 8 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
 }
 
+/* Leases count on leader stickiness surviving a restart (thesis §6.4.1): a follower that took
+ * the leader's heartbeat and restarts at once must still keep still for an election timeout.
+ * First step: a follower (the candidate) stops hearing the leader, so that it campaigns about an
+ * election timeout later. */
+static void stick_begin(psim_world *w, int leader)
+{
+    int cand[PSIM_MAX_NODES], n = 0;
+    for (int s = 0; s < w->n_slots; s++) {
+        if (s != leader && w->hosts[s].up && !w->hosts[s].paused) {
+            cand[n++] = s;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    int c = cand[psim_rng_below(&w->rng_nem, (uint64_t)n)];
+    psim_net_block(w, leader, c);
+    w->stick.leader = leader;
+    w->stick.candidate = c;
+    psim_trace(w, "nemesis stick slot%d stops hearing leader slot%d", c, leader);
+    uint64_t e = w->opt.election_ticks;
+    psim_schedule(w, (e - 3) * PSIM_TICK + psim_rng_below(&w->rng_nem, PSIM_TICK),
+                  PSIM_EV_NEMESIS_STEP, -1, 0, NULL);
+}
+
+/* Second step, as the candidate is about to campaign: enough other followers to make it a
+ * majority take one more heartbeat, stop hearing the leader, crash and restart within a tick
+ * or two, while clients read from the leader. A correct restarted follower refuses to vote
+ * until an election timeout has passed (check_vote_stickiness in node_host.c). */
+void psim_nemesis_step(psim_world *w)
+{
+    int l = w->stick.leader, c = w->stick.candidate;
+    w->stick.leader = -1;
+    if (l < 0 || w->xfer.on || !w->hosts[l].up || w->hosts[l].last_role != PRAFT_LEADER) {
+        return;
+    }
+    praft_status st;
+    praft_status_get(w->hosts[l].raft, &st);
+    int voters = 0;
+    for (uint32_t i = 0; i < st.config.n_members; i++) {
+        voters += st.config.members[i].role == PRAFT_ROLE_VOTER;
+    }
+    int need = voters / 2; /* with the candidate: a majority */
+    for (int s = 0; s < w->n_slots && need > 0; s++) {
+        const praft_member *m = praft_config_find(&st.config, w->hosts[s].id);
+        if (s == l || s == c || !w->hosts[s].up || m == NULL || m->role != PRAFT_ROLE_VOTER) {
+            continue;
+        }
+        psim_net_block(w, l, s);
+        psim_host_crash(w, s);
+        psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK / 2, 2 * PSIM_TICK), PSIM_EV_RESTART,
+                      s, 0, NULL);
+        need--;
+    }
+    w->lure_slot = l;
+    w->lure_writes = false;
+    w->lure_until = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+    psim_trace(w, "nemesis stick: followers restart within the lease of slot%d", l);
+}
+
 void psim_nemesis_act(psim_world *w)
 {
     uint32_t f = w->opt.faults;
@@ -263,16 +324,38 @@ void psim_nemesis_act(psim_world *w)
     int leader = psim_world_leader(w);
     w->nemesis_actions++;
     /* Weighted choice among the enabled faults. */
-    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_CALM, A_DEPOSE, A_N };
-    static const uint32_t need[A_N] = {
-        PSIM_F_PARTITION,  PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER | PSIM_F_REPLAY,
-        PSIM_F_CRASH,      PSIM_F_PAUSE,
-        PSIM_F_SLOW,       PSIM_F_SNAPSHOT,
-        PSIM_F_MEMBERSHIP, PSIM_F_TRANSFER,
-        PSIM_F_ALL,        PSIM_F_PARTITION};
+    enum {
+        A_PART,
+        A_NET,
+        A_CRASH,
+        A_PAUSE,
+        A_SLOW,
+        A_SNAP,
+        A_MEMB,
+        A_XFER,
+        A_CALM,
+        A_DEPOSE,
+        A_STICK,
+        A_N
+    };
+    static const uint32_t need[A_N] = {PSIM_F_PARTITION,
+                                       PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER |
+                                           PSIM_F_REPLAY,
+                                       PSIM_F_CRASH,
+                                       PSIM_F_PAUSE,
+                                       PSIM_F_SLOW,
+                                       PSIM_F_SNAPSHOT,
+                                       PSIM_F_MEMBERSHIP,
+                                       PSIM_F_TRANSFER,
+                                       PSIM_F_ALL,
+                                       PSIM_F_PARTITION,
+                                       PSIM_F_CRASH | PSIM_F_PARTITION};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
-    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2};
+    /* The restart within a lease matters with leases only (without them, every seed keeps
+     * the schedule it had before this fault was added). */
+    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0};
+    weight[A_STICK] = w->opt.lease_reads && (f & PSIM_F_CRASH) && (f & PSIM_F_PARTITION) ? 2 : 0;
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
         total += (f & need[a]) ? weight[a] : 0;
@@ -388,6 +471,11 @@ void psim_nemesis_act(psim_world *w)
                 }
             }
             psim_trace(w, "nemesis depose slot%d (reads lured to it)", leader);
+        }
+        break;
+    case A_STICK:
+        if (leader >= 0 && w->stick.leader < 0) {
+            stick_begin(w, leader);
         }
         break;
     case A_CALM:

@@ -11,6 +11,7 @@
 
 #include "common/checksum.h"
 #include "platoon/error.h"
+#include "raft/core.h" /* read only: the durable mark no public API shows (check_durable_mark) */
 #include "sim/sim.h"
 
 /* The check-quorum activity record of a leader (psim_host.heard_*). */
@@ -156,6 +157,9 @@ static int host_start(psim_world *w, int slot)
     praft_status_get(h->raft, &s);
     h->up = true;
     h->paused = false;
+    /* Ticks missed while paused belong to the lifetime that was paused: a crash ends it (a
+     * resume of this lifetime must not jump its clock by them). */
+    h->missed_ticks = 0;
     h->writing = false;
     h->last_role = s.role;
     h->last_term = s.term;
@@ -201,6 +205,7 @@ int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *
     h->id = id;
     h->exists = true;
     h->blank = boot == NULL;
+    h->hb_at = h->hb_term = 0;
     if (boot != NULL) {
         /* Every initial member writes the same bootstrap entry and hard state. */
         praft_entry e;
@@ -320,6 +325,18 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
         (m->m.type == PRAFT_MSG_APPEND_RESP || m->m.type == PRAFT_MSG_HEARTBEAT_RESP ||
          m->m.type == PRAFT_MSG_SNAPSHOT_RESP)) {
         heard_set(h, m->m.from); /* what check-quorum counts as activity (§6.2) */
+    }
+    if (m->m.type == PRAFT_MSG_HEARTBEAT && m->m.term >= h->last_term) {
+        /* A heartbeat of its term or a later one: taken, and answered (what a lease counts). */
+        h->hb_at = w->now;
+        h->hb_term = m->m.term;
+    } else if (m->m.term > h->last_term && m->m.type != PRAFT_MSG_VOTE &&
+               m->m.type != PRAFT_MSG_PREVOTE && m->m.type != PRAFT_MSG_APPEND &&
+               m->m.type != PRAFT_MSG_SNAPSHOT) {
+        /* An answer of a later term (say a rejected pre-vote answer arriving late) moves the
+         * core to that term with no leader, and the core then forgets its stickiness: a known
+         * gap of the core (see tests/sim/README.md, vote-stickiness), not judged here. */
+        h->hb_at = 0;
     }
     psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
                praft_msg_type_name(m->m.type), m->m.term);
@@ -666,6 +683,8 @@ static void finish_or_fail(psim_world *w, psim_host *h)
     }
 }
 
+static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *rd);
+
 void psim_host_pump(psim_world *w, int slot)
 {
     psim_host *h = &w->hosts[slot];
@@ -682,6 +701,10 @@ void psim_host_pump(psim_world *w, int slot)
         praft_ready *rd = &h->rd;
         for (size_t i = 0; i < rd->n_send_now; i++) {
             psim_net_send(w, slot, &rd->send_now[i]);
+        }
+        if ((rd->n_entries > 0 || rd->has_snapshot) && check_config_latest(w, h, rd) != 0) {
+            psim_halt(w);
+            return;
         }
         bool persist =
             rd->has_snapshot || rd->has_snapshot_chunk || rd->n_entries > 0 || rd->has_hard_state;
@@ -867,6 +890,156 @@ static int check_leader_commit(psim_world *w, psim_host *h, const praft_status *
     return 0;
 }
 
+/* thesis §10.2.1: a leader counts itself towards a commit only for the entries it has made
+ * durable, so the core keeps a durable mark (praft_log.persisted), which no public API shows:
+ * it is read here through the core's internal header. Whenever it is above the snapshot, the
+ * node's disk must hold the entry there, with the term the core's log has there: a log cut
+ * below it (§5.3) must lower it at once, before the node can lead and count itself with it. */
+static int check_durable_mark(psim_world *w, psim_host *h)
+{
+    praft_node *n = h->raft;
+    uint64_t p = n->log.persisted, on_disk = 0, in_log = 0;
+    if (p <= n->log.snap.index) {
+        return 0; /* within the snapshot: installed, or its chunks durable and being installed */
+    }
+    bool held = psim_disk_term(&h->disk, p, &on_disk);
+    int rc = praft__log_term(n, p, &in_log);
+    if (held && rc == 0 && on_disk == in_log) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "durable-mark",
+                         "nodes=%" PRIu64 " index=%" PRIu64
+                         ": the core counts the log up to here as durable, but its disk %s "
+                         "(disk ends at %" PRIu64 ", log at %" PRIu64 ")",
+                         h->id, p, held ? "holds another entry there" : "does not hold it",
+                         psim_disk_last(&h->disk), praft__log_last(&n->log));
+}
+
+static bool config_same(const praft_config *a, const praft_config *b)
+{
+    if (a->joint != b->joint || a->n_members != b->n_members) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->n_members; i++) {
+        const praft_member *m = praft_config_find(b, a->members[i].id);
+        if (m == NULL || m->role != a->members[i].role || m->old_role != a->members[i].old_role) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The configuration the log of @h ends with once @rd is written: its last CONFIG entry, else
+ * its snapshot's. The log is then the disk up to where @rd's entries start (they may cut it),
+ * followed by @rd's entries, or @rd's snapshot and entries. False when there is none (a blank
+ * node) or it cannot be decoded (state-machine-input's business). */
+static bool log_config(const psim_host *h, const praft_ready *rd, praft_config *out)
+{
+    for (size_t i = rd->n_entries; i-- > 0;) {
+        const praft_entry *e = &rd->entries[i];
+        if (e->type == PRAFT_ENTRY_CONFIG) {
+            return praft_config_decode(e->data, e->len, out) == 0;
+        }
+    }
+    if (rd->has_snapshot) {
+        *out = rd->snapshot.config;
+        return true;
+    }
+    const psim_disk *d = &h->disk;
+    uint64_t end = psim_disk_last(d) + 1;
+    if (rd->n_entries > 0 && rd->entries[0].index < end) {
+        end = rd->entries[0].index;
+    }
+    for (uint64_t i = end; i-- > d->first;) {
+        const praft_entry *e = &d->log[i - d->first];
+        if (e->type == PRAFT_ENTRY_CONFIG) {
+            return praft_config_decode(e->data, e->len, out) == 0;
+        }
+    }
+    if (d->snap.index == 0) {
+        return false;
+    }
+    *out = d->snap.config;
+    return true;
+}
+
+/* thesis §4.1: a server always uses the latest configuration in its log, committed or not;
+ * when a conflicting suffix holding a configuration entry is cut (§5.3), it falls back to the
+ * one before. Checked whenever the log changes (every ready with entries or a snapshot: the
+ * ready carries every entry not yet handed out, so the log is then known in full). */
+static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    praft_config want;
+    if (!log_config(h, rd, &want)) {
+        return 0;
+    }
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    if (config_same(&st.config, &want)) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "config-latest",
+                         "nodes=%" PRIu64 " index=%" PRIu64
+                         ": the configuration in force (%u members%s) is not the last one in the "
+                         "log (%u members%s)",
+                         h->id, st.last_index, st.config.n_members,
+                         st.config.joint ? ", joint" : "", want.n_members,
+                         want.joint ? ", joint" : "");
+}
+
+/* Leader stickiness with leases (thesis §4.2.3, §6.4.1): a leader serves reads from a lease
+ * because a server that took its heartbeat grants no vote for an election timeout of its own
+ * clock, a restart included, unless the campaign comes from TimeoutNow (which ends the lease,
+ * §3.10). The vote leaves after it is durable, later than it was decided: the bound is loose
+ * that way only. Ticks of this lifetime last at least PSIM_TICK - drift. */
+static int check_vote_stickiness(psim_world *w, psim_host *h, const praft_msg *m)
+{
+    uint64_t x;
+    if (!w->opt.lease_reads || h->hb_at == 0 || m->term <= h->hb_term ||
+        psim_pairmap_get(&w->xfer_votes, m->term, m->to, &x) ||
+        psim_pairmap_get(&w->xfer_votes, h->hb_term, 0, &x)) {
+        return 0; /* a transfer's campaign, or the leader of that heartbeat sent TimeoutNow */
+    }
+    uint64_t d = PSIM_TICK * w->opt.drift_permille / 1000;
+    uint64_t still = (uint64_t)(w->opt.election_ticks - 1) * (PSIM_TICK - d);
+    if (w->now - h->hb_at > still) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "vote-stickiness",
+                         "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64 ": vote granted %" PRIu64
+                         " time units after a heartbeat of term %" PRIu64
+                         " (an election timeout is at least %" PRIu64 ")",
+                         h->id, m->to, m->term, w->now - h->hb_at, h->hb_term, still);
+}
+
+/* Figure 2: a leader's matchIndex for a server is the highest entry known to be replicated
+ * there, learnt from the server's answers in the leader's term (reinitialised at each election,
+ * §5.3). A server answers in a term only once the term is durable, and within that term only
+ * this leader changes its log, never cutting the leader's entries: so a server with a match
+ * index holds the leader's term durably, and, unless it has moved on to a later term, its disk
+ * holds the leader's entry at the match index. */
+static int check_match(psim_world *w, psim_host *h, const praft_status *st)
+{
+    for (size_t i = 0; i < st->n_progress; i++) {
+        const praft_progress *p = &st->progress[i];
+        int s = psim_slot_of(w, p->id);
+        if (p->match == 0 || s < 0 || w->hosts[s].disk.hs.term > st->term) {
+            continue;
+        }
+        uint64_t t = 0;
+        bool behind = w->hosts[s].disk.hs.term < st->term;
+        if (behind || (host_term_at(h, p->match, &t) && !disk_holds(w, s, p->match, t))) {
+            return psim_inv_fail(&w->inv, "match-index",
+                                 "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64 " index=%" PRIu64
+                                 ": leader's match index for a server %s",
+                                 h->id, p->id, st->term, p->match,
+                                 behind ? "that never answered in its term"
+                                        : "beyond what the server's log shares with it");
+        }
+    }
+    return 0;
+}
+
 void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
 {
     psim_host *h = &w->hosts[slot];
@@ -893,6 +1066,9 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
         } else {
             rc = psim_inv_vote_granted(&w->inv, h->id, m->term, m->to);
         }
+        if (rc == 0) {
+            rc = check_vote_stickiness(w, h, m);
+        }
     } else if (m->type == PRAFT_MSG_APPEND_RESP && !m->reject && m->index > 0 &&
                psim_disk_last(d) < m->index && d->snap.index < m->index) {
         rc = psim_inv_fail(&w->inv, "durable-before-send",
@@ -900,7 +1076,22 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
                            ": entries acknowledged before they are durable (disk ends at %" PRIu64
                            ")",
                            h->id, m->to, m->index, psim_disk_last(d));
+    } else if (m->type == PRAFT_MSG_VOTE && m->transfer) {
+        rc = psim_pairmap_put(&w->xfer_votes, m->term, h->id, 1);
+        if (rc != 0) {
+            psim_fail_internal(w, rc, "recording a transfer campaign");
+            return;
+        }
     } else if (m->type == PRAFT_MSG_TIMEOUT_NOW) {
+        uint64_t x;
+        if (!psim_pairmap_get(&w->xfer_votes, m->term, 0, &x)) {
+            /* The lease of this term ends here (thesis §3.10, §6.4.1). */
+            rc = psim_pairmap_put(&w->xfer_votes, m->term, 0, w->now);
+            if (rc != 0) {
+                psim_fail_internal(w, rc, "recording a TimeoutNow");
+                return;
+            }
+        }
         if (w->xfer.on && !w->xfer.sent && m->to == w->xfer.target) {
             w->xfer.sent = true; /* judged once it arrives (psim_host_deliver) */
             w->xfer.deadline = UINT64_MAX;
@@ -1022,6 +1213,9 @@ void psim_host_check(psim_world *w, int slot)
             rc = check_step_down(w, h, &st);
         }
         if (rc == 0) {
+            rc = check_match(w, h, &st);
+        }
+        if (rc == 0) {
             rc = psim_inv_config_in_flight(&w->inv, h->id, st.term,
                                            own_uncommitted_configs(h, st.commit, st.term));
         }
@@ -1043,6 +1237,9 @@ void psim_host_check(psim_world *w, int slot)
     }
     if (rc == 0) {
         rc = check_left_leadership(w, h, &st);
+    }
+    if (rc == 0) {
+        rc = check_durable_mark(w, h);
     }
     h->last_role = st.role;
     h->last_term = st.term;

@@ -182,6 +182,10 @@ typedef struct psim_host {
     /* Ticks when an answer of its term last came from each node (by id: a retired node's slot
      * may hold another node since). */
     uint64_t heard_id[2 * PRAFT_MAX_MEMBERS], heard_tick[2 * PRAFT_MAX_MEMBERS];
+    /* When it last took a heartbeat from a leader (time units, kept across crashes: the node's
+     * promise to keep still for an election timeout outlives a restart, thesis §6.4.1), and
+     * that leader's term. */
+    uint64_t hb_at, hb_term;
 } psim_host;
 
 typedef struct psim_net {
@@ -242,6 +246,13 @@ typedef struct psim_world {
     bool lure_writes;       /* puts go to it too: it fills its log with entries never committed */
     uint64_t lure_until;
     int cur_event; /* type of the event being handled */
+    /* (term, candidate): campaigns started by TimeoutNow; (term, 0): a TimeoutNow was sent in
+     * that term, which ended its leader's lease. */
+    psim_pairmap xfer_votes;
+    /* A two-step fault in flight (nemesis.c: a follower restarted within the lease). */
+    struct {
+        int leader, candidate;
+    } stick;
     /* A leadership transfer started on a healthy cluster, whose outcome is checked. */
     struct {
         bool on, sent, won;
@@ -296,6 +307,8 @@ void psim_host_resume(psim_world *w, int slot);
 int psim_host_snapshot(psim_world *w, int slot, uint64_t keep);
 /* The fault schedule's next action (nemesis.c). */
 void psim_nemesis_act(psim_world *w);
+/* The second step of a two-step fault (PSIM_EV_NEMESIS_STEP). */
+void psim_nemesis_step(psim_world *w);
 
 /* ---- Clients (client.c) ------------------------------------------------------------------- */
 
