@@ -150,6 +150,7 @@ typedef struct psim_pending {
     uint64_t index; /* proposals: log index; reads: read index once known */
     uint64_t ctx;   /* reads: the read's context */
     bool ready;     /* reads: read index received */
+    uint64_t step;  /* reads: the step it was asked at */
     psim_creq req;
 } psim_pending;
 
@@ -182,10 +183,12 @@ typedef struct psim_host {
     /* Ticks when an answer of its term last came from each node (by id: a retired node's slot
      * may hold another node since). */
     uint64_t heard_id[2 * PRAFT_MAX_MEMBERS], heard_tick[2 * PRAFT_MAX_MEMBERS];
-    /* When it last took a heartbeat from a leader (time units, kept across crashes: the node's
-     * promise to keep still for an election timeout outlives a restart, thesis §6.4.1), and
-     * that leader's term. */
-    uint64_t hb_at, hb_term;
+    /* Whether it took a heartbeat from a leader, of which term, and how many ticks it has
+     * counted since, over all its lifetimes (its promise to keep still for an election timeout
+     * outlives a restart, thesis §6.4.1). */
+    bool hb_seen;
+    uint64_t hb_term, hb_ticks;
+    bool hb_gap; /* since then, an answer of a later term took its leader away (see README) */
 } psim_host;
 
 typedef struct psim_net {
