@@ -105,6 +105,36 @@ static void retire_removed(psim_world *w, const praft_status *ls)
     }
 }
 
+/* Joint consensus needs a majority of each side for every decision (thesis §4.3), reads
+ * included (§6.4). Removing a follower from an even number of voters makes a joint
+ * configuration in which the leader and half of the voters are a majority of the new side but
+ * not of the old one: the leader is cut off from the others at once, while clients read from
+ * it. It must not answer a read (nor commit anything) until it hears from the old side. */
+static void joint_cut(psim_world *w, int leader, uint64_t removed, int voters)
+{
+    praft_status st;
+    praft_status_get(w->hosts[leader].raft, &st);
+    int keep = voters / 2 - 1; /* besides the leader */
+    bool with[PSIM_MAX_NODES] = {false};
+    with[leader] = true;
+    for (int s = 0; s < w->n_slots && keep > 0; s++) {
+        const praft_member *m = praft_config_find(&st.config, w->hosts[s].id);
+        if (!with[s] && m != NULL && m->role == PRAFT_ROLE_VOTER && w->hosts[s].id != removed) {
+            with[s] = true;
+            keep--;
+        }
+    }
+    for (int s = 0; s < w->n_slots; s++) {
+        if (!with[s]) {
+            w->net.blocked[leader][s] = w->net.blocked[s][leader] = true;
+        }
+    }
+    w->lure_slot = leader;
+    w->lure_writes = false;
+    w->lure_until = w->now + 4 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+    psim_trace(w, "nemesis joint cut: slot%d keeps a majority of the new side only", leader);
+}
+
 static void membership(psim_world *w, int leader)
 {
     psim_host *lh = &w->hosts[leader];
@@ -157,6 +187,10 @@ static void membership(psim_world *w, int leader)
                names[ch.type], ch.id, lh->id, pt_error_name(rc), index);
     if (rc == 0) {
         w->membership_changes++;
+        if (ch.type == PRAFT_CHANGE_REMOVE && ch.id != lh->id && voters % 2 == 0 &&
+            psim_rng_chance(&w->rng_nem, 500)) {
+            joint_cut(w, leader, ch.id, voters);
+        }
     } else if (rc == PT_ENOMEM) {
         psim_fail_internal(w, rc, "praft_change_membership");
     }

@@ -44,6 +44,39 @@ static uint64_t heard_get(const psim_host *h, uint64_t id)
     return h->lead_tick;
 }
 
+/* A heartbeat answer of @term from @id, sent at @sent, reached this leader. */
+static void ack_set(psim_host *h, uint64_t id, uint64_t term, uint64_t sent)
+{
+    size_t n = sizeof(h->ack_id) / sizeof(h->ack_id[0]), free_at = n;
+    if (h->ack_term != term) {
+        memset(h->ack_id, 0, sizeof(h->ack_id));
+        h->ack_term = term;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (h->ack_id[i] == id) {
+            h->ack_sent[i] = sent > h->ack_sent[i] ? sent : h->ack_sent[i];
+            return;
+        }
+        if (h->ack_id[i] == 0 && free_at == n) {
+            free_at = i;
+        }
+    }
+    if (free_at < n) {
+        h->ack_id[free_at] = id;
+        h->ack_sent[free_at] = sent;
+    }
+}
+
+static bool acked_since(const psim_host *h, uint64_t id, uint64_t term, uint64_t since)
+{
+    for (size_t i = 0; h->ack_term == term && i < sizeof(h->ack_id) / sizeof(h->ack_id[0]); i++) {
+        if (h->ack_id[i] == id) {
+            return h->ack_sent[i] >= since;
+        }
+    }
+    return false;
+}
+
 static int pending_add(psim_pending **arr, size_t *n, size_t *cap, const psim_pending *p)
 {
     if (*n == *cap) {
@@ -166,6 +199,7 @@ static int host_start(psim_world *w, int slot)
     h->seen_commit = s.commit;
     h->ticks = h->lead_tick = 0;
     memset(h->heard_id, 0, sizeof(h->heard_id));
+    h->ack_term = 0;
     rc = psim_inv_start(&w->inv, slot, h->incarnation, h->kv.applied, s.commit);
     if (rc != 0) {
         return rc;
@@ -327,6 +361,9 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
         (m->m.type == PRAFT_MSG_APPEND_RESP || m->m.type == PRAFT_MSG_HEARTBEAT_RESP ||
          m->m.type == PRAFT_MSG_SNAPSHOT_RESP)) {
         heard_set(h, m->m.from); /* what check-quorum counts as activity (§6.2) */
+        if (m->m.type == PRAFT_MSG_HEARTBEAT_RESP) {
+            ack_set(h, m->m.from, m->m.term, m->sent_at);
+        }
     }
     if (m->m.type == PRAFT_MSG_HEARTBEAT && m->m.term >= h->last_term) {
         /* A heartbeat of its term or a later one: taken, and answered (what a lease counts). */
@@ -369,7 +406,7 @@ void psim_host_client_req(psim_world *w, int slot, psim_creq *req)
         return;
     }
     int rc;
-    psim_pending p = {.req = *req, .step = w->step};
+    psim_pending p = {.req = *req, .at = w->now};
     if (req->kind == PSIM_OP_PUT) {
         uint8_t buf[64];
         size_t len;
@@ -689,6 +726,7 @@ static void finish_or_fail(psim_world *w, psim_host *h)
 
 static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *rd);
 static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd);
+static int check_read_confirmed(psim_world *w, psim_host *h, const praft_ready *rd);
 
 void psim_host_pump(psim_world *w, int slot)
 {
@@ -708,9 +746,13 @@ void psim_host_pump(psim_world *w, int slot)
             psim_net_send(w, slot, &rd->send_now[i]);
         }
         if (((rd->n_entries > 0 || rd->has_snapshot) && check_config_latest(w, h, rd) != 0) ||
-            (rd->n_reads > 0 && check_lease_reads(w, h, rd) != 0)) {
+            (rd->n_reads > 0 && check_lease_reads(w, h, rd) != 0) ||
+            (rd->n_reads > 0 && check_read_confirmed(w, h, rd) != 0)) {
             psim_halt(w);
             return;
+        }
+        for (size_t i = 0; i < h->n_reads; i++) {
+            h->reads[i].seen = true;
         }
         bool persist =
             rd->has_snapshot || rd->has_snapshot_chunk || rd->n_entries > 0 || rd->has_hard_state;
@@ -1020,8 +1062,9 @@ static int check_vote_stickiness(psim_world *w, psim_host *h, const praft_msg *m
  * heartbeats bought: a voter that took a heartbeat of the leader's term grants no vote until it
  * has counted an election timeout of its own ticks (a restart stops its clock, which only
  * lengthens the promise). The lease is measured on the leader's clock, so this is where clock
- * drift within the bound must be allowed for. A read answered in the step it was asked in is a
- * lease read: a ReadIndex read waits for answers from other nodes. */
+ * drift within the bound must be allowed for. A lease read is answered in the first ready
+ * after it was asked (when the core starts its round and finds the lease holding): a ReadIndex
+ * read waits for answers from other nodes. */
 static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd)
 {
     if (!w->opt.lease_reads) {
@@ -1031,7 +1074,7 @@ static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd)
     for (size_t i = 0; i < rd->n_reads && !lease; i++) {
         for (size_t j = 0; j < h->n_reads; j++) {
             const psim_pending *p = &h->reads[j];
-            if (p->ctx == rd->reads[i].context && !p->ready && p->step == w->step &&
+            if (p->ctx == rd->reads[i].context && !p->ready && !p->seen &&
                 rd->reads[i].status == 0) {
                 lease = true;
                 break;
@@ -1066,6 +1109,74 @@ static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd)
         }
     }
     return 0;
+}
+
+/* ReadIndex (thesis §6.4 step 3), with joint consensus (§4.3): before a leader answers a read
+ * it confirms that it is still leader by a heartbeat exchange begun after the read arrived,
+ * answered by a majority of each side of its configuration: a majority of each side (the leader
+ * counting for itself) must have sent it a heartbeat answer of its term since the read came.
+ * The core decides within a step and hands the answer out at its next ready, and its
+ * configuration may change in between: a read counts as confirmed if it was at the end of any
+ * step since it came (confirm_reads) or is when handed out. Reads asked of the leader itself,
+ * without leases only: with them, the lease may stand in for the round (check_lease_reads). */
+static bool read_confirmed(const psim_host *h, const praft_status *st, uint64_t since, int *yes,
+                           int *n, int *k)
+{
+    uint64_t side[2][PRAFT_MAX_MEMBERS];
+    config_sides(&st->config, side, n);
+    for (*k = 0; *k < 2; (*k)++) {
+        *yes = 0;
+        for (int i = 0; i < n[*k]; i++) {
+            *yes += side[*k][i] == h->id || acked_since(h, side[*k][i], st->term, since);
+        }
+        if (n[*k] > 0 && *yes <= n[*k] / 2) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void confirm_reads(psim_world *w, psim_host *h, const praft_status *st)
+{
+    int yes, n[2], k;
+    for (size_t j = 0; !w->opt.lease_reads && j < h->n_reads; j++) {
+        psim_pending *p = &h->reads[j];
+        if (!p->confirmed && !p->ready) {
+            p->confirmed = read_confirmed(h, st, p->at, &yes, n, &k);
+        }
+    }
+}
+
+static int check_read_confirmed(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    const psim_pending *read = NULL;
+    if (w->opt.lease_reads) {
+        return 0;
+    }
+    for (size_t i = 0; i < rd->n_reads && read == NULL; i++) {
+        for (size_t j = 0; j < h->n_reads; j++) {
+            const psim_pending *p = &h->reads[j];
+            if (p->ctx == rd->reads[i].context && !p->ready && !p->confirmed &&
+                rd->reads[i].status == 0) {
+                read = p;
+                break;
+            }
+        }
+    }
+    if (read == NULL) {
+        return 0;
+    }
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    int yes, n[2], k;
+    if (st.role != PRAFT_LEADER || read_confirmed(h, &st, read->at, &yes, n, &k)) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "read-confirmed",
+                         "nodes=%" PRIu64 " term=%" PRIu64
+                         ": read answered with heartbeat answers since it came from only %d of "
+                         "%d %s voters",
+                         h->id, st.term, yes, n[k], k == 0 ? "new" : "old");
 }
 
 /* Figure 2: a leader's matchIndex for a server is the highest entry known to be replicated
@@ -1271,6 +1382,7 @@ void psim_host_check(psim_world *w, int slot)
         if (rc == 0) {
             rc = check_match(w, h, &st);
         }
+        confirm_reads(w, h, &st);
         if (rc == 0) {
             rc = psim_inv_config_in_flight(&w->inv, h->id, st.term,
                                            own_uncommitted_configs(h, st.commit, st.term));

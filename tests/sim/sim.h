@@ -93,6 +93,7 @@ void psim_options_mix(psim_options *o, uint64_t seed);
 typedef struct psim_msg {
     praft_msg m;
     praft_snapshot_meta meta;
+    uint64_t sent_at; /* when the sender sent it (a replay keeps the first sending's time) */
 } psim_msg;
 
 /* A client's request to a node, and the node's answer. */
@@ -150,7 +151,10 @@ typedef struct psim_pending {
     uint64_t index; /* proposals: log index; reads: read index once known */
     uint64_t ctx;   /* reads: the read's context */
     bool ready;     /* reads: read index received */
-    uint64_t step;  /* reads: the step it was asked at */
+    bool seen;      /* reads: a ready came out since it was asked (a lease read comes in the
+                     * first one) */
+    uint64_t at;    /* reads: the time it was asked at */
+    bool confirmed; /* reads: seen confirmed at the end of a step (check_read_confirmed) */
     psim_creq req;
 } psim_pending;
 
@@ -189,6 +193,9 @@ typedef struct psim_host {
     bool hb_seen;
     uint64_t hb_term, hb_ticks;
     bool hb_gap; /* since then, an answer of a later term took its leader away (see README) */
+    /* As leader: when each node (by id) sent the latest heartbeat answer of its term that
+     * reached it (check_read_confirmed). */
+    uint64_t ack_term, ack_id[2 * PRAFT_MAX_MEMBERS], ack_sent[2 * PRAFT_MAX_MEMBERS];
 } psim_host;
 
 typedef struct psim_net {
