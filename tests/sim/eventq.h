@@ -20,6 +20,7 @@ enum psim_event_type {
     PSIM_EV_NEMESIS,       /* the fault schedule acts */
     PSIM_EV_RESTART,       /* slot: a crashed node comes back */
     PSIM_EV_RESUME,        /* slot: a paused node resumes */
+    PSIM_EV_NEMESIS_STEP,  /* the second step of a two-step fault (nemesis.c) */
 };
 
 typedef struct psim_event {

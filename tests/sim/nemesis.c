@@ -105,6 +105,36 @@ static void retire_removed(psim_world *w, const praft_status *ls)
     }
 }
 
+/* Joint consensus needs a majority of each side for every decision (thesis §4.3), reads
+ * included (§6.4). Removing a follower from an even number of voters makes a joint
+ * configuration in which the leader and half of the voters are a majority of the new side but
+ * not of the old one: the leader is cut off from the others at once, while clients read from
+ * it. It must not answer a read (nor commit anything) until it hears from the old side. */
+static void joint_cut(psim_world *w, int leader, uint64_t removed, int voters)
+{
+    praft_status st;
+    praft_status_get(w->hosts[leader].raft, &st);
+    int keep = voters / 2 - 1; /* besides the leader */
+    bool with[PSIM_MAX_NODES] = {false};
+    with[leader] = true;
+    for (int s = 0; s < w->n_slots && keep > 0; s++) {
+        const praft_member *m = praft_config_find(&st.config, w->hosts[s].id);
+        if (!with[s] && m != NULL && m->role == PRAFT_ROLE_VOTER && w->hosts[s].id != removed) {
+            with[s] = true;
+            keep--;
+        }
+    }
+    for (int s = 0; s < w->n_slots; s++) {
+        if (!with[s]) {
+            w->net.blocked[leader][s] = w->net.blocked[s][leader] = true;
+        }
+    }
+    w->lure_slot = leader;
+    w->lure_writes = false;
+    w->lure_until = w->now + 4 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+    psim_trace(w, "nemesis joint cut: slot%d keeps a majority of the new side only", leader);
+}
+
 static void membership(psim_world *w, int leader)
 {
     psim_host *lh = &w->hosts[leader];
@@ -157,6 +187,10 @@ static void membership(psim_world *w, int leader)
                names[ch.type], ch.id, lh->id, pt_error_name(rc), index);
     if (rc == 0) {
         w->membership_changes++;
+        if (ch.type == PRAFT_CHANGE_REMOVE && ch.id != lh->id && voters % 2 == 0 &&
+            psim_rng_chance(&w->rng_nem, 500)) {
+            joint_cut(w, leader, ch.id, voters);
+        }
     } else if (rc == PT_ENOMEM) {
         psim_fail_internal(w, rc, "praft_change_membership");
     }
@@ -242,6 +276,7 @@ static void clean_transfer(psim_world *w)
     w->net.loss_permille = w->net.dup_permille = w->net.replay_permille = 0;
     w->net.delay_max = 40;
     w->lure_slot = -1;
+    w->stick.leader = -1; /* no fault may come during the watch */
     for (int k = 0; k < w->n_slots && !w->stop; k++) {
         w->hosts[k].slow = false;
         psim_host_restart(w, k);
@@ -254,6 +289,66 @@ static void clean_transfer(psim_world *w)
     w->xfer.deadline = w->now + 8 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
 }
 
+/* Leases count on leader stickiness surviving a restart (thesis §6.4.1): a follower that took
+ * the leader's heartbeat and restarts at once must still keep still for an election timeout.
+ * First step: a follower (the candidate) stops hearing the leader, so that it campaigns about an
+ * election timeout later. */
+static void stick_begin(psim_world *w, int leader)
+{
+    int cand[PSIM_MAX_NODES], n = 0;
+    for (int s = 0; s < w->n_slots; s++) {
+        if (s != leader && w->hosts[s].up && !w->hosts[s].paused) {
+            cand[n++] = s;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    int c = cand[psim_rng_below(&w->rng_nem, (uint64_t)n)];
+    psim_net_block(w, leader, c);
+    w->stick.leader = leader;
+    w->stick.candidate = c;
+    psim_trace(w, "nemesis stick slot%d stops hearing leader slot%d", c, leader);
+    uint64_t e = w->opt.election_ticks;
+    psim_schedule(w, (e - 3) * PSIM_TICK + psim_rng_below(&w->rng_nem, PSIM_TICK),
+                  PSIM_EV_NEMESIS_STEP, -1, 0, NULL);
+}
+
+/* Second step, as the candidate is about to campaign: enough other followers to make it a
+ * majority take one more heartbeat, stop hearing the leader, crash and restart within a tick
+ * or two, while clients read from the leader. A correct restarted follower refuses to vote
+ * until an election timeout has passed (check_vote_stickiness in node_host.c). */
+void psim_nemesis_step(psim_world *w)
+{
+    int l = w->stick.leader, c = w->stick.candidate;
+    w->stick.leader = -1;
+    if (l < 0 || w->xfer.on || !w->hosts[l].up || w->hosts[l].last_role != PRAFT_LEADER) {
+        return;
+    }
+    praft_status st;
+    praft_status_get(w->hosts[l].raft, &st);
+    int voters = 0;
+    for (uint32_t i = 0; i < st.config.n_members; i++) {
+        voters += st.config.members[i].role == PRAFT_ROLE_VOTER;
+    }
+    int need = voters / 2; /* with the candidate: a majority */
+    for (int s = 0; s < w->n_slots && need > 0; s++) {
+        const praft_member *m = praft_config_find(&st.config, w->hosts[s].id);
+        if (s == l || s == c || !w->hosts[s].up || m == NULL || m->role != PRAFT_ROLE_VOTER) {
+            continue;
+        }
+        psim_net_block(w, l, s);
+        psim_host_crash(w, s);
+        psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK / 2, 2 * PSIM_TICK), PSIM_EV_RESTART,
+                      s, 0, NULL);
+        need--;
+    }
+    w->lure_slot = l;
+    w->lure_writes = false;
+    w->lure_until = w->now + 3 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+    psim_trace(w, "nemesis stick: followers restart within the lease of slot%d", l);
+}
+
 void psim_nemesis_act(psim_world *w)
 {
     uint32_t f = w->opt.faults;
@@ -263,16 +358,38 @@ void psim_nemesis_act(psim_world *w)
     int leader = psim_world_leader(w);
     w->nemesis_actions++;
     /* Weighted choice among the enabled faults. */
-    enum { A_PART, A_NET, A_CRASH, A_PAUSE, A_SLOW, A_SNAP, A_MEMB, A_XFER, A_CALM, A_DEPOSE, A_N };
-    static const uint32_t need[A_N] = {
-        PSIM_F_PARTITION,  PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER | PSIM_F_REPLAY,
-        PSIM_F_CRASH,      PSIM_F_PAUSE,
-        PSIM_F_SLOW,       PSIM_F_SNAPSHOT,
-        PSIM_F_MEMBERSHIP, PSIM_F_TRANSFER,
-        PSIM_F_ALL,        PSIM_F_PARTITION};
+    enum {
+        A_PART,
+        A_NET,
+        A_CRASH,
+        A_PAUSE,
+        A_SLOW,
+        A_SNAP,
+        A_MEMB,
+        A_XFER,
+        A_CALM,
+        A_DEPOSE,
+        A_STICK,
+        A_N
+    };
+    static const uint32_t need[A_N] = {PSIM_F_PARTITION,
+                                       PSIM_F_LOSS | PSIM_F_DELAY | PSIM_F_DUP | PSIM_F_REORDER |
+                                           PSIM_F_REPLAY,
+                                       PSIM_F_CRASH,
+                                       PSIM_F_PAUSE,
+                                       PSIM_F_SLOW,
+                                       PSIM_F_SNAPSHOT,
+                                       PSIM_F_MEMBERSHIP,
+                                       PSIM_F_TRANSFER,
+                                       PSIM_F_ALL,
+                                       PSIM_F_PARTITION,
+                                       PSIM_F_CRASH | PSIM_F_PARTITION};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
-    static const uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2};
+    /* The restart within a lease matters with leases only (without them, every seed keeps
+     * the schedule it had before this fault was added). */
+    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0};
+    weight[A_STICK] = w->opt.lease_reads && (f & PSIM_F_CRASH) && (f & PSIM_F_PARTITION) ? 2 : 0;
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
         total += (f & need[a]) ? weight[a] : 0;
@@ -388,6 +505,11 @@ void psim_nemesis_act(psim_world *w)
                 }
             }
             psim_trace(w, "nemesis depose slot%d (reads lured to it)", leader);
+        }
+        break;
+    case A_STICK:
+        if (leader >= 0 && w->stick.leader < 0) {
+            stick_begin(w, leader);
         }
         break;
     case A_CALM:

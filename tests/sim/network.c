@@ -23,12 +23,13 @@ void psim_msg_free(psim_msg *m)
     free(m);
 }
 
-static psim_msg *msg_copy(const praft_msg *src)
+static psim_msg *msg_copy(const praft_msg *src, uint64_t sent_at)
 {
     psim_msg *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         return NULL;
     }
+    m->sent_at = sent_at;
     m->m = *src;
     m->m.entries = NULL;
     m->m.n_entries = 0;
@@ -124,7 +125,7 @@ static void record_snapshot(psim_world *w, int from, int to, const praft_msg *m)
     if (*n >= 16 || (*n == 0 && m->offset != 0)) {
         return;
     }
-    if ((rec[*n] = msg_copy(m)) == NULL) {
+    if ((rec[*n] = msg_copy(m, w->now)) == NULL) {
         psim_fail_internal(w, PT_ENOMEM, "recording a snapshot transfer");
         return;
     }
@@ -136,7 +137,7 @@ static void record_snapshot(psim_world *w, int from, int to, const praft_msg *m)
     psim_trace(w, "replay %" PRIu64 "->%" PRIu64 " snapshot i%" PRIu64 " (%d chunks) +%" PRIu64,
                m->from, m->to, m->snapshot->index, *n, at);
     for (int i = 0; i < *n; i++) {
-        psim_msg *copy = msg_copy(&rec[i]->m);
+        psim_msg *copy = msg_copy(&rec[i]->m, rec[i]->sent_at);
         if (copy == NULL) {
             psim_fail_internal(w, PT_ENOMEM, "replaying a snapshot transfer");
             return;
@@ -173,7 +174,7 @@ void psim_net_replay_answers_to(psim_world *w, int slot, uint64_t ticks)
             if (s == slot || rec == NULL) {
                 continue;
             }
-            psim_msg *copy = msg_copy(&rec->m);
+            psim_msg *copy = msg_copy(&rec->m, rec->sent_at);
             if (copy == NULL) {
                 psim_fail_internal(w, PT_ENOMEM, "replaying an answer");
                 return;
@@ -197,7 +198,7 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
     if (to >= 0 && (m->type == PRAFT_MSG_HEARTBEAT_RESP || m->type == PRAFT_MSG_APPEND_RESP)) {
         psim_msg **rec = &w->net.resp_rec[from][to][m->type == PRAFT_MSG_APPEND_RESP];
         psim_msg_free(*rec);
-        *rec = msg_copy(m); /* NULL on no memory: nothing to replay then */
+        *rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
     }
     const char *name = praft_msg_type_name(m->type);
     if (to < 0 || w->net.blocked[from][to] || psim_rng_chance(&w->rng_net, w->net.loss_permille)) {
@@ -207,7 +208,7 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
     }
     int copies = psim_rng_chance(&w->rng_net, w->net.dup_permille) ? 2 : 1;
     for (int c = 0; c < copies; c++) {
-        psim_msg *copy = msg_copy(m);
+        psim_msg *copy = msg_copy(m, w->now);
         if (copy == NULL) {
             psim_fail_internal(w, PT_ENOMEM, "copying a message");
             return;
@@ -232,7 +233,7 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         record_snapshot(w, from, to, m);
     } else if (psim_rng_chance(&w->rng_net, w->net.replay_permille)) {
         /* The same message once more, long after: a stale append, heartbeat or answer. */
-        psim_msg *copy = msg_copy(m);
+        psim_msg *copy = msg_copy(m, w->now);
         if (copy == NULL) {
             psim_fail_internal(w, PT_ENOMEM, "replaying a message");
             return;

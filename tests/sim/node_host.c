@@ -11,6 +11,7 @@
 
 #include "common/checksum.h"
 #include "platoon/error.h"
+#include "raft/core.h" /* read only: the durable mark no public API shows (check_durable_mark) */
 #include "sim/sim.h"
 
 /* The check-quorum activity record of a leader (psim_host.heard_*). */
@@ -41,6 +42,39 @@ static uint64_t heard_get(const psim_host *h, uint64_t id)
         }
     }
     return h->lead_tick;
+}
+
+/* A heartbeat answer of @term from @id, sent at @sent, reached this leader. */
+static void ack_set(psim_host *h, uint64_t id, uint64_t term, uint64_t sent)
+{
+    size_t n = sizeof(h->ack_id) / sizeof(h->ack_id[0]), free_at = n;
+    if (h->ack_term != term) {
+        memset(h->ack_id, 0, sizeof(h->ack_id));
+        h->ack_term = term;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (h->ack_id[i] == id) {
+            h->ack_sent[i] = sent > h->ack_sent[i] ? sent : h->ack_sent[i];
+            return;
+        }
+        if (h->ack_id[i] == 0 && free_at == n) {
+            free_at = i;
+        }
+    }
+    if (free_at < n) {
+        h->ack_id[free_at] = id;
+        h->ack_sent[free_at] = sent;
+    }
+}
+
+static bool acked_since(const psim_host *h, uint64_t id, uint64_t term, uint64_t since)
+{
+    for (size_t i = 0; h->ack_term == term && i < sizeof(h->ack_id) / sizeof(h->ack_id[0]); i++) {
+        if (h->ack_id[i] == id) {
+            return h->ack_sent[i] >= since;
+        }
+    }
+    return false;
 }
 
 static int pending_add(psim_pending **arr, size_t *n, size_t *cap, const psim_pending *p)
@@ -156,12 +190,16 @@ static int host_start(psim_world *w, int slot)
     praft_status_get(h->raft, &s);
     h->up = true;
     h->paused = false;
+    /* Ticks missed while paused belong to the lifetime that was paused: a crash ends it (a
+     * resume of this lifetime must not jump its clock by them). */
+    h->missed_ticks = 0;
     h->writing = false;
     h->last_role = s.role;
     h->last_term = s.term;
     h->seen_commit = s.commit;
     h->ticks = h->lead_tick = 0;
     memset(h->heard_id, 0, sizeof(h->heard_id));
+    h->ack_term = 0;
     rc = psim_inv_start(&w->inv, slot, h->incarnation, h->kv.applied, s.commit);
     if (rc != 0) {
         return rc;
@@ -201,6 +239,7 @@ int psim__host_create(psim_world *w, int slot, uint64_t id, const praft_config *
     h->id = id;
     h->exists = true;
     h->blank = boot == NULL;
+    h->hb_seen = false;
     if (boot != NULL) {
         /* Every initial member writes the same bootstrap entry and hard state. */
         praft_entry e;
@@ -265,6 +304,7 @@ void psim_host_resume(psim_world *w, int slot)
         for (uint32_t i = 0; i < h->missed_ticks; i++) {
             praft_tick(h->raft);
             h->ticks++;
+            h->hb_ticks++;
         }
     }
     h->missed_ticks = 0;
@@ -285,6 +325,7 @@ void psim_host_tick(psim_world *w, int slot, uint64_t incarnation)
     if (!h->paused) {
         praft_tick(h->raft);
         h->ticks++;
+        h->hb_ticks++;
     } else {
         h->missed_ticks++;
     }
@@ -320,6 +361,23 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
         (m->m.type == PRAFT_MSG_APPEND_RESP || m->m.type == PRAFT_MSG_HEARTBEAT_RESP ||
          m->m.type == PRAFT_MSG_SNAPSHOT_RESP)) {
         heard_set(h, m->m.from); /* what check-quorum counts as activity (§6.2) */
+        if (m->m.type == PRAFT_MSG_HEARTBEAT_RESP) {
+            ack_set(h, m->m.from, m->m.term, m->sent_at);
+        }
+    }
+    if (m->m.type == PRAFT_MSG_HEARTBEAT && m->m.term >= h->last_term) {
+        /* A heartbeat of its term or a later one: taken, and answered (what a lease counts). */
+        h->hb_seen = true;
+        h->hb_gap = false;
+        h->hb_term = m->m.term;
+        h->hb_ticks = 0;
+    } else if (m->m.term > h->last_term && m->m.type != PRAFT_MSG_VOTE &&
+               m->m.type != PRAFT_MSG_PREVOTE && m->m.type != PRAFT_MSG_APPEND &&
+               m->m.type != PRAFT_MSG_SNAPSHOT) {
+        /* An answer of a later term (say a rejected pre-vote answer arriving late) moves the
+         * core to that term with no leader, and the core then forgets its stickiness: a known
+         * gap of the core (see tests/sim/README.md, vote-stickiness), not judged here. */
+        h->hb_gap = true;
     }
     psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
                praft_msg_type_name(m->m.type), m->m.term);
@@ -348,7 +406,7 @@ void psim_host_client_req(psim_world *w, int slot, psim_creq *req)
         return;
     }
     int rc;
-    psim_pending p = {.req = *req};
+    psim_pending p = {.req = *req, .at = w->now};
     if (req->kind == PSIM_OP_PUT) {
         uint8_t buf[64];
         size_t len;
@@ -666,6 +724,10 @@ static void finish_or_fail(psim_world *w, psim_host *h)
     }
 }
 
+static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *rd);
+static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd);
+static int check_read_confirmed(psim_world *w, psim_host *h, const praft_ready *rd);
+
 void psim_host_pump(psim_world *w, int slot)
 {
     psim_host *h = &w->hosts[slot];
@@ -682,6 +744,15 @@ void psim_host_pump(psim_world *w, int slot)
         praft_ready *rd = &h->rd;
         for (size_t i = 0; i < rd->n_send_now; i++) {
             psim_net_send(w, slot, &rd->send_now[i]);
+        }
+        if (((rd->n_entries > 0 || rd->has_snapshot) && check_config_latest(w, h, rd) != 0) ||
+            (rd->n_reads > 0 && check_lease_reads(w, h, rd) != 0) ||
+            (rd->n_reads > 0 && check_read_confirmed(w, h, rd) != 0)) {
+            psim_halt(w);
+            return;
+        }
+        for (size_t i = 0; i < h->n_reads; i++) {
+            h->reads[i].seen = true;
         }
         bool persist =
             rd->has_snapshot || rd->has_snapshot_chunk || rd->n_entries > 0 || rd->has_hard_state;
@@ -867,6 +938,275 @@ static int check_leader_commit(psim_world *w, psim_host *h, const praft_status *
     return 0;
 }
 
+/* thesis §10.2.1: a leader counts itself towards a commit only for the entries it has made
+ * durable, so the core keeps a durable mark (praft_log.persisted), which no public API shows:
+ * it is read here through the core's internal header. Whenever it is above the snapshot, the
+ * node's disk must hold the entry there, with the term the core's log has there: a log cut
+ * below it (§5.3) must lower it at once, before the node can lead and count itself with it. */
+static int check_durable_mark(psim_world *w, psim_host *h)
+{
+    praft_node *n = h->raft;
+    uint64_t p = n->log.persisted, on_disk = 0, in_log = 0;
+    if (p <= n->log.snap.index) {
+        return 0; /* within the snapshot: installed, or its chunks durable and being installed */
+    }
+    bool held = psim_disk_term(&h->disk, p, &on_disk);
+    int rc = praft__log_term(n, p, &in_log);
+    if (held && rc == 0 && on_disk == in_log) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "durable-mark",
+                         "nodes=%" PRIu64 " index=%" PRIu64
+                         ": the core counts the log up to here as durable, but its disk %s "
+                         "(disk ends at %" PRIu64 ", log at %" PRIu64 ")",
+                         h->id, p, held ? "holds another entry there" : "does not hold it",
+                         psim_disk_last(&h->disk), praft__log_last(&n->log));
+}
+
+static bool config_same(const praft_config *a, const praft_config *b)
+{
+    if (a->joint != b->joint || a->n_members != b->n_members) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->n_members; i++) {
+        const praft_member *m = praft_config_find(b, a->members[i].id);
+        if (m == NULL || m->role != a->members[i].role || m->old_role != a->members[i].old_role) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The configuration the log of @h ends with once @rd is written: its last CONFIG entry, else
+ * its snapshot's. The log is then the disk up to where @rd's entries start (they may cut it),
+ * followed by @rd's entries, or @rd's snapshot and entries. False when there is none (a blank
+ * node) or it cannot be decoded (state-machine-input's business). */
+static bool log_config(const psim_host *h, const praft_ready *rd, praft_config *out)
+{
+    for (size_t i = rd->n_entries; i-- > 0;) {
+        const praft_entry *e = &rd->entries[i];
+        if (e->type == PRAFT_ENTRY_CONFIG) {
+            return praft_config_decode(e->data, e->len, out) == 0;
+        }
+    }
+    if (rd->has_snapshot) {
+        *out = rd->snapshot.config;
+        return true;
+    }
+    const psim_disk *d = &h->disk;
+    uint64_t end = psim_disk_last(d) + 1;
+    if (rd->n_entries > 0 && rd->entries[0].index < end) {
+        end = rd->entries[0].index;
+    }
+    for (uint64_t i = end; i-- > d->first;) {
+        const praft_entry *e = &d->log[i - d->first];
+        if (e->type == PRAFT_ENTRY_CONFIG) {
+            return praft_config_decode(e->data, e->len, out) == 0;
+        }
+    }
+    if (d->snap.index == 0) {
+        return false;
+    }
+    *out = d->snap.config;
+    return true;
+}
+
+/* thesis §4.1: a server always uses the latest configuration in its log, committed or not;
+ * when a conflicting suffix holding a configuration entry is cut (§5.3), it falls back to the
+ * one before. Checked whenever the log changes (every ready with entries or a snapshot: the
+ * ready carries every entry not yet handed out, so the log is then known in full). */
+static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    praft_config want;
+    if (!log_config(h, rd, &want)) {
+        return 0;
+    }
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    if (config_same(&st.config, &want)) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "config-latest",
+                         "nodes=%" PRIu64 " index=%" PRIu64
+                         ": the configuration in force (%u members%s) is not the last one in the "
+                         "log (%u members%s)",
+                         h->id, st.last_index, st.config.n_members,
+                         st.config.joint ? ", joint" : "", want.n_members,
+                         want.joint ? ", joint" : "");
+}
+
+/* Leader stickiness with leases (thesis §4.2.3, §6.4.1): a leader serves reads from a lease
+ * because a server that took its heartbeat grants no vote until it has counted an election
+ * timeout of its own ticks, over a restart too, unless the campaign comes from TimeoutNow
+ * (which ends the lease, §3.10). Counted until the vote leaves (after it is durable, later
+ * than it was decided): loose that way only. Clock drift is the leader's side of the bargain,
+ * judged by linearizability. */
+static int check_vote_stickiness(psim_world *w, psim_host *h, const praft_msg *m)
+{
+    uint64_t x;
+    if (!w->opt.lease_reads || !h->hb_seen || h->hb_gap || m->term <= h->hb_term ||
+        h->hb_ticks >= w->opt.election_ticks ||
+        psim_pairmap_get(&w->xfer_votes, m->term, m->to, &x) ||
+        psim_pairmap_get(&w->xfer_votes, h->hb_term, 0, &x)) {
+        return 0; /* kept still long enough; or a transfer's campaign, or TimeoutNow was sent */
+    }
+    return psim_inv_fail(&w->inv, "vote-stickiness",
+                         "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64 ": vote granted %" PRIu64
+                         " ticks after a heartbeat of term %" PRIu64
+                         " (an election timeout is %" PRIu32 ")",
+                         h->id, m->to, m->term, h->hb_ticks, h->hb_term, w->opt.election_ticks);
+}
+
+/* Leader leases (thesis §6.4.1): a leader answers a read from its lease, with no heartbeat
+ * round, only while a majority of each side of its configuration still keeps the promise its
+ * heartbeats bought: a voter that took a heartbeat of the leader's term grants no vote until it
+ * has counted an election timeout of its own ticks (a restart stops its clock, which only
+ * lengthens the promise). The lease is measured on the leader's clock, so this is where clock
+ * drift within the bound must be allowed for. A lease read is answered in the first ready
+ * after it was asked (when the core starts its round and finds the lease holding): a ReadIndex
+ * read waits for answers from other nodes. */
+static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    if (!w->opt.lease_reads) {
+        return 0;
+    }
+    bool lease = false;
+    for (size_t i = 0; i < rd->n_reads && !lease; i++) {
+        for (size_t j = 0; j < h->n_reads; j++) {
+            const psim_pending *p = &h->reads[j];
+            if (p->ctx == rd->reads[i].context && !p->ready && !p->seen &&
+                rd->reads[i].status == 0) {
+                lease = true;
+                break;
+            }
+        }
+    }
+    if (!lease) {
+        return 0;
+    }
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    if (st.role != PRAFT_LEADER) {
+        return 0;
+    }
+    uint64_t side[2][PRAFT_MAX_MEMBERS];
+    int n[2];
+    config_sides(&st.config, side, n);
+    for (int k = 0; k < 2; k++) {
+        int kept = 0;
+        for (int i = 0; i < n[k]; i++) {
+            int s = psim_slot_of(w, side[k][i]);
+            const psim_host *f = s >= 0 ? &w->hosts[s] : NULL;
+            kept += side[k][i] == h->id || (f != NULL && f->hb_seen && f->hb_term == st.term &&
+                                            f->hb_ticks < w->opt.election_ticks);
+        }
+        if (n[k] > 0 && kept <= n[k] / 2) {
+            return psim_inv_fail(&w->inv, "lease-read",
+                                 "nodes=%" PRIu64 " term=%" PRIu64
+                                 ": read answered from a lease that only %d of %d %s voters "
+                                 "still keep",
+                                 h->id, st.term, kept, n[k], k == 0 ? "new" : "old");
+        }
+    }
+    return 0;
+}
+
+/* ReadIndex (thesis §6.4 step 3), with joint consensus (§4.3): before a leader answers a read
+ * it confirms that it is still leader by a heartbeat exchange begun after the read arrived,
+ * answered by a majority of each side of its configuration: a majority of each side (the leader
+ * counting for itself) must have sent it a heartbeat answer of its term since the read came.
+ * The core decides within a step and hands the answer out at its next ready, and its
+ * configuration may change in between: a read counts as confirmed if it was at the end of any
+ * step since it came (confirm_reads) or is when handed out. Reads asked of the leader itself,
+ * without leases only: with them, the lease may stand in for the round (check_lease_reads). */
+static bool read_confirmed(const psim_host *h, const praft_status *st, uint64_t since, int *yes,
+                           int *n, int *k)
+{
+    uint64_t side[2][PRAFT_MAX_MEMBERS];
+    config_sides(&st->config, side, n);
+    for (*k = 0; *k < 2; (*k)++) {
+        *yes = 0;
+        for (int i = 0; i < n[*k]; i++) {
+            *yes += side[*k][i] == h->id || acked_since(h, side[*k][i], st->term, since);
+        }
+        if (n[*k] > 0 && *yes <= n[*k] / 2) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void confirm_reads(psim_world *w, psim_host *h, const praft_status *st)
+{
+    int yes, n[2], k;
+    for (size_t j = 0; !w->opt.lease_reads && j < h->n_reads; j++) {
+        psim_pending *p = &h->reads[j];
+        if (!p->confirmed && !p->ready) {
+            p->confirmed = read_confirmed(h, st, p->at, &yes, n, &k);
+        }
+    }
+}
+
+static int check_read_confirmed(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    const psim_pending *read = NULL;
+    if (w->opt.lease_reads) {
+        return 0;
+    }
+    for (size_t i = 0; i < rd->n_reads && read == NULL; i++) {
+        for (size_t j = 0; j < h->n_reads; j++) {
+            const psim_pending *p = &h->reads[j];
+            if (p->ctx == rd->reads[i].context && !p->ready && !p->confirmed &&
+                rd->reads[i].status == 0) {
+                read = p;
+                break;
+            }
+        }
+    }
+    if (read == NULL) {
+        return 0;
+    }
+    praft_status st;
+    praft_status_get(h->raft, &st);
+    int yes, n[2], k;
+    if (st.role != PRAFT_LEADER || read_confirmed(h, &st, read->at, &yes, n, &k)) {
+        return 0;
+    }
+    return psim_inv_fail(&w->inv, "read-confirmed",
+                         "nodes=%" PRIu64 " term=%" PRIu64
+                         ": read answered with heartbeat answers since it came from only %d of "
+                         "%d %s voters",
+                         h->id, st.term, yes, n[k], k == 0 ? "new" : "old");
+}
+
+/* Figure 2: a leader's matchIndex for a server is the highest entry known to be replicated
+ * there, learnt from the server's answers in the leader's term (reinitialised at each election,
+ * §5.3). A server answers in a term only once the term is durable, and within that term only
+ * this leader changes its log, never cutting the leader's entries: so a server with a match
+ * index holds the leader's term durably, and, unless it has moved on to a later term, its disk
+ * holds the leader's entry at the match index. */
+static int check_match(psim_world *w, psim_host *h, const praft_status *st)
+{
+    for (size_t i = 0; i < st->n_progress; i++) {
+        const praft_progress *p = &st->progress[i];
+        int s = psim_slot_of(w, p->id);
+        if (p->match == 0 || s < 0 || w->hosts[s].disk.hs.term > st->term) {
+            continue;
+        }
+        uint64_t t = 0;
+        bool behind = w->hosts[s].disk.hs.term < st->term;
+        if (behind || (host_term_at(h, p->match, &t) && !disk_holds(w, s, p->match, t))) {
+            return psim_inv_fail(&w->inv, "match-index",
+                                 "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64 " index=%" PRIu64
+                                 ": leader's match index for a server %s",
+                                 h->id, p->id, st->term, p->match,
+                                 behind ? "that never answered in its term"
+                                        : "beyond what the server's log shares with it");
+        }
+    }
+    return 0;
+}
+
 void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
 {
     psim_host *h = &w->hosts[slot];
@@ -893,6 +1233,9 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
         } else {
             rc = psim_inv_vote_granted(&w->inv, h->id, m->term, m->to);
         }
+        if (rc == 0) {
+            rc = check_vote_stickiness(w, h, m);
+        }
     } else if (m->type == PRAFT_MSG_APPEND_RESP && !m->reject && m->index > 0 &&
                psim_disk_last(d) < m->index && d->snap.index < m->index) {
         rc = psim_inv_fail(&w->inv, "durable-before-send",
@@ -900,7 +1243,22 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
                            ": entries acknowledged before they are durable (disk ends at %" PRIu64
                            ")",
                            h->id, m->to, m->index, psim_disk_last(d));
+    } else if (m->type == PRAFT_MSG_VOTE && m->transfer) {
+        rc = psim_pairmap_put(&w->xfer_votes, m->term, h->id, 1);
+        if (rc != 0) {
+            psim_fail_internal(w, rc, "recording a transfer campaign");
+            return;
+        }
     } else if (m->type == PRAFT_MSG_TIMEOUT_NOW) {
+        uint64_t x;
+        if (!psim_pairmap_get(&w->xfer_votes, m->term, 0, &x)) {
+            /* The lease of this term ends here (thesis §3.10, §6.4.1). */
+            rc = psim_pairmap_put(&w->xfer_votes, m->term, 0, w->now);
+            if (rc != 0) {
+                psim_fail_internal(w, rc, "recording a TimeoutNow");
+                return;
+            }
+        }
         if (w->xfer.on && !w->xfer.sent && m->to == w->xfer.target) {
             w->xfer.sent = true; /* judged once it arrives (psim_host_deliver) */
             w->xfer.deadline = UINT64_MAX;
@@ -1022,6 +1380,10 @@ void psim_host_check(psim_world *w, int slot)
             rc = check_step_down(w, h, &st);
         }
         if (rc == 0) {
+            rc = check_match(w, h, &st);
+        }
+        confirm_reads(w, h, &st);
+        if (rc == 0) {
             rc = psim_inv_config_in_flight(&w->inv, h->id, st.term,
                                            own_uncommitted_configs(h, st.commit, st.term));
         }
@@ -1043,6 +1405,9 @@ void psim_host_check(psim_world *w, int slot)
     }
     if (rc == 0) {
         rc = check_left_leadership(w, h, &st);
+    }
+    if (rc == 0) {
+        rc = check_durable_mark(w, h);
     }
     h->last_role = st.role;
     h->last_term = st.term;

@@ -191,6 +191,7 @@ int psim_world_new(const psim_options *opt, psim_world **out)
     psim_eventq_init(&w->q);
     psim_history_init(&w->hist);
     psim_inv_init(&w->inv);
+    psim_pairmap_init(&w->xfer_votes);
     w->n_slots = opt->nodes;
     w->net.delay_min = 5;
     w->net.delay_max = 40;
@@ -204,6 +205,7 @@ int psim_world_new(const psim_options *opt, psim_world **out)
     w->max_term = 1; /* every bootstrapped node starts in term 1 */
     w->lure_slot = -1;
     w->lure_permille = 500;
+    w->stick.leader = -1;
     int rc = 0;
     for (int s = 0; s < opt->nodes && rc == 0; s++) {
         rc = psim__host_create(w, s, (uint64_t)s + 1, &boot);
@@ -258,6 +260,7 @@ void psim_world_free(psim_world *w)
     psim_net_free(w);
     psim_history_free(&w->hist);
     psim_inv_free(&w->inv);
+    psim_pairmap_free(&w->xfer_votes);
     free(w);
 }
 
@@ -292,6 +295,12 @@ static void dispatch(psim_world *w, psim_event *ev)
             psim_nemesis_act(w);
             psim_schedule(w, psim_rng_range(&w->rng_nem, PSIM_TICK, 12 * PSIM_TICK),
                           PSIM_EV_NEMESIS, -1, 0, NULL);
+        }
+        all = true;
+        break;
+    case PSIM_EV_NEMESIS_STEP:
+        if (!w->healing) {
+            psim_nemesis_step(w);
         }
         all = true;
         break;

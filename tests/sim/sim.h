@@ -93,6 +93,7 @@ void psim_options_mix(psim_options *o, uint64_t seed);
 typedef struct psim_msg {
     praft_msg m;
     praft_snapshot_meta meta;
+    uint64_t sent_at; /* when the sender sent it (a replay keeps the first sending's time) */
 } psim_msg;
 
 /* A client's request to a node, and the node's answer. */
@@ -150,6 +151,10 @@ typedef struct psim_pending {
     uint64_t index; /* proposals: log index; reads: read index once known */
     uint64_t ctx;   /* reads: the read's context */
     bool ready;     /* reads: read index received */
+    bool seen;      /* reads: a ready came out since it was asked (a lease read comes in the
+                     * first one) */
+    uint64_t at;    /* reads: the time it was asked at */
+    bool confirmed; /* reads: seen confirmed at the end of a step (check_read_confirmed) */
     psim_creq req;
 } psim_pending;
 
@@ -182,6 +187,15 @@ typedef struct psim_host {
     /* Ticks when an answer of its term last came from each node (by id: a retired node's slot
      * may hold another node since). */
     uint64_t heard_id[2 * PRAFT_MAX_MEMBERS], heard_tick[2 * PRAFT_MAX_MEMBERS];
+    /* Whether it took a heartbeat from a leader, of which term, and how many ticks it has
+     * counted since, over all its lifetimes (its promise to keep still for an election timeout
+     * outlives a restart, thesis §6.4.1). */
+    bool hb_seen;
+    uint64_t hb_term, hb_ticks;
+    bool hb_gap; /* since then, an answer of a later term took its leader away (see README) */
+    /* As leader: when each node (by id) sent the latest heartbeat answer of its term that
+     * reached it (check_read_confirmed). */
+    uint64_t ack_term, ack_id[2 * PRAFT_MAX_MEMBERS], ack_sent[2 * PRAFT_MAX_MEMBERS];
 } psim_host;
 
 typedef struct psim_net {
@@ -242,6 +256,13 @@ typedef struct psim_world {
     bool lure_writes;       /* puts go to it too: it fills its log with entries never committed */
     uint64_t lure_until;
     int cur_event; /* type of the event being handled */
+    /* (term, candidate): campaigns started by TimeoutNow; (term, 0): a TimeoutNow was sent in
+     * that term, which ended its leader's lease. */
+    psim_pairmap xfer_votes;
+    /* A two-step fault in flight (nemesis.c: a follower restarted within the lease). */
+    struct {
+        int leader, candidate;
+    } stick;
     /* A leadership transfer started on a healthy cluster, whose outcome is checked. */
     struct {
         bool on, sent, won;
@@ -296,6 +317,8 @@ void psim_host_resume(psim_world *w, int slot);
 int psim_host_snapshot(psim_world *w, int slot, uint64_t keep);
 /* The fault schedule's next action (nemesis.c). */
 void psim_nemesis_act(psim_world *w);
+/* The second step of a two-step fault (PSIM_EV_NEMESIS_STEP). */
+void psim_nemesis_step(psim_world *w);
 
 /* ---- Clients (client.c) ------------------------------------------------------------------- */
 

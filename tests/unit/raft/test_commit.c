@@ -166,6 +166,77 @@ static void follower_learns_commit_from_next_append(void **state)
     cl_free(&c);
 }
 
+/* thesis §10.2.1, §5.3: a follower that cuts a conflicting suffix no longer counts the cut
+ * entries as durable. Leading later, it counts itself for an entry only once it wrote it, not
+ * because it once wrote another entry at that index. */
+static void durable_mark_is_cut_with_the_log(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 5, 0, plain);
+    cl_elect(&c, 1); /* term 2, no-op at 2 */
+    cl_isolate(&c, 1);
+    c.cut[1][2] = false; /* node 2 hears node 1; nobody hears back */
+    cl_propose(&c, 1, "a");
+    cl_propose(&c, 1, "b");
+    cl_propose(&c, 1, "c");
+    cl_settle(&c);
+    assert_int_equal(cl_status(&c, 2)->last_index, 5); /* 3..5 of term 2, durable on node 2 */
+    assert_int_equal(cl_status(&c, 1)->commit, 2);
+    c.cut[1][2] = true;
+    cl_elect(&c, 3); /* term 3, with the votes of 4 and 5 */
+    praft_status *s = cl_status(&c, 2);
+    assert_int_equal(s->term, 3);
+    assert_int_equal(s->last_index, 3); /* 3..5 cut, node 3's no-op at 3 */
+    cl_isolate(&c, 3);
+    cl_elect(&c, 2); /* term 4, no-op at 4 */
+    assert_int_equal(cl_status(&c, 2)->commit, 4);
+    cl_propose(&c, 2, "x"); /* index 5 again, now of term 4 */
+    praft_ready rd;
+    assert_int_equal(praft_ready_get(c.t[2].n, &rd), 0);
+    for (size_t i = 0; i < rd.n_send_now; i++) {
+        uint64_t to = rd.send_now[i].to;
+        if (rd.send_now[i].type == PRAFT_MSG_APPEND && (to == 4 || to == 5)) {
+            praft_msg m;
+            msg_copy(&m, &rd.send_now[i]);
+            assert_int_equal(praft_step(c.t[to].n, &m), 0);
+            msg_free(&m);
+            cl_ready(&c, to);
+        }
+    }
+    cl_deliver_all(&c); /* two acks: with a durable leader a majority of 5, but it is not */
+    assert_int_equal(cl_status(&c, 2)->commit, 4);
+    ms_write(&c.t[2].st, &rd);
+    assert_int_equal(praft_advance(c.t[2].n, &rd), 0);
+    assert_int_equal(cl_status(&c, 2)->commit, 5);
+    cl_free(&c);
+}
+
+/* Figure 2, §5.3: a leader's match index for each server starts at 0 in each of its terms; a
+ * match learnt in an earlier leadership says nothing about the server's log now. */
+static void match_index_starts_at_zero_at_each_election(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, plain);
+    cl_elect(&c, 1); /* term 2 */
+    cl_propose(&c, 1, "a");
+    cl_settle(&c);
+    praft_status *s = cl_status(&c, 1);
+    assert_int_equal(s->n_progress, 2);
+    assert_int_equal(s->progress[0].match, 3);
+    cl_elect(&c, 2); /* term 3: node 1 steps down */
+    assert_int_equal(cl_status(&c, 1)->role, PRAFT_FOLLOWER);
+    c.filter = drop_appends_from_1; /* no answer can teach node 1 anything in term 4 */
+    cl_elect(&c, 1);
+    s = cl_status(&c, 1);
+    assert_int_equal(s->term, 4);
+    for (size_t i = 0; i < s->n_progress; i++) {
+        assert_int_equal(s->progress[i].match, 0);
+    }
+    cl_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +246,8 @@ int main(void)
         cmocka_unit_test(commit_index_never_goes_back),
         cmocka_unit_test(committed_entries_handed_out_once_then_replayed_after_restart),
         cmocka_unit_test(follower_learns_commit_from_next_append),
+        cmocka_unit_test(durable_mark_is_cut_with_the_log),
+        cmocka_unit_test(match_index_starts_at_zero_at_each_election),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
