@@ -188,6 +188,11 @@ struct praft_node {
     praft_step_fn step;
     uint32_t election_elapsed, heartbeat_elapsed, randomized_timeout;
     uint64_t now; /* ticks since this core was created: the clock of leases */
+    /* When this node last heard from a leader (any term), on @now's clock, or 0 if never:
+     * leader stickiness counts from it. Not the leader field, which a message of a later term
+     * clears (a late rejected pre-vote answer, say) while the promise a lease counts on still
+     * runs. */
+    uint64_t heard_leader_at;
     uint64_t rng;
     praft_vote_rec votes[PRAFT_MAX_MEMBERS];
     uint32_t n_votes;

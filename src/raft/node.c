@@ -340,6 +340,27 @@ static bool valid(praft_node *n, const praft_msg *m)
     }
 }
 
+/* Leader stickiness (thesis §4.2.3, with check-quorum §6.2): for an election timeout after it
+ * last heard from a leader, a node ignores campaigns (unless the leader itself asked for one:
+ * a transfer). It counts from when it heard, whatever happened to its term since: a message of
+ * a later term that is no leader's (a late rejected pre-vote answer) moves the node to that
+ * term without a leader, and a vote granted then, within the leader's lease (§6.4.1), would
+ * let a second leader be elected while the first still serves reads from its lease. */
+static bool sticky(const praft_node *n)
+{
+    if (n->o.disable_check_quorum) {
+        return false;
+    }
+    if (n->role == PRAFT_LEADER) {
+        return true; /* the live leader itself: check-quorum deposes it if it is not */
+    }
+    bool heard = n->heard_leader_at != 0 && n->now + 1 - n->heard_leader_at < n->o.election_ticks;
+    /* Leases count on this stickiness, and a restart forgets the leader heard from just
+     * before the crash: a restarted node keeps still for an election timeout, as if it had
+     * heard from a leader as it started. */
+    return heard || (n->o.lease_reads && n->now < n->o.election_ticks);
+}
+
 static bool is_leader_msg(uint32_t type)
 {
     return type == PRAFT_MSG_APPEND || type == PRAFT_MSG_HEARTBEAT || type == PRAFT_MSG_SNAPSHOT;
@@ -356,21 +377,12 @@ int praft_step(praft_node *n, const praft_msg *m)
     }
     n->c.msgs_received++;
 
+    if ((m->type == PRAFT_MSG_VOTE || m->type == PRAFT_MSG_PREVOTE) && m->term >= n->term &&
+        !m->transfer && sticky(n)) {
+        n->c.msgs_dropped_stale++;
+        return 0;
+    }
     if (m->term > n->term) {
-        if (m->type == PRAFT_MSG_VOTE || m->type == PRAFT_MSG_PREVOTE) {
-            /* Leader stickiness (thesis §4.2.3, with check-quorum §6.2): while we hear from a
-             * live leader we ignore campaigns, unless the leader itself asked for one. */
-            bool in_lease = !n->o.disable_check_quorum && n->leader != PRAFT_NONE &&
-                            n->election_elapsed < n->o.election_ticks;
-            /* Leader leases (thesis §6.4.1) count on this stickiness, and a restart forgets
-             * the leader we heard from just before the crash: a restarted node keeps still
-             * for an election timeout, as if it had heard from a leader as it started. */
-            in_lease = in_lease || (n->o.lease_reads && n->now < n->o.election_ticks);
-            if (in_lease && !m->transfer) {
-                n->c.msgs_dropped_stale++;
-                return 0;
-            }
-        }
         /* thesis §9.6: a pre-vote request never changes the receiver's term, and a granted
          * pre-vote carries the term we would campaign with: not a new term either. */
         bool keeps_term =

@@ -180,6 +180,7 @@ static int respond(praft_node *n, const praft_msg *m, uint64_t index, bool rejec
 static void heard_from_leader(praft_node *n, uint64_t leader)
 {
     n->election_elapsed = 0;
+    n->heard_leader_at = n->now + 1; /* + 1: 0 means never */
     if (n->leader != leader) {
         n->leader = leader;
         praft__reads_leader_changed(n);

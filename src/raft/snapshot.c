@@ -194,6 +194,7 @@ int praft__handle_snapshot(praft_node *n, const praft_msg *m)
 {
     const praft_snapshot_meta *s = m->snapshot;
     n->election_elapsed = 0;
+    n->heard_leader_at = n->now + 1;
     if (n->leader != m->from) {
         n->leader = m->from;
         praft__reads_leader_changed(n);
@@ -264,6 +265,17 @@ int praft__snapshot_advance(praft_node *n)
     praft__snapshot_rx_reset(n);
     if (s.index <= n->commit) {
         return reply(n, to, &s, s.size, false, n->commit);
+    }
+    if (praft__log_term_or0(n, s.index) == s.term) {
+        /* While the last chunk was being written, appends of the same leader reached past
+         * the snapshot, and the log holds its last entry now (hence all before it, §5.3):
+         * keep the log. Installing would drop the entries after the snapshot, which this node
+         * has accepted and will acknowledge once they are durable. */
+        int rv = praft__set_commit(n, s.index);
+        if (rv != 0) {
+            return rv;
+        }
+        return reply(n, to, &s, s.size, false, s.index);
     }
     praft__log_restore(n, &s);
     praft__cfg_restored(n, &s.config);

@@ -368,16 +368,8 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
     if (m->m.type == PRAFT_MSG_HEARTBEAT && m->m.term >= h->last_term) {
         /* A heartbeat of its term or a later one: taken, and answered (what a lease counts). */
         h->hb_seen = true;
-        h->hb_gap = false;
         h->hb_term = m->m.term;
         h->hb_ticks = 0;
-    } else if (m->m.term > h->last_term && m->m.type != PRAFT_MSG_VOTE &&
-               m->m.type != PRAFT_MSG_PREVOTE && m->m.type != PRAFT_MSG_APPEND &&
-               m->m.type != PRAFT_MSG_SNAPSHOT) {
-        /* An answer of a later term (say a rejected pre-vote answer arriving late) moves the
-         * core to that term with no leader, and the core then forgets its stickiness: a known
-         * gap of the core (see tests/sim/README.md, vote-stickiness), not judged here. */
-        h->hb_gap = true;
     }
     psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
                praft_msg_type_name(m->m.type), m->m.term);
@@ -1044,7 +1036,7 @@ static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *r
 static int check_vote_stickiness(psim_world *w, psim_host *h, const praft_msg *m)
 {
     uint64_t x;
-    if (!w->opt.lease_reads || !h->hb_seen || h->hb_gap || m->term <= h->hb_term ||
+    if (!w->opt.lease_reads || !h->hb_seen || m->term <= h->hb_term ||
         h->hb_ticks >= w->opt.election_ticks ||
         psim_pairmap_get(&w->xfer_votes, m->term, m->to, &x) ||
         psim_pairmap_get(&w->xfer_votes, h->hb_term, 0, &x)) {

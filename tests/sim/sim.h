@@ -192,7 +192,6 @@ typedef struct psim_host {
      * outlives a restart, thesis §6.4.1). */
     bool hb_seen;
     uint64_t hb_term, hb_ticks;
-    bool hb_gap; /* since then, an answer of a later term took its leader away (see README) */
     /* As leader: when each node (by id) sent the latest heartbeat answer of its term that
      * reached it (check_read_confirmed). */
     uint64_t ack_term, ack_id[2 * PRAFT_MAX_MEMBERS], ack_sent[2 * PRAFT_MAX_MEMBERS];

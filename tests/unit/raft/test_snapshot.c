@@ -288,6 +288,69 @@ static void follower_holding_the_entry_keeps_its_log(void **state)
     cl_free(&c);
 }
 
+/* §7 with the persistence contract: appends of the same leader accepted while the last chunk
+ * is being written can reach past the snapshot; the log then holds its last entry and is kept,
+ * since installing would drop entries whose acknowledgement is already queued. */
+static void appends_during_the_last_chunk_are_kept(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, NULL);
+    cl_elect(&c, 1);
+    cl_clear_queue(&c);
+    praft_snapshot_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.index = 4;
+    meta.term = 2;
+    meta.size = 8;
+    meta.config = cl_status(&c, 2)->config;
+    uint8_t data[8] = {0};
+    praft_msg m = {.type = PRAFT_MSG_SNAPSHOT,
+                   .from = 1,
+                   .term = 2,
+                   .snapshot = &meta,
+                   .data = data,
+                   .len = 8,
+                   .done = true};
+    assert_int_equal(cl_step(&c, 2, &m), 0);
+    praft_ready rd;
+    assert_int_equal(praft_ready_get(c.t[2].n, &rd), 0);
+    assert_true(rd.has_snapshot_chunk && rd.snapshot_chunk.done);
+    /* While the chunk is written, an append of the same leader covers the snapshot and more. */
+    praft_entry e[3] = {{.index = 3, .term = 2}, {.index = 4, .term = 2}, {.index = 5, .term = 2}};
+    praft_msg a = {.type = PRAFT_MSG_APPEND,
+                   .from = 1,
+                   .to = 2,
+                   .term = 2,
+                   .prev_index = 2,
+                   .prev_term = 2,
+                   .commit = 2,
+                   .entries = e,
+                   .n_entries = 3};
+    assert_int_equal(praft_step(c.t[2].n, &a), 0);
+    ms_write(&c.t[2].st, &rd);
+    assert_int_equal(praft_advance(c.t[2].n, &rd), 0);
+    praft_status *s = cl_status(&c, 2);
+    assert_int_equal(s->last_index, 5);
+    assert_int_equal(s->snapshot_index, 0);
+    /* Every acknowledgement of the next ready covers only what that ready makes durable. */
+    assert_int_equal(praft_ready_get(c.t[2].n, &rd), 0);
+    assert_false(rd.has_snapshot);
+    uint64_t durable = rd.n_entries > 0 ? rd.entries[rd.n_entries - 1].index : 2;
+    bool acked = false;
+    for (size_t i = 0; i < rd.n_send_after_persist; i++) {
+        const praft_msg *r = &rd.send_after_persist[i];
+        if (r->type == PRAFT_MSG_APPEND_RESP && !r->reject) {
+            assert_true(r->index <= durable);
+            acked = acked || r->index == 5;
+        }
+    }
+    assert_true(acked);
+    ms_write(&c.t[2].st, &rd);
+    assert_int_equal(praft_advance(c.t[2].n, &rd), 0);
+    cl_free(&c);
+}
+
 static int drop_chunks_at_100;
 static int drop_after_first_chunk(cluster *c, const praft_msg *m)
 {
@@ -359,6 +422,7 @@ int main(void)
         cmocka_unit_test(stale_or_foreign_chunks_are_refused),
         cmocka_unit_test(snapshot_taken_validates_its_index),
         cmocka_unit_test(follower_holding_the_entry_keeps_its_log),
+        cmocka_unit_test(appends_during_the_last_chunk_are_kept),
         cmocka_unit_test(follower_restart_mid_transfer_restarts_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -216,6 +216,42 @@ static void learner_with_live_leader_ignores_votes(void **state)
     cl_free(&c);
 }
 
+/* thesis §4.2.3, §6.4.1: stickiness counts from when a follower last heard its leader, not from
+ * its current term. A rejected pre-vote answer of a later term, arriving late, moves the
+ * follower to that term with no leader; a vote it granted in that term within an election
+ * timeout of the heartbeat would break the promise the leader's lease counts on. */
+static void a_term_moved_without_a_leader_keeps_stickiness(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, NULL);
+    cl_elect(&c, 1);
+    run(&c, 1, 1);
+    assert_int_equal(cl_status(&c, 2)->leader, 1);
+    praft_msg late = {
+        .type = PRAFT_MSG_PREVOTE_RESP, .from = 3, .to = 2, .term = 7, .reject = true};
+    assert_int_equal(cl_step(&c, 2, &late), 0);
+    cl_ready(&c, 2);
+    assert_int_equal(cl_status(&c, 2)->term, 7);
+    assert_int_equal(cl_status(&c, 2)->leader, PRAFT_NONE);
+    praft_msg v = {
+        .type = PRAFT_MSG_VOTE, .from = 3, .to = 2, .term = 7, .last_index = 99, .last_term = 7};
+    assert_int_equal(cl_step(&c, 2, &v), 0);
+    cl_ready(&c, 2);
+    assert_int_equal(cl_count(&c, PRAFT_MSG_VOTE_RESP, 2, 3), 0);
+    assert_int_equal(cl_status(&c, 2)->vote, PRAFT_NONE);
+    /* An election timeout after the heartbeat, the campaign is heard. */
+    for (uint32_t i = 0; i < 10; i++) {
+        cl_tick(&c, 2);
+    }
+    assert_int_equal(cl_step(&c, 2, &v), 0);
+    cl_ready(&c, 2);
+    praft_msg *r = cl_find(&c, PRAFT_MSG_VOTE_RESP, 2, 3);
+    assert_non_null(r);
+    assert_false(r->reject);
+    cl_free(&c);
+}
+
 typedef struct disrupt_case {
     const char *name;
     bool pre_vote, check_quorum;
@@ -276,6 +312,7 @@ int main(void)
         cmocka_unit_test(stale_configuration_does_not_refuse_promoted_candidate),
         cmocka_unit_test(learner_with_live_leader_ignores_votes),
         cmocka_unit_test(removed_server_cannot_disrupt),
+        cmocka_unit_test(a_term_moved_without_a_leader_keeps_stickiness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
