@@ -236,7 +236,7 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         *rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
     }
     if (to >= 0 && m->type == PRAFT_MSG_APPEND && m->n_entries > 0 &&
-        (w->opt.faults & PSIM_F_REPLAY)) {
+        (w->opt.faults & (PSIM_F_REPLAY | PSIM_F_REORDER))) {
         int *next = &w->net.app_next[from][to];
         psim_msg **rec = &w->net.app_rec[from][to][*next];
         psim_msg_free(*rec);
