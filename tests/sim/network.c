@@ -15,6 +15,10 @@ void psim_msg_free(psim_msg *m)
     if (m == NULL) {
         return;
     }
+    if (m->shares > 0) {
+        m->shares--;
+        return;
+    }
     for (size_t i = 0; i < m->m.n_entries; i++) {
         free(m->m.entries[i].data);
     }
@@ -235,18 +239,22 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         psim_msg_free(*rec);
         *rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
     }
+    psim_msg **app_rec = NULL;
     if (to >= 0 && m->type == PRAFT_MSG_APPEND && m->n_entries > 0 &&
         (w->opt.faults & (PSIM_F_REPLAY | PSIM_F_REORDER))) {
         int *next = &w->net.app_next[from][to];
-        psim_msg **rec = &w->net.app_rec[from][to][*next];
-        psim_msg_free(*rec);
-        *rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
+        app_rec = &w->net.app_rec[from][to][*next];
+        psim_msg_free(*app_rec);
+        *app_rec = NULL;
         *next = (*next + 1) % PSIM_APP_REC;
     }
     const char *name = praft_msg_type_name(m->type);
     if (to < 0 || w->net.blocked[from][to] || psim_rng_chance(&w->rng_net, w->net.loss_permille)) {
         w->net.dropped++;
         psim_trace(w, "drop %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->from, m->to, name, m->term);
+        if (app_rec != NULL) {
+            *app_rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
+        }
         return;
     }
     int copies = psim_rng_chance(&w->rng_net, w->net.dup_permille) ? 2 : 1;
@@ -255,6 +263,11 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         if (copy == NULL) {
             psim_fail_internal(w, PT_ENOMEM, "copying a message");
             return;
+        }
+        if (app_rec != NULL && c == 0) {
+            /* The record shares the copy on its way (the core never writes a message). */
+            copy->shares++;
+            *app_rec = copy;
         }
         uint64_t delay = link_delay(w, from, to);
         psim_trace(w,

@@ -94,6 +94,7 @@ typedef struct psim_msg {
     praft_msg m;
     praft_snapshot_meta meta;
     uint64_t sent_at; /* when the sender sent it (a replay keeps the first sending's time) */
+    int shares;       /* other holders (a replay record): psim_msg_free frees it at the last */
 } psim_msg;
 
 /* A client's request to a node, and the node's answer. */
