@@ -15,6 +15,10 @@ void psim_msg_free(psim_msg *m)
     if (m == NULL) {
         return;
     }
+    if (m->shares > 0) {
+        m->shares--;
+        return;
+    }
     for (size_t i = 0; i < m->m.n_entries; i++) {
         free(m->m.entries[i].data);
     }
@@ -162,6 +166,11 @@ void psim_net_free(psim_world *w)
                 psim_msg_free(w->net.resp_rec[a][b][k]);
                 w->net.resp_rec[a][b][k] = NULL;
             }
+            for (int k = 0; k < PSIM_APP_REC; k++) {
+                psim_msg_free(w->net.app_rec[a][b][k]);
+                w->net.app_rec[a][b][k] = NULL;
+            }
+            w->net.app_next[a][b] = 0;
         }
     }
 }
@@ -190,6 +199,36 @@ void psim_net_replay_answers_to(psim_world *w, int slot, uint64_t ticks)
     }
 }
 
+void psim_net_replay_appends_to(psim_world *w, int slot, uint64_t within, uint64_t commit_below)
+{
+    if (within == 0) {
+        return;
+    }
+    /* One arrival time for the whole burst: events at the same time keep their order. */
+    uint64_t at = psim_rng_range(&w->rng_net, 0, within - 1);
+    for (int s = 0; s < w->n_slots; s++) {
+        for (int k = 0; k < PSIM_APP_REC; k++) {
+            psim_msg *rec = w->net.app_rec[s][slot][(w->net.app_next[s][slot] + k) % PSIM_APP_REC];
+            if (s == slot || rec == NULL || rec->m.commit >= commit_below) {
+                continue;
+            }
+            psim_msg *copy = msg_copy(&rec->m, rec->sent_at);
+            if (copy == NULL) {
+                psim_fail_internal(w, PT_ENOMEM, "replaying an append");
+                return;
+            }
+            psim_trace(
+                w,
+                "replay %" PRIu64 "->%" PRIu64 " APPEND t%" PRIu64 " i%" PRIu64 " n%zu +%" PRIu64,
+                rec->m.from, rec->m.to, rec->m.term, rec->m.prev_index, rec->m.n_entries, at);
+            if (psim_schedule(w, at, PSIM_EV_DELIVER, slot, 0, copy) != 0) {
+                return;
+            }
+            w->net.replayed++;
+        }
+    }
+}
+
 void psim_net_send(psim_world *w, int from, const praft_msg *m)
 {
     int to = psim_slot_of(w, m->to);
@@ -200,10 +239,22 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         psim_msg_free(*rec);
         *rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
     }
+    psim_msg **app_rec = NULL;
+    if (to >= 0 && m->type == PRAFT_MSG_APPEND && m->n_entries > 0 &&
+        (w->opt.faults & (PSIM_F_REPLAY | PSIM_F_REORDER))) {
+        int *next = &w->net.app_next[from][to];
+        app_rec = &w->net.app_rec[from][to][*next];
+        psim_msg_free(*app_rec);
+        *app_rec = NULL;
+        *next = (*next + 1) % PSIM_APP_REC;
+    }
     const char *name = praft_msg_type_name(m->type);
     if (to < 0 || w->net.blocked[from][to] || psim_rng_chance(&w->rng_net, w->net.loss_permille)) {
         w->net.dropped++;
         psim_trace(w, "drop %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->from, m->to, name, m->term);
+        if (app_rec != NULL) {
+            *app_rec = msg_copy(m, w->now); /* NULL on no memory: nothing to replay then */
+        }
         return;
     }
     int copies = psim_rng_chance(&w->rng_net, w->net.dup_permille) ? 2 : 1;
@@ -212,6 +263,11 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
         if (copy == NULL) {
             psim_fail_internal(w, PT_ENOMEM, "copying a message");
             return;
+        }
+        if (app_rec != NULL && c == 0) {
+            /* The record shares the copy on its way (the core never writes a message). */
+            copy->shares++;
+            *app_rec = copy;
         }
         uint64_t delay = link_delay(w, from, to);
         psim_trace(w,

@@ -762,6 +762,14 @@ void psim_host_pump(psim_world *w, int slot)
         psim_trace(w, "write slot%d w%" PRIu64 " n%zu hs%d snap%d chunk%d +%" PRIu64, slot,
                    h->write_id, rd->n_entries, rd->has_hard_state, rd->has_snapshot,
                    rd->has_snapshot_chunk, lat);
+        if (rd->has_snapshot_chunk && rd->snapshot_chunk.done &&
+            (w->net.replay_permille > 0 || w->net.reorder)) {
+            /* On a network that reorders or replays, old appends arrive while the last chunk
+             * is written: sent before the leader committed the snapshot's index (so before the
+             * snapshot existed), overtaken by the transfer. Accepted, they can reach past the
+             * snapshot, and installing it must not drop them (§7, §5.3). */
+            psim_net_replay_appends_to(w, slot, lat, rd->snapshot_chunk.meta.index);
+        }
         psim_schedule(w, lat, PSIM_EV_DISK_DONE, slot, h->write_id, NULL);
         return;
     }

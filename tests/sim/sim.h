@@ -94,6 +94,7 @@ typedef struct psim_msg {
     praft_msg m;
     praft_snapshot_meta meta;
     uint64_t sent_at; /* when the sender sent it (a replay keeps the first sending's time) */
+    int shares;       /* other holders (a replay record): psim_msg_free frees it at the last */
 } psim_msg;
 
 /* A client's request to a node, and the node's answer. */
@@ -197,6 +198,8 @@ typedef struct psim_host {
     uint64_t ack_term, ack_id[2 * PRAFT_MAX_MEMBERS], ack_sent[2 * PRAFT_MAX_MEMBERS];
 } psim_host;
 
+#define PSIM_APP_REC 16
+
 typedef struct psim_net {
     bool blocked[PSIM_MAX_NODES][PSIM_MAX_NODES]; /* [from][to] */
     uint32_t loss_permille, dup_permille;
@@ -210,6 +213,10 @@ typedef struct psim_net {
     int n_snap_rec[PSIM_MAX_NODES][PSIM_MAX_NODES];
     /* The latest heartbeat and append answers on each link, to deliver late on purpose. */
     struct psim_msg *resp_rec[PSIM_MAX_NODES][PSIM_MAX_NODES][2];
+    /* The latest appends carrying entries on each link (a ring, oldest first from app_next),
+     * to deliver late while the receiver writes the last chunk of a snapshot. */
+    struct psim_msg *app_rec[PSIM_MAX_NODES][PSIM_MAX_NODES][PSIM_APP_REC];
+    int app_next[PSIM_MAX_NODES][PSIM_MAX_NODES];
     uint64_t replayed;
 } psim_net;
 
@@ -307,6 +314,9 @@ void psim_net_heal(psim_world *w);                      /* all links back */
 void psim_net_free(psim_world *w);                      /* the replay records */
 /* Delivers the latest answers every other node sent to @slot again, over the next @ticks. */
 void psim_net_replay_answers_to(psim_world *w, int slot, uint64_t ticks);
+/* Delivers again the latest appends every other node sent to @slot whose commit index is below
+ * @commit_below, in the order they were sent, all within the next @within time units. */
+void psim_net_replay_appends_to(psim_world *w, int slot, uint64_t within, uint64_t commit_below);
 void psim_host_crash(psim_world *w, int slot);
 int psim_host_restart(psim_world *w, int slot);
 void psim_host_pause(psim_world *w, int slot);
