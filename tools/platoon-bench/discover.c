@@ -19,16 +19,12 @@
 #include "platoon/error.h"
 #include "platoon/v1/platoon.pb-c.h"
 
-/* One unary call with a 1 s deadline; on OK, *answer (owned by the caller) holds the reply. */
-static int unary(const char *address, const char *method, grpc_byte_buffer **answer, char *err,
-                 size_t err_cap)
+int pbench_unary_on(grpc_channel *ch, const char *method, int64_t timeout_ms,
+                    grpc_byte_buffer **answer, char *err, size_t err_cap)
 {
-    grpc_channel_credentials *creds = pbench_creds();
-    grpc_channel *ch = grpc_channel_create(address, creds, NULL);
-    grpc_channel_credentials_release(creds);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     gpr_timespec deadline =
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(1000, GPR_TIMESPAN));
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     grpc_call *call =
         grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                  grpc_slice_from_static_string(method), NULL, deadline, NULL);
@@ -63,7 +59,7 @@ static int unary(const char *address, const char *method, grpc_byte_buffer **ans
             *answer != NULL) {
             rc = 0;
         } else {
-            snprintf(err, err_cap, "%s at %s: status %d %.*s", method, address, (int)status,
+            snprintf(err, err_cap, "%s: status %d %.*s", method, (int)status,
                      (int)GRPC_SLICE_LENGTH(details), (const char *)GRPC_SLICE_START_PTR(details));
         }
     }
@@ -83,6 +79,19 @@ static int unary(const char *address, const char *method, grpc_byte_buffer **ans
            GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(cq);
+    return rc;
+}
+
+/* One unary call to @address with a 1 s deadline, on a channel of its own. */
+static int unary(const char *address, const char *method, grpc_byte_buffer **answer, char *err,
+                 size_t err_cap)
+{
+    grpc_channel_credentials *creds = pbench_creds();
+    grpc_channel *ch = grpc_channel_create(address, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    int n = snprintf(err, err_cap, "%s: ", address);
+    size_t used = n > 0 && (size_t)n < err_cap ? (size_t)n : 0;
+    int rc = pbench_unary_on(ch, method, 1000, answer, err + used, err_cap - used);
     grpc_channel_destroy(ch);
     return rc;
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <grpc/grpc.h>
+
 /*
  * Asks the endpoints (in turn, for up to @wait_ms while no leader is known) which one leads;
  * writes the leader's address into @out. For Platoon, the address is the one the members
@@ -18,5 +20,13 @@
  */
 int pbench_find_leader(int target, const char *const *endpoints, size_t n_endpoints,
                        uint32_t wait_ms, char *out, size_t out_cap, char *err, size_t err_cap);
+
+/*
+ * One blocking unary call of @method with an empty request on channel @ch, on a completion queue
+ * of its own, within @timeout_ms. On OK, *@answer (owned by the caller) holds the reply.
+ * Returns 0 or PT_EIO (@err receives the status).
+ */
+int pbench_unary_on(grpc_channel *ch, const char *method, int64_t timeout_ms,
+                    grpc_byte_buffer **answer, char *err, size_t err_cap);
 
 #endif

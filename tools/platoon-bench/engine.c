@@ -6,6 +6,7 @@
  * even when no call completes.
  */
 #include "creds.h"
+#include "discover.h"
 #include "engine.h"
 
 #include <stdio.h>
@@ -65,76 +66,33 @@ uint64_t pbench_now_ns(void)
  * PT_EIO. */
 static int open_session(grpc_channel *ch, int64_t timeout_ms, uint64_t *client_id)
 {
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec deadline =
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    grpc_call *call = grpc_channel_create_call(
-        ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-        grpc_slice_from_static_string("/platoon.v1.Platoon/OpenSession"), NULL, deadline, NULL);
+    grpc_byte_buffer *answer = NULL;
+    char err[400];
+    if (pbench_unary_on(ch, "/platoon.v1.Platoon/OpenSession", timeout_ms, &answer, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "platoon-bench: %s\n", err);
+        return PT_EIO;
+    }
     int rc = PT_EIO;
-    if (call == NULL) {
-        grpc_completion_queue_destroy(cq);
-        return PT_ENOMEM;
-    }
-    grpc_slice empty = grpc_empty_slice();
-    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&empty, 1);
-    grpc_byte_buffer *recv = NULL;
-    grpc_metadata_array md_initial, md_trailing;
-    grpc_metadata_array_init(&md_initial);
-    grpc_metadata_array_init(&md_trailing);
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_initial;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &md_trailing;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
-        grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        if (status == GRPC_STATUS_OK && recv != NULL) {
-            grpc_byte_buffer_reader reader;
-            if (grpc_byte_buffer_reader_init(&reader, recv)) {
-                grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-                Platoon__V1__OpenSessionResponse *resp = platoon__v1__open_session_response__unpack(
-                    NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-                if (resp != NULL && resp->client_id != 0) {
-                    *client_id = resp->client_id;
-                    rc = 0;
-                }
-                if (resp != NULL) {
-                    platoon__v1__open_session_response__free_unpacked(resp, NULL);
-                }
-                grpc_slice_unref(all);
-                grpc_byte_buffer_reader_destroy(&reader);
-            }
+    grpc_byte_buffer_reader reader;
+    if (grpc_byte_buffer_reader_init(&reader, answer)) {
+        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+        Platoon__V1__OpenSessionResponse *resp = platoon__v1__open_session_response__unpack(
+            NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+        if (resp != NULL && resp->client_id != 0) {
+            *client_id = resp->client_id;
+            rc = 0;
         }
+        if (resp != NULL) {
+            platoon__v1__open_session_response__free_unpacked(resp, NULL);
+        }
+        grpc_slice_unref(all);
+        grpc_byte_buffer_reader_destroy(&reader);
     }
+    grpc_byte_buffer_destroy(answer);
     if (rc != 0) {
-        fprintf(stderr, "platoon-bench: OpenSession failed: status %d %.*s\n", (int)status,
-                (int)GRPC_SLICE_LENGTH(details), (const char *)GRPC_SLICE_START_PTR(details));
+        fprintf(stderr, "platoon-bench: OpenSession answered no session\n");
     }
-    if (recv != NULL) {
-        grpc_byte_buffer_destroy(recv);
-    }
-    grpc_byte_buffer_destroy(send);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&md_initial);
-    grpc_metadata_array_destroy(&md_trailing);
-    grpc_call_unref(call);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(cq);
     return rc;
 }
 
