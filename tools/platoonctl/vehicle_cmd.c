@@ -11,6 +11,8 @@
 
 #include "platoon/error.h"
 
+#include "platoon/vehicle.h"
+
 #include "args.h"
 #include "ctl.h"
 #include "output.h"
@@ -98,6 +100,16 @@ int pctl_vehicle_update(const pctl_opts *o, pctl_client *c, int argc, char **arg
     pctl_status st;
     char what[64];
     snprintf(what, sizeof(what), "vehicle update %llu", (unsigned long long)id);
+    /* The server checks it too; checked first here, a bad value costs no session. */
+    pveh_vehicle check = {.id = id,
+                          .latitude = v.latitude,
+                          .longitude = v.longitude,
+                          .speed = v.speed,
+                          .heading = v.heading};
+    char why[PVEH_WHY_MAX];
+    if (pveh_validate_vehicle(&check, why, sizeof(why)) != 0) {
+        return pctl_fail(o, PCTL_EXIT_USAGE, "%s: invalid value: %s", what, why);
+    }
     if (pctl_open_session(c, &req.client_id, &st) != 0) {
         return pctl_report(o, what, &st);
     }
