@@ -281,6 +281,7 @@ class SlowReader(testing.ClusterTest):
         answered = set()  # streams the node sent headers or a reset for
         goaway = []
         received = [0]
+        first = []  # the first bytes the node sent, to tell what it said when it fails
 
         def drain():
             # Take the frames (so TCP does not push back), acknowledge SETTINGS and answer
@@ -295,8 +296,11 @@ class SlowReader(testing.ClusterTest):
                     goaway.append(repr(e))
                     return
                 if not chunk:
-                    goaway.append("EOF after %d bytes" % received[0])
+                    goaway.append("EOF after %d bytes, %.1f s in" % (
+                        received[0], time.monotonic() - began))
                     return
+                if not received[0]:
+                    first.append(chunk[:120])
                 received[0] += len(chunk)
                 buf += chunk
                 while len(buf) >= 9:
@@ -319,11 +323,15 @@ class SlowReader(testing.ClusterTest):
                     except OSError:
                         return
 
+        # Everything is written before the reader starts: the node sends its SETTINGS as soon
+        # as it accepts, and an acknowledgement that got ahead of the connection preface
+        # would be a protocol error (the node drops such a connection at once).
+        began = time.monotonic()
+        sock.sendall(out)
         sock.settimeout(0.2)
         reader = threading.Thread(target=drain)
         reader.start()
         try:
-            sock.sendall(out)
             peak = rss_before
             end = time.monotonic() + 6
             while time.monotonic() < end:
@@ -344,7 +352,9 @@ class SlowReader(testing.ClusterTest):
         # Every call was served (its headers sent, or refused, or cancelled when its answer
         # was not read in time): the memory stayed low because of the bounds, not because
         # the calls were never made.
-        self.assertEqual(len(answered), streams, "GOAWAY: %r" % goaway)
+        if len(answered) != streams:
+            self.fail_with_logs("%d of %d streams answered; GOAWAY: %r; the node began with %r" % (
+                len(answered), streams, goaway, first))
         # The bound: 16 MiB of unread answers per connection, plus what building answers and
         # gRPC's own buffers take; never the 200 answers.
         if not sanitized():
