@@ -57,6 +57,7 @@ typedef struct sim {
     size_t in_flight;
     uint64_t ok, errors, failed;
     char last_error[512];
+    char last_refusal[640]; /* the last definite refusal: what made `failed` grow */
     pctl_hist hist;
 } sim;
 
@@ -184,6 +185,8 @@ static void finish_call(sim *s, sim_vehicle *v)
         } else {
             /* A definite refusal: this write is lost, the vehicle goes on with the next. */
             s->failed++;
+            snprintf(s->last_refusal, sizeof(s->last_refusal), "%s (vehicle %llu, sequence %llu)",
+                     s->last_error, (unsigned long long)v->id, (unsigned long long)v->sequence);
             v->unconfirmed = false;
         }
     }
@@ -294,6 +297,9 @@ static void report(const pctl_opts *o, const sim *s, double secs, double rate, s
     if (s->errors > 0) {
         printf("last error: %s\n", s->last_error);
     }
+    if (s->failed > 0) {
+        printf("last refusal: %s\n", s->last_refusal);
+    }
 }
 
 static int run(const pctl_opts *o, sim *s, int64_t duration_us, double rate)
@@ -346,8 +352,8 @@ static int run(const pctl_opts *o, sim *s, int64_t duration_us, double rate)
                          s->last_error[0] ? s->last_error : "none");
     }
     if (s->failed > 0) {
-        return pctl_fail(o, PCTL_EXIT_SERVER, "simulate: %llu writes were refused; last error: %s",
-                         (unsigned long long)s->failed, s->last_error);
+        return pctl_fail(o, PCTL_EXIT_SERVER, "simulate: %llu writes were refused; the last: %s",
+                         (unsigned long long)s->failed, s->last_refusal);
     }
     return PCTL_EXIT_OK;
 }
