@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -329,6 +330,17 @@ void phttp__set_tls(phttp *h, pnet_tls *tls)
     }
     pthread_mutex_unlock(&h->mu);
     if (old != NULL) {
+        /* Let the requests the old daemon took finish (a scrape in flight), for a moment:
+         * stopping it closes whatever connections it still has. */
+        for (int i = 0; i < 200; i++) {
+            const union MHD_DaemonInfo *di =
+                MHD_get_daemon_info(old, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+            if (di == NULL || di->num_connections == 0) {
+                break;
+            }
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
         MHD_stop_daemon(old); /* does not close a quiesced daemon's socket */
     }
     pnet__tls_unref(old_tls);

@@ -258,6 +258,45 @@ class HttpTest(unittest.TestCase):
         self.assertGreaterEqual(h.value(after, "platoon_raft_leader_changes_seen_total"),
                                 h.value(before, "platoon_raft_leader_changes_seen_total") + 1)
 
+    def test_sighup_applies_to_the_endpoint(self):
+        """A revocation applies to /metrics at the next request, and a rotated node certificate
+        is served to the next connection, after SIGHUP, as on the gRPC port."""
+        import signal
+        import ssl
+        n = self.node(self.leader)
+        self.assertEqual(self.get(self.leader, "/metrics")[0], 200)
+        # Rotation: a new key and certificate for the node.
+        cert, key = self.pki.node(self.leader)
+        os.remove(cert)
+        os.remove(key)
+        cert, _ = self.pki.node(self.leader)
+        with open(cert) as f:
+            new_der = ssl.PEM_cert_to_DER_cert(f.read())
+        # Revocation of the reader's certificate.
+        self.pki.revoke(self.reader[0])
+        n.proc.send_signal(signal.SIGHUP)
+        host, port = n.http_address.rsplit(":", 1)
+        deadline = time.monotonic() + 10
+        served, status, body = "", None, ""
+        while True:
+            try:
+                served = ssl.get_server_certificate((host, int(port)))
+                status, body = self.get(self.leader, "/metrics")
+            except OSError:
+                pass  # a connection the old server had taken, closed by the reload
+            if served and ssl.PEM_cert_to_DER_cert(served) == new_der and status == 401:
+                break
+            if time.monotonic() > deadline:
+                self.fail_with_logs("after SIGHUP: served the new certificate: %s; /metrics: "
+                                    "%s %s" % (bool(served) and ssl.PEM_cert_to_DER_cert(served) == new_der,
+                                               status, body))
+            time.sleep(0.1)
+        self.assertIn("revoked", body)
+        self.assertEqual(h.get(n, "/healthz", pki=self.pki), (200, "ok\n"))
+        other = self.pki.client("another-reader", "reader")
+        self.assertEqual(h.get(n, "/metrics", pki=self.pki, client=other)[0], 200)
+        self.assertTrue(n.alive())
+
 
 class HttpFlagTest(unittest.TestCase):
     """--http errors at start-up, on a single insecure node."""
