@@ -296,6 +296,8 @@ class HttpTest(unittest.TestCase):
         other = self.pki.client("another-reader", "reader")
         self.assertEqual(h.get(n, "/metrics", pki=self.pki, client=other)[0], 200)
         self.assertTrue(n.alive())
+        # A graceful stop ends the endpoint too (and, under the sanitizers, leaks nothing).
+        self.assertEqual(n.stop(), 0, n.log())
 
 
 class HttpFlagTest(unittest.TestCase):
