@@ -94,6 +94,7 @@ static int listen_on(const char *address, int *fd_out, int *port_out, char *err,
             continue;
         }
         struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
         socklen_t sl = sizeof(ss);
         int p = 0;
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
