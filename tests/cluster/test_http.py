@@ -137,6 +137,15 @@ class HttpTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as e:
             health_check(n, creds, "no.such.Service")
         self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+        # The wire format of the standard protocol, written by hand (not from our .proto):
+        # HealthCheckRequest{service (1): string}, HealthCheckResponse{status (1): enum},
+        # SERVING = 1.
+        with grpc.secure_channel(n.address, creds) as ch:
+            raw = ch.unary_unary("/grpc.health.v1.Health/Check")
+            service = b"platoon.v1.Platoon"
+            self.assertEqual(raw(b"\x0a" + bytes([len(service)]) + service, timeout=2.0),
+                             b"\x08\x01")
+            self.assertEqual(raw(b"", timeout=2.0), b"\x08\x01")
         with grpc.secure_channel(n.address, creds) as ch:
             watch = ch.unary_stream(
                 "/grpc.health.v1.Health/Watch",
