@@ -81,7 +81,8 @@ static int listen_on(const char *address, int *fd_out, int *port_out, char *err,
     int rc = PT_EIO;
     int e = EADDRNOTAVAIL;
     for (const struct addrinfo *a = res; a != NULL && rc != 0; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        int fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
         if (fd < 0) {
             e = errno;
             continue;
@@ -251,20 +252,22 @@ static struct MHD_Daemon *daemon_start(phttp *h, const pnet_tls *tls)
 {
     unsigned int flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* The logger first: options before it would log to stderr, which a library must not. */
     if (tls == NULL) {
-        return MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
+        return MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
+                                mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                                MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_EXTERNAL_LOGGER,
-                                mhd_log, NULL, MHD_OPTION_END);
+                                MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     }
     /* MHD_OPTION_HTTPS_MEM_TRUST makes GnuTLS ask for a client certificate without requiring
      * one (GNUTLS_CERT_REQUEST): the chain is checked per request (peer.c). */
-    return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handle, h, MHD_OPTION_LISTEN_SOCKET,
+    return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handle, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
                             h->fd, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT,
-                            10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_EXTERNAL_LOGGER,
-                            mhd_log, NULL, MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem,
-                            MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST,
-                            tls->ca_pem, MHD_OPTION_HTTPS_PRIORITIES, PRIORITIES, MHD_OPTION_END);
+                            10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_HTTPS_MEM_KEY,
+                            tls->key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem,
+                            MHD_OPTION_HTTPS_MEM_TRUST, tls->ca_pem, MHD_OPTION_HTTPS_PRIORITIES,
+                            PRIORITIES, MHD_OPTION_END);
 }
 
 int phttp__start(pnode *node, const char *address, pnet_tls *tls, phttp **out, char *err,

@@ -255,6 +255,13 @@ static void render_raft(pt_prom *p, const pnode_status *st, const pnode__publish
     counter(p, "platoon_log_entries_applied_total",
             "Committed log entries applied to the state machine since start.",
             st->counters.entries_applied);
+    counter(p, "platoon_loop_turns_total",
+            "Times the node's loop woke up (for events, a tick or a completion).",
+            st->counters.loop_turns);
+    counter(p, "platoon_loop_events_total",
+            "Messages, calls and completions the node's loop handled.", st->counters.events);
+    counter(p, "platoon_raft_readies_total", "Batches of work (readies) taken from the core.",
+            st->counters.readies);
     gauge(p, "platoon_ready",
           "1 when this node is ready to serve clients (as /readyz and grpc.health.v1 say).",
           pub->ready ? 1 : 0);

@@ -54,7 +54,10 @@ class HttpTest(unittest.TestCase):
 
     def get(self, i, path, client="reader"):
         cert = self.reader if client == "reader" else client
-        return h.get(self.node(i), path, pki=self.pki, client=cert)
+        try:
+            return h.get(self.node(i), path, pki=self.pki, client=cert)
+        except OSError as e:
+            self.fail_with_logs("node %d: GET %s: %r" % (i, path, e))
 
     def metrics(self, i):
         status, body = self.get(i, "/metrics")
@@ -94,7 +97,7 @@ class HttpTest(unittest.TestCase):
 
     def test_healthz_and_readyz_answer_without_client_certificate(self):
         for i in self.cluster.nodes:
-            self.assertEqual(h.get(self.node(i), "/healthz", pki=self.pki), (200, "ok\n"))
+            self.assertEqual(self.get(i, "/healthz", client=None), (200, "ok\n"))
             self.assertEqual(self.wait_ready(i), "ok\n")
         status, body = h.get(self.node(1), "/nothing", pki=self.pki)
         self.assertEqual(status, 404)
@@ -290,7 +293,7 @@ class HttpTest(unittest.TestCase):
         while True:
             try:
                 served = ssl.get_server_certificate((host, int(port)))
-                status, body = self.get(self.leader, "/metrics")
+                status, body = h.get(n, "/metrics", pki=self.pki, client=self.reader)
             except OSError:
                 pass  # a connection the old server had taken, closed by the reload
             if served and ssl.PEM_cert_to_DER_cert(served) == new_der and status == 401:

@@ -13,7 +13,16 @@ import ssl
 def get(node, path, pki=None, client=None, timeout=5.0):
     """GET `path` from `node` (a NodeProc with http_address). pki: the cluster's Pki, for HTTPS
     (None: plain HTTP); client: (cert, key) files to present, or None. Returns (status, body as
-    text). Raises OSError / ssl.SSLError when no answer comes."""
+    text). A connection closed before any answer is tried once more on a new connection, as a
+    scraper would at its next interval (seen once, on a loaded machine); raises OSError /
+    ssl.SSLError when no answer comes."""
+    try:
+        return _get(node, path, pki, client, timeout)
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return _get(node, path, pki, client, timeout)
+
+
+def _get(node, path, pki, client, timeout):
     host, port = node.http_address.rsplit(":", 1)
     if pki is None:
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
