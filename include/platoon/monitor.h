@@ -40,19 +40,27 @@ PT_API bool pnode_ready(pnode *node, char *why, size_t why_cap);
  */
 PT_API int pnode_metrics_text(pnode *node, char **out, size_t *len);
 
-/* Returns the current value of an application's gauge; see pnode_metrics_add_gauge. */
-typedef uint64_t (*pnode_gauge_fn)(void *ctx);
+/* The kinds of an application's metric (pnode_metrics_add). */
+enum pnode_metric_type {
+    PNODE_METRIC_GAUGE = 1,   /* a value that goes up and down (sessions, watchers) */
+    PNODE_METRIC_COUNTER = 2, /* a count that only grows while the process runs (drops) */
+};
+
+/* Returns the current value of an application's metric; see pnode_metrics_add. */
+typedef uint64_t (*pnode_metric_fn)(void *ctx);
 
 /*
- * Adds a gauge of the application to the node's metrics: family @name (a Prometheus metric
- * name, by convention "platoon_..."; copied) with @help (copied), one sample without labels.
- * @fn(@ctx) is called on the node's loop thread at every tick, where the state machine may be
- * read safely; a scrape shows the latest value. @ctx must stay valid until pnode_stop.
+ * Adds a metric of the application to the node's metrics: family @name (a Prometheus metric
+ * name, by convention "platoon_..."; a counter's ends in "_total"; copied) of @type (enum
+ * pnode_metric_type) with @help (copied), one sample without labels. @fn(@ctx) is called on
+ * the node's loop thread at every tick, where the state machine may be read safely; a scrape
+ * shows the latest value. @ctx must stay valid until pnode_stop.
  * Errors: PT_EINVAL (NULL or empty name, a name longer than 95 bytes or with characters
- * outside [a-zA-Z0-9_:], NULL @fn), PT_ENOMEM (more than 16 gauges).
+ * outside [a-zA-Z0-9_:], a counter's name without "_total", an unknown @type, NULL @fn),
+ * PT_ENOMEM (more than 16 metrics).
  */
-PT_API int pnode_metrics_add_gauge(pnode *node, const char *name, const char *help,
-                                   pnode_gauge_fn fn, void *ctx);
+PT_API int pnode_metrics_add(pnode *node, const char *name, int type, const char *help,
+                             pnode_metric_fn fn, void *ctx);
 
 /*
  * Serves the node's health and metrics over HTTP at @address ("HOST:PORT"; port 0 picks a free

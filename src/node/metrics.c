@@ -91,10 +91,15 @@ static bool valid_metric_name(const char *s)
     return true;
 }
 
-int pnode_metrics_add_gauge(pnode *n, const char *name, const char *help, pnode_gauge_fn fn,
-                            void *ctx)
+int pnode_metrics_add(pnode *n, const char *name, int type, const char *help, pnode_metric_fn fn,
+                      void *ctx)
 {
-    if (n == NULL || fn == NULL || !valid_metric_name(name)) {
+    if (n == NULL || fn == NULL || !valid_metric_name(name) ||
+        (type != PNODE_METRIC_GAUGE && type != PNODE_METRIC_COUNTER)) {
+        return PT_EINVAL;
+    }
+    size_t len = strlen(name);
+    if (type == PNODE_METRIC_COUNTER && (len < 6 || strcmp(name + len - 6, "_total") != 0)) {
         return PT_EINVAL;
     }
     pnode__metrics *m = &n->metrics;
@@ -104,6 +109,7 @@ int pnode_metrics_add_gauge(pnode *n, const char *name, const char *help, pnode_
         struct pnode__app_gauge *g = &m->gauges[m->n_gauges];
         snprintf(g->name, sizeof(g->name), "%s", name);
         snprintf(g->help, sizeof(g->help), "%s", help != NULL ? help : "");
+        g->type = type;
         g->fn = fn;
         g->ctx = ctx;
         atomic_store(&g->value, 0);
@@ -359,7 +365,12 @@ int pnode_metrics_text(pnode *n, char **out, size_t *len)
     pnode__metrics *m = &n->metrics;
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n_gauges; i++) {
-        gauge(&p, m->gauges[i].name, m->gauges[i].help, get(&m->gauges[i].value));
+        struct pnode__app_gauge *g = &m->gauges[i];
+        if (g->type == PNODE_METRIC_COUNTER) {
+            counter(&p, g->name, g->help, get(&g->value));
+        } else {
+            gauge(&p, g->name, g->help, get(&g->value));
+        }
     }
     for (size_t i = 0; i < m->n_collectors; i++) {
         m->collectors[i].fn(m->collectors[i].ctx, &p);

@@ -11,7 +11,7 @@
  * (pnode__metrics_register): it runs on a scrape thread, writes its families with the
  * pt__prom_* functions (common/metrics.h) and must read only what is safe from any thread
  * (atomics, or a copy it publishes itself). An application uses the public
- * pnode_metrics_add_gauge (platoon/monitor.h), whose values the loop samples.
+ * pnode_metrics_add (platoon/monitor.h), whose values the loop samples.
  */
 #ifndef PLATOON_NODE_METRICS_H
 #define PLATOON_NODE_METRICS_H
@@ -42,11 +42,12 @@ typedef void (*pnode__collect_fn)(void *ctx, pt_prom *out);
 #define PNODE__MAX_COLLECTORS 8
 #define PNODE__MAX_APP_GAUGES 16
 
-/* An application's gauge (pnode_metrics_add_gauge). */
+/* An application's metric (pnode_metrics_add). */
 struct pnode__app_gauge {
     char name[96];
     char help[200];
-    pnode_gauge_fn fn;
+    int type; /* enum pnode_metric_type */
+    pnode_metric_fn fn;
     void *ctx;
     atomic_uint_fast64_t value; /* the loop's latest sample */
 };

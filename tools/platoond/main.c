@@ -79,11 +79,11 @@ int main(int argc, char **argv)
         pveh_sm_free(sm);
         return 1;
     }
-    pnode_metrics_add_gauge(node, "platoon_sessions",
-                            "Client sessions (exactly-once) in the replicated session table.",
-                            sessions_gauge, sm);
-    pnode_metrics_add_gauge(node, "platoon_vehicles", "Vehicles in the replicated platoon.",
-                            vehicles_gauge, sm);
+    pnode_metrics_add(node, "platoon_sessions", PNODE_METRIC_GAUGE,
+                      "Client sessions (exactly-once) in the replicated session table.",
+                      sessions_gauge, sm);
+    pnode_metrics_add(node, "platoon_vehicles", PNODE_METRIC_GAUGE,
+                      "Vehicles in the replicated platoon.", vehicles_gauge, sm);
     if (f.http != NULL && (rc = pnode_http_start(node, f.http, err, sizeof(err))) != 0) {
         fprintf(stderr, "platoond: --http: %s\n", err);
         pnode_stop(node);
