@@ -5,6 +5,7 @@
  * nothing listens).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,7 +28,7 @@
 
 struct phttp {
     pnode *node;
-    int fd; /* the listening socket, owned by the daemon once it runs */
+    int fd; /* the listening socket; each daemon gets a duplicate of it */
     int port;
     pthread_mutex_t mu; /* guards daemon and tls */
     struct MHD_Daemon *daemon;
@@ -247,24 +248,36 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     }
 }
 
-/* A daemon on h->fd with @tls's certificate (NULL: plain HTTP). */
+/* A daemon with @tls's certificate (NULL: plain HTTP) on a duplicate of h->fd: each daemon
+ * closes its own descriptor when it stops, and h->fd stays open throughout, so a reload can
+ * run two daemons on the one socket for a moment and nothing is ever refused.
+ *
+ * poll(), not epoll: libmicrohttpd 0.9.75 can abort the process when a daemon that polls with
+ * epoll on threads of its own is quiesced (MHD_quiesce_daemon and the daemon's threads race to
+ * remove the listening socket from the epoll set, and the loser panics), which a reload does. */
 static struct MHD_Daemon *daemon_start(phttp *h, const pnet_tls *tls)
 {
     unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    int fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        return NULL;
+    }
+    /* On a failed start the duplicate may be left open: libmicrohttpd may or may not have
+     * closed it, and closing a descriptor twice could close another thread's. */
     /* The logger first: options before it would log to stderr, which a library must not. */
     if (tls == NULL) {
         return MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
-                                mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, h->fd,
+                                mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                 MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     }
     /* MHD_OPTION_HTTPS_MEM_TRUST makes GnuTLS ask for a client certificate without requiring
      * one (GNUTLS_CERT_REQUEST): the chain is checked per request (peer.c). */
     return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handle, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-                            h->fd, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT,
-                            10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_HTTPS_MEM_KEY,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_HTTPS_MEM_KEY,
                             tls->key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem,
                             MHD_OPTION_HTTPS_MEM_TRUST, tls->ca_pem, MHD_OPTION_HTTPS_PRIORITIES,
                             PRIORITIES, MHD_OPTION_END);
@@ -314,28 +327,26 @@ void phttp__set_tls(phttp *h, pnet_tls *tls)
     if (h == NULL || tls == NULL) {
         return;
     }
+    /* A daemon's certificate is fixed when it starts: start a new one on the same socket, then
+     * retire the old one. */
     pthread_mutex_lock(&h->mu);
-    pnet__tls_ref(tls);
-    pnet_tls *old_tls = h->tls;
-    h->tls = tls;
-    /* The daemon's certificate is fixed when it starts: start a new one on the same socket.
-     * Quiescing first hands the socket over, so no connection attempt is refused. */
-    struct MHD_Daemon *old = h->daemon;
-    MHD_socket fd = old != NULL ? MHD_quiesce_daemon(old) : MHD_INVALID_SOCKET;
-    if (fd != MHD_INVALID_SOCKET) {
-        h->daemon = daemon_start(h, tls);
-        if (h->daemon == NULL) {
-            /* Cannot happen with material that pnet__tls_load accepted, but keep serving. */
-            PT_WARN("HTTP endpoint: the new certificate could not be used; keeping the old one");
-            h->daemon = daemon_start(h, old_tls);
-            h->tls = old_tls; /* the daemon's material stays alive with it */
-            old_tls = tls;
-        }
+    struct MHD_Daemon *fresh = daemon_start(h, tls);
+    if (fresh == NULL) {
+        pthread_mutex_unlock(&h->mu);
+        /* Cannot happen with material that pnet__tls_load accepted; keep serving. */
+        PT_WARN("HTTP endpoint: the new certificate could not be used; keeping the old one");
+        return;
     }
+    pnet__tls_ref(tls);
+    struct MHD_Daemon *old = h->daemon;
+    pnet_tls *old_tls = h->tls;
+    h->daemon = fresh;
+    h->tls = tls;
     pthread_mutex_unlock(&h->mu);
     if (old != NULL) {
-        /* Let the requests the old daemon took finish (a scrape in flight), for a moment:
+        /* The old daemon stops accepting; the requests it took may finish, for a moment:
          * stopping it closes whatever connections it still has. */
+        MHD_socket old_fd = MHD_quiesce_daemon(old);
         for (int i = 0; i < 200; i++) {
             const union MHD_DaemonInfo *di =
                 MHD_get_daemon_info(old, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
@@ -345,9 +356,12 @@ void phttp__set_tls(phttp *h, pnet_tls *tls)
             struct timespec ts = {0, 10000000};
             nanosleep(&ts, NULL);
         }
-        MHD_stop_daemon(old); /* does not close a quiesced daemon's socket */
+        MHD_stop_daemon(old);
+        if (old_fd != MHD_INVALID_SOCKET) {
+            close(old_fd); /* a quiesced daemon leaves its socket to the caller */
+        }
     }
-    pnet__tls_unref(old_tls);
+    pnet__tls_unref(old_tls); /* the old daemon, which used it, is gone */
 }
 
 int phttp__port(const phttp *h)
@@ -361,8 +375,9 @@ void phttp__stop(phttp *h)
         return;
     }
     if (h->daemon != NULL) {
-        MHD_stop_daemon(h->daemon); /* closes the listening socket */
-    } else if (h->fd >= 0) {
+        MHD_stop_daemon(h->daemon); /* closes its duplicate of the socket */
+    }
+    if (h->fd >= 0) {
         close(h->fd);
     }
     pnet__tls_unref(h->tls);
