@@ -37,6 +37,7 @@ enum pnet_tag_kind {
     PNET_TAG_UNARY_RECV,
     PNET_TAG_UNARY_CLOSE,
     PNET_TAG_UNARY_SEND,
+    PNET_TAG_STREAM_SEND, /* a message of a server stream (server.c, pnet_call_stream_send) */
     PNET_TAG_CLIENT,
     PNET_TAG_SHUTDOWN,
 };

@@ -70,6 +70,9 @@ struct pnode_request {
     /* A forwarded request answered early (shutdown): freed when its forward completes. */
     bool orphan;
     bool linked;
+    /* A server stream (pnode_stream_open), in node->streams while open. */
+    const pnode_stream_ops *stream_ops;
+    void *stream_ctx;
 };
 
 /* The one batch the storage writer carries out at a time. */
@@ -188,6 +191,8 @@ struct pnode {
      * everything else. */
     pnode_request proposals;
     pnode_request pending;
+    /* Open server streams (streams.c). */
+    pnode_request streams;
 
     /* Requests from other threads (pnode_propose), handed to the loop. */
     pthread_mutex_t inbox_mu;
@@ -246,6 +251,15 @@ void pnode__requests_reads(pnode *n, const praft_read_state *reads, size_t n_rea
 void pnode__requests_progress(pnode *n);
 void pnode__requests_fail_all(pnode *n, int code, const char *message);
 void pnode__dispatch_call(pnode *n, pnet_event *ev);
+
+/* streams.c */
+void pnode__streams_init(pnode *n);
+/* Lets every open stream send what is due (end of a loop turn). */
+void pnode__streams_pump(pnode *n);
+/* The client of @call went away: its stream, if it is one, is closed. */
+void pnode__streams_cancelled(pnode *n, pnet_call *call);
+/* The node stops: every stream is closed (from pnode_stop, after the loop ended). */
+void pnode__streams_close_all(pnode *n);
 
 /* admin.c */
 void pnode__admin_register(pnode *n);
