@@ -78,7 +78,7 @@ void pveh__history_record(pveh_history *h, const pveh_change *c)
         h->base = c->revision;
         return;
     }
-    if (h->n == h->cap && !grow(h)) {
+    if (h->n >= h->max || (h->n == h->cap && !grow(h))) {
         if (h->n == 0) {
             h->base = c->revision; /* no memory for even one change */
             return;
