@@ -334,10 +334,10 @@ PT_API void pnode_forward(pnode *node, pnode_request *req);
 /*
  * A handler may answer its request with a stream of messages (a method declared
  * `returns (stream ...)`): it opens the stream with pnode_stream_open, sends with
- * pnode_stream_send, and ends it with pnode_fail (the status follows the messages already
- * sent; PNODE_OK is not an end a stream has here: every end is a status with a message) or
- * pnode_stream_abort. The runtime calls @pump at the end of every turn of its loop (after the
- * turn's entries were applied, and at least every tick) for the stream to send what is due,
+ * pnode_stream_send, and ends it with pnode_fail: the status follows the messages already
+ * sent (every end is a status with a message; pnode_reply is not for streams). The runtime
+ * calls @pump at the end of every turn of its loop (after the turn's entries were applied,
+ * and at least every tick) for the stream to send what is due,
  * and @closed when the stream ends without the handler: the client went away or its deadline
  * passed (@code PNODE_CANCELLED), or the node is stopping (PNODE_UNAVAILABLE; called from the
  * thread of pnode_stop, once the loop has ended). @closed must answer @req (pnode_fail, which
@@ -368,10 +368,6 @@ PT_API int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg);
 
 /* Bytes of the stream's messages its reader has not taken yet (0 when it is not a stream). */
 PT_API size_t pnode_stream_queued(const pnode_request *req);
-
-/* Ends the stream at once with @code and @message, dropping the messages its reader has not
- * taken (a reader too slow to keep). @req is gone afterwards. */
-PT_API void pnode_stream_abort(pnode_request *req, int code, const char *message);
 
 /* The id of the known leader, or 0. */
 PT_API uint64_t pnode_leader(pnode *node);

@@ -831,26 +831,6 @@ bool pnet_call_stream_ended(pnet_call *call)
     return ended;
 }
 
-int pnet_call_stream_abort(pnet_call *call, int code, const char *message)
-{
-    if (call == NULL) {
-        return PT_EINVAL;
-    }
-    if (code <= 0 || code > GRPC_STATUS_UNAUTHENTICATED) {
-        code = GRPC_STATUS_UNKNOWN;
-    }
-    pthread_mutex_lock(&call->mu);
-    int rc = 0;
-    if (call->call == NULL || call->closed || call->finished) {
-        rc = PT_ECANCELED;
-    } else {
-        stream_cancel(call, (grpc_status_code)code, message);
-    }
-    pthread_mutex_unlock(&call->mu);
-    pnet__call_unref(call);
-    return rc;
-}
-
 /* ============================================================================================
  * Dispatch
  * ========================================================================================== */

@@ -184,21 +184,17 @@ int pnet_call_fail(pnet_call *call, int code, const char *message);
  * Server streams: a method may answer its request with any number of messages before its
  * status. pnet_call_stream_send queues @len bytes of @data (copied) as the next message of
  * @call and sends them in order, one at a time; the loop keeps its reference on the call and
- * ends the stream with pnet_call_fail (the status follows the queued messages) or
- * pnet_call_stream_abort (the queue is dropped and the status sent at once: a reader too slow
- * to keep). Any thread. Each message in flight counts as an unread answer (the per-connection
- * and total bounds, the send timeout): passing a bound ends the stream with
- * RESOURCE_EXHAUSTED. pnet_call_stream_send returns 0, PT_ECANCELED (the call is over or was
- * just ended that way: nothing more will be sent), PT_EINVAL or PT_ENOMEM.
+ * ends the stream with pnet_call_fail (the status follows the queued messages). Any thread. Each
+ * message in flight counts as an unread answer (the per-connection and total bounds, the send
+ * timeout): passing a bound ends the stream with RESOURCE_EXHAUSTED. pnet_call_stream_send returns
+ * 0, PT_ECANCELED (the call is over or was just ended that way: nothing more will be sent),
+ * PT_EINVAL or PT_ENOMEM.
  */
 int pnet_call_stream_send(pnet_call *call, const void *data, size_t len);
 /* Bytes of @call's messages not yet taken by gRPC's flow control (queued and in flight). */
 size_t pnet_call_stream_queued(pnet_call *call);
 /* Whether @call can send nothing more (its reader is gone, or it was ended). */
 bool pnet_call_stream_ended(pnet_call *call);
-/* Ends the stream at once with gRPC status @code and @message, dropping the queued messages,
- * and releases the loop's reference. Returns 0 or PT_ECANCELED. */
-int pnet_call_stream_abort(pnet_call *call, int code, const char *message);
 
 /*
  * Starts a unary call of @method at node @node_id's @address with @len bytes of @data (copied),

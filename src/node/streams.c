@@ -58,17 +58,6 @@ size_t pnode_stream_queued(const pnode_request *req)
     return pnet_call_stream_queued(req->call);
 }
 
-void pnode_stream_abort(pnode_request *req, int code, const char *message)
-{
-    if (req->stream_ops == NULL || req->call == NULL) {
-        pnode_fail(req, code, message);
-        return;
-    }
-    pnet_call_stream_abort(req->call, code, message);
-    req->call = NULL; /* the reference was released: pnode_fail only frees the request */
-    pnode_fail(req, code, message);
-}
-
 void pnode__streams_pump(pnode *n)
 {
     /* A pump may end its own stream (unlinking it), never another one: take @next first. */

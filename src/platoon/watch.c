@@ -332,11 +332,10 @@ static void watcher_end(struct pveh_watcher *w, int code, const char *what)
     resume_message(w, what, why, sizeof(why));
     pnode_request *req = w->req;
     watcher_free(w);
-    if (code == PNODE_RESOURCE_EXHAUSTED) {
-        pnode_stream_abort(req, code, why);
-    } else {
-        pnode_fail(req, code, why);
-    }
+    /* The status follows the messages already queued, so the revision it names is exactly
+     * what the client will have received. A reader that never reads again never takes them:
+     * they stay bounded (buffer_bytes) until the transport's send timeout cancels the call. */
+    pnode_fail(req, code, why);
 }
 
 static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
@@ -375,7 +374,8 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
             rc = send_changes(w, &sent);
         }
         if (rc == PT_ECANCELED) {
-            /* The transport ended it (a bound on unread answers) or the client is gone. */
+            /* The transport ended it (a bound on unread answers, with its own status and
+             * message) or the client is gone: what is answered here reaches nobody. */
             watcher_end(w, PNODE_RESOURCE_EXHAUSTED, "the stream was not read");
             return;
         }
