@@ -64,7 +64,8 @@ struct pnet_call {
     struct pnet_call *unext, *uprev;
     /* Server streams (pnet_call_stream_send): the messages waiting for the one send in flight,
      * their bytes with it, and the status to send once they are all out. */
-    bool md_sent; /* initial metadata went out with the first message */
+    bool streaming; /* counted in t->live_streams until released */
+    bool md_sent;   /* initial metadata went out with the first message */
     struct stream_item *sq_head, *sq_tail;
     size_t sq_bytes;
     bool send_inflight;
@@ -438,6 +439,9 @@ static bool call_maybe_release(pnet_transport *t, pnet_call *c)
     grpc_slice_unref(c->details);
     c->details = grpc_empty_slice();
     stream_queue_drop(c);
+    if (c->streaming) {
+        atomic_fetch_sub(&t->live_streams, 1);
+    }
     return true;
 }
 
@@ -776,6 +780,21 @@ static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
     if (drop) {
         pnet__call_unref(c);
     }
+}
+
+void pnet_call_stream_open(pnet_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    if (!call->streaming && call->call != NULL) {
+        call->streaming = true;
+        atomic_fetch_add(&call->t->live_streams, 1);
+    }
+    pthread_mutex_unlock(&call->mu);
+}
+
+int pnet_transport_live_streams(pnet_transport *t)
+{
+    return atomic_load(&t->live_streams);
 }
 
 int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)

@@ -191,6 +191,11 @@ int pnet_call_fail(pnet_call *call, int code, const char *message);
  * PT_EINVAL or PT_ENOMEM.
  */
 int pnet_call_stream_send(pnet_call *call, const void *data, size_t len);
+/* Marks @call a stream, counted by pnet_transport_live_streams until gRPC releases it. */
+void pnet_call_stream_open(pnet_call *call);
+/* Server streams not yet over on the gRPC side: a node that stops waits (a little) for their
+ * last messages and status to go out before it tears the transport down. */
+int pnet_transport_live_streams(pnet_transport *t);
 /* Bytes of @call's messages not yet taken by gRPC's flow control (queued and in flight). */
 size_t pnet_call_stream_queued(pnet_call *call);
 /* Whether @call can send nothing more (its reader is gone, or it was ended). */

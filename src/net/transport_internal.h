@@ -169,8 +169,9 @@ struct pnet_transport {
     size_t unread_bytes;
     int64_t unread_swept_ms;
 
-    int live_calls;       /* grpc_call objects not yet released */
-    int pending_requests; /* grpc_server_request_call not yet completed */
+    int live_calls;          /* grpc_call objects not yet released */
+    atomic_int live_streams; /* ...of them server streams (pnet_call_stream_open) */
+    int pending_requests;    /* grpc_server_request_call not yet completed */
     bool shutting_down;
     bool server_done;
     struct pnet_tag tag_shutdown;

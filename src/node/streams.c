@@ -7,6 +7,7 @@
  * due, and which tells each stream when its client went away or the node stops.
  */
 #include <stdlib.h>
+#include <time.h>
 
 #include "node/node_internal.h"
 
@@ -26,6 +27,7 @@ int pnode_stream_open(pnode *n, pnode_request *req, const pnode_stream_ops *ops,
     }
     req->stream_ops = ops;
     req->stream_ctx = ctx;
+    pnet_call_stream_open(req->call);
     req->prev = n->streams.prev;
     req->next = &n->streams;
     n->streams.prev->next = req;
@@ -85,5 +87,12 @@ void pnode__streams_close_all(pnode *n)
     while ((req = n->streams.next) != &n->streams) {
         pnode__request_unlink(n, req);
         req->stream_ops->closed(n, req->stream_ctx, req, PNODE_UNAVAILABLE);
+    }
+    /* Each status (naming the revision to resume from) follows its stream's last messages:
+     * give readers a moment to take them before the transport cancels every call. A reader
+     * that does not read is not waited for longer than that. */
+    for (int i = 0; i < 100 && pnet_transport_live_streams(n->net) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
 }

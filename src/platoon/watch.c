@@ -35,6 +35,8 @@ struct pveh_watcher {
      * Meaningless while a full state is incomplete (@resumable false). */
     uint64_t resume_from;
     bool resumable;
+    /* Changes not yet sent after the last pump (max_lag). */
+    uint64_t lag;
 };
 
 /* Room to build one message, the hub's (allocated with its first watcher), reused by every
@@ -228,6 +230,7 @@ static int begin_state(struct pveh_watcher *w)
     w->seq = sm->watch.history.next_seq;
     w->skip_to = 0;
     w->resumable = false;
+    w->lag = UINT64_MAX; /* a full state starts anew: only later pumps compare */
     return 0;
 }
 
@@ -354,13 +357,12 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         }
         atomic_fetch_add(&hub->resent, 1);
     }
-    if (w->seq < pveh__history_first_seq(h) || h->next_seq - w->seq > hub->opts.max_lag) {
+    if (w->seq < pveh__history_first_seq(h)) {
         char what[200];
         snprintf(what, sizeof(what),
-                 "the watcher fell behind by more than %u changes (it does not read its stream "
-                 "fast enough)",
-                 (unsigned)(h->next_seq - w->seq > hub->opts.max_lag ? hub->opts.max_lag
-                                                                     : hub->opts.history));
+                 "the watcher fell behind: changes it had not been sent left the history of "
+                 "the last %u changes (it does not read its stream fast enough)",
+                 (unsigned)hub->opts.history);
         atomic_fetch_add(&hub->dropped_slow, 1);
         watcher_end(w, PNODE_RESOURCE_EXHAUSTED, what);
         return;
@@ -387,6 +389,21 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
             break;
         }
     }
+    /* Behind by more than the bound, and further behind than after the last pump: its reader
+     * takes changes more slowly than they come. One that is catching up (a resumption from
+     * long ago, read as fast as it is sent) is left alone. */
+    uint64_t lag = h->next_seq - w->seq;
+    if (lag > hub->opts.max_lag && lag > w->lag) {
+        char what[200];
+        snprintf(what, sizeof(what),
+                 "the watcher fell behind by more than %u changes (it does not read its stream "
+                 "fast enough)",
+                 (unsigned)hub->opts.max_lag);
+        atomic_fetch_add(&hub->dropped_slow, 1);
+        watcher_end(w, PNODE_RESOURCE_EXHAUSTED, what);
+        return;
+    }
+    w->lag = lag;
 }
 
 static void watcher_closed(pnode *node, void *ctx, pnode_request *req, int code)
@@ -526,6 +543,7 @@ static void watch_start(pnode *node, void *ctx, pnode_request *req, int code, co
         w->skip_to = from;
         w->resumable = true;
         w->resume_from = from;
+        w->lag = UINT64_MAX;
     } else {
         rc = begin_state(w);
     }
