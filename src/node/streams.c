@@ -65,7 +65,14 @@ void pnode__streams_pump(pnode *n)
     /* A pump may end its own stream (unlinking it), never another one: take @next first. */
     for (pnode_request *req = n->streams.next; req != &n->streams;) {
         pnode_request *next = req->next;
-        req->stream_ops->pump(n, req->stream_ctx, req);
+        if (pnet_call_stream_ended(req->call)) {
+            /* Its client went away before the stream opened (the CANCELLED event found no
+             * stream then), or a transport bound ended it: nothing more can be sent. */
+            pnode__request_unlink(n, req);
+            req->stream_ops->closed(n, req->stream_ctx, req, PNODE_CANCELLED);
+        } else {
+            req->stream_ops->pump(n, req->stream_ctx, req);
+        }
         req = next;
     }
 }

@@ -10,9 +10,12 @@ watches across a leader's death, a follower's restart and a snapshot installed o
 either go on correctly or end with a status to resume from, and resuming yields the exact
 platoon."""
 
+import json
 import os
 import random
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -362,6 +365,72 @@ class Property(WatchTest):
         last = Watcher(self.node(self.leader).client, ids=[3])
         last.wait_for(1)  # streaming: past its start (a start still waiting simply fails)
         self.stop_all_cleanly([first, last])
+
+    def ctl(self, *args):
+        cmd = [os.path.join(testing.BIN, "platoonctl"), "--endpoints",
+               self.node(self.leader).address] + list(args)
+        env = dict(os.environ, **self.cluster.ctl_env(name="ctl-reader", role="reader"))
+        return cmd, env
+
+    def test_platoonctl_vehicle_watch(self):
+        client = self.node(self.leader).client
+        for vid in (1, 2, 3):
+            client.call("UpdateVehicle", vehicle=api.vehicle(vid, 10.5, 20.25, 3.0, 90.0))
+        cmd, env = self.ctl("--json", "vehicle", "watch", "--id", "2", "--id=3")
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            # The full state comes first: wait for its end before writing.
+            line = ""
+            deadline = time.monotonic() + 20
+            while '"state":"end"' not in line and time.monotonic() < deadline:
+                line = p.stdout.readline()
+            self.assertIn('"state":"end"', line)
+            client.call("DeleteVehicle", id=3)
+            client.call("UpdateVehicle", vehicle=api.vehicle(1, 1.0, 1.0, 1.0, 1.0))  # filtered
+            put = client.call("UpdateVehicle", vehicle=api.vehicle(2, -5.5, 7.0, 1.0, 2.0))
+            got = []
+            while len(got) < 2 and time.monotonic() < deadline:
+                got.append(json.loads(p.stdout.readline()))
+            p.send_signal(signal.SIGINT)  # Ctrl-C ends it cleanly
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual([(e["type"], e["id"]) for e in got], [("DELETE", 3), ("PUT", 2)])
+        self.assertEqual(got[1]["revision"], put.vehicle.revision)
+        self.assertEqual(got[1]["vehicle"]["latitude"], -5.5)
+        # Text output, resuming after the delete: one line per change.
+        cmd, env = self.ctl("vehicle", "watch", "--from", str(got[0]["revision"]))
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        lines = [p.stdout.readline(), p.stdout.readline()]
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0)
+        self.assertTrue(lines[0].startswith("PUT     id=1 "), lines)
+        self.assertTrue(lines[1].startswith("PUT     id=2 lat=-5.5 "), lines)
+        # Below the window (200 changes): a clear error naming the revision to use.
+        writer = Writer([client], seed=5)
+        for _ in range(250):
+            writer.one()
+        cmd, env = self.ctl("vehicle", "watch", "--from", "1")
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("OUT_OF_RANGE", r.stderr)
+        m = re.search(r"resume with --from (\d+) or later", r.stderr)
+        self.assertIsNotNone(m, r.stderr)
+        cmd, env = self.ctl("--json", "vehicle", "watch", "--from", m.group(1))
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        first = json.loads(p.stdout.readline())
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0)
+        self.assertGreater(first["revision"], int(m.group(1)))
+        self.assertFalse(first["initial"])
 
     def test_requests_are_checked(self):
         client = self.node(self.leader).client
