@@ -48,7 +48,7 @@ set(CPACK_COMPONENT_DEV_DESCRIPTION
     "Platoon's libraries: headers, pkg-config files and static libraries\n Build with `pkg-config --cflags --libs platoon` (everything) or platoon-raft\n (the consensus core alone). The -dev packages of the dependencies are\n needed for static linking and for libprotobuf-c's header.")
 # The headers include protobuf-c's; static linking needs the rest (pkg-config --static).
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-    "pkg-config | pkgconf, libprotobuf-c-dev, liblmdb-dev, libzstd-dev, libxxhash-dev, libssl-dev, libgrpc-dev")
+    "pkg-config | pkgconf, libprotobuf-c-dev, liblmdb-dev, libzstd-dev, libxxhash-dev, libssl-dev, libgrpc-dev, libmicrohttpd-dev, libgnutls28-dev")
 
 set(CPACK_DEBIAN_PROGRAMS_PACKAGE_NAME platoon)
 set(CPACK_DEBIAN_PROGRAMS_PACKAGE_SECTION database)

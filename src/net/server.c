@@ -51,6 +51,7 @@ struct pnet_call {
     grpc_slice details;
     char *method;
     void *method_ctx;
+    struct pnet_method *m; /* its registration, for the count of answers (metrics.c) */
     int64_t deadline_ms;
     pnet_identity who;
     uint64_t via;
@@ -440,6 +441,7 @@ static int call_answer(pnet_call *c, grpc_status_code code, const char *message,
     ops[n].data.send_status_from_server.status = code;
     ops[n++].data.send_status_from_server.status_details = &c->details;
     c->finished = true;
+    pnet__count_call(c->m, code);
     if (grpc_call_start_batch(c->call, ops, n, &c->tag_send, NULL) != GRPC_CALL_OK) {
         grpc_call_cancel(c->call, NULL);
         return PT_ECANCELED;
@@ -505,6 +507,7 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->refs = 1;
     c->details = grpc_empty_slice();
     c->method_ctx = m->ctx;
+    c->m = (struct pnet_method *)m;
     c->t = t;
     c->peer = grpc_call_get_peer(call);
     c->who = *who;
@@ -600,6 +603,11 @@ static void unary_on_close(pnet_transport *t, pnet_call *c)
     pthread_mutex_lock(&c->mu);
     c->ops--;
     c->closed = true;
+    if (c->cancelled && !c->finished) {
+        /* Gone before it was answered (client cancelled, deadline passed): no answer will
+         * be sent, so this is the call's one count. */
+        pnet__count_call(c->m, GRPC_STATUS_CANCELLED);
+    }
     if (c->cancelled && c->delivered && !c->finished) {
         ev = calloc(1, sizeof(*ev));
         if (ev != NULL) {
@@ -666,7 +674,11 @@ static void on_request(pnet_transport *t, struct request *r, bool ok)
             code = pnet__auth_call(t, r->call, &r->md, lane, &who, &via, why, sizeof(why));
             pthread_mutex_lock(&t->mu);
         }
+        if (lane < 0 && m == NULL) {
+            atomic_fetch_add_explicit(&t->unknown_calls, 1, memory_order_relaxed);
+        }
         if (code != 0) {
+            pnet__count_call((struct pnet_method *)m, code);
             grpc_call_cancel_with_status(r->call, (grpc_status_code)code, why, NULL);
             grpc_call_unref(r->call);
             t->live_calls--;

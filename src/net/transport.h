@@ -164,6 +164,12 @@ int pnet_transport_send(pnet_transport *t, const praft_msg *msg);
 /* Copies the counters into @out. */
 void pnet_transport_stats_get(pnet_transport *t, pnet_transport_stats *out);
 
+/* Writes the transport's metric families (calls answered by method and status code, peer
+ * messages) in the Prometheus text format (common/metrics.h). Any thread. NULL @t writes the
+ * families without samples. */
+struct pt_prom;
+void pnet_transport_metrics(pnet_transport *t, struct pt_prom *out);
+
 /*
  * Answers @call (from a PNET_EV_CALL) with status OK and @len bytes of @data (copied), and
  * releases the loop's reference on it: @call must not be used afterwards. Any thread.

@@ -104,10 +104,15 @@ struct pnet_peer {
     struct pnet_outlane lanes[PNET_LANE_COUNT];
 };
 
+/* The number of gRPC status codes (OK = 0 .. UNAUTHENTICATED = 16). */
+#define PNET_N_CODES 17
+
 struct pnet_method {
     struct pnet_method *next;
     char *name;
     void *ctx;
+    /* Calls answered, by status code (metrics.c); counted without t->mu. */
+    atomic_uint_fast64_t handled[PNET_N_CODES];
 };
 
 /* A channel used for unary client calls, cached per address. */
@@ -175,6 +180,8 @@ struct pnet_transport {
     struct pnet_tag tag_shutdown;
 
     pnet_transport_stats stats;
+    /* Calls of methods neither registered nor of the peer protocol (answered UNIMPLEMENTED). */
+    atomic_uint_fast64_t unknown_calls;
 };
 
 /* The unread answers' bytes of one connection, while it has any (server.c). */
@@ -196,6 +203,9 @@ void pnet__peers_cancel_all(pnet_transport *t);
 void pnet__peers_free_all(pnet_transport *t); /* after the completion-queue thread ended */
 
 /* server.c (t->mu held) */
+/* Counts a call of @m answered with @code (metrics.c). Any thread. NULL @m is ignored. */
+void pnet__count_call(struct pnet_method *m, int code);
+
 void pnet__server_request(pnet_transport *t);
 void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
 

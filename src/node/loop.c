@@ -221,6 +221,9 @@ static void note_soft_state(pnode *n)
         if (n->rd.leader != n->leader) {
             PT_INFO("term %llu: leader is %llu (this node is %s)", (unsigned long long)n->rd.term,
                     (unsigned long long)n->rd.leader, praft_role_name(n->rd.role));
+            if (n->rd.leader != PRAFT_NONE) {
+                atomic_fetch_add_explicit(&n->metrics.leader_changes, 1, memory_order_relaxed);
+            }
         }
         if (n->rd.leader == PRAFT_NONE && n->no_leader_since_ms == 0) {
             n->no_leader_since_ms = pnode_now_ms();
@@ -558,8 +561,27 @@ static void publish_status(pnode *n)
     pthread_mutex_unlock(&n->store_mu);
     st->failed = n->sm_failed;
     st->counters = n->counters;
+
+    /* Monitoring: readiness against the commit index of the previous publication (monitor.h:
+     * pnode_ready), the leader's view of its peers, the application's gauges. */
+    pnode__published pub;
+    memset(&pub, 0, sizeof(pub));
+    pub.commit_before = n->commit_published;
+    pub.ready = pnode__readiness(n, &st->raft, st->applied, pub.commit_before, pub.not_ready,
+                                 sizeof(pub.not_ready));
+    n->commit_published = st->raft.commit;
+    pub.leader_changes_seen =
+        atomic_load_explicit(&n->metrics.leader_changes, memory_order_relaxed);
+    for (size_t i = 0; i < st->raft.n_progress && i < PRAFT_MAX_MEMBERS; i++) {
+        pub.peer_id[pub.n_peers] = st->raft.progress[i].id;
+        pub.peer_heard_ago_ms[pub.n_peers] = pnode__since_heard_ms(n, st->raft.progress[i].id);
+        pub.n_peers++;
+    }
+    pnode__metrics_sample(n);
+
     pthread_mutex_lock(&n->status_mu);
     n->status = *st;
+    n->published = pub;
     pthread_mutex_unlock(&n->status_mu);
     free(st);
 }

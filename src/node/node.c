@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "http/http.h"
 #include "node/node_internal.h"
 
 void pnode__requests_init(pnode *n);
@@ -337,6 +338,9 @@ int pnode_reload_tls(pnode *n, char *err, size_t cap)
             n->tls_generation++;
             pnet__tls_unref(n->tls);
             n->tls = fresh;
+            if (n->http != NULL) {
+                phttp__set_tls(n->http, fresh);
+            }
             PT_INFO("node %llu: TLS material reloaded (certificate %s)",
                     (unsigned long long)n->opts.id, fresh->subject);
         } else {
@@ -583,6 +587,7 @@ static void free_node(pnode *n)
     pthread_mutex_destroy(&n->inbox_mu);
     pthread_mutex_destroy(&n->status_mu);
     pthread_mutex_destroy(&n->tls_mu);
+    pnode__metrics_destroy(&n->metrics);
     pnet__tls_unref(n->tls);
     for (int i = 0; i < 4; i++) {
         free(n->tls_paths[i]);
@@ -626,6 +631,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pthread_mutex_init(&n->inbox_mu, NULL);
     pthread_mutex_init(&n->status_mu, NULL);
     pthread_mutex_init(&n->tls_mu, NULL);
+    pnode__metrics_init(&n->metrics);
     pnode__requests_init(n);
     n->no_leader_since_ms = pnode_now_ms(); /* no leader is known at start */
     n->no_leader_since_wall = pnode_wall_ms();
@@ -726,6 +732,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
         goto fail;
     }
     pnode__admin_register(n);
+    pnode__health_register(n);
     for (size_t i = 0; i < n->opts.n_methods; i++) {
         pnet_transport_register_method(n->net, n->opts.methods[i].name, &n->opts.methods[i]);
     }
@@ -761,6 +768,12 @@ void pnode_stop(pnode *n)
     if (n == NULL) {
         return;
     }
+    /* The HTTP endpoint first: its scrapes read the transport, which goes below. */
+    pthread_mutex_lock(&n->tls_mu);
+    struct phttp *http = n->http;
+    n->http = NULL;
+    pthread_mutex_unlock(&n->tls_mu);
+    phttp__stop(http);
     atomic_store(&n->stopping, true);
     if (n->loop_started) {
         pnet_mailbox_wake(n->mailbox);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "net/mailbox.h"
+#include "node/metrics.h"
 #include "net/transport.h"
 #include "platoon/node.h"
 #include "platoon/raft.h"
@@ -58,6 +59,7 @@ struct pnode_request {
     uint32_t then;       /* WAIT_LEADER: enum node_then */
     uint64_t index;      /* WAIT_APPLY, WAIT_READ_APPLY, WAIT_CONFIG: the log index */
     uint64_t term;       /* WAIT_APPLY: the proposal's term */
+    int64_t proposed_ns; /* WAIT_APPLY: when it was proposed (pnode__now_ns), for metrics */
     uint64_t context;    /* WAIT_READ: the ReadIndex context */
     uint64_t old_leader; /* WAIT_TRANSFER */
     uint8_t *query;      /* WAIT_READ*: the query (owned) */
@@ -198,6 +200,13 @@ struct pnode {
     /* The status, copied by the loop for other threads. */
     pthread_mutex_t status_mu;
     pnode_status status;
+
+    /* Monitoring (metrics.h): counters any thread updates, what the loop publishes besides the
+     * status (under status_mu), and the HTTP endpoint (pnode_http_start; guarded by tls_mu). */
+    pnode__metrics metrics;
+    pnode__published published;
+    uint64_t commit_published; /* loop thread: the commit index of the last publication */
+    struct phttp *http;
 };
 
 /* A thread waiting in pnode_propose. */
@@ -246,6 +255,11 @@ void pnode__requests_reads(pnode *n, const praft_read_state *reads, size_t n_rea
 void pnode__requests_progress(pnode *n);
 void pnode__requests_fail_all(pnode *n, int code, const char *message);
 void pnode__dispatch_call(pnode *n, pnet_event *ev);
+
+/* health.c: grpc.health.v1.Health */
+void pnode__health_register(pnode *n);
+bool pnode__health_handles(const char *method);
+void pnode__health_call(pnode *n, pnode_request *req);
 
 /* admin.c */
 void pnode__admin_register(pnode *n);

@@ -203,6 +203,15 @@ static void complete(pnode *n, pnode_request *req, int code, const char *message
                      const uint8_t *result, size_t len)
 {
     pnode__request_unlink(n, req);
+    if (req->proposed_ns != 0) {
+        pnode__metrics_proposal(n,
+                                code == PNODE_OK                  ? PNODE__PROPOSAL_APPLIED
+                                : code == PNODE_DEADLINE_EXCEEDED ? PNODE__PROPOSAL_TIMEOUT
+                                : code == PNODE_UNAVAILABLE       ? PNODE__PROPOSAL_LOST
+                                                                  : PNODE__PROPOSAL_ABORTED,
+                                req->proposed_ns);
+        req->proposed_ns = 0;
+    }
     if (req->done != NULL) {
         pnode_done_fn done = req->done;
         req->done = NULL;
@@ -235,17 +244,21 @@ void pnode_submit(pnode *n, pnode_request *req, const void *cmd, size_t len, pno
     req->done = done;
     req->done_ctx = ctx;
     if (!pnode_is_leader(n)) {
+        pnode__metrics_proposal(n, PNODE__PROPOSAL_NOT_LEADER, 0);
         complete(n, req, PNODE_UNAVAILABLE, "this node is not the leader", NULL, 0);
         return;
     }
     uint64_t index = 0, term = 0;
     int rc = praft_propose(n->raft, cmd, len, &index, &term);
     if (rc != 0) {
+        pnode__metrics_proposal(
+            n, rc == PT_ENOTLEADER ? PNODE__PROPOSAL_NOT_LEADER : PNODE__PROPOSAL_REFUSED, 0);
         complete(n, req, pnode__code(rc), pt_strerror(rc), NULL, 0);
         return;
     }
     req->index = index;
     req->term = term;
+    req->proposed_ns = pnode__now_ns();
     pnode__request_wait(n, req, WAIT_APPLY);
 }
 
@@ -626,6 +639,11 @@ void pnode__dispatch_call(pnode *n, pnet_event *ev)
     }
     if (atomic_load(&n->stopping)) {
         pnode_fail(req, PNODE_UNAVAILABLE, "the node is shutting down");
+        return;
+    }
+    if (pnode__health_handles(ev->method)) {
+        /* Before the refusals below: a health checker must hear NOT_SERVING, not an error. */
+        pnode__health_call(n, req);
         return;
     }
     if (n->sm_failed) {

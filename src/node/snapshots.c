@@ -27,6 +27,7 @@ static void *snapshot_main(void *arg)
     pnode *n = arg;
     const pnode_sm *sm = &n->opts.sm;
     pstore_snap_writer *w = NULL;
+    int64_t began = pnode__now_ns();
 
     pthread_mutex_lock(&n->store_mu);
     int rc = pstore_snap_begin(n->store, n->snap_index, n->snap_term, &n->snap_config, &w);
@@ -51,6 +52,10 @@ static void *snapshot_main(void *arg)
                     pt_strerror(rc));
         }
         pthread_mutex_unlock(&n->store_mu);
+    }
+    if (rc == 0) {
+        int64_t took = pnode__now_ns() - began;
+        pt__hist_observe(&n->metrics.snapshot_take_seconds, took > 0 ? (uint64_t)took : 0);
     }
     n->snap_rc = rc;
     atomic_store(&n->snap_done, true);
@@ -122,6 +127,10 @@ void pnode__snapshot_poll(pnode *n)
         return;
     }
     n->last_snapshot_index = n->snap_meta.index;
+    atomic_fetch_add_explicit(&n->metrics.snapshots_taken, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n->metrics.snapshot_bytes_taken, n->snap_meta.size,
+                              memory_order_relaxed);
+    atomic_store_explicit(&n->metrics.snapshot_last_bytes, n->snap_meta.size, memory_order_relaxed);
     PT_INFO("snapshot at index %llu (term %llu, %llu bytes)",
             (unsigned long long)n->snap_meta.index, (unsigned long long)n->snap_meta.term,
             (unsigned long long)n->snap_meta.size);
@@ -151,6 +160,7 @@ int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installe
     if (config == NULL) {
         return PT_ENOMEM;
     }
+    int64_t began = pnode__now_ns();
     pthread_mutex_lock(&n->store_mu);
     int rc = pstore_snap_open(n->store, meta, config, &r);
     if (rc == 0) {
@@ -168,6 +178,13 @@ int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installe
             n->last_snapshot_index = meta->index;
         }
         if (installed) {
+            int64_t took = pnode__now_ns() - began;
+            pnode__metrics *m = &n->metrics;
+            pt__hist_observe(&m->snapshot_install_seconds, took > 0 ? (uint64_t)took : 0);
+            atomic_fetch_add_explicit(&m->snapshots_installed, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&m->snapshot_bytes_installed, meta->size,
+                                      memory_order_relaxed);
+            atomic_store_explicit(&m->snapshot_last_bytes, meta->size, memory_order_relaxed);
             PT_INFO("state restored from snapshot %llu (term %llu) sent by the leader",
                     (unsigned long long)meta->index, (unsigned long long)meta->term);
         } else {

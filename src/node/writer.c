@@ -38,9 +38,15 @@ static int run_job(pnode *n, writer_job *job, char *err, size_t err_cap)
     }
     if (job->batch.install_snapshot != NULL || job->batch.n_entries > 0 ||
         job->batch.hard_state != NULL || job->batch.config != NULL) {
+        int64_t began = pnode__now_ns();
         rc = pstore_write(n->store, &job->batch);
         if (rc != 0) {
             snprintf(err, err_cap, "%s", pstore_last_error(n->store));
+            atomic_fetch_add_explicit(&n->metrics.sync_failures, 1, memory_order_relaxed);
+        } else {
+            int64_t took = pnode__now_ns() - began;
+            pt__hist_observe(&n->metrics.sync_seconds, took > 0 ? (uint64_t)took : 0);
+            pt__hist_observe(&n->metrics.sync_entries, job->batch.n_entries);
         }
     }
 out:

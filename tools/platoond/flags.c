@@ -30,6 +30,10 @@ const char platoond_usage[] =
     "  --lease-reads           linearizable reads from the leader's lease, without a\n"
     "                          heartbeat round; needs clocks whose rates differ by less\n"
     "                          than an eighth, and the flag on every node (default off)\n"
+    "  --http HOST:PORT        serve /healthz, /readyz and /metrics (Prometheus) there;\n"
+    "                          HTTPS with the node's certificate when TLS is on, and\n"
+    "                          /metrics then needs a client certificate (default: off;\n"
+    "                          see docs/operations.md)\n"
     "\n"
     "Limits (docs/operations.md):\n"
     "  --max-vehicles N        most vehicles in the platoon; a new one beyond is refused\n"
@@ -212,6 +216,7 @@ static const char *const value_flags[] = {
     "--snapshot-every",
     "--snapshot-keep",
     "--sync",
+    "--http",
     "--max-vehicles",
     "--max-sessions-per-client",
     "--io-threads",
@@ -293,6 +298,11 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
             }
             snprintf(f->node.listen, sizeof(f->node.listen), "%s", v);
             have_listen = true;
+        } else if (strcmp(a, "--http") == 0) {
+            if (!valid_address(v, true)) {
+                return fail(err, cap, a, "must be HOST:PORT with a port in [0, 65535]");
+            }
+            f->http = v;
         } else if (strcmp(a, "--data-dir") == 0) {
             if (*v == '\0' || strlen(v) >= sizeof(f->data_dir)) {
                 return fail(err, cap, a, "must be a path");

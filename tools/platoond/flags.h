@@ -11,6 +11,7 @@ typedef struct platoond_flags {
     pveh_options sm;
     enum pt_log_level log_level;
     char data_dir[4096];
+    const char *http; /* --http HOST:PORT, NULL: no monitoring endpoint */
     bool help;
     bool version;
 } platoond_flags;

@@ -12,9 +12,22 @@
 
 #include "flags.h"
 #include "platoon/log.h"
+#include "platoon/monitor.h"
 #include "platoon/node.h"
 #include "platoon/service.h"
 #include "platoon/vehicle.h"
+
+/* The state machine's gauges for /metrics, sampled on the node's loop thread (monitor.h),
+ * where the state machine may be read. */
+static uint64_t sessions_gauge(void *ctx)
+{
+    return pveh_sm_session_count(ctx);
+}
+
+static uint64_t vehicles_gauge(void *ctx)
+{
+    return pveh_sm_vehicle_count(ctx);
+}
 
 int main(int argc, char **argv)
 {
@@ -63,6 +76,17 @@ int main(int argc, char **argv)
     rc = pnode_start(&f.node, &node, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "platoond: %s\n", err[0] ? err : pt_strerror(rc));
+        pveh_sm_free(sm);
+        return 1;
+    }
+    pnode_metrics_add_gauge(node, "platoon_sessions",
+                            "Client sessions (exactly-once) in the replicated session table.",
+                            sessions_gauge, sm);
+    pnode_metrics_add_gauge(node, "platoon_vehicles", "Vehicles in the replicated platoon.",
+                            vehicles_gauge, sm);
+    if (f.http != NULL && (rc = pnode_http_start(node, f.http, err, sizeof(err))) != 0) {
+        fprintf(stderr, "platoond: --http: %s\n", err);
+        pnode_stop(node);
         pveh_sm_free(sm);
         return 1;
     }

@@ -47,6 +47,8 @@ class NodeProc:
         self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
         self.proc = None
         self.client = api.Node(address, cluster.credentials())
+        # "host:port" of the monitoring endpoint (--http), None without one; see harness/http.py
+        self.http_address = None
 
     def start(self, join=False, extra=()):
         args = [self.cluster.platoond, "--id", str(self.id), "--listen", self.address,
@@ -56,6 +58,8 @@ class NodeProc:
         else:
             args += ["--initial-cluster", self.cluster.initial_cluster()]
         args += self.cluster.security_flags(self)
+        if self.http_address is not None:
+            args += ["--http", self.http_address]
         args += list(self.cluster.extra_args) + list(extra)
         args = self.cluster.command_prefix(self) + args
         log = open(self.log_path, "ab")
@@ -103,7 +107,7 @@ class NodeProc:
 
 class LocalCluster:
     def __init__(self, platoond, n=3, extra_args=(), log_level="info", addresses=None, tmp=None,
-                 tls=True, tools=None):
+                 tls=True, tools=None, http=False):
         """platoond: the node program (or another program on the node runtime that takes
         platoond's flags, such as examples/kv's kv-server).
         addresses: {id: "host:port"} of the founding nodes (default: n free loopback ports).
@@ -111,7 +115,9 @@ class LocalCluster:
         directory of the cluster's own, removed by close()).
         tls: run with mutual TLS (a PKI of the cluster's own under tmp/pki, made with
         platoonctl certs), as users do; False runs the nodes with --insecure.
-        tools: the folder holding platoonctl (default: the node program's)."""
+        tools: the folder holding platoonctl (default: the node program's).
+        http: give every founding node a monitoring endpoint (--http) on a free loopback port
+        (NodeProc.http_address; harness/http.py makes the requests)."""
         self.platoond = platoond
         self.own_tmp = tmp is None
         self.tmp = tempfile.mkdtemp(prefix="platoon-cluster-") if tmp is None else tmp
@@ -123,6 +129,9 @@ class LocalCluster:
             ports = free_ports(n)
             addresses = {i + 1: "127.0.0.1:%d" % ports[i] for i in range(n)}
         self.nodes = {i: self.make_node(i, a) for i, a in sorted(addresses.items())}
+        if http:
+            for node, port in zip(self.nodes.values(), free_ports(len(self.nodes))):
+                node.http_address = "127.0.0.1:%d" % port
         self.members = dict(self.nodes)
         atexit.register(self.close)
 

@@ -1,0 +1,77 @@
+/*
+ * The standard gRPC health checking service, grpc.health.v1.Health (proto/grpc/health/v1),
+ * served by every node on its gRPC port for load balancers and orchestrators.
+ *
+ * Check answers SERVING while the node is ready, exactly as /readyz and pnode_ready define it
+ * (monitor.h), and NOT_SERVING otherwise, for the service "" (the server as a whole) and for
+ * every service the node serves methods of ("platoon.v1.Cluster", and the application's, such
+ * as "platoon.v1.Platoon"); another name gets the call status NOT_FOUND, as the protocol asks.
+ * It answers from the readiness the loop published at its last tick, so it costs the loop no
+ * more than a lookup. Watch is server-streaming, which the runtime does not serve yet: it is
+ * answered UNIMPLEMENTED, which clients of the protocol take as "poll Check instead".
+ *
+ * Any authenticated caller may ask (every certificate role includes reading); the node's own
+ * troubles (a failed state machine, removal from the cluster) are reported as NOT_SERVING
+ * rather than as errors, which is what a health checker needs to see.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "node/node_internal.h"
+
+#define M_CHECK "/grpc.health.v1.Health/Check"
+#define M_WATCH "/grpc.health.v1.Health/Watch"
+
+void pnode__health_register(pnode *n)
+{
+    pnet_transport_register_method(n->net, M_CHECK, NULL);
+    pnet_transport_register_method(n->net, M_WATCH, NULL);
+}
+
+bool pnode__health_handles(const char *method)
+{
+    return strcmp(method, M_CHECK) == 0 || strcmp(method, M_WATCH) == 0;
+}
+
+/* Whether this node serves methods of service @name ("platoon.v1.Platoon"). */
+static bool serves(pnode *n, const char *name)
+{
+    if (name[0] == '\0' || strcmp(name, "platoon.v1.Cluster") == 0) {
+        return true;
+    }
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n->opts.n_methods; i++) {
+        const char *m = n->opts.methods[i].name;
+        if (m[0] == '/' && strncmp(m + 1, name, len) == 0 && m[1 + len] == '/') {
+            return true;
+        }
+    }
+    return false;
+}
+
+void pnode__health_call(pnode *n, pnode_request *req)
+{
+    if (strcmp(req->method, M_WATCH) == 0) {
+        pnode_fail(req, PNODE_UNIMPLEMENTED,
+                   "grpc.health.v1.Health/Watch is not served yet: poll Check instead");
+        return;
+    }
+    Grpc__Health__V1__HealthCheckRequest *in =
+        grpc__health__v1__health_check_request__unpack(NULL, req->len, req->data);
+    if (in == NULL) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed HealthCheckRequest");
+        return;
+    }
+    bool known = serves(n, in->service != NULL ? in->service : "");
+    grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+    if (!known) {
+        pnode_fail(req, PNODE_NOT_FOUND, "unknown service");
+        return;
+    }
+    Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    out.status = pnode_ready(n, NULL, 0)
+                     ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                     : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    pnode_reply_message(req, &out.base);
+}
