@@ -17,7 +17,8 @@
  * loop calls for each request. A handler answers at once (pnode_reply, pnode_fail) or starts
  * work whose completion answers later: pnode_submit (replicate a command, answer once it is
  * applied), pnode_query (answer from the state machine, linearizable or stale), pnode_forward
- * (hand the request to the leader as it is). Every request ends with exactly one answer; the
+ * (hand the request to the leader as it is), or pnode_stream_open (answer with a stream of
+ * messages, below). Every request ends with exactly one answer; the
  * client's deadline is honoured (DEADLINE_EXCEEDED), and a request whose outcome is unknown
  * (leadership lost after proposing) gets UNAVAILABLE, after which a retry with the same client
  * session is always safe.
@@ -58,6 +59,7 @@ enum pnode_code {
     PNODE_RESOURCE_EXHAUSTED = 8,
     PNODE_FAILED_PRECONDITION = 9,
     PNODE_ABORTED = 10,
+    PNODE_OUT_OF_RANGE = 11,
     PNODE_UNIMPLEMENTED = 12,
     PNODE_INTERNAL = 13,
     PNODE_UNAVAILABLE = 14,
@@ -326,6 +328,46 @@ PT_API void pnode_query(pnode *node, pnode_request *req, bool linearizable, cons
  * (FAILED_PRECONDITION): call it only when !pnode_is_leader.
  */
 PT_API void pnode_forward(pnode *node, pnode_request *req);
+
+/* ----- server streams, on the loop thread ----- */
+
+/*
+ * A handler may answer its request with a stream of messages (a method declared
+ * `returns (stream ...)`): it opens the stream with pnode_stream_open, sends with
+ * pnode_stream_send, and ends it with pnode_fail: the status follows the messages already
+ * sent (every end is a status with a message; pnode_reply is not for streams). The runtime
+ * calls @pump at the end of every turn of its loop (after the turn's entries were applied,
+ * and at least every tick) for the stream to send what is due,
+ * and @closed when the stream ends without the handler: the client went away or its deadline
+ * passed (@code PNODE_CANCELLED), or the node is stopping (PNODE_UNAVAILABLE; called from the
+ * thread of pnode_stop, once the loop has ended). @closed must answer @req (pnode_fail, which
+ * sends nothing to a client that is gone) and release what the stream holds.
+ *
+ * Flow control: the messages a reader has not taken wait in the transport, and
+ * pnode_stream_queued says how many bytes that is: the handler bounds it. Each message in
+ * flight also counts as an unread answer of its connection (pnode_options
+ * max_unread_bytes_per_connection, max_unread_bytes, send_timeout_ms): passing a bound ends the
+ * stream with RESOURCE_EXHAUSTED, which pnode_stream_send reports as PT_ECANCELED. A stream
+ * occupies one of its connection's max_streams_per_connection for as long as it lasts.
+ */
+typedef struct pnode_stream_ops {
+    void (*pump)(pnode *node, void *ctx, pnode_request *req);
+    void (*closed)(pnode *node, void *ctx, pnode_request *req, int code);
+} pnode_stream_ops;
+
+/* Makes @req a stream driven by @ops (static; not copied) with @ctx. Errors: PT_EINVAL (an
+ * internal request, one that is waiting for something, or a stream already), PT_ESHUTDOWN
+ * (the node is stopping: answer @req yourself). */
+PT_API int pnode_stream_open(pnode *node, pnode_request *req, const pnode_stream_ops *ops,
+                             void *ctx);
+
+/* Packs @msg as the stream's next message (copied). Returns 0, PT_ECANCELED (the stream is
+ * over: the client went away, or a transport bound ended it; send nothing more and end it
+ * with pnode_fail), PT_EINVAL (not a stream), or PT_ENOMEM. */
+PT_API int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg);
+
+/* Bytes of the stream's messages its reader has not taken yet (0 when it is not a stream). */
+PT_API size_t pnode_stream_queued(const pnode_request *req);
 
 /* The id of the known leader, or 0. */
 PT_API uint64_t pnode_leader(pnode *node);

@@ -1,6 +1,7 @@
 /*
  * Calls served by the transport: the peer protocol's lanes (client streams of RaftBatch), the
- * unary methods the node registered, and UNIMPLEMENTED for anything else.
+ * unary methods the node registered (answered once, or as a server stream: see "Server
+ * streams" below), and UNIMPLEMENTED for anything else.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -62,7 +63,29 @@ struct pnet_call {
     int64_t unread_since_ms;
     bool unread_linked, unread_cancelled;
     struct pnet_call *unext, *uprev;
+    /* Server streams (pnet_call_stream_send): the messages waiting for the one send in flight,
+     * their bytes with it, and the status to send once they are all out. */
+    bool streaming; /* counted in t->live_streams until released */
+    bool md_sent;   /* initial metadata went out with the first message */
+    struct stream_item *sq_head, *sq_tail;
+    size_t sq_bytes;
+    bool send_inflight;
+    grpc_byte_buffer *inflight;
+    size_t inflight_len;
+    bool end_pending;
+    grpc_status_code end_code;
+    char *end_message;
+    struct pnet_tag tag_stream_send;
 };
+
+/* A message of a server stream waiting for its turn. */
+struct stream_item {
+    struct stream_item *next;
+    grpc_byte_buffer *bb;
+    size_t len;
+};
+
+static void stream_queue_drop(pnet_call *c);
 
 /* ============================================================================================
  * Accepting calls
@@ -286,6 +309,8 @@ void pnet__call_unref(pnet_call *c)
         return;
     }
     pthread_mutex_destroy(&c->mu);
+    stream_queue_drop(c);
+    free(c->end_message);
     gpr_free(c->peer);
     free(c->method);
     free(c);
@@ -414,20 +439,25 @@ static bool call_maybe_release(pnet_transport *t, pnet_call *c)
     }
     grpc_slice_unref(c->details);
     c->details = grpc_empty_slice();
+    stream_queue_drop(c);
+    if (c->streaming) {
+        atomic_fetch_sub(&t->live_streams, 1);
+    }
     return true;
 }
 
-/* With c->mu held: sends the answer. @data may be NULL (no message: an error status). */
-static int call_answer(pnet_call *c, grpc_status_code code, const char *message, const void *data,
-                       size_t len)
+/* With c->mu held: starts the batch that ends the call: initial metadata (unless a stream sent
+ * it already), the message if @data is not NULL, and the status. */
+static int call_send_status(pnet_call *c, grpc_status_code code, const char *message,
+                            const void *data, size_t len)
 {
     grpc_op ops[3];
     size_t n = 0;
-    if (c->call == NULL || c->closed || c->finished) {
-        return PT_ECANCELED;
-    }
     memset(ops, 0, sizeof(ops));
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (!c->md_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->md_sent = true;
+    }
     if (data != NULL) {
         grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
         c->send = grpc_raw_byte_buffer_create(&slice, 1);
@@ -440,7 +470,6 @@ static int call_answer(pnet_call *c, grpc_status_code code, const char *message,
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = code;
     ops[n++].data.send_status_from_server.status_details = &c->details;
-    c->finished = true;
     pnet__count_call(c->m, code);
     if (grpc_call_start_batch(c->call, ops, n, &c->tag_send, NULL) != GRPC_CALL_OK) {
         grpc_call_cancel(c->call, NULL);
@@ -448,6 +477,25 @@ static int call_answer(pnet_call *c, grpc_status_code code, const char *message,
     }
     c->ops++;
     return 0;
+}
+
+/* With c->mu held: sends the answer. @data may be NULL (no message: an error status). A
+ * stream's status waits for its queued messages (stream_on_send sends it). */
+static int call_answer(pnet_call *c, grpc_status_code code, const char *message, const void *data,
+                       size_t len)
+{
+    if (c->call == NULL || c->closed || c->finished) {
+        return PT_ECANCELED;
+    }
+    c->finished = true;
+    if (data == NULL && (c->send_inflight || c->sq_head != NULL)) {
+        c->end_pending = true;
+        c->end_code = code;
+        free(c->end_message);
+        c->end_message = message != NULL ? strdup(message) : NULL;
+        return 0;
+    }
+    return call_send_status(c, code, message, data, len);
 }
 
 int pnet_call_reply(pnet_call *call, const void *data, size_t len)
@@ -516,6 +564,7 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->tag_recv = (struct pnet_tag){.kind = PNET_TAG_UNARY_RECV, .obj = c};
     c->tag_close = (struct pnet_tag){.kind = PNET_TAG_UNARY_CLOSE, .obj = c};
     c->tag_send = (struct pnet_tag){.kind = PNET_TAG_UNARY_SEND, .obj = c};
+    c->tag_stream_send = (struct pnet_tag){.kind = PNET_TAG_STREAM_SEND, .obj = c};
 
     pthread_mutex_lock(&c->mu);
     /* Learn of cancellation as soon as it happens (client gone, deadline passed): a request
@@ -641,6 +690,175 @@ static void unary_on_send(pnet_transport *t, pnet_call *c)
 }
 
 /* ============================================================================================
+ * Server streams
+ *
+ * A method may answer its one request with any number of messages and then a status
+ * (WatchPlatoon). gRPC takes one SEND_MESSAGE at a time per call, so the messages the loop hands
+ * over wait in the call's queue; each is copied once, into the byte buffer that is sent. The
+ * loop bounds the queue itself (pnet_call_stream_queued): the transport only counts it. Each
+ * message in flight is an unread answer like a unary one (same per-connection and total bounds,
+ * same send timeout), so a stream whose reader stopped reading is ended like any call whose
+ * answer is not taken.
+ * ========================================================================================== */
+
+static void stream_queue_drop(pnet_call *c)
+{
+    while (c->sq_head != NULL) {
+        struct stream_item *it = c->sq_head;
+        c->sq_head = it->next;
+        c->sq_bytes -= it->len;
+        grpc_byte_buffer_destroy(it->bb);
+        free(it);
+    }
+    c->sq_tail = NULL;
+}
+
+/* With c->mu held: ends the stream at once with @code, dropping what is queued. */
+static void stream_cancel(pnet_call *c, grpc_status_code code, const char *why)
+{
+    stream_queue_drop(c);
+    c->finished = true;
+    c->end_pending = false;
+    if (c->call != NULL && !c->closed) {
+        grpc_call_cancel_with_status(c->call, code, why, NULL);
+    }
+}
+
+/* With c->mu held: starts sending the next queued message, if none is in flight. */
+static void stream_send_next(pnet_transport *t, pnet_call *c)
+{
+    struct stream_item *it = c->sq_head;
+    if (it == NULL || c->send_inflight || c->call == NULL || c->closed) {
+        return;
+    }
+    char why[200];
+    if (!unread_admit(t, c, it->len, why, sizeof(why))) {
+        stream_cancel(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+        return;
+    }
+    c->sq_head = it->next;
+    if (c->sq_head == NULL) {
+        c->sq_tail = NULL;
+    }
+    c->inflight = it->bb;
+    c->inflight_len = it->len;
+    free(it);
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    if (!c->md_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->md_sent = true;
+    }
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = c->inflight;
+    if (grpc_call_start_batch(c->call, ops, n, &c->tag_stream_send, NULL) != GRPC_CALL_OK) {
+        unread_release(t, c);
+        c->sq_bytes -= c->inflight_len;
+        grpc_byte_buffer_destroy(c->inflight);
+        c->inflight = NULL;
+        stream_cancel(c, GRPC_STATUS_INTERNAL, "the stream could not be written");
+        return;
+    }
+    c->ops++;
+    c->send_inflight = true;
+}
+
+static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
+{
+    pthread_mutex_lock(&c->mu);
+    unread_release(t, c);
+    c->ops--;
+    c->send_inflight = false;
+    c->sq_bytes -= c->inflight_len;
+    grpc_byte_buffer_destroy(c->inflight);
+    c->inflight = NULL;
+    if (!ok) {
+        /* The call is over (cancelled, the reader gone): nothing more can be sent. */
+        stream_queue_drop(c);
+        c->end_pending = false;
+    } else if (c->sq_head != NULL) {
+        stream_send_next(t, c);
+    } else if (c->end_pending && c->call != NULL && !c->closed) {
+        c->end_pending = false;
+        call_send_status(c, c->end_code, c->end_message, NULL, 0);
+    }
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    if (drop) {
+        pnet__call_unref(c);
+    }
+}
+
+void pnet_call_stream_open(pnet_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    if (!call->streaming && call->call != NULL) {
+        call->streaming = true;
+        atomic_fetch_add(&call->t->live_streams, 1);
+    }
+    pthread_mutex_unlock(&call->mu);
+}
+
+int pnet_transport_live_streams(pnet_transport *t)
+{
+    return atomic_load(&t->live_streams);
+}
+
+int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
+{
+    if (call == NULL || (data == NULL && len > 0)) {
+        return PT_EINVAL;
+    }
+    struct stream_item *it = malloc(sizeof(*it));
+    if (it == NULL) {
+        return PT_ENOMEM;
+    }
+    grpc_slice slice = grpc_slice_from_copied_buffer(data != NULL ? data : "", len);
+    it->bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    it->len = len;
+    it->next = NULL;
+    pthread_mutex_lock(&call->mu);
+    int rc = 0;
+    if (call->call == NULL || call->closed || call->finished) {
+        rc = PT_ECANCELED;
+        grpc_byte_buffer_destroy(it->bb);
+        free(it);
+    } else {
+        if (call->sq_tail != NULL) {
+            call->sq_tail->next = it;
+        } else {
+            call->sq_head = it;
+        }
+        call->sq_tail = it;
+        call->sq_bytes += len;
+        stream_send_next(call->t, call);
+        if (call->finished) {
+            rc = PT_ECANCELED; /* refused by the unread bounds: the stream is ended */
+        }
+    }
+    pthread_mutex_unlock(&call->mu);
+    return rc;
+}
+
+size_t pnet_call_stream_queued(pnet_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    size_t n = call->sq_bytes;
+    pthread_mutex_unlock(&call->mu);
+    return n;
+}
+
+bool pnet_call_stream_ended(pnet_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    bool ended = call->call == NULL || call->closed || call->finished;
+    pthread_mutex_unlock(&call->mu);
+    return ended;
+}
+
+/* ============================================================================================
  * Dispatch
  * ========================================================================================== */
 
@@ -713,6 +931,9 @@ void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
         break;
     case PNET_TAG_UNARY_SEND:
         unary_on_send(t, tag->obj);
+        break;
+    case PNET_TAG_STREAM_SEND:
+        stream_on_send(t, tag->obj, ok);
         break;
     default:
         break;

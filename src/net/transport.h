@@ -23,6 +23,7 @@
 #ifndef PLATOON_NET_TRANSPORT_H
 #define PLATOON_NET_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -184,6 +185,27 @@ int pnet_call_reply(pnet_call *call, const void *data, size_t len);
  * loop's reference, like pnet_call_reply. Returns 0 or PT_ECANCELED.
  */
 int pnet_call_fail(pnet_call *call, int code, const char *message);
+
+/*
+ * Server streams: a method may answer its request with any number of messages before its
+ * status. pnet_call_stream_send queues @len bytes of @data (copied) as the next message of
+ * @call and sends them in order, one at a time; the loop keeps its reference on the call and
+ * ends the stream with pnet_call_fail (the status follows the queued messages). Any thread. Each
+ * message in flight counts as an unread answer (the per-connection and total bounds, the send
+ * timeout): passing a bound ends the stream with RESOURCE_EXHAUSTED. pnet_call_stream_send returns
+ * 0, PT_ECANCELED (the call is over or was just ended that way: nothing more will be sent),
+ * PT_EINVAL or PT_ENOMEM.
+ */
+int pnet_call_stream_send(pnet_call *call, const void *data, size_t len);
+/* Marks @call a stream, counted by pnet_transport_live_streams until gRPC releases it. */
+void pnet_call_stream_open(pnet_call *call);
+/* Server streams not yet over on the gRPC side: a node that stops waits (a little) for their
+ * last messages and status to go out before it tears the transport down. */
+int pnet_transport_live_streams(pnet_transport *t);
+/* Bytes of @call's messages not yet taken by gRPC's flow control (queued and in flight). */
+size_t pnet_call_stream_queued(pnet_call *call);
+/* Whether @call can send nothing more (its reader is gone, or it was ended). */
+bool pnet_call_stream_ended(pnet_call *call);
 
 /*
  * Starts a unary call of @method at node @node_id's @address with @len bytes of @data (copied),

@@ -37,6 +37,7 @@ enum pnet_tag_kind {
     PNET_TAG_UNARY_RECV,
     PNET_TAG_UNARY_CLOSE,
     PNET_TAG_UNARY_SEND,
+    PNET_TAG_STREAM_SEND, /* a message of a server stream (server.c, pnet_call_stream_send) */
     PNET_TAG_CLIENT,
     PNET_TAG_SHUTDOWN,
 };
@@ -173,8 +174,9 @@ struct pnet_transport {
     size_t unread_bytes;
     int64_t unread_swept_ms;
 
-    int live_calls;       /* grpc_call objects not yet released */
-    int pending_requests; /* grpc_server_request_call not yet completed */
+    int live_calls;          /* grpc_call objects not yet released */
+    atomic_int live_streams; /* ...of them server streams (pnet_call_stream_open) */
+    int pending_requests;    /* grpc_server_request_call not yet completed */
     bool shutting_down;
     bool server_done;
     struct pnet_tag tag_shutdown;

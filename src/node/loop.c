@@ -493,8 +493,10 @@ static void handle_event(pnode *n, pnet_event *ev)
         pnode__dispatch_call(n, ev);
         break;
     case PNET_EV_CALL_CANCELLED:
-        /* The request stays pending until its work completes or its deadline passes; the
-         * answer then finds the call gone, which the transport handles. */
+        /* A request stays pending until its work completes or its deadline passes; the
+         * answer then finds the call gone, which the transport handles. A stream waits for
+         * nothing that would end it: it is closed now. */
+        pnode__streams_cancelled(n, ev->call);
         break;
     case PNET_EV_CLIENT_DONE:
         ev->done(ev->done_ctx, ev->status, ev->message ? ev->message : "", ev->data, ev->len);
@@ -648,6 +650,7 @@ void *pnode__loop_main(void *arg)
         pnode__process_ready(n);
         pnode__requests_progress(n);
         pnode__admin_progress(n);
+        pnode__streams_pump(n);
     }
     return NULL;
 }

@@ -633,6 +633,7 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     pthread_mutex_init(&n->tls_mu, NULL);
     pnode__metrics_init(&n->metrics);
     pnode__requests_init(n);
+    pnode__streams_init(n);
     n->no_leader_since_ms = pnode_now_ms(); /* no leader is known at start */
     n->no_leader_since_wall = pnode_wall_ms();
 
@@ -787,6 +788,7 @@ void pnode_stop(pnode *n)
         nanosleep(&ts, NULL);
     }
     pnode__requests_fail_all(n, PNODE_UNAVAILABLE, "the node is shutting down");
+    pnode__streams_close_all(n);
     pthread_mutex_lock(&n->inbox_mu);
     pnode_request *inbox = n->inbox;
     n->inbox = NULL;

@@ -72,6 +72,9 @@ struct pnode_request {
     /* A forwarded request answered early (shutdown): freed when its forward completes. */
     bool orphan;
     bool linked;
+    /* A server stream (pnode_stream_open), in node->streams while open. */
+    const pnode_stream_ops *stream_ops;
+    void *stream_ctx;
 };
 
 /* The one batch the storage writer carries out at a time. */
@@ -190,6 +193,8 @@ struct pnode {
      * everything else. */
     pnode_request proposals;
     pnode_request pending;
+    /* Open server streams (streams.c). */
+    pnode_request streams;
 
     /* Requests from other threads (pnode_propose), handed to the loop. */
     pthread_mutex_t inbox_mu;
@@ -260,6 +265,15 @@ void pnode__dispatch_call(pnode *n, pnet_event *ev);
 void pnode__health_register(pnode *n);
 bool pnode__health_handles(const char *method);
 void pnode__health_call(pnode *n, pnode_request *req);
+
+/* streams.c */
+void pnode__streams_init(pnode *n);
+/* Lets every open stream send what is due (end of a loop turn). */
+void pnode__streams_pump(pnode *n);
+/* The client of @call went away: its stream, if it is one, is closed. */
+void pnode__streams_cancelled(pnode *n, pnet_call *call);
+/* The node stops: every stream is closed (from pnode_stop, after the loop ended). */
+void pnode__streams_close_all(pnode *n);
 
 /* admin.c */
 void pnode__admin_register(pnode *n);

@@ -11,6 +11,7 @@
 
 #include "platoon/service.h"
 #include "platoon/state.h"
+#include "platoon/watch.h"
 #include "platoon/v1/platoon.pb-c.h"
 
 static void to_proto(const pveh_vehicle *v, Platoon__V1__Vehicle *out)
@@ -545,5 +546,11 @@ size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap)
     out[4] = (pnode_method){"/platoon.v1.Platoon/OpenSession", handle_open, sm, PNODE_ROLE_WRITER};
     out[5] =
         (pnode_method){"/platoon.v1.Platoon/CloseSession", handle_close, sm, PNODE_ROLE_WRITER};
-    return 6;
+    if (cap < 7) {
+        return 6; /* a caller from before WatchPlatoon, with room for six */
+    }
+    /* Watching is reading (docs/security.md): a reader may watch every vehicle. */
+    out[6] = (pnode_method){"/platoon.v1.Platoon/WatchPlatoon", pveh__watch_handle, sm,
+                            PNODE_ROLE_READER};
+    return 7;
 }

@@ -12,6 +12,7 @@
 #include "platoon/session.h"
 #include "platoon/vehicle.h"
 #include "platoon/vehicle_map.h"
+#include "platoon/watch.h"
 
 struct pveh_sm {
     pveh_options opts;
@@ -23,6 +24,8 @@ struct pveh_sm {
     uint64_t log_time_ms; /* the largest leader timestamp applied: never goes back */
     /* GetPlatoon listings in progress on this node (listing.h): local, never replicated. */
     pveh_listings listings;
+    /* WatchPlatoon's history of recent changes and its watchers (watch.h): local too. */
+    pveh_watch_hub watch;
 };
 
 /* True when @c is a configuration the state machine can hold: at most PRAFT_MAX_MEMBERS,

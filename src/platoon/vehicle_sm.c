@@ -38,6 +38,7 @@ int pveh_sm_new(const pveh_options *opts, pveh_sm **out)
     pveh__map_init(&sm->vehicles);
     pveh__sessions_init(&sm->sessions, o.max_sessions, o.session_ttl_ms);
     pveh__listings_init(&sm->listings);
+    pveh__watch_init(&sm->watch);
     *out = sm;
     return 0;
 }
@@ -47,6 +48,7 @@ void pveh_sm_free(pveh_sm *sm)
     if (sm == NULL) {
         return;
     }
+    pveh__watch_free(&sm->watch);
     pveh__listings_free(&sm->listings);
     pveh__map_free(&sm->vehicles);
     pveh__sessions_free(&sm->sessions);
@@ -94,9 +96,16 @@ static void execute(pveh_sm *sm, const pveh_command *c, uint64_t index, pveh_res
         (void)rv; /* cannot fail: pveh__map_reserve_one succeeded */
         r->vehicle = v;
         r->revision = index;
+        pveh__watch_record(&sm->watch,
+                           &(pveh_change){.revision = index, .op = PVEH_CHANGE_PUT, .vehicle = v});
     } else {
         r->existed = pveh__map_remove(&sm->vehicles, c->id);
         r->revision = index;
+        if (r->existed) {
+            pveh__watch_record(&sm->watch, &(pveh_change){.revision = index,
+                                                          .op = PVEH_CHANGE_DELETE,
+                                                          .vehicle = {.id = c->id}});
+        }
     }
 }
 
@@ -291,6 +300,9 @@ static int sm_query(void *ctx, const uint8_t *query, size_t len, uint8_t **resul
     if (result == NULL || result_len == NULL) {
         return PT_EINVAL;
     }
+    if (pveh__watch_query_is(query, len)) {
+        return pveh__watch_query_run(query, len, result, result_len);
+    }
     if (pveh__listing_query_is(query, len)) {
         /* Opens a listing: a frozen view on the side, the replicated state is untouched. */
         return pveh__listing_query_run(ctx, query, len, result, result_len);
@@ -365,7 +377,13 @@ static int sm_snapshot_begin(void *ctx, void **frozen, uint64_t *index, uint64_t
 
 static int sm_restore(void *ctx, pnode_sm_read_fn read, void *read_ctx)
 {
-    return pveh__snapshot_restore(ctx, read, read_ctx);
+    pveh_sm *sm = ctx;
+    int rv = pveh__snapshot_restore(sm, read, read_ctx);
+    if (rv == 0) {
+        /* The changes the snapshot covers were never seen here: watchers start over. */
+        pveh__watch_reset(&sm->watch, sm->applied_index);
+    }
+    return rv;
 }
 
 static uint64_t sm_applied_index(void *ctx)

@@ -46,6 +46,7 @@ int pctl_vehicle_update(const pctl_opts *o, pctl_client *c, int argc, char **arg
 int pctl_vehicle_get(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 int pctl_vehicle_delete(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 int pctl_vehicle_list(const pctl_opts *o, pctl_client *c, int argc, char **argv);
+int pctl_vehicle_watch(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 
 int pctl_cluster_status(const pctl_opts *o, pctl_client *c, int argc, char **argv);
 int pctl_cluster_add(const pctl_opts *o, pctl_client *c, int argc, char **argv);

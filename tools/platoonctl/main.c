@@ -29,6 +29,10 @@ static const char usage[] =
     "                                  the whole platoon, at one revision (read in pages of\n"
     "                                  N vehicles, default and most 10000, from the node\n"
     "                                  that answers first); --watch refreshes it in place\n"
+    "  vehicle watch [--from REV] [--id ID]... [--stale]\n"
+    "                                  print every change as it happens: the state first,\n"
+    "                                  then each PUT and DELETE (--from: only the changes\n"
+    "                                  after REV; --id: only those vehicles) until Ctrl-C\n"
     "Cluster:\n"
     "  cluster status                  every member's role, term, indices, lag and health,\n"
     "                                  as each member itself reports it\n"
@@ -99,6 +103,11 @@ static const command commands[] = {
      "                                  the whole platoon, at one revision (read in pages of\n"
      "                                  N vehicles, default and most 10000, from the node\n"
      "                                  that answers first); --watch refreshes it in place\n"},
+    {"vehicle", "watch", pctl_vehicle_watch,
+     "  vehicle watch [--from REV] [--id ID]... [--stale]\n"
+     "                                  print every change as it happens: the state first,\n"
+     "                                  then each PUT and DELETE (--from: only the changes\n"
+     "                                  after REV; --id: only those vehicles) until Ctrl-C\n"},
     {"cluster", "status", pctl_cluster_status,
      "  cluster status                  every member's role, term, indices, lag and health\n"},
     {"cluster", "add", pctl_cluster_add,

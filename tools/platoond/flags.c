@@ -57,6 +57,15 @@ const char platoond_usage[] =
     "  --transport-memory-bytes N\n"
     "                          memory gRPC may use in all (default 2147483648)\n"
     "\n"
+    "Watching (WatchPlatoon; docs/operations.md, \"Watching\"):\n"
+    "  --watch-history N       recent changes kept so that a watch can resume; 0-10000000\n"
+    "                          (default 100000)\n"
+    "  --watch-max-lag N       changes a watcher may be behind before its stream ends\n"
+    "                          with RESOURCE_EXHAUSTED (default 10000)\n"
+    "  --watch-buffer-bytes N  messages a watcher may leave unread, in bytes; the node\n"
+    "                          sends no more to it beyond them (default 1048576)\n"
+    "  --watch-max-watchers N  watches open at once on this node (default 1024)\n"
+    "\n"
     "Security (required: TLS files, or --insecure; see docs/security.md):\n"
     "  --tls-ca FILE           the CA that signs every node and client certificate (PEM)\n"
     "  --tls-cert FILE         this node's certificate (Subject CN node-<id>, OU node)\n"
@@ -155,6 +164,39 @@ static int parse_members(const char *list, pnode_options *o, char *err, size_t c
 
 /* The transport's resource bounds: each a positive integer within its range. Returns whether
  * @a is one of them; *@rc is -1 (with @err set) when its value is not acceptable. */
+/* The --watch-* flags: true when @a is one (*rc then 0, or -1 with @err set). */
+static bool watch_flag(platoond_flags *f, const char *a, const char *v, int *rc, char *err,
+                       size_t cap)
+{
+    uint64_t n;
+    uint64_t min = 1, max = UINT32_MAX;
+    if (strcmp(a, "--watch-history") == 0) {
+        min = 0;
+        max = PVEH_WATCH_HISTORY_MAX;
+    } else if (strcmp(a, "--watch-buffer-bytes") == 0) {
+        min = PVEH_WATCH_BUFFER_BYTES_MIN;
+        max = (uint64_t)1 << 40;
+    } else if (strcmp(a, "--watch-max-lag") != 0 && strcmp(a, "--watch-max-watchers") != 0) {
+        return false;
+    }
+    *rc = 0;
+    if (!parse_u64(v, min, max, &n)) {
+        char why[96];
+        snprintf(why, sizeof(why), "must be within [%llu, %llu]", (unsigned long long)min,
+                 (unsigned long long)max);
+        *rc = fail(err, cap, a, why);
+    } else if (strcmp(a, "--watch-history") == 0) {
+        f->watch.history = (uint32_t)n;
+    } else if (strcmp(a, "--watch-buffer-bytes") == 0) {
+        f->watch.buffer_bytes = (size_t)n;
+    } else if (strcmp(a, "--watch-max-lag") == 0) {
+        f->watch.max_lag = (uint32_t)n;
+    } else {
+        f->watch.max_watchers = (uint32_t)n;
+    }
+    return true;
+}
+
 static bool limit_flag(platoond_flags *f, const char *a, const char *v, int *rc, char *err,
                        size_t cap)
 {
@@ -228,6 +270,10 @@ static const char *const value_flags[] = {
     "--handshake-timeout-ms",
     "--max-idle-ms",
     "--transport-memory-bytes",
+    "--watch-history",
+    "--watch-max-lag",
+    "--watch-buffer-bytes",
+    "--watch-max-watchers",
     "--tls-ca",
     "--tls-cert",
     "--tls-key",
@@ -249,6 +295,7 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
     memset(f, 0, sizeof(*f));
     pnode_options_init(&f->node, 0);
     pveh_options_init(&f->sm);
+    pveh_watch_options_init(&f->watch);
     f->log_level = PT_LOG_INFO;
     const char *cluster_name = "platoon";
     bool have_id = false, have_listen = false, have_dir = false, have_initial = false;
@@ -361,6 +408,10 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
             }
             f->sm.max_sessions_per_principal = (uint32_t)n;
         } else if (limit_flag(f, a, v, &limit_rc, err, cap)) {
+            if (limit_rc != 0) {
+                return limit_rc;
+            }
+        } else if (watch_flag(f, a, v, &limit_rc, err, cap)) {
             if (limit_rc != 0) {
                 return limit_rc;
             }

@@ -4,11 +4,13 @@
 
 #include "platoon/log.h"
 #include "platoon/node.h"
+#include "platoon/service.h"
 #include "platoon/vehicle.h"
 
 typedef struct platoond_flags {
     pnode_options node;
     pveh_options sm;
+    pveh_watch_options watch; /* --watch-* */
     enum pt_log_level log_level;
     char data_dir[4096];
     const char *http; /* --http HOST:PORT, NULL: no monitoring endpoint */

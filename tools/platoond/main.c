@@ -69,6 +69,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "platoond: %s\n", pt_strerror(rc));
         return 1;
     }
+    if (pveh_watch_configure(sm, &f.watch) != 0) {
+        fprintf(stderr, "platoond: the --watch-* bounds do not fit together\n");
+        pveh_sm_free(sm);
+        return 2;
+    }
     pveh_sm_interface(sm, &f.node.sm);
     f.node.n_methods = pveh_service_methods(sm, f.node.methods, PNODE_MAX_METHODS);
 

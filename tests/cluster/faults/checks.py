@@ -235,3 +235,70 @@ def counts(history):
     for r in history:
         c[r["outcome"]] += 1
     return c
+
+
+def watches(history, segments):
+    """Every WatchPlatoon segment (workload.Watch), replayed in order from its full state or
+    from where the previous one left off, gives at each revision the platoon that every
+    successful GetPlatoon at that revision saw. Also: changes come in increasing revision, a
+    DELETE names a vehicle held, a resumption starts after its revision. Returns (problems,
+    reads compared)."""
+    problems = []
+    windows = []  # (lo, hi): the platoon was `state` at every revision in [lo, hi)
+    state, rev, frozen = None, None, None
+
+    def close(hi):
+        if state is not None and not in_state and rev is not None and hi > rev:
+            windows.append((rev, hi, dict(state)))
+
+    in_state = False
+    for n, seg in enumerate(segments):
+        if seg["frm"] is not None and seg["frm"] != rev:
+            problems.append("segment %d resumed from %s, not from %s" % (n, seg["frm"], rev))
+        for m in seg["msgs"]:
+            if m["i"]:
+                if m["b"]:
+                    close(rev + 1 if rev is not None else 0)
+                    state, in_state = {}, True
+                for r, kind, vid, value in m["ev"]:
+                    state[str(vid)] = value
+                if m["e"]:
+                    in_state = False
+                    rev = m["r"]
+                continue
+            for r, kind, vid, value in m["ev"]:
+                if in_state or state is None:
+                    problems.append("segment %d: a change before a full state" % n)
+                    return problems, 0
+                if r <= rev:
+                    problems.append("segment %d: change %d after %d" % (n, r, rev))
+                close(r)
+                if kind == "PUT":
+                    state[str(vid)] = value
+                elif str(vid) in state:
+                    del state[str(vid)]
+                else:
+                    problems.append("segment %d: DELETE of vehicle %d, not held" % (n, vid))
+                rev = r
+        if seg["end"] is None or not seg["end"].startswith(("DEADLINE", "UNAVAILABLE",
+                                                            "CANCELLED", "OUT_OF_RANGE",
+                                                            "RESOURCE_EXHAUSTED")):
+            if seg["end"] is not None:
+                problems.append("segment %d on node %s ended with %s" % (n, seg["node"],
+                                                                         seg["end"]))
+    close(rev + 1 if rev is not None else 0)
+    compared = 0
+    for r in history:
+        if r["f"] != "platoon" or r["outcome"] != "ok":
+            continue
+        for lo, hi, st in windows:
+            if lo <= r["revision"] < hi:
+                compared += 1
+                if st != r["vehicles"]:
+                    problems.append("%s GetPlatoon on node %s at revision %d saw %s; the watch "
+                                    "rebuilt %s" % (r["consistency"], r["node"], r["revision"],
+                                                    r["vehicles"], st))
+                break
+        if len(problems) > 20:
+            break
+    return problems, compared

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -97,7 +98,11 @@ class Run:
         nem = nemesismod.Nemesis(self.cluster, self.hosts, c["seed"], c["mix"], c["duration"],
                                  FOUNDERS, self.log, remove_leader=c["remove_leader"])
         self.nemesis = nem
+        # A watcher beside the clients: its changes must rebuild what GetPlatoon reads.
+        watch_stop = threading.Event()
+        self.watch = workload.Watch(self.targets, c["seed"], watch_stop)
         wl.start()
+        self.watch.start()
         nem.start()
         time.sleep(c["duration"])
         nem.stop_event.set()
@@ -109,6 +114,10 @@ class Run:
         time.sleep(2.0)  # the clients run on a healed cluster for a moment
         stuck = wl.stop(timeout=c["retry_for"] + 10)
         self.problem("workload", ["%s did not stop" % s for s in stuck] + wl.errors())
+        watch_stop.set()
+        self.watch.join(30)
+        self.problem("watch", ["the watcher did not stop"] if self.watch.is_alive() else [])
+        self.problem("watch", [self.watch.error] if self.watch.error else [])
         history = wl.history.ops
         self.settle()
         final = self.final_reads(history)
@@ -213,6 +222,10 @@ class Run:
         self.problem("monotonic", checks.monotonic(history))
         self.problem("unique", checks.unique(history))
         self.problem("states", checks.states(history, KEYS))
+        problems, compared = checks.watches(history, self.watch.segments)
+        self.problem("watch", problems)
+        self.log("watch: %d segments, %d GetPlatoon reads compared with the watch" % (
+            len(self.watch.segments), compared))
         if final is not None:
             self.problem("lost", checks.lost(history, final))
 

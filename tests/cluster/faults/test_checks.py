@@ -63,6 +63,41 @@ def problems(history):
 
 
 class Checks(unittest.TestCase):
+    def test_watches_must_rebuild_every_platoon_read(self):
+        def segments():
+            return [
+                dict(node=1, frm=None, end="DEADLINE_EXCEEDED: Deadline Exceeded", msgs=[
+                    dict(b=True, i=True, e=True, r=11,
+                         ev=[[10, "PUT", 1, [1, 1, 10]], [11, "PUT", 2, [2, 1, 11]]]),
+                    dict(b=False, i=False, e=False, r=12, ev=[[12, "PUT", 1, [1, 2, 12]]])]),
+                dict(node=2, frm=12, end="UNAVAILABLE: the node is shutting down", msgs=[
+                    dict(b=False, i=False, e=False, r=13, ev=[[13, "DELETE", 2, None]])]),
+            ]
+        found, compared = checks.watches(good(), segments())
+        self.assertEqual(found, [])
+        self.assertEqual(compared, 3)
+        # A change with a wrong value, a lost change, a change out of order, a resumption
+        # from the wrong place, a DELETE of what is not held, an unexpected end.
+        bad = segments()
+        bad[0]["msgs"][1]["ev"][0][3] = [1, 9, 12]
+        self.assertTrue(checks.watches(good(), bad)[0])
+        bad = segments()
+        bad[0]["msgs"].pop(1)
+        bad[1]["frm"] = 11
+        self.assertTrue(checks.watches(good(), bad)[0])
+        bad = segments()
+        bad[1]["msgs"][0]["ev"][0][0] = 12
+        self.assertTrue(checks.watches(good(), bad)[0])
+        bad = segments()
+        bad[1]["frm"] = 11
+        self.assertTrue(checks.watches(good(), bad)[0])
+        bad = segments()
+        bad[1]["msgs"][0]["ev"][0][2] = 5
+        self.assertTrue(checks.watches(good(), bad)[0])
+        bad = segments()
+        bad[1]["end"] = "INTERNAL: oops"
+        self.assertTrue(checks.watches(good(), bad)[0])
+
     def test_good_history_passes(self):
         self.assertEqual(problems(good()), [])
 

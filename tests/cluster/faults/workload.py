@@ -226,3 +226,61 @@ class Workload:
 
     def errors(self):
         return ["%s: %s" % (c.name, c.error) for c in self.clients if c.error]
+
+
+class Watch(threading.Thread):
+    """A WatchPlatoon client beside the others: it watches one node at a time, in segments of at
+    most `segment_s` seconds (a deadline), and goes on elsewhere after each one ends, resuming
+    from the last revision it reached, or from the full state when that node no longer holds
+    the changes after it (OUT_OF_RANGE). Each segment is recorded as a dict: node, the
+    from_revision it resumed from (None: a full state), its messages, how it ended; each message
+    as {"b": initial_begin, "i": initial, "e": initial_end, "r": revision, "ev": [[revision,
+    "PUT" | "DELETE", id, decode(vehicle) or None], ...]}. checks.watches replays them."""
+
+    def __init__(self, targets, seed, stop, segment_s=5.0):
+        super().__init__(name="watch", daemon=True)
+        self.targets = targets
+        self.rng = random.Random("%s/watch" % seed)
+        self.stop = stop
+        self.segment_s = segment_s
+        self.segments = []
+        self.error = None
+
+    def run(self):
+        try:
+            self.loop()
+        except Exception as e:  # a bug of the workload itself must fail the run, loudly
+            self.error = repr(e)
+            raise
+
+    def loop(self):
+        reached = None  # the revision up to which every change was received
+        while not self.stop.is_set():
+            nodes = self.targets()
+            if not nodes:
+                time.sleep(0.05)
+                continue
+            node_id, node = self.rng.choice(nodes)
+            seg = dict(node=node_id, frm=reached, msgs=[], end=None)
+            self.segments.append(seg)
+            fields = {} if reached is None else {"from_revision": reached}
+            call = node.watch(timeout=self.segment_s, **fields)
+            try:
+                for m in call:
+                    seg["msgs"].append(dict(
+                        b=m.initial_begin, i=m.initial, e=m.initial_end, r=int(m.revision),
+                        ev=[[int(e.revision), "PUT" if e.type == 0 else "DELETE", int(e.id),
+                             decode(e.vehicle) if e.type == 0 else None] for e in m.events]))
+                    if not m.initial or m.initial_end:
+                        reached = int(m.revision)
+                    elif m.initial_begin:
+                        reached = None  # a full state in progress: nothing to resume from
+                    if self.stop.is_set():
+                        call.cancel()
+            except grpc.RpcError as e:
+                seg["end"] = "%s: %s" % (e.code().name, e.details())
+                if e.code() == grpc.StatusCode.OUT_OF_RANGE:
+                    reached = None
+                elif e.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED,
+                                      grpc.StatusCode.CANCELLED):
+                    time.sleep(0.05)

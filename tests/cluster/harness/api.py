@@ -86,6 +86,18 @@ class Node:
                 response_deserializer=M[resp].FromString,
             ))
 
+        self._WatchPlatoon = self.channel.unary_stream(
+            "/platoon.v1.Platoon/WatchPlatoon",
+            request_serializer=M["WatchPlatoonRequest"].SerializeToString,
+            response_deserializer=M["WatchPlatoonResponse"].FromString,
+        )
+
+    def watch(self, timeout=None, **fields):
+        """Opens WatchPlatoon with a request built from `fields` (from_revision, ids,
+        consistency); returns the response iterator (a grpc call: .cancel() ends it)."""
+        return self._WatchPlatoon(M["WatchPlatoonRequest"](**fields), timeout=timeout,
+                                  wait_for_ready=True)
+
     def call(self, method, timeout=2.0, **fields):
         """Calls `method` with a request built from `fields`; raises grpc.RpcError on failure."""
         req_name = _METHODS[method][1]
@@ -100,3 +112,56 @@ class Node:
 
 def vehicle(vid, lat=0.0, lon=0.0, speed=0.0, heading=0.0):
     return M["Vehicle"](id=vid, latitude=lat, longitude=lon, speed=speed, heading=heading)
+
+
+class WatchState:
+    """What a client of WatchPlatoon holds: the platoon as its events rebuild it (the rules of
+    the .proto), and the revision it may resume from."""
+
+    def __init__(self):
+        self.vehicles = {}  # id -> Vehicle
+        self.revision = None  # of the full state, then of the last change applied
+        self.in_initial = False
+        self.initial_revision = None
+        self.last_change = 0
+        self.resets = 0  # full states received
+
+    def apply(self, msg):
+        """Applies one WatchPlatoonResponse; raises AssertionError when the stream breaks a
+        rule (a change out of order, an initial state in pieces of different revisions)."""
+        if msg.initial:
+            if msg.initial_begin:
+                self.vehicles = {}
+                self.in_initial = True
+                self.initial_revision = msg.revision
+                self.resets += 1
+            assert self.in_initial, "an initial message without initial_begin"
+            assert msg.revision == self.initial_revision, "initial state pieces disagree"
+            for e in msg.events:
+                assert e.type == M["WatchEvent"].PUT, "a DELETE in an initial state"
+                assert e.id not in self.vehicles, "vehicle %d twice in an initial state" % e.id
+                self.vehicles[e.id] = e.vehicle
+            if msg.initial_end:
+                self.in_initial = False
+                self.revision = msg.revision
+                self.last_change = msg.revision
+            return
+        assert not self.in_initial, "a change inside an initial state"
+        for e in msg.events:
+            assert e.revision > self.last_change, "change %d after %d" % (e.revision,
+                                                                          self.last_change)
+            self.last_change = e.revision
+            if e.type == M["WatchEvent"].PUT:
+                assert e.vehicle.revision == e.revision
+                self.vehicles[e.id] = e.vehicle
+            else:
+                assert e.id in self.vehicles, "DELETE of vehicle %d, which is not held" % e.id
+                del self.vehicles[e.id]
+        if msg.events:
+            assert msg.revision == msg.events[-1].revision
+        self.revision = self.last_change
+
+    def snapshot(self):
+        """{id: (latitude, longitude, speed, heading, revision)}"""
+        return {i: (v.latitude, v.longitude, v.speed, v.heading, v.revision)
+                for i, v in self.vehicles.items()}
