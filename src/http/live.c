@@ -550,9 +550,12 @@ char *phttp__live_cluster_json(pnode *node, size_t *len)
                 bprintf(&b, "%c", *c);
             }
         }
+        bool voter = m->role == PRAFT_ROLE_VOTER || m->old_role == PRAFT_ROLE_VOTER;
+        /* A leader knows the other voters follow it; anyone else only knows they vote. */
         bprintf(&b, "\",\"role\":\"%s\"",
-                m->role == PRAFT_ROLE_VOTER || m->old_role == PRAFT_ROLE_VOTER ? "voter"
-                                                                               : "learner");
+                !voter                                      ? "learner"
+                : r->role == PRAFT_LEADER && m->id != r->id ? "follower"
+                                                            : "voter");
         if (m->id == r->id) {
             bprintf(&b,
                     ",\"term\":\"%" PRIu64 "\",\"commit\":\"%" PRIu64 "\",\"applied\":\"%" PRIu64
