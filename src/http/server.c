@@ -1,6 +1,6 @@
 /*
- * The monitoring endpoint (http.h): a libmicrohttpd daemon with a pool of two threads of its
- * own on a socket this file binds itself (so that a port in use is reported in our words, and
+ * The node's HTTP endpoint (http.h): a libmicrohttpd daemon with a thread per connection (at
+ * most 64) on a socket this file binds itself (so that a port in use is reported in our words, and
  * so that a TLS reload can restart the daemon on the same socket without a moment in which
  * nothing listens).
  */
@@ -21,7 +21,12 @@
 
 #include "common/log.h"
 #include "http/http.h"
+#include "http/live.h"
 #include "platoon/monitor.h"
+
+/* The live view's page (live.html, embedded by the build: live_page.c). */
+extern const unsigned char phttp__live_page[];
+extern const size_t phttp__live_page_len;
 
 /* TLS 1.2 and 1.3 only, as gRPC's side of the node. */
 #define PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -32,7 +37,8 @@ struct phttp {
     int port;
     pthread_mutex_t mu; /* guards daemon and tls */
     struct MHD_Daemon *daemon;
-    pnet_tls *tls; /* NULL: plain HTTP (the node runs --insecure) */
+    pnet_tls *tls;    /* NULL: plain HTTP (the node runs --insecure) */
+    phttp_live *live; /* the live view's feed */
 };
 
 /* "HOST:PORT" or "[HOST]:PORT" into @host (may be "", any address) and @port. */
@@ -151,8 +157,9 @@ static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned int statu
     return respond(c, status, body, len, false, "text/plain; charset=utf-8");
 }
 
-/* With TLS: whether the client presented a certificate that may read metrics (reader role or
- * above, as Cluster/Status over gRPC). On refusal the answer is queued and false returned. */
+/* With TLS: whether the client presented a certificate that may read metrics and the live
+ * view (reader role or above, as Cluster/Status and WatchPlatoon over gRPC). On refusal the
+ * answer is queued and false returned. */
 static bool authorized(phttp *h, struct MHD_Connection *c, enum MHD_Result *answer)
 {
     pthread_mutex_lock(&h->mu);
@@ -191,8 +198,10 @@ static bool authorized(phttp *h, struct MHD_Connection *c, enum MHD_Result *answ
         return false;
     }
     if (who.role < PNET_ROLE_READER) {
-        *answer = respond_text(c, MHD_HTTP_FORBIDDEN, "'%s' may not read metrics: %s", who.name,
-                               "the reader role or above is needed");
+        *answer = respond_text(c, MHD_HTTP_FORBIDDEN,
+                               "'%s' may not read the platoon or its "
+                               "metrics: the reader role or above is needed",
+                               who.name);
         return false;
     }
     return true;
@@ -234,7 +243,46 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         }
         return respond(c, MHD_HTTP_OK, text, len, true, "text/plain; version=0.0.4; charset=utf-8");
     }
-    return respond_text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz or /metrics");
+    /* The live view: its page and its feed, readers only (they show the whole platoon). */
+    bool page = strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0;
+    bool events = strcmp(url, "/api/events") == 0;
+    bool cluster = strcmp(url, "/api/cluster") == 0;
+    if (page || events || cluster) {
+        enum MHD_Result answer = MHD_NO;
+        if (!authorized(h, c, &answer)) {
+            return answer;
+        }
+        if (page) {
+            return respond(c, MHD_HTTP_OK, (char *)phttp__live_page, phttp__live_page_len, false,
+                           "text/html; charset=utf-8");
+        }
+        if (cluster) {
+            size_t len = 0;
+            char *json = phttp__live_cluster_json(h->node, &len);
+            if (json == NULL) {
+                return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+            }
+            return respond(c, MHD_HTTP_OK, json, len, true, "application/json");
+        }
+        unsigned int status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        struct MHD_Response *r =
+            h->live != NULL
+                ? phttp__live_events(
+                      h->live, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID"),
+                      &status)
+                : NULL;
+        if (r == NULL) {
+            return respond_text(c, status, "%s",
+                                status == MHD_HTTP_SERVICE_UNAVAILABLE
+                                    ? "too many live views open on this node: try later"
+                                    : "out of memory");
+        }
+        enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
+    return respond_text(c, MHD_HTTP_NOT_FOUND,
+                        "not found: try / (the live view), /healthz, /readyz or /metrics");
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -257,8 +305,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
  * remove the listening socket from the epoll set, and the loser panics), which a reload does. */
 static struct MHD_Daemon *daemon_start(phttp *h, const pnet_tls *tls)
 {
-    unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* A thread per connection: a live view is one long response whose reader waits for the
+     * next change, which would hold a pooled thread; the connection limit bounds the threads. */
+    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                         MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     int fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
         return NULL;
@@ -269,22 +319,21 @@ static struct MHD_Daemon *daemon_start(phttp *h, const pnet_tls *tls)
     if (tls == NULL) {
         return MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
                                 mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                                MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                                MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+                                MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+                                64u, MHD_OPTION_END);
     }
     /* MHD_OPTION_HTTPS_MEM_TRUST makes GnuTLS ask for a client certificate without requiring
      * one (GNUTLS_CERT_REQUEST): the chain is checked per request (peer.c). */
     return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handle, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_HTTPS_MEM_KEY,
-                            tls->key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem,
-                            MHD_OPTION_HTTPS_MEM_TRUST, tls->ca_pem, MHD_OPTION_HTTPS_PRIORITIES,
-                            PRIORITIES, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                            MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem, MHD_OPTION_HTTPS_MEM_CERT,
+                            tls->cert_pem, MHD_OPTION_HTTPS_MEM_TRUST, tls->ca_pem,
+                            MHD_OPTION_HTTPS_PRIORITIES, PRIORITIES, MHD_OPTION_END);
 }
 
-int phttp__start(pnode *node, const char *address, pnet_tls *tls, phttp **out, char *err,
-                 size_t cap)
+int phttp__start(pnode *node, const char *address, pnet_tls *tls, pnet_transport *net, uint64_t id,
+                 const char *grpc_address, phttp **out, char *err, size_t cap)
 {
     phttp *h = calloc(1, sizeof(*h));
     if (h == NULL) {
@@ -295,6 +344,10 @@ int phttp__start(pnode *node, const char *address, pnet_tls *tls, phttp **out, c
     h->fd = -1;
     pthread_mutex_init(&h->mu, NULL);
     int rc = listen_on(address, &h->fd, &h->port, err, cap);
+    if (rc != 0) {
+        goto fail;
+    }
+    rc = phttp__live_start(node, net, id, grpc_address, &h->live, err, cap);
     if (rc != 0) {
         goto fail;
     }
@@ -309,11 +362,14 @@ int phttp__start(pnode *node, const char *address, pnet_tls *tls, phttp **out, c
         pnet__tls_ref(tls);
         h->tls = tls;
     }
-    PT_INFO("monitoring endpoint on %s (port %d, %s): /healthz /readyz /metrics", address, h->port,
-            tls != NULL ? "HTTPS; /metrics needs a client certificate" : "plain HTTP");
+    PT_INFO("HTTP endpoint on %s (port %d, %s): / (the live view) /healthz /readyz /metrics",
+            address, h->port,
+            tls != NULL ? "HTTPS; the live view and /metrics need a client certificate"
+                        : "plain HTTP");
     *out = h;
     return 0;
 fail:
+    phttp__live_stop(h->live);
     if (h->fd >= 0) {
         close(h->fd);
     }
@@ -374,12 +430,16 @@ void phttp__stop(phttp *h)
     if (h == NULL) {
         return;
     }
+    /* Live views end at their next wake-up (at most half a second) once the feed stops; the
+     * daemon waits for their threads, so none outlives the feed. */
+    phttp__live_quit(h->live);
     if (h->daemon != NULL) {
         MHD_stop_daemon(h->daemon); /* closes its duplicate of the socket */
     }
     if (h->fd >= 0) {
         close(h->fd);
     }
+    phttp__live_stop(h->live);
     pnet__tls_unref(h->tls);
     pthread_mutex_destroy(&h->mu);
     free(h);

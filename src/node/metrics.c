@@ -400,7 +400,8 @@ int pnode_http_start(pnode *n, const char *address, char *err, size_t cap)
         if (n->http != NULL) {
             snprintf(why, sizeof(why), "the node already serves HTTP");
         } else {
-            rc = phttp__start(n, address, n->tls, &n->http, why, sizeof(why));
+            rc = phttp__start(n, address, n->tls, n->net, n->opts.id, n->opts.listen, &n->http, why,
+                              sizeof(why));
         }
         pthread_mutex_unlock(&n->tls_mu);
     }
