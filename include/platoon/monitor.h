@@ -63,14 +63,19 @@ PT_API int pnode_metrics_add(pnode *node, const char *name, int type, const char
                              pnode_metric_fn fn, void *ctx);
 
 /*
- * Serves the node's health and metrics over HTTP at @address ("HOST:PORT"; port 0 picks a free
- * port) on threads of its own, until pnode_stop:
- *   GET /healthz  200 "ok" while the process is up;
- *   GET /readyz   200 "ok" when pnode_ready, else 503 with the reason as the body;
- *   GET /metrics  200 and pnode_metrics_text.
+ * Serves the node's health and metrics, and the live view of the platoon, over HTTP at @address
+ * ("HOST:PORT"; port 0 picks a free port) on threads of its own, until pnode_stop:
+ *   GET /healthz      200 "ok" while the process is up;
+ *   GET /readyz       200 "ok" when pnode_ready, else 503 with the reason as the body;
+ *   GET /metrics      200 and pnode_metrics_text;
+ *   GET /             the live view (a page embedded in the library), fed by
+ *   GET /api/events   Server-Sent Events of the platoon and its changes, and
+ *   GET /api/cluster  this node's view of the cluster (docs/operations.md, "The live view").
+ * The live view watches the node through its own gRPC service (WatchPlatoon), so it needs the
+ * node to serve the platoon API (platoon/service.h).
  * When the node runs with TLS the endpoint speaks HTTPS with the node's certificate and key,
- * and /metrics requires a client certificate of the cluster's CA, not revoked, with at least
- * the reader role (as gRPC callers); /healthz and /readyz need none. pnode_reload_tls applies
+ * and /metrics and the live view require a client certificate of the cluster's CA, not
+ * revoked, with at least the reader role (as gRPC callers); /healthz and /readyz need none. pnode_reload_tls applies
  * to the endpoint too (its certificate for new connections, the CA and revocation list for
  * every request). At most one endpoint per node. On failure @err (if not NULL) receives one
  * line naming the address and the cause ("the address is already in use").

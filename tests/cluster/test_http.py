@@ -250,6 +250,31 @@ class HttpTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(h.value(f, "platoon_raft_role", role="follower"), 1)
 
+    def test_watch_metrics_count_open_watches(self):
+        node = self.leader
+        _, m = self.metrics(node)
+        self.assertEqual(m[("platoon_watchers", frozenset())], 0.0)
+        sent0 = m[("platoon_watch_events_sent_total", frozenset())]
+        self.write(3)
+        stream = self.node(node).client.watch()
+        first = next(stream)  # the initial state: the watch is open and started
+        self.assertTrue(first.initial)
+        deadline = time.monotonic() + 10
+        while True:
+            _, m = self.metrics(node)
+            if m[("platoon_watchers", frozenset())] == 1.0:
+                break
+            if time.monotonic() > deadline:
+                self.fail_with_logs("platoon_watchers never showed the open watch")
+            time.sleep(0.05)
+        self.assertGreaterEqual(m[("platoon_watch_events_sent_total", frozenset())], sent0 + 3)
+        stream.cancel()
+        deadline = time.monotonic() + 10
+        while self.metrics(node)[1][("platoon_watchers", frozenset())] != 0.0:
+            if time.monotonic() > deadline:
+                self.fail_with_logs("platoon_watchers still counts a cancelled watch")
+            time.sleep(0.05)
+
     def test_metrics_follow_a_leader_change(self):
         follower = next(i for i in self.cluster.nodes if i != self.leader)
         self.wait_ready(follower)

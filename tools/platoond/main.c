@@ -29,6 +29,35 @@ static uint64_t vehicles_gauge(void *ctx)
     return pveh_sm_vehicle_count(ctx);
 }
 
+/* WatchPlatoon's figures (pveh_watch_counters), one function each. */
+#define WATCH_FIGURE(fn, field)           \
+    static uint64_t fn(void *ctx)         \
+    {                                     \
+        pveh_watch_counters c;            \
+        pveh_watch_counters_get(ctx, &c); \
+        return c.field;                   \
+    }
+WATCH_FIGURE(watchers_open, watchers_open)
+WATCH_FIGURE(watchers_dropped, watchers_dropped_slow)
+WATCH_FIGURE(watch_events, events_sent)
+WATCH_FIGURE(watch_oldest, history_oldest)
+
+static const struct {
+    const char *name;
+    int type;
+    const char *help;
+    pnode_metric_fn fn;
+} watch_metrics[] = {
+    {"platoon_watchers", PNODE_METRIC_GAUGE, "WatchPlatoon streams open on this node.",
+     watchers_open},
+    {"platoon_watchers_dropped_total", PNODE_METRIC_COUNTER,
+     "Watches ended with RESOURCE_EXHAUSTED because their client fell behind.", watchers_dropped},
+    {"platoon_watch_events_sent_total", PNODE_METRIC_COUNTER,
+     "Watch events (changes, and vehicles of full states) sent to watchers.", watch_events},
+    {"platoon_watch_oldest_revision", PNODE_METRIC_GAUGE,
+     "The oldest revision a watch can resume from on this node.", watch_oldest},
+};
+
 int main(int argc, char **argv)
 {
     /* gRPC's threads may still be reconnecting (and so making TLS handshakes) when main()
@@ -89,6 +118,10 @@ int main(int argc, char **argv)
                       sessions_gauge, sm);
     pnode_metrics_add(node, "platoon_vehicles", PNODE_METRIC_GAUGE,
                       "Vehicles in the replicated platoon.", vehicles_gauge, sm);
+    for (size_t i = 0; i < sizeof(watch_metrics) / sizeof(watch_metrics[0]); i++) {
+        pnode_metrics_add(node, watch_metrics[i].name, watch_metrics[i].type, watch_metrics[i].help,
+                          watch_metrics[i].fn, sm);
+    }
     if (f.http != NULL && (rc = pnode_http_start(node, f.http, err, sizeof(err))) != 0) {
         fprintf(stderr, "platoond: --http: %s\n", err);
         pnode_stop(node);
