@@ -7,14 +7,18 @@
  * every service the node serves methods of ("platoon.v1.Cluster", and the application's, such
  * as "platoon.v1.Platoon"); another name gets the call status NOT_FOUND, as the protocol asks.
  * It answers from the readiness the loop published at its last tick, so it costs the loop no
- * more than a lookup. Watch is server-streaming, which the runtime does not serve yet: it is
- * answered UNIMPLEMENTED, which clients of the protocol take as "poll Check instead".
+ * more than a lookup. Watch is a server stream (node.h, "server streams"): the status at once,
+ * then a message each time it changes, checked at the end of every turn of the loop; for a
+ * service this node does not serve it sends SERVICE_UNKNOWN and keeps the stream open, as the
+ * protocol asks. Its messages are a few bytes and only a change is sent, so a watcher that does
+ * not read costs nothing more than the transport's bounds allow.
  *
  * Any authenticated caller may ask (every certificate role includes reading); the node's own
  * troubles (a failed state machine, removal from the cluster) are reported as NOT_SERVING
  * rather than as errors, which is what a health checker needs to see.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -50,13 +54,52 @@ static bool serves(pnode *n, const char *name)
     return false;
 }
 
-void pnode__health_call(pnode *n, pnode_request *req)
+/* A Watch: whether its service is one this node serves, and the last status sent (-1: none). */
+typedef struct health_watch {
+    bool known;
+    int sent;
+} health_watch;
+
+static int status_now(pnode *n, bool known)
 {
-    if (strcmp(req->method, M_WATCH) == 0) {
-        pnode_fail(req, PNODE_UNIMPLEMENTED,
-                   "grpc.health.v1.Health/Watch is not served yet: poll Check instead");
+    if (!known) {
+        return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    }
+    return pnode_ready(n, NULL, 0)
+               ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+               : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+}
+
+static void watch_pump(pnode *n, void *ctx, pnode_request *req)
+{
+    health_watch *w = ctx;
+    int now = status_now(n, w->known);
+    if (now == w->sent) {
         return;
     }
+    Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    out.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)now;
+    int rc = pnode_stream_send(req, &out.base);
+    if (rc == 0) {
+        w->sent = now;
+    } else if (rc == PT_ECANCELED) {
+        free(w);
+        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "the health watch was not read");
+    }
+    /* PT_ENOMEM: the next turn tries again. */
+}
+
+static void watch_closed(pnode *n, void *ctx, pnode_request *req, int code)
+{
+    (void)n;
+    free(ctx);
+    pnode_fail(req, code, code == PNODE_UNAVAILABLE ? "the node is shutting down" : "cancelled");
+}
+
+static const pnode_stream_ops watch_ops = {.pump = watch_pump, .closed = watch_closed};
+
+void pnode__health_call(pnode *n, pnode_request *req)
+{
     Grpc__Health__V1__HealthCheckRequest *in =
         grpc__health__v1__health_check_request__unpack(NULL, req->len, req->data);
     if (in == NULL) {
@@ -65,6 +108,23 @@ void pnode__health_call(pnode *n, pnode_request *req)
     }
     bool known = serves(n, in->service != NULL ? in->service : "");
     grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+    if (strcmp(req->method, M_WATCH) == 0) {
+        health_watch *w = malloc(sizeof(*w));
+        if (w == NULL) {
+            pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        *w = (health_watch){.known = known, .sent = -1};
+        int rc = pnode_stream_open(n, req, &watch_ops, w);
+        if (rc != 0) {
+            free(w);
+            pnode_fail(req, rc == PT_ESHUTDOWN ? PNODE_UNAVAILABLE : PNODE_INTERNAL,
+                       rc == PT_ESHUTDOWN ? "the node is shutting down" : pt_strerror(rc));
+            return;
+        }
+        watch_pump(n, w, req); /* the current status at once */
+        return;
+    }
     if (!known) {
         pnode_fail(req, PNODE_NOT_FOUND, "unknown service");
         return;

@@ -149,14 +149,33 @@ class HttpTest(unittest.TestCase):
             self.assertEqual(raw(b"\x0a" + bytes([len(service)]) + service, timeout=2.0),
                              b"\x08\x01")
             self.assertEqual(raw(b"", timeout=2.0), b"\x08\x01")
+    def test_grpc_health_watch_follows_readiness(self):
+        """Watch sends the status at once and again when it changes: a follower cut off from
+        the others goes NOT_SERVING, and SERVING again once it hears a leader."""
+        follower = next(i for i in self.cluster.nodes if i != self.leader)
+        self.wait_ready(follower)
+        creds = self.cluster.credentials("watcher", "reader")
+        n = self.node(follower)
         with grpc.secure_channel(n.address, creds) as ch:
             watch = ch.unary_stream(
                 "/grpc.health.v1.Health/Watch",
                 request_serializer=lambda m: m.SerializeToString(),
                 response_deserializer=HEALTH["HealthCheckResponse"].FromString)
-            with self.assertRaises(grpc.RpcError) as e:
-                list(watch(HEALTH["HealthCheckRequest"](service=""), timeout=2.0))
-            self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+            unknown = watch(HEALTH["HealthCheckRequest"](service="no.such.Service"), timeout=30)
+            self.assertEqual(next(unknown).status, HEALTH["HealthCheckResponse"].SERVICE_UNKNOWN)
+            unknown.cancel()
+            stream = watch(HEALTH["HealthCheckRequest"](service=""), timeout=60)
+            self.assertEqual(next(stream).status, SERVING)
+            others = [i for i in self.cluster.nodes if i != follower]
+            for i in others:
+                self.node(i).pause()
+            try:
+                self.assertEqual(next(stream).status, NOT_SERVING)
+            finally:
+                for i in others:
+                    self.node(i).resume()
+            self.assertEqual(next(stream).status, SERVING)
+            stream.cancel()
 
     # ----- /metrics
 
