@@ -76,11 +76,12 @@ PT_API int pnode_metrics_add(pnode *node, const char *name, int type, const char
  * When the node runs with TLS the endpoint speaks HTTPS with the node's certificate and key,
  * and /metrics and the live view require a client certificate of the cluster's CA, not
  * revoked, with at least the reader role (as gRPC callers); /healthz and /readyz need none.
- * pnode_reload_tls applies to the endpoint too (its certificate for new connections, the CA and
- * revocation list for every request). At most one endpoint per node. On failure @err (if not NULL)
- * receives one line naming the address and the cause ("the address is already in use"). Errors:
- * PT_EINVAL (not HOST:PORT, or an endpoint already serves), PT_EIO (cannot resolve or listen),
- * PT_ENOMEM.
+ * pnode_reload_tls applies to the endpoint too (its certificate for new connections, the CA
+ * and revocation list for every request). At most one endpoint per node. On failure @err (if
+ * not NULL) receives one line naming the address and the cause ("the address is already in
+ * use").
+ * Errors: PT_EINVAL (not HOST:PORT, or an endpoint already serves), PT_EIO (cannot resolve or
+ * listen), PT_ENOMEM.
  */
 PT_API int pnode_http_start(pnode *node, const char *address, char *err, size_t err_cap);
 
