@@ -64,9 +64,13 @@
 extern "C" {
 #endif
 
-/* The on-disk format this code writes and reads. A data directory of another version is
- * refused with PT_EVERSION. */
-#define PSTORE_FORMAT_VERSION 1
+/* On-disk formats, one per engine, as pstore_identity reports them: 1 is the LMDB engine
+ * (DIR/log), 2 the write-ahead log (DIR/wal). PSTORE_FORMAT_VERSION is the newest, the one a
+ * new store gets by default. This code reads and writes both; a data directory of any other
+ * version is refused with PT_EVERSION. */
+#define PSTORE_FORMAT_LMDB    1
+#define PSTORE_FORMAT_WAL     2
+#define PSTORE_FORMAT_VERSION PSTORE_FORMAT_WAL
 
 /*
  * Sync modes: what a write that returned 0 guarantees.
@@ -92,6 +96,12 @@ extern "C" {
  *
  * The memory backend accepts the mode and ignores it: it has no durability at all.
  */
+/* Storage engines (pstore_options.engine). */
+enum pstore_engine {
+    PSTORE_ENGINE_WAL = 0,
+    PSTORE_ENGINE_LMDB = 1,
+};
+
 enum pstore_sync {
     PSTORE_SYNC_FULL = 0,
     PSTORE_SYNC_NORMAL = 1,
@@ -122,6 +132,14 @@ typedef struct pstore_options {
     size_t initial_map_size;
     /* zstd level for snapshots (1..19), or 0 to store snapshots uncompressed. Default 3. */
     int zstd_level;
+    /* The engine of a store created by this open (enum pstore_engine). An existing store
+     * always opens with the engine it was created with, whatever this says. Default
+     * PSTORE_ENGINE_WAL. */
+    uint32_t engine;
+    /* Write-ahead log only: the size of each segment file in bytes, 64 KiB..1 GiB (a batch
+     * larger than a segment gets a segment of its own, as large as it needs). Chosen when a
+     * segment is made; segments of other sizes are read all the same. Default 64 MiB. */
+    uint64_t segment_size;
 } pstore_options;
 
 /* Fills @opts with the defaults above, for node @node_id of cluster @cluster_id, with

@@ -6,6 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+test_backend tb_backends[3] = {
+    {.name = "memory", .durable = false, .format = PSTORE_FORMAT_VERSION},
+    {.name = "lmdb", .durable = true, .engine = PSTORE_ENGINE_LMDB, .format = PSTORE_FORMAT_LMDB},
+    {.name = "wal", .durable = true, .engine = PSTORE_ENGINE_WAL, .format = PSTORE_FORMAT_WAL},
+};
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -38,6 +44,8 @@ int tb_open(test_backend *b, const pstore_options *opts, pstore **out)
     snprintf(b->dir, sizeof(b->dir), "%s/data", parent);
     pstore_options o = *opts;
     o.create = true;
+    o.engine = b->engine;
+    o.segment_size = TB_SEGMENT;
     char err[256];
     return pstore_open(b->dir, &o, out, err, sizeof(err));
 }

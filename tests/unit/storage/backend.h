@@ -1,4 +1,5 @@
-/* Test helper: open a store of either backend, for suites run against both. */
+/* Test helper: open a store of any backend (memory, LMDB, write-ahead log), for suites run
+ * against each. */
 #ifndef PLATOON_TESTS_STORAGE_BACKEND_H
 #define PLATOON_TESTS_STORAGE_BACKEND_H
 
@@ -8,11 +9,18 @@
 
 typedef struct test_backend {
     const char *name;
-    bool durable; /* reopening finds the data again */
+    bool durable;    /* reopening finds the data again */
+    uint32_t engine; /* durable ones: enum pstore_engine */
+    uint32_t format; /* what pstore_identity reports */
     char dir[256];
 } test_backend;
 
-/* Opens a fresh store (a new temporary directory for LMDB). */
+/* The backends, in the order suites run them: memory, lmdb, wal. */
+extern test_backend tb_backends[3];
+/* Segment size the suites give write-ahead logs: small, so that they rotate often. */
+#define TB_SEGMENT (64u << 10)
+
+/* Opens a fresh store (a new temporary directory for the durable ones). */
 int tb_open(test_backend *b, const pstore_options *opts, pstore **out);
 /* Closes and reopens the same data (durable backends only). */
 int tb_reopen(test_backend *b, pstore **s, const pstore_options *opts);
