@@ -629,23 +629,25 @@ static int cut(pstore *s, window *w, uint64_t from, uint64_t to)
 }
 
 /* The end of the log is in segment @k at @stop, after its last complete commit (seg->end);
- * segment k + 1, if any, was not continued. */
+ * segment k + 1, if any, was not continued. At most two segments may follow the end: the
+ * one a rotation moved to (its first commit torn, or prepared and never used) and the one
+ * prepared right after that rotation. */
 static int tail(pstore *s, replay *rp, size_t k, size_t n, uint64_t stop)
 {
     wstore *ws = s->be;
-    if (k + 2 < n) {
+    if (k + 3 < n) {
         char path[PATH_MAX];
-        pstore__wal_seg_path(ws, ws->segs[k + 2].seq, path, sizeof(path));
+        pstore__wal_seg_path(ws, ws->segs[k + 3].seq, path, sizeof(path));
         return pstore__fail(s, PT_ECORRUPT,
                             "%s: follows the end of the log (segment %llu, offset %llu): "
                             "records are missing",
                             path, (unsigned long long)ws->segs[k].seq, (unsigned long long)stop);
     }
     int rv = 0;
-    uint64_t nz[2] = {0, 0}, from[2] = {ws->segs[k].end, WAL_SEG_HDR};
-    window w[2];
+    uint64_t nz[3] = {0, 0, 0}, from[3] = {ws->segs[k].end, WAL_SEG_HDR, WAL_SEG_HDR};
+    window w[3];
     memset(w, 0, sizeof(w));
-    size_t parts = k + 1 < n ? 2 : 1;
+    size_t parts = n - k;
     for (size_t i = 0; i < parts && rv == 0; i++) {
         w[i].s = s;
         w[i].seg = &ws->segs[k + i];
@@ -676,7 +678,7 @@ static int tail(pstore *s, replay *rp, size_t k, size_t n, uint64_t stop)
                 w[i].path, (unsigned long long)from[i], (unsigned long long)(nz[i] - from[i]));
         rv = cut(s, &w[i], from[i], nz[i]);
     }
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         free(w[i].buf);
     }
     return rv;
@@ -710,6 +712,12 @@ static int recover(pstore *s, uint64_t *seqs, size_t n, replay *rp)
         if ((rv = read_segment(&w, rp, &pd, &stop)) != 0) {
             goto out;
         }
+        if (k > 0 && ws->segs[k].end == WAL_SEG_HDR) {
+            /* Its first commit (the one that moved to it) never completed: the log ends in
+             * the segment before, and this one is what a rotation left behind. */
+            stop = ws->segs[k - 1].end;
+            break;
+        }
         if (!rp->started) {
             rv = pstore__fail(s, PT_ECORRUPT, "%s: offset %u: bad segment start record", w.path,
                               WAL_SEG_HDR);
@@ -725,6 +733,7 @@ static int recover(pstore *s, uint64_t *seqs, size_t n, replay *rp)
         /* Keep the segments of the log; one after them is the prepared next one. */
         for (size_t i = end_k + 1; i < n; i++) {
             if (i == end_k + 1 && !s->opts.read_only) {
+                /* Used next; one after it is prepared again when needed (renamed over). */
                 ws->ready_fd = ws->segs[i].fd;
                 ws->ready_seq = ws->segs[i].seq;
                 ws->ready_size = ws->segs[i].size;

@@ -4,6 +4,7 @@
 #define PLATOON_TESTS_STORAGE_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "platoon/storage.h"
 
@@ -26,6 +27,9 @@ int tb_open(test_backend *b, const pstore_options *opts, pstore **out);
 int tb_reopen(test_backend *b, pstore **s, const pstore_options *opts);
 /* Closes the store and removes the directory. */
 void tb_close(test_backend *b, pstore *s);
+/* The write-ahead log segment files of data directory @dir, in order, into paths[0..cap);
+ * returns how many there are. */
+size_t tb_segments(const char *dir, char paths[][600], size_t cap);
 /* Removes a directory tree. */
 void tb_rmrf(const char *dir);
 /* Makes a fresh temporary directory into @out. */

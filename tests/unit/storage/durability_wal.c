@@ -3,7 +3,6 @@
  * preallocation, lost and cut segments, flipped bytes, a full disk. Torn writes and the
  * other recovery rules have their own suite (test_wal.c).
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,36 +19,9 @@
 
 #include "unit/storage/durability.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The segment files of the store, in order (names sort as their numbers). */
 static size_t segments(fx *f, char paths[][600], size_t cap)
 {
-    char dir[400];
-    path_of(f, "wal", dir, sizeof(dir));
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char *names[64];
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL && n < 64) {
-        size_t len = strlen(de->d_name);
-        if (len > 4 && strcmp(de->d_name + len - 4, ".wal") == 0) {
-            names[n++] = strdup(de->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        if (i < cap) {
-            snprintf(paths[i], 600, "%s/%s", dir, names[i]);
-        }
-        free(names[i]);
-    }
-    return n;
+    return tb_segments(f->dir, paths, cap);
 }
 
 void segments_are_preallocated(void **state)
