@@ -158,194 +158,6 @@ size_t pstore__wal_start_payload(const pstore *s, uint64_t prev_sum, uint8_t *p)
     return n;
 }
 
-/* ---- segment preparation ---- */
-
-int pstore__wal_make_seg(const wstore *ws, const pstore_options *o, uint64_t seq, uint64_t size,
-                         int *fd_out, uint64_t *hsum)
-{
-    static const uint8_t zeros[1 << 16]; /* never written: .bss */
-    char tmp[PATH_MAX], final[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s/prep-%016llx.tmp", ws->dir, (unsigned long long)seq);
-    pstore__wal_seg_path(ws, seq, final, sizeof(final));
-    *fd_out = -1;
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return errno;
-    }
-    uint8_t hdr[WAL_SEG_HDR];
-    *hsum = pstore__wal_seg_hdr(hdr, seq, size, o->cluster_id, o->node_id);
-    int err = pstore__pwrite_all(fd, hdr, sizeof(hdr), 0);
-    bool sync = o->sync != PSTORE_SYNC_NONE;
-    if (err == 0 && !sync) {
-        /* Nothing is flushed in this mode: a sparse file reads as zeros all the same. */
-        if (ftruncate(fd, (off_t)size) != 0) {
-            err = errno;
-        }
-    }
-    for (uint64_t at = WAL_SEG_HDR; err == 0 && sync && at < size;) {
-        size_t n = size - at < sizeof(zeros) ? (size_t)(size - at) : sizeof(zeros);
-        err = pstore__pwrite_all(fd, zeros, n, at);
-        at += n;
-    }
-    if (err == 0 && sync && fdatasync(fd) != 0) {
-        err = errno;
-    }
-    if (err == 0 && rename(tmp, final) != 0) {
-        err = errno;
-    }
-    if (err != 0) {
-        close(fd);
-        unlink(tmp);
-        return err;
-    }
-    if (sync) {
-        int dfd = open(ws->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) != 0) {
-            err = errno;
-        }
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        if (err != 0) {
-            /* Left under its final name: a segment with a good header and only zeros after
-             * it is a prepared segment at the next open, whether this rename lasts or not. */
-            close(fd);
-            return err;
-        }
-    }
-    *fd_out = fd;
-    return 0;
-}
-
-static void *prep_main(void *arg)
-{
-    pstore *s = arg;
-    wstore *ws = s->be;
-    pthread_mutex_lock(&ws->mu);
-    while (!ws->stop) {
-        if (ws->want_seq != 0 && ws->ready_fd < 0 && ws->prep_errno == 0) {
-            uint64_t seq = ws->want_seq, size = ws->want_size, hsum = 0;
-            int fd = -1;
-            ws->busy = true;
-            pthread_mutex_unlock(&ws->mu);
-            int err = pstore__wal_make_seg(ws, &s->opts, seq, size, &fd, &hsum);
-            pthread_mutex_lock(&ws->mu);
-            ws->busy = false;
-            if (err == 0) {
-                ws->ready_fd = fd;
-                ws->ready_seq = seq;
-                ws->ready_size = size;
-                ws->ready_hsum = hsum;
-                ws->want_seq = 0;
-            } else {
-                ws->prep_errno = err; /* the commit that needs it retries, then reports it */
-            }
-            pthread_cond_broadcast(&ws->cv);
-            continue;
-        }
-        pthread_cond_wait(&ws->cv, &ws->mu);
-    }
-    pthread_mutex_unlock(&ws->mu);
-    return NULL;
-}
-
-int pstore__wal_start_thread(pstore *s)
-{
-    wstore *ws = s->be;
-    if (pthread_create(&ws->thread, NULL, prep_main, s) != 0) {
-        return pstore__fail(s, PT_ENOMEM, "%s: cannot start the segment preparation thread",
-                            ws->dir);
-    }
-    ws->thread_on = true;
-    pthread_mutex_lock(&ws->mu);
-    if (ws->ready_fd < 0) {
-        ws->want_seq = ws->segs[ws->n_segs - 1].seq + 1;
-        ws->want_size = s->opts.segment_size;
-        pthread_cond_broadcast(&ws->cv);
-    }
-    pthread_mutex_unlock(&ws->mu);
-    return 0;
-}
-
-/* Takes the prepared segment @seq of at least @need bytes, making it now if the thread has
- * none (it failed, e.g. on a full disk that may have room again, or it is too small). */
-static int take_next(pstore *s, uint64_t seq, uint64_t need, wal_seg *out)
-{
-    wstore *ws = s->be;
-    int stale = -1;
-    pthread_mutex_lock(&ws->mu);
-    while (ws->busy) {
-        pthread_cond_wait(&ws->cv, &ws->mu);
-    }
-    if (ws->ready_fd >= 0 && ws->ready_seq == seq && ws->ready_size >= need) {
-        *out = (wal_seg){.seq = seq,
-                         .size = ws->ready_size,
-                         .hsum = ws->ready_hsum,
-                         .end = WAL_SEG_HDR,
-                         .fd = ws->ready_fd};
-        ws->ready_fd = -1;
-        pthread_mutex_unlock(&ws->mu);
-        return 0;
-    }
-    stale = ws->ready_fd;
-    ws->ready_fd = -1;
-    ws->want_seq = 0;
-    ws->prep_errno = 0;
-    pthread_mutex_unlock(&ws->mu);
-    if (stale >= 0) {
-        close(stale);
-    }
-    uint64_t size = s->opts.segment_size;
-    if (size < need) {
-        size = (need + 0xffff) & ~(uint64_t)0xffff;
-    }
-    int fd = -1;
-    uint64_t hsum = 0;
-    int err = pstore__wal_make_seg(ws, &s->opts, seq, size, &fd, &hsum);
-    if (err != 0) {
-        char path[PATH_MAX];
-        pstore__wal_seg_path(ws, seq, path, sizeof(path));
-        if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
-            return pstore__fail(s, PT_ENOSPC,
-                                "%s: cannot make the next segment: no space left (%s); the write "
-                                "was not done, nothing written before is lost",
-                                path, strerror(err));
-        }
-        return pstore__errno(s, err, path, "make segment");
-    }
-    *out = (wal_seg){.seq = seq, .size = size, .hsum = hsum, .end = WAL_SEG_HDR, .fd = fd};
-    return 0;
-}
-
-/* Hands an unused segment back (a rotation whose commit failed). */
-static void give_back(wstore *ws, wal_seg *seg)
-{
-    pthread_mutex_lock(&ws->mu);
-    if (ws->ready_fd < 0) {
-        ws->ready_fd = seg->fd;
-        ws->ready_seq = seg->seq;
-        ws->ready_size = seg->size;
-        ws->ready_hsum = seg->hsum;
-        ws->want_seq = 0;
-        seg->fd = -1;
-    }
-    pthread_mutex_unlock(&ws->mu);
-    if (seg->fd >= 0) {
-        close(seg->fd);
-    }
-}
-
-static void want_next(pstore *s, uint64_t seq)
-{
-    wstore *ws = s->be;
-    pthread_mutex_lock(&ws->mu);
-    ws->want_seq = seq;
-    ws->want_size = s->opts.segment_size;
-    ws->prep_errno = 0;
-    pthread_cond_broadcast(&ws->cv);
-    pthread_mutex_unlock(&ws->mu);
-}
-
 /* ---- the index ---- */
 
 wal_ent *pstore__wal_idx_get(wstore *ws, uint64_t index)
@@ -520,7 +332,8 @@ static int wal_commit(pstore *s, const pstore_change *c)
     size_t start_len = 0;
     if (rotate) {
         start_len = pstore__wal_start_payload(s, ws->chain, start);
-        int rv = take_next(s, cur->seq + 1, WAL_SEG_HDR + rec_size(start_len) + total, &next);
+        int rv = pstore__wal_take_next(s, cur->seq + 1, WAL_SEG_HDR + rec_size(start_len) + total,
+                                       &next);
         if (rv != 0) {
             return rv;
         }
@@ -533,7 +346,7 @@ static int wal_commit(pstore *s, const pstore_change *c)
         wal_seg *segs = realloc(ws->segs, cap * sizeof(*segs));
         if (segs == NULL) {
             if (rotate) {
-                give_back(ws, &next);
+                pstore__wal_give_back(ws, &next);
             }
             return pstore__fail(s, PT_ENOMEM, "%s: out of memory", s->name);
         }
@@ -544,7 +357,7 @@ static int wal_commit(pstore *s, const pstore_change *c)
     }
     if (pstore__wal_buf(ws, total) != 0) {
         if (rotate) {
-            give_back(ws, &next);
+            pstore__wal_give_back(ws, &next);
         }
         return pstore__fail(s, PT_ENOMEM, "%s: out of memory", s->name);
     }
@@ -607,7 +420,7 @@ static int wal_commit(pstore *s, const pstore_change *c)
         }
         int rv = write_fail(s, err, dst, at, what);
         if (rotate) {
-            give_back(ws, &next);
+            pstore__wal_give_back(ws, &next);
         }
         return rv;
     }
@@ -615,7 +428,7 @@ static int wal_commit(pstore *s, const pstore_change *c)
     if (rotate) {
         ws->segs[ws->n_segs++] = next;
         cur = &ws->segs[ws->n_segs - 1];
-        want_next(s, next.seq + 1);
+        pstore__wal_want_next(s, next.seq + 1);
     }
     cur->end = at + total;
     ws->lsn = e.lsn;

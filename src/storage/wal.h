@@ -98,10 +98,45 @@ void pstore__wal_idx_drop_upto(wstore *ws, uint64_t upto);
 wal_ent *pstore__wal_idx_get(wstore *ws, uint64_t index);
 int pstore__wal_buf(wstore *ws, size_t need);
 
+/* Takes the prepared segment @seq of at least @need bytes into *out, making it now if the
+ * thread has none (wal_prep.c). PT_ENOSPC and others with a message. */
+int pstore__wal_take_next(pstore *s, uint64_t seq, uint64_t need, wal_seg *out);
+/* Hands an unused segment back (a rotation whose commit failed). */
+void pstore__wal_give_back(wstore *ws, wal_seg *seg);
+/* Asks the thread to prepare segment @seq. */
+void pstore__wal_want_next(pstore *s, uint64_t seq);
 /* Starts the preparation thread (read-write opens). */
 int pstore__wal_start_thread(pstore *s);
 /* Removes segments that hold no live entry and are not the one appended to. */
 int pstore__wal_drop_old(pstore *s);
+
+/* Records of the commit being read, applied once its last record is seen. */
+typedef struct wal_pending {
+    uint8_t *data; /* payloads, each at an offset multiple of 8 */
+    size_t len, cap;
+    struct prec {
+        uint8_t type;
+        uint32_t len;
+        size_t at;    /* in data */
+        uint64_t off; /* in the file */
+        uint64_t seq; /* segment */
+    } * recs;
+    size_t n, rcap;
+} wal_pending;
+
+/* What recovery rebuilds besides struct pstore. */
+typedef struct wal_replay {
+    bool started;
+    bool has_snap;
+    uint64_t snap_index, snap_term;
+    uint64_t lsn_c, chain_c; /* after the last complete commit */
+} wal_replay;
+
+/* Adds a record of the commit being read (wal_replay.c). */
+int pstore__wal_pend_add(pstore *s, wal_pending *pd, uint8_t type, const uint8_t *payload,
+                         uint32_t len, uint64_t seq, uint64_t off);
+/* Applies the records of a complete commit to the store's state and index; empties @pd. */
+int pstore__wal_apply(pstore *s, wal_replay *rp, wal_pending *pd);
 
 /* Opens the write-ahead log in @dir (the dispatch is in open.c). */
 int pstore__wal_open(pstore *s, const char *dir);
