@@ -86,10 +86,11 @@ uint64_t pstore__wal_sum(const uint8_t *p, uint32_t len, uint64_t seed);
 /* Encodes the current metadata (from s) as a start record's payload into @p; returns its
  * length (at most WAL_START_FIX + PSTORE_REC_MAX). */
 size_t pstore__wal_start_payload(const pstore *s, uint64_t prev_sum, uint8_t *p);
-/* Makes segment @seq of @size bytes (header, then zeros) under its final name, synced. On
+/* Makes segment @seq (header, then zeros) under its final name, synced: @want bytes, less on
+ * a file system short of space, never less than @need (wal_prep.c); *size gets its size. On
  * success *fd is open for reading and writing. Returns 0 or an errno value. */
-int pstore__wal_make_seg(const wstore *ws, const pstore_options *o, uint64_t seq, uint64_t size,
-                         int *fd, uint64_t *hsum);
+int pstore__wal_make_seg(const wstore *ws, const pstore_options *o, uint64_t seq, uint64_t want,
+                         uint64_t need, int *fd, uint64_t *hsum, uint64_t *size);
 
 /* Index operations shared by commits and recovery. */
 int pstore__wal_idx_append(wstore *ws, const wal_ent *e, uint64_t index);

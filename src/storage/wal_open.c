@@ -95,7 +95,8 @@ static int init_dir(pstore *s, const char *dir)
     uint64_t hsum = 0;
     char path[PATH_MAX];
     pstore__wal_seg_path(ws, 1, path, sizeof(path));
-    int err = pstore__wal_make_seg(ws, &s->opts, 1, s->opts.segment_size, &fd, &hsum);
+    uint64_t size = 0;
+    int err = pstore__wal_make_seg(ws, &s->opts, 1, s->opts.segment_size, 0, &fd, &hsum, &size);
     if (err != 0) {
         return pstore__errno(s, err, path, "make segment");
     }
@@ -177,7 +178,9 @@ static int list_segments(pstore *s, uint64_t **out, size_t *n)
         free(seqs);
         return rv;
     }
-    qsort(seqs, cnt, sizeof(*seqs), cmp_u64);
+    if (cnt > 1) {
+        qsort(seqs, cnt, sizeof(*seqs), cmp_u64);
+    }
     *out = seqs;
     *n = cnt;
     return 0;

@@ -14,13 +14,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "storage/wal.h"
 
-int pstore__wal_make_seg(const wstore *ws, const pstore_options *o, uint64_t seq, uint64_t size,
-                         int *fd_out, uint64_t *hsum)
+/*
+ * The size of a new segment: @want, but never more than an eighth of the space left on the
+ * file system (a store keeps two segments ahead of its data at most: the one being filled and
+ * the one prepared; on a small or nearly full disk the room goes to what must be written, not
+ * to zeros), and never less than @need (a batch larger than a segment) nor 64 KiB.
+ */
+static uint64_t fit_size(const wstore *ws, uint64_t want, uint64_t need)
 {
+    uint64_t size = want;
+    struct statvfs vfs;
+    if (statvfs(ws->dir, &vfs) == 0) {
+        uint64_t cap = ((uint64_t)vfs.f_bavail * vfs.f_frsize / 8) & ~(uint64_t)0xffff;
+        if (size > cap) {
+            size = cap;
+        }
+    }
+    if (size < need) {
+        size = (need + 0xffff) & ~(uint64_t)0xffff;
+    }
+    return size < (64u << 10) ? (64u << 10) : size;
+}
+
+int pstore__wal_make_seg(const wstore *ws, const pstore_options *o, uint64_t seq, uint64_t want,
+                         uint64_t need, int *fd_out, uint64_t *hsum, uint64_t *size_out)
+{
+    uint64_t size = fit_size(ws, want, need);
+    *size_out = size;
     static const uint8_t zeros[1 << 16]; /* never written: .bss */
     char tmp[PATH_MAX], final[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s/prep-%016llx.tmp", ws->dir, (unsigned long long)seq);
@@ -86,7 +111,7 @@ static void *prep_main(void *arg)
             int fd = -1;
             ws->busy = true;
             pthread_mutex_unlock(&ws->mu);
-            int err = pstore__wal_make_seg(ws, &s->opts, seq, size, &fd, &hsum);
+            int err = pstore__wal_make_seg(ws, &s->opts, seq, size, 0, &fd, &hsum, &size);
             pthread_mutex_lock(&ws->mu);
             ws->busy = false;
             if (err == 0) {
@@ -153,13 +178,11 @@ int pstore__wal_take_next(pstore *s, uint64_t seq, uint64_t need, wal_seg *out)
     if (stale >= 0) {
         close(stale);
     }
-    uint64_t size = s->opts.segment_size;
-    if (size < need) {
-        size = (need + 0xffff) & ~(uint64_t)0xffff;
-    }
+    uint64_t size = 0;
     int fd = -1;
     uint64_t hsum = 0;
-    int err = pstore__wal_make_seg(ws, &s->opts, seq, size, &fd, &hsum);
+    int err =
+        pstore__wal_make_seg(ws, &s->opts, seq, s->opts.segment_size, need, &fd, &hsum, &size);
     if (err != 0) {
         char path[PATH_MAX];
         pstore__wal_seg_path(ws, seq, path, sizeof(path));
