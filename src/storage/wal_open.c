@@ -344,6 +344,7 @@ static int read_segment(window *w, wal_replay *rp, wal_pending *pd, uint64_t *st
         if (p == NULL || pstore__wal_sum(p, len, seed) != pstore__get64(p)) {
             break;
         }
+        h = p; /* the window may have moved: read the header where the record now is */
         if (pd->n == 0) {
             commit_lsn = rl;
         }

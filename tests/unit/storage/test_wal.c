@@ -301,6 +301,30 @@ static void rotation_across_many_segments(void **state)
     pstore_entries_free(out, got);
 }
 
+/* Segments larger than what recovery reads at once (1 MiB): records straddle its pieces. */
+static void large_segments_reopen(void **state)
+{
+    fx *f = *state;
+    char err[256], segs[8][600];
+    f->opts.segment_size = 3u << 20;
+    pstore_close(f->s);
+    tb_rmrf(f->dir);
+    f->opts.create = true;
+    assert_int_equal(pstore_open(f->dir, &f->opts, &f->s, err, sizeof(err)), 0);
+    f->opts.create = false;
+    for (uint64_t lo = 1; lo <= 40000; lo += 37) {
+        put(f->s, lo, lo + 36, 1, 0);
+    }
+    assert_true(tb_segments(f->dir, segs, 8) >= 1);
+    struct stat st;
+    assert_int_equal(stat(segs[0], &st), 0);
+    assert_true(data_end(segs[0]) > (2u << 20)); /* past two pieces of 1 MiB */
+    assert_int_equal(reopen(f, err, sizeof(err)), 0);
+    expect_last(f->s, 40034, 40034);
+    expect(f->s, 1, 40034, 1, 0);
+    assert_int_equal(pstore_check(f->s), 0);
+}
+
 static praft_snapshot_meta snapshot_at(pstore *s, uint64_t index, uint64_t term,
                                        const praft_config *cfg)
 {
@@ -552,6 +576,7 @@ int main(void)
         T(torn_tail_half_a_batch_then_zeros),
         T(corrupt_middle_record_is_refused),
         T(rotation_across_many_segments),
+        T(large_segments_reopen),
         T(purge_drops_segments_and_keeps_metadata),
         T(conflict_truncation_then_reopen),
         T(missing_or_emptied_segment_is_refused),
