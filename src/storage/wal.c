@@ -663,10 +663,10 @@ static int wal_check(pstore *s)
         rv = wal_read(s, at, hi, SIZE_MAX, out, &n);
         for (size_t i = 0; rv == 0 && i < n; i++) {
             if (out[i].term < prev) {
+                uint64_t index = at + i;
                 rv = pstore__fail(s, PT_ECORRUPT,
-                                  "%s: entry %llu: term lower than the previous "
-                                  "entry's",
-                                  ((wstore *)s->be)->dir, (unsigned long long)(at + i));
+                                  "%s: entry %llu: term lower than the previous entry's",
+                                  ((wstore *)s->be)->dir, (unsigned long long)index);
             }
             prev = out[i].term;
         }

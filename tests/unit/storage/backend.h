@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "platoon/storage.h"
 
@@ -19,7 +20,7 @@ typedef struct test_backend {
 /* The backends, in the order suites run them: memory, lmdb, wal. */
 extern test_backend tb_backends[3];
 /* Segment size the suites give write-ahead logs: small, so that they rotate often. */
-#define TB_SEGMENT (64u << 10)
+#define TB_SEGMENT ((uint64_t)64 << 10)
 
 /* Opens a fresh store (a new temporary directory for the durable ones). */
 int tb_open(test_backend *b, const pstore_options *opts, pstore **out);

@@ -183,6 +183,7 @@ void wal_random_flips_never_give_wrong_data(void **state)
     fx *f = *state;
     char segs[64][600];
     size_t nseg = segments(f, segs, 64);
+    assert_true(nseg > 0 && nseg <= 64);
     uint8_t *orig[64];
     size_t lens[64];
     for (size_t i = 0; i < nseg; i++) {
@@ -313,7 +314,7 @@ void wal_full_disk_loses_nothing(void **state)
                 rl.rlim_cur = rl.rlim_max;
                 setrlimit(RLIMIT_FSIZE, &rl);
                 fulls++;
-                if ((rv = pstore_write(s, &w)) != 0) {
+                if (pstore_write(s, &w) != 0) {
                     fprintf(stderr, "child: after space came back: %s\n", pstore_last_error(s));
                     _exit(7);
                 }
