@@ -179,12 +179,13 @@ typedef struct pstore_options {
      * always opens with the engine it was created with, whatever this says. Default
      * PSTORE_ENGINE_WAL. */
     uint32_t engine;
-    /* Write-ahead log only: the size of each segment file in bytes, 64 KiB..1 GiB. Chosen
-     * when a segment is made, and then smaller where the file system is short of space (never
-     * more than an eighth of the space left, so that the zeros of two segments never take a
-     * small disk) but always large enough for the batch that needs it (a batch larger than a
-     * segment gets a segment of its own). Segments of other sizes are read all the same.
-     * Default 64 MiB. */
+    /* Write-ahead log only: the size of each segment file in bytes, 64 KiB..1 GiB. A new
+     * store starts with 1 MiB and each segment doubles the last up to this size (quick to
+     * create, small while the log is). Chosen when a segment is made, and then smaller where the
+     * file system is short of space (never more than an eighth of the space left, so that the zeros
+     * of two segments never take a small disk) but always large enough for the batch that needs it
+     * (a batch larger than a segment gets a segment of its own). Segments of other sizes are read
+     * all the same. Default 64 MiB. */
     uint64_t segment_size;
 } pstore_options;
 

@@ -2,8 +2,9 @@
  * The write-ahead log backend: a log made for appending, one flush per write.
  *
  * Files. DIR/wal/<seq>.wal, seq counting segments from 1 in 16 hex digits. Each segment is
- * made whole before it is used: a 64-byte header, then zeros up to its size (64 MiB by
- * default, pstore_options.segment_size), written and fdatasync()ed under a temporary name,
+ * made whole before it is used: a 64-byte header, then zeros up to its size (1 MiB for a new
+ * store's first, doubling up to pstore_options.segment_size, 64 MiB by default; less on a file
+ * system short of space), written and fdatasync()ed under a temporary name,
  * renamed into place, the directory synced. Appends then overwrite blocks that are already
  * allocated and written, so the fdatasync of a commit flushes the data and no file system
  * metadata (no size change, no new extent). A thread prepares the next segment while the

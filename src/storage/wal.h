@@ -10,9 +10,10 @@
 
 #include "storage/files.h"
 
-#define WAL_SEG_HDR   64u  /* segment header */
-#define WAL_REC_HDR   40u  /* record header */
-#define WAL_START_FIX 112u /* fixed part of a segment start record's payload */
+#define WAL_SEG_HDR   64u                 /* segment header */
+#define WAL_REC_HDR   40u                 /* record header */
+#define WAL_START_FIX 112u                /* fixed part of a segment start record's payload */
+#define WAL_FIRST_SEG ((uint64_t)1 << 20) /* a new store's first segment (then doubling) */
 
 enum wal_type {
     WAL_SEG_START = 1, /* first record of every segment: the metadata at that point */

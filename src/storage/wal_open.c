@@ -96,7 +96,8 @@ static int init_dir(pstore *s, const char *dir)
     char path[PATH_MAX];
     pstore__wal_seg_path(ws, 1, path, sizeof(path));
     uint64_t size = 0;
-    int err = pstore__wal_make_seg(ws, &s->opts, 1, s->opts.segment_size, 0, &fd, &hsum, &size);
+    uint64_t want = s->opts.segment_size < WAL_FIRST_SEG ? s->opts.segment_size : WAL_FIRST_SEG;
+    int err = pstore__wal_make_seg(ws, &s->opts, 1, want, 0, &fd, &hsum, &size);
     if (err != 0) {
         return pstore__errno(s, err, path, "make segment");
     }

@@ -100,6 +100,21 @@ int pstore__wal_make_seg(const wstore *ws, const pstore_options *o, uint64_t seq
     return 0;
 }
 
+/*
+ * The size wanted for the segment after the last one: segments start at WAL_FIRST_SEG and
+ * double up to pstore_options.segment_size. A new store (a new node, a test) is then quick
+ * to create and small while its log is; a busy log soon gets full-sized segments.
+ */
+static uint64_t next_size(const pstore *s)
+{
+    const wstore *ws = s->be;
+    uint64_t size = ws->n_segs > 0 ? 2 * ws->segs[ws->n_segs - 1].size : WAL_FIRST_SEG;
+    if (size < WAL_FIRST_SEG) {
+        size = WAL_FIRST_SEG;
+    }
+    return size < s->opts.segment_size ? size : s->opts.segment_size;
+}
+
 static void *prep_main(void *arg)
 {
     pstore *s = arg;
@@ -143,7 +158,7 @@ int pstore__wal_start_thread(pstore *s)
     pthread_mutex_lock(&ws->mu);
     if (ws->ready_fd < 0) {
         ws->want_seq = ws->segs[ws->n_segs - 1].seq + 1;
-        ws->want_size = s->opts.segment_size;
+        ws->want_size = next_size(s);
         pthread_cond_broadcast(&ws->cv);
     }
     pthread_mutex_unlock(&ws->mu);
@@ -181,8 +196,7 @@ int pstore__wal_take_next(pstore *s, uint64_t seq, uint64_t need, wal_seg *out)
     uint64_t size = 0;
     int fd = -1;
     uint64_t hsum = 0;
-    int err =
-        pstore__wal_make_seg(ws, &s->opts, seq, s->opts.segment_size, need, &fd, &hsum, &size);
+    int err = pstore__wal_make_seg(ws, &s->opts, seq, next_size(s), need, &fd, &hsum, &size);
     if (err != 0) {
         char path[PATH_MAX];
         pstore__wal_seg_path(ws, seq, path, sizeof(path));
@@ -221,7 +235,7 @@ void pstore__wal_want_next(pstore *s, uint64_t seq)
     wstore *ws = s->be;
     pthread_mutex_lock(&ws->mu);
     ws->want_seq = seq;
-    ws->want_size = s->opts.segment_size;
+    ws->want_size = next_size(s);
     ws->prep_errno = 0;
     pthread_cond_broadcast(&ws->cv);
     pthread_mutex_unlock(&ws->mu);

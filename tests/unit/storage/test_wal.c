@@ -315,10 +315,12 @@ static void large_segments_reopen(void **state)
     for (uint64_t lo = 1; lo <= 40000; lo += 37) {
         put(f->s, lo, lo + 36, 1, 0);
     }
-    assert_true(tb_segments(f->dir, segs, 8) >= 1);
-    struct stat st;
-    assert_int_equal(stat(segs[0], &st), 0);
-    assert_true(data_end(segs[0]) > (2u << 20)); /* past two pieces of 1 MiB */
+    /* Segments of 1, 2 and 3 MiB: the later ones hold records past the first 1 MiB piece. */
+    size_t n = tb_segments(f->dir, segs, 8), beyond = 0;
+    for (size_t i = 0; i < n; i++) {
+        beyond += data_end(segs[i]) > (3u << 19);
+    }
+    assert_true(beyond >= 1);
     assert_int_equal(reopen(f, err, sizeof(err)), 0);
     expect_last(f->s, 40034, 40034);
     expect(f->s, 1, 40034, 1, 0);
