@@ -208,6 +208,9 @@ typedef struct pnode_options {
     pnode_sm sm;
     pnode_method methods[PNODE_MAX_METHODS];
     size_t n_methods;
+    /* Storage engine for a data directory created by this start (enum pstore_engine); an
+     * existing directory keeps the engine it was created with. Default PSTORE_ENGINE_WAL. */
+    uint32_t storage_engine;
 } pnode_options;
 
 /* Fills @opts with the defaults above for node @id (no members, no methods, no state machine). */

@@ -2,14 +2,48 @@
  * platoon/storage.h — the durable store of a Raft node: log, hard state, configuration and
  * snapshots.
  *
- * Two backends share this one contract (same functions, same errors, same conformance tests):
+ * Three backends share this one contract (same functions, same errors, same conformance tests):
  *
- *   - pstore_open(): an LMDB environment plus a folder of snapshot files in a data directory.
- *     Crash-safe and checksummed (XXH3-64 on every entry, metadata record and snapshot).
+ *   - pstore_open(), write-ahead log engine (PSTORE_ENGINE_WAL, format 2, the default for new
+ *     stores): segment files made for appending, ONE flush per write. Crash-safe and
+ *     checksummed (XXH3-64 on every record, entry and snapshot).
+ *   - pstore_open(), LMDB engine (PSTORE_ENGINE_LMDB, format 1): an LMDB environment. Its
+ *     crash-safe commit costs two flushes (data pages, then the meta page). Stores created
+ *     before the write-ahead log keep it: a directory holding DIR/log opens with LMDB, one
+ *     holding DIR/wal with the log, whatever pstore_options.engine says (it only chooses the
+ *     engine of a new store); both at once is refused (PT_ECORRUPT). LMDB stays for those
+ *     stores, and as a second implementation of the same contract that the conformance and
+ *     crash suites hold the new engine against; new stores have no reason to choose it.
  *   - pstore_open_memory(): everything in memory, for unit tests and the simulator. It is
  *     cheap to create and to write; it forgets everything when closed.
  *
- * Data directory layout (LMDB backend):
+ * Data directory layout (write-ahead log engine):
+ *
+ *     DIR/wal/<seq>.wal                    segments, <seq> counting from 1 in 16 hex digits;
+ *                                          each made whole (header, then zeros up to
+ *                                          pstore_options.segment_size) and flushed before
+ *                                          use, so that a write's flush carries no file
+ *                                          system metadata; the next one is prepared ahead
+ *     DIR/wal/prep-<seq>.tmp               a segment being prepared (removed at open)
+ *     DIR/snapshots/...                    as below
+ *
+ *   Each write (one pstore_write, pstore_purge or snapshot completion) is a run of records
+ *   appended with one write and made durable with one fdatasync. A record holds its length,
+ *   kind (entries, hard state, configuration, base, current snapshot, truncation of a
+ *   conflicting suffix; each segment starts with a record of all the metadata), a sequence
+ *   number, the sequence number of its write, and XXH3-64 checksums of its header and of all
+ *   of it, the latter chained to the record before it so that bytes left over from an earlier
+ *   use can never pass for a new record. Purging removes whole segments below the new base.
+ *   Opening reads and verifies every record and rebuilds the index of entries in memory
+ *   (pstore_term answers from it). A write interrupted by a crash (a "torn tail": the records
+ *   after the last complete write, with no later write after them) was never acknowledged and
+ *   is cut at open, with a warning in the log naming the file and offset; a bad record with a
+ *   later write after it, a missing segment, a damaged segment header or a segment shorter
+ *   than its size is PT_ECORRUPT naming the file and offset. Damage confined to the very last
+ *   write cannot be told from a torn write and is cut like one. A read-only open cuts nothing:
+ *   it serves the log up to the last complete write. Full rules: src/storage/wal_open.c.
+ *
+ * Data directory layout (LMDB engine):
  *
  *     DIR/log/data.mdb, DIR/log/lock.mdb   the LMDB environment: entries and metadata
  *                                          (with sync on, data.mdb is kept 2-6 MiB longer
@@ -17,6 +51,10 @@
  *                                          rewrites blocks instead of growing the file,
  *                                          which would also flush file system metadata;
  *                                          never within the last 64 MiB free on the disk)
+ *
+ * Both durable engines:
+ *
+ *     DIR/LOCK                             held (flock) by the process that has it open
  *     DIR/snapshots/snap-<index>-<term>.psnap   complete snapshots (the newest few)
  *     DIR/snapshots/NAME.tmp               snapshots being written or received
  *
@@ -25,9 +63,10 @@
  * stays known so that term(first_index - 1) works (§5.3 consistency check, §7). A brand-new
  * store has first_index 1, last_index 0 and base term 0.
  *
- * Writes. The node runtime turns each praft_ready into ONE call of pstore_write(): one LMDB
- * write transaction and one sync for the whole batch (group commit), so a batch is either
- * entirely durable or entirely absent after a crash. Compaction (pstore_purge) and local
+ * Writes. The node runtime turns each praft_ready into ONE call of pstore_write(): one atomic
+ * write (an LMDB transaction, or one append to the write-ahead log) and one sync for the whole
+ * batch (group commit), so a batch is either entirely durable or entirely absent after a
+ * crash. Compaction (pstore_purge) and local
  * snapshot creation are separate calls.
  *
  * Threads: a pstore is not thread-safe; call its functions from one thread at a time (the
@@ -35,9 +74,10 @@
  * Distinct pstores are independent.
  *
  * Integrity and its limits: every entry is checksummed (XXH3-64 seeded with its index) and
- * verified on every read; metadata records and snapshots carry their own checksums. Opening
- * verifies the metadata, the log's bounds and its last 256 entries; pstore_check verifies
- * everything. LMDB commits are atomic, so a crash never leaves a torn batch: a batch whose
+ * verified on every read; metadata records and snapshots carry their own checksums. The
+ * write-ahead log verifies every record at open (pstore_term then answers from memory); LMDB
+ * opening verifies the metadata, the log's bounds and its last 256 entries; pstore_check
+ * verifies everything. LMDB commits are atomic, so a crash never leaves a torn batch: a batch whose
  * commit had not completed is simply absent (it was never acknowledged), and a bad entry found
  * later is damage, reported, never repaired silently. LMDB does not checksum its own B-tree
  * pages: a damaged page is usually reported (MDB_CORRUPTED, a missing or misplaced entry),
@@ -64,9 +104,19 @@
 extern "C" {
 #endif
 
-/* The on-disk format this code writes and reads. A data directory of another version is
- * refused with PT_EVERSION. */
-#define PSTORE_FORMAT_VERSION 1
+/* On-disk formats, one per engine, as pstore_identity reports them: 1 is the LMDB engine
+ * (DIR/log), 2 the write-ahead log (DIR/wal). PSTORE_FORMAT_VERSION is the newest, the one a
+ * new store gets by default. This code reads and writes both; a data directory of any other
+ * version is refused with PT_EVERSION. */
+#define PSTORE_FORMAT_LMDB    1
+#define PSTORE_FORMAT_WAL     2
+#define PSTORE_FORMAT_VERSION PSTORE_FORMAT_WAL
+
+/* Storage engines (pstore_options.engine). */
+enum pstore_engine {
+    PSTORE_ENGINE_WAL = 0,
+    PSTORE_ENGINE_LMDB = 1,
+};
 
 /*
  * Sync modes: what a write that returned 0 guarantees.
@@ -77,17 +127,20 @@ extern "C" {
  * The modes differ only after a crash of the *machine* (power loss, kernel panic):
  *
  *  PSTORE_SYNC_FULL (default): durable before acknowledged. Each write is flushed to the
- *      device (LMDB: fdatasync of the data pages, then a synchronous write of the meta page)
- *      before pstore_write returns. After a power loss every write that returned is there,
- *      provided the device honours flushes.
- *  PSTORE_SYNC_NORMAL: LMDB's MDB_NOMETASYNC. Data pages are flushed at each commit but the
- *      meta page that makes the commit visible is flushed only by the next commit. After a
- *      power loss the store is intact (consistent) but the last write that returned may be
- *      missing. NOT enough for a Raft voter: a lost vote or a lost acknowledged entry breaks
+ *      device (write-ahead log: one fdatasync of the appended records; LMDB: fdatasync of
+ *      the data pages, then a synchronous write of the meta page) before pstore_write returns.
+ * After a power loss every write that returned is there, provided the device honours flushes.
+ *  PSTORE_SYNC_NORMAL: write-ahead log: the same as FULL (one flush per write is already the
+ *      least that keeps the log whole after a power loss). LMDB: MDB_NOMETASYNC. Data pages are
+ * flushed at each commit but the meta page that makes the commit visible is flushed only by the
+ * next commit. After a power loss the store is intact (consistent) but the last write that returned
+ * may be missing. NOT enough for a Raft voter: a lost vote or a lost acknowledged entry breaks
  *      Raft's safety (§5.2, §5.4); meant for learners or measured trade-offs.
- *  PSTORE_SYNC_NONE: LMDB's MDB_NOSYNC. Nothing is flushed. UNSAFE: after a power loss any
+ *  PSTORE_SYNC_NONE: nothing is flushed (LMDB: MDB_NOSYNC; the write-ahead log makes new
+ *      segments sparse instead of writing their zeros). UNSAFE: after a power loss any
  *      number of recent writes may be lost, and on a file system that reorders writes the
- *      environment itself may be damaged (detected at open as PT_ECORRUPT where possible).
+ *      log may be damaged in its middle (detected at open as PT_ECORRUPT; where possible for
+ *      LMDB).
  *      For tests and benchmarks only.
  *
  * The memory backend accepts the mode and ignores it: it has no durability at all.
@@ -122,6 +175,18 @@ typedef struct pstore_options {
     size_t initial_map_size;
     /* zstd level for snapshots (1..19), or 0 to store snapshots uncompressed. Default 3. */
     int zstd_level;
+    /* The engine of a store created by this open (enum pstore_engine). An existing store
+     * always opens with the engine it was created with, whatever this says. Default
+     * PSTORE_ENGINE_WAL. */
+    uint32_t engine;
+    /* Write-ahead log only: the size of each segment file in bytes, 64 KiB..1 GiB. A new
+     * store starts with 1 MiB and each segment doubles the last up to this size (quick to
+     * create, small while the log is). Chosen when a segment is made, and then smaller where the
+     * file system is short of space (never more than an eighth of the space left, so that the zeros
+     * of two segments never take a small disk) but always large enough for the batch that needs it
+     * (a batch larger than a segment gets a segment of its own). Segments of other sizes are read
+     * all the same. Default 64 MiB. */
+    uint64_t segment_size;
 } pstore_options;
 
 /* Fills @opts with the defaults above, for node @node_id of cluster @cluster_id, with

@@ -32,6 +32,7 @@ void pnode_options_init(pnode_options *opts, uint64_t id)
     opts->snapshot_every = 10000;
     opts->snapshot_keep = 1000;
     opts->sync = PSTORE_SYNC_FULL;
+    opts->storage_engine = PSTORE_ENGINE_WAL;
     opts->leader_wait_ms = 2000;
     opts->preflight_check = true;
     /* The transport's bounds: its defaults are the node's. */
@@ -489,6 +490,7 @@ static int open_store(pnode *n, char *err, size_t cap)
     pstore_options so;
     pstore_options_init(&so, o->cluster_id, o->id);
     so.sync = o->sync;
+    so.engine = o->storage_engine;
     if (o->preflight_check && !dir_is_empty_or_missing(o->data_dir)) {
         int prc = preflight(o->data_dir, &so, err, cap);
         if (prc != 0 && prc != PT_ENOTFOUND) {

@@ -120,7 +120,7 @@ int pstore__config_decode(const uint8_t *buf, size_t len, praft_config *c, size_
 size_t pstore__snap_hdr_encode(const pstore_snap_hdr *h, uint8_t *buf)
 {
     memcpy(buf, snap_magic, 8);
-    pstore__put32(buf + 8, PSTORE_FORMAT_VERSION);
+    pstore__put32(buf + 8, PSTORE_SNAP_VERSION);
     pstore__put32(buf + 12, h->compression);
     pstore__put64(buf + 16, h->index);
     pstore__put64(buf + 24, h->term);
@@ -177,7 +177,7 @@ int pstore__snap_hdr_decode(const uint8_t *hdr, const uint8_t trailer[PSTORE_SNA
         *why = "bad header magic";
         return PT_ECORRUPT;
     }
-    if (pstore__get32(hdr + 8) != PSTORE_FORMAT_VERSION) {
+    if (pstore__get32(hdr + 8) != PSTORE_SNAP_VERSION) {
         *why = "unsupported snapshot format version";
         return PT_EVERSION;
     }

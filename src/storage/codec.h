@@ -92,6 +92,8 @@ int pstore__config_decode(const uint8_t *buf, size_t len, praft_config *c, size_
  * meta_sum is the XXH3-64 of the header followed by the first 32 trailer bytes.
  */
 #define PSTORE_SNAP_TRAILER 48u
+/* The snapshot file's own version, whatever the engine of the log beside it. */
+#define PSTORE_SNAP_VERSION 1u
 #define PSTORE_SNAP_HDR_MAX (32u + PSTORE_CONFIG_MAX)
 enum { PSTORE_COMP_NONE = 0, PSTORE_COMP_ZSTD = 1 };
 

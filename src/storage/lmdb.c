@@ -455,20 +455,13 @@ static void lmdb_close(pstore *s)
     if (ls == NULL) {
         return;
     }
-    for (int i = 0; i < PSTORE_SLOTS; i++) {
-        if (ls->tmp[i].fd >= 0) {
-            close(ls->tmp[i].fd); /* the .tmp file is removed at the next open */
-        }
-    }
     if (ls->rtxn != NULL) {
         mdb_txn_abort(ls->rtxn);
     }
     if (ls->env != NULL) {
         mdb_env_close(ls->env);
     }
-    if (ls->lock_fd >= 0) {
-        close(ls->lock_fd);
-    }
+    pstore__files_close(&ls->files);
     free(ls);
     s->be = NULL;
 }

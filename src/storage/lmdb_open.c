@@ -120,7 +120,7 @@ static int init_dir(pstore *s, const char *dir)
         MDB_val k_ = {strlen(key), (void *)(key)}, v_ = {(len), rec}; \
         rc = mdb_put(txn, meta_dbi, &k_, &v_, 0);                     \
     }
-    PUT("format", pstore__rec_u32(PSTORE_FORMAT_VERSION, rec));
+    PUT("format", pstore__rec_u32(PSTORE_FORMAT_LMDB, rec));
     PUT("identity", pstore__rec_pair(s->opts.cluster_id, s->opts.node_id, rec));
     PUT("hard_state", pstore__rec_hard_state(&hs, rec));
     PUT("base", pstore__rec_pair(0, 0, rec));
@@ -192,9 +192,9 @@ static int load_meta(pstore *s, bool *has_snap, uint64_t *snap_index, uint64_t *
     if (pstore__rec_parse_u32(v.mv_data, v.mv_size, &version) != 0) {
         return bad_rec(s, "format", "fails its checksum");
     }
-    if (version != PSTORE_FORMAT_VERSION) {
+    if (version != PSTORE_FORMAT_LMDB) {
         return pstore__fail(s, PT_EVERSION, "%s: format version %u, this program reads %u",
-                            ((lstore *)s->be)->log_file, version, PSTORE_FORMAT_VERSION);
+                            ((lstore *)s->be)->log_file, version, PSTORE_FORMAT_LMDB);
     }
     s->version = version;
     GET("identity", true);
@@ -317,114 +317,29 @@ out:
     return rv;
 }
 
-static int open_snapshots(pstore *s, bool has_snap, uint64_t snap_index, uint64_t snap_term)
-{
-    lstore *ls = s->be;
-    if (!exists(ls->snap_dir)) {
-        if (has_snap) {
-            return pstore__fail(s, PT_ECORRUPT,
-                                "%s: missing, but snapshot %llu is recorded as current",
-                                ls->snap_dir, (unsigned long long)snap_index);
-        }
-        if (s->opts.read_only) {
-            return 0; /* nothing to read, and nothing may be created */
-        }
-        /* Initialisation stopped between creating the log and this folder. */
-        if (mkdir(ls->snap_dir, 0700) != 0) {
-            return pstore__errno(s, errno, ls->snap_dir, "mkdir");
-        }
-        int rv = pstore__fsync_dir(s, s->name);
-        if (rv != 0) {
-            return rv;
-        }
-    }
-    int rv = pstore__files_scan(s);
-    if (rv != 0) {
-        return rv;
-    }
-    if (has_snap) {
-        int pos = pstore__snap_find(s, snap_index, snap_term);
-        if (pos < 0) {
-            char name[96];
-            pstore__snap_filename(snap_index, snap_term, name, sizeof(name));
-            return pstore__fail(s, PT_ECORRUPT, "%s/%s: missing (it is the current snapshot)",
-                                s->name, name);
-        }
-        s->snaps[pos].current = true;
-        s->has_current = true;
-        rv = pstore__snap_config(s, snap_index, snap_term, &s->current_config);
-        if (rv != 0) {
-            return rv;
-        }
-        if (s->base_index > snap_index) {
-            return pstore__fail(
-                s, PT_ECORRUPT, "%s: the log was compacted up to %llu, past the snapshot %llu",
-                ls->log_file, (unsigned long long)s->base_index, (unsigned long long)snap_index);
-        }
-    } else if (s->base_index > 0) {
-        return pstore__fail(s, PT_ECORRUPT,
-                            "%s: the log was compacted up to %llu but no snapshot is recorded",
-                            ls->log_file, (unsigned long long)s->base_index);
-    }
-    for (size_t i = 0; i < s->n_snaps; i++) {
-        if (!s->has_current || s->snaps[i].index > snap_index) {
-            PT_WARN("%s: removing snapshot %llu: received but never installed", s->name,
-                    (unsigned long long)s->snaps[i].index);
-        }
-    }
-    pstore__snap_prune(s, false);
-    return 0;
-}
-
 static int open_store(pstore *s, const char *dir)
 {
     lstore *ls = s->be;
     char log_dir[PATH_MAX], path[PATH_MAX];
     snprintf(log_dir, sizeof(log_dir), "%s/log", dir);
     snprintf(ls->log_file, sizeof(ls->log_file), "%s/log/data.mdb", dir);
-    snprintf(ls->snap_dir, sizeof(ls->snap_dir), "%s/snapshots", dir);
-
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        if (errno != ENOENT) {
-            return pstore__errno(s, errno, dir, "stat");
-        }
-        if (!s->opts.create) {
-            return pstore__fail(s, PT_ENOTFOUND,
-                                "%s: no data directory (a new node must be created explicitly)",
-                                dir);
-        }
-        if (mkdir(dir, 0700) != 0) {
-            return pstore__errno(s, errno, dir, "mkdir");
-        }
-    } else if (!S_ISDIR(st.st_mode)) {
-        return pstore__fail(s, PT_EINVAL, "%s: not a directory", dir);
+    int lrv = pstore__files_lock(s, dir);
+    if (lrv != 0) {
+        return lrv;
     }
     bool ro = s->opts.read_only;
-    if (ro && s->opts.create) {
-        return pstore__fail(s, PT_EINVAL, "%s: a read-only open cannot create a store", dir);
-    }
-    snprintf(path, sizeof(path), "%s/LOCK", dir);
-    ls->lock_fd =
-        ro ? open(path, O_RDONLY | O_CLOEXEC) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (ls->lock_fd < 0 && !(ro && errno == ENOENT)) {
-        return pstore__errno(s, errno, path, "open");
-    }
-    /* A reader shares the lock with other readers; a node holds it alone. */
-    if (ls->lock_fd >= 0 && flock(ls->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        return pstore__fail(s, PT_EBUSY, "%s: in use by another process", dir);
-    }
+    struct stat st;
     snprintf(path, sizeof(path), "%s/log.init", dir);
     if (!ro && exists(path)) {
         PT_WARN("%s: removing an initialisation that did not finish", path);
         nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     }
-    bool has_log_dir = exists(log_dir), has_snap_dir = exists(ls->snap_dir);
+    bool has_log_dir = exists(log_dir), has_snap_dir = exists(ls->files.snap_dir);
     if (!has_log_dir && has_snap_dir) {
         return pstore__fail(s, PT_ECORRUPT,
                             "%s: missing while %s exists: the log, vote and identity are gone; "
                             "refusing to start blank",
-                            log_dir, ls->snap_dir);
+                            log_dir, ls->files.snap_dir);
     }
     if (has_log_dir && !exists(ls->log_file)) {
         return pstore__fail(s, PT_ECORRUPT,
@@ -498,42 +413,18 @@ static int open_store(pstore *s, const char *dir)
     if (rv != 0) {
         return rv;
     }
-    return open_snapshots(s, has_snap, snap_index, snap_term);
+    return pstore__files_open_snapshots(s, has_snap, snap_index, snap_term, ls->log_file);
 }
 
-int pstore_open(const char *dir, const pstore_options *opts, pstore **out, char *err,
-                size_t err_cap)
+int pstore__lmdb_open(pstore *s, const char *dir)
 {
-    if (err != NULL && err_cap > 0) {
-        err[0] = '\0';
-    }
-    if (out == NULL || dir == NULL || dir[0] == '\0' || strlen(dir) > 200) {
-        return pstore__fail_buf(err, err_cap, PT_EINVAL, "invalid data directory name");
-    }
-    *out = NULL;
-    pstore *s = NULL;
-    int rv = pstore__alloc(opts, dir, &s);
-    if (rv != 0) {
-        return pstore__fail_buf(err, err_cap, rv, "%s: invalid options", dir);
-    }
     lstore *ls = calloc(1, sizeof(*ls));
     if (ls == NULL) {
-        pstore__free(s);
-        return pstore__fail_buf(err, err_cap, PT_ENOMEM, "%s: out of memory", dir);
+        return pstore__fail(s, PT_ENOMEM, "%s: out of memory", dir);
     }
-    ls->lock_fd = -1;
-    for (int i = 0; i < PSTORE_SLOTS; i++) {
-        ls->tmp[i].fd = -1;
-    }
+    pstore__files_init(&ls->files);
     s->be = ls;
     s->ops = &pstore__lmdb_ops;
-    rv = open_store(s, dir);
-    if (rv != 0) {
-        pstore__fail_buf(err, err_cap, rv, "%s", s->err[0] ? s->err : pt_strerror(rv));
-        pstore_close(s);
-        return rv;
-    }
-    s->err[0] = '\0';
-    *out = s;
-    return 0;
+    s->version = PSTORE_FORMAT_LMDB;
+    return open_store(s, dir);
 }

@@ -5,15 +5,10 @@
 #include <lmdb.h>
 #include <limits.h>
 
-#include "storage/internal.h"
-
-typedef struct lstore_tmp {
-    int fd; /* -1 when unused */
-    uint64_t index, term;
-    char path[400];
-} lstore_tmp;
+#include "storage/files.h"
 
 typedef struct lstore {
+    pstore_files files; /* first: see files.h */
     MDB_env *env;
     MDB_dbi log_dbi;
     MDB_dbi meta_dbi;
@@ -24,32 +19,14 @@ typedef struct lstore {
     uint64_t file_end;      /* the data file's size as last written or seen */
     uint64_t prealloc_cap;  /* never preallocate past this (file size limit), 0: no limit */
     uint64_t prealloc_next; /* after a failure: retry once LMDB's pages reach this size */
-    int lock_fd;
-    char log_file[300]; /* DIR/log/data.mdb, for messages */
-    char snap_dir[300];
-    lstore_tmp tmp[PSTORE_SLOTS];
+    char log_file[300];     /* DIR/log/data.mdb, for messages */
 } lstore;
-
-/* Translates an errno value into a PT_E* code with a message naming @path. */
-int pstore__errno(pstore *s, int err, const char *path, const char *what);
-/* fsync()s a directory. */
-int pstore__fsync_dir(pstore *s, const char *path);
-/* Scans DIR/snapshots at open: removes temporary files, verifies and lists every snapshot. */
-int pstore__files_scan(pstore *s);
 
 /* Keeps zero-filled room ahead of LMDB's last page in the data file (lmdb.c). */
 void pstore__lmdb_prealloc(pstore *s);
 
 extern const pstore_ops pstore__lmdb_ops;
-/* The snapshot file operations of pstore__lmdb_ops (snapfiles.c). */
-int pstore__file_tmp_create(pstore *s, int slot, uint64_t index, uint64_t term);
-int pstore__file_tmp_append(pstore *s, int slot, const void *data, size_t len);
-int pstore__file_tmp_sync(pstore *s, int slot);
-int pstore__file_tmp_read(pstore *s, int slot, uint64_t off, void *buf, size_t cap, size_t *n);
-int pstore__file_tmp_publish(pstore *s, int slot);
-void pstore__file_tmp_drop(pstore *s, int slot);
-int pstore__file_blob_read(pstore *s, uint64_t index, uint64_t term, uint64_t off, void *buf,
-                           size_t cap, size_t *n);
-void pstore__file_blob_remove(pstore *s, uint64_t index, uint64_t term);
+/* Opens the LMDB store in @dir (the dispatch is in open.c). */
+int pstore__lmdb_open(pstore *s, const char *dir);
 
 #endif

@@ -17,6 +17,8 @@ void pstore_options_init(pstore_options *opts, uint64_t cluster_id, uint64_t nod
     opts->keep_snapshots = 2;
     opts->initial_map_size = (size_t)64 << 20;
     opts->zstd_level = 3;
+    opts->engine = PSTORE_ENGINE_WAL;
+    opts->segment_size = (uint64_t)64 << 20;
 }
 
 int pstore__fail(pstore *s, int code, const char *fmt, ...)
@@ -47,7 +49,9 @@ int pstore__alloc(const pstore_options *opts, const char *name, pstore **out)
     if (opts == NULL || (!inspect && (opts->cluster_id == 0 || opts->node_id == 0)) ||
         opts->sync > PSTORE_SYNC_NONE || opts->keep_snapshots < 1 ||
         opts->keep_snapshots > PSTORE_MAX_SNAPS / 2 || opts->zstd_level < 0 ||
-        opts->zstd_level > 19) {
+        opts->zstd_level > 19 || opts->engine > PSTORE_ENGINE_LMDB ||
+        (opts->segment_size != 0 &&
+         (opts->segment_size < (64u << 10) || opts->segment_size > (1u << 30)))) {
         return PT_EINVAL;
     }
     pstore *s = calloc(1, sizeof(*s));
@@ -57,6 +61,9 @@ int pstore__alloc(const pstore_options *opts, const char *name, pstore **out)
     s->opts = *opts;
     if (s->opts.initial_map_size == 0) {
         s->opts.initial_map_size = (size_t)64 << 20;
+    }
+    if (s->opts.segment_size == 0) {
+        s->opts.segment_size = (uint64_t)64 << 20;
     }
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->version = PSTORE_FORMAT_VERSION;

@@ -146,7 +146,7 @@ class Flags(unittest.TestCase):
                               self.dir, "--join", "--insecure"], stderr=subprocess.PIPE,
                              text=True)
         deadline = time.monotonic() + 20
-        while not os.path.exists(os.path.join(self.dir, "log", "data.mdb")):
+        while not os.path.exists(os.path.join(self.dir, "wal")):
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
         time.sleep(0.3)
@@ -199,11 +199,28 @@ class Flags(unittest.TestCase):
         self.assertIn("--initial-cluster", p.stdout)
 
 
+def wal_segments(data_dir):
+    """The write-ahead log's segment files, in order (their names sort as their numbers)."""
+    d = os.path.join(data_dir, "wal")
+    return [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".wal")]
+
+
+def used_part(path):
+    """Bytes of a file up to its last non-zero one: the records, not the zeros after them."""
+    with open(path, "rb") as f:
+        return len(f.read().rstrip(b"\0"))
+
+
 class DataDir(unittest.TestCase):
-    """A node is started, writes a little, is stopped; then its data directory is damaged."""
+    """A node is started, writes a little, is stopped; then its data directory is damaged.
+    New data directories use the write-ahead log (DIR/wal); DataDirLmdb runs the same tests
+    on one created with --storage-engine lmdb (DIR/log/data.mdb)."""
+
+    engine = "wal"
 
     def setUp(self):
-        self.c = cluster.LocalCluster(testing.platoond(), n=1, extra_args=testing.FAST)
+        self.c = cluster.LocalCluster(testing.platoond(), n=1,
+                                      extra_args=testing.FAST + ["--storage-engine", self.engine])
         self.addCleanup(self.c.close)
         self.c.start()
         self.c.wait_for_leader()
@@ -228,13 +245,21 @@ class DataDir(unittest.TestCase):
         p = self.n.client.call("GetPlatoon")
         self.assertEqual(len(p.vehicles), 29)
 
+    def log_file(self):
+        """The file holding the log: LMDB's data file, or the write-ahead log's segment that
+        has records (the one after it is prepared ahead, zeros after its header)."""
+        if self.engine == "lmdb":
+            return os.path.join(self.n.data_dir, "log", "data.mdb")
+        return [s for s in wal_segments(self.n.data_dir) if used_part(s) > 64][-1]
+
     def test_damaged_log_is_refused(self):
-        data = os.path.join(self.n.data_dir, "log", "data.mdb")
+        data = self.log_file()
         with open(data, "r+b") as f:
             blob = bytearray(f.read())
-            # Flip bytes all over the used part of the file, past LMDB's two meta pages.
+            # Flip bytes all over the used part of the file, past LMDB's two meta pages (or
+            # the segment's header).
             used = len(blob.rstrip(b"\0"))
-            for off in range(4096 * 2, used, 97):
+            for off in range(4096 * 2 if self.engine == "lmdb" else 64, used, 97):
                 blob[off] ^= 0x5A
             f.seek(0)
             f.write(blob)
@@ -243,10 +268,12 @@ class DataDir(unittest.TestCase):
         print("refused with:", line)
 
     def test_missing_log_is_refused_never_rebootstrapped(self):
-        shutil.rmtree(os.path.join(self.n.data_dir, "log"))
+        log = "log" if self.engine == "lmdb" else "wal"
+        shutil.rmtree(os.path.join(self.n.data_dir, log))
         line = self.start_fails()
         self.assertIn(self.n.data_dir, line)
-        self.assertFalse(os.path.exists(os.path.join(self.n.data_dir, "log", "data.mdb")))
+        self.assertFalse(os.path.exists(os.path.join(self.n.data_dir, "log")))
+        self.assertFalse(os.path.exists(os.path.join(self.n.data_dir, "wal")))
 
     def test_another_nodes_data_dir_is_refused(self):
         self.n.id = 2
@@ -262,9 +289,9 @@ class DataDir(unittest.TestCase):
         """With a file size limit (as with a full disk) a write fails with a clear error
         naming the file and is retried, the server keeps running, and SIGTERM still stops it
         cleanly while it waits to retry (it used to wait forever for the failed write)."""
-        data = os.path.join(self.n.data_dir, "log", "data.mdb")
-        with open(data, "rb") as f:
-            used = len(f.read().rstrip(b"\0"))  # LMDB's pages, not the zeros kept ahead
+        # LMDB's pages, or the segment's records, not the zeros kept ahead: a write soon
+        # crosses the limit in the middle of the file, as on a disk that fills up.
+        used = used_part(self.log_file())
         limit = used + (64 << 10)
         self.c.command_prefix = lambda node: ["prlimit", "--fsize=%d" % limit, "--"]
         self.n.start()
@@ -298,6 +325,7 @@ class DataDir(unittest.TestCase):
                             capture_output=True, text=True, timeout=60)
         self.assertEqual(ok.returncode, 0, ok.stderr)
         self.assertIn("integrity:   ok", ok.stdout)
+        self.assertIn("write-ahead log" if self.engine == "wal" else "LMDB", ok.stdout)
         other = subprocess.run([inspect, self.n.data_dir, "--cluster", "elsewhere", "--node", "1"],
                                capture_output=True, text=True, timeout=60)
         self.assertEqual(other.returncode, 1, other.stdout)
@@ -337,6 +365,13 @@ class DataDir(unittest.TestCase):
     def test_another_clusters_data_dir_is_refused(self):
         line = self.start_fails("--cluster-name", "elsewhere")
         self.assertIn(self.n.data_dir, line)
+
+
+class DataDirLmdb(DataDir):
+    """The same on a data directory created with --storage-engine lmdb (the engine of earlier
+    releases, which such directories keep)."""
+
+    engine = "lmdb"
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@
  * checksum, the log's contiguity, every snapshot). Exits 0 if all is well, 1 with one line
  * naming the file, the index and what is wrong otherwise, 2 on a usage error.
  *
+ * Both storage engines are read: the write-ahead log (DIR/wal, format version 2) and LMDB
+ * (DIR/log, format version 1). The directory is opened read-only: a write-ahead log whose
+ * last write never completed (a torn tail) is shown without it, and the library's warning
+ * says what a node would cut at its next start; nothing is changed.
+ *
  * The check runs in a child process: LMDB does not checksum its own B-tree pages, and a
  * damaged page can make it crash; the parent then reports that instead of dying.
  */
@@ -11,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,7 +68,11 @@ static int inspect(const char *dir, uint64_t cluster, uint64_t node)
     uint32_t version;
     pstore_identity(s, &c, &n, &version);
     printf("data dir:    %s\n", dir);
-    printf("identity:    cluster %" PRIu64 " node %" PRIu64 ", format version %u\n", c, n, version);
+    printf("identity:    cluster %" PRIu64 " node %" PRIu64 ", format version %u (%s)\n", c, n,
+           version,
+           version == PSTORE_FORMAT_WAL    ? "write-ahead log"
+           : version == PSTORE_FORMAT_LMDB ? "LMDB"
+                                           : "unknown");
     praft_hard_state hs;
     pstore_hard_state(s, &hs);
     printf("hard state:  term %" PRIu64 " vote %" PRIu64 " commit %" PRIu64 "\n", hs.term, hs.vote,
@@ -161,10 +171,18 @@ int main(int argc, char **argv)
         return 1;
     }
     if (WIFSIGNALED(st)) {
-        fprintf(stderr,
-                "platoon-inspect: %s/log/data.mdb: LMDB crashed (signal %d) reading it: its "
-                "B-tree pages are damaged\n",
-                dir, WTERMSIG(st));
+        char lmdb[4096];
+        struct stat sb;
+        snprintf(lmdb, sizeof(lmdb), "%s/log/data.mdb", dir);
+        if (stat(lmdb, &sb) == 0) {
+            fprintf(stderr,
+                    "platoon-inspect: %s: LMDB crashed (signal %d) reading it: its B-tree pages "
+                    "are damaged\n",
+                    lmdb, WTERMSIG(st));
+        } else {
+            fprintf(stderr, "platoon-inspect: %s: the check crashed (signal %d)\n", dir,
+                    WTERMSIG(st));
+        }
         return 1;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;

@@ -27,6 +27,8 @@ const char platoond_usage[] =
     "  --snapshot-every N      snapshot after N applied entries, 0 = never (default 10000)\n"
     "  --snapshot-keep N       log entries kept behind a snapshot (default 1000)\n"
     "  --sync MODE             full (default), normal, or none (unsafe: tests only)\n"
+    "  --storage-engine E      wal (default) or lmdb: the engine of a NEW data dir; an\n"
+    "                          existing one keeps the engine it was created with\n"
     "  --lease-reads           linearizable reads from the leader's lease, without a\n"
     "                          heartbeat round; needs clocks whose rates differ by less\n"
     "                          than an eighth, and the flag on every node (default off)\n"
@@ -260,6 +262,7 @@ static const char *const value_flags[] = {
     "--snapshot-keep",
     "--sync",
     "--http",
+    "--storage-engine",
     "--max-vehicles",
     "--max-sessions-per-client",
     "--io-threads",
@@ -426,6 +429,14 @@ int platoond_parse(int argc, char **argv, platoond_flags *f, char *err, size_t c
                                 : strcmp(a, "--tls-key") == 0  ? &f->node.tls.key
                                                                : &f->node.tls.crl;
             *slot = v;
+        } else if (strcmp(a, "--storage-engine") == 0) {
+            if (strcmp(v, "wal") == 0) {
+                f->node.storage_engine = PSTORE_ENGINE_WAL;
+            } else if (strcmp(v, "lmdb") == 0) {
+                f->node.storage_engine = PSTORE_ENGINE_LMDB;
+            } else {
+                return fail(err, cap, a, "must be wal or lmdb");
+            }
         } else if (strcmp(a, "--sync") == 0) {
             if (strcmp(v, "full") == 0) {
                 f->node.sync = PSTORE_SYNC_FULL;

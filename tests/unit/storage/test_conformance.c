@@ -1,6 +1,6 @@
 /*
- * The storage contract, run against both backends (memory and LMDB): the same calls must give
- * the same results and the same errors.
+ * The storage contract, run against every backend (memory, LMDB, write-ahead log): the same
+ * calls must give the same results and the same errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,11 +14,6 @@
 #include "platoon/storage.h"
 #include "unit/storage/backend.h"
 
-static test_backend backends[] = {
-    {.name = "memory", .durable = false},
-    {.name = "lmdb", .durable = true},
-};
-
 typedef struct fixture {
     test_backend *b;
     pstore_options opts;
@@ -31,6 +26,7 @@ static int setup_with(void **state, test_backend *b)
     f->b = b;
     pstore_options_init(&f->opts, 7, 1);
     f->opts.sync = PSTORE_SYNC_NONE; /* durability across power loss is not under test here */
+    f->opts.segment_size = TB_SEGMENT;
     assert_int_equal(tb_open(b, &f->opts, &f->s), 0);
     *state = f;
     return 0;
@@ -38,12 +34,17 @@ static int setup_with(void **state, test_backend *b)
 
 static int setup_memory(void **state)
 {
-    return setup_with(state, &backends[0]);
+    return setup_with(state, &tb_backends[0]);
 }
 
 static int setup_lmdb(void **state)
 {
-    return setup_with(state, &backends[1]);
+    return setup_with(state, &tb_backends[1]);
+}
+
+static int setup_wal(void **state)
+{
+    return setup_with(state, &tb_backends[2]);
 }
 
 static int teardown(void **state)
@@ -124,7 +125,7 @@ static void empty_store(void **state)
     pstore_identity(f->s, &c, &id, &v);
     assert_int_equal(c, 7);
     assert_int_equal(id, 1);
-    assert_int_equal(v, PSTORE_FORMAT_VERSION);
+    assert_int_equal(v, f->b->format);
 }
 
 static void append_and_read_back(void **state)
@@ -539,9 +540,10 @@ static void raft_storage_view(void **state)
     free(whole);
 }
 
-#define BOTH(fn)                                                 \
-    cmocka_unit_test_setup_teardown(fn, setup_memory, teardown), \
-        cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown)
+#define BOTH(fn)                                                   \
+    cmocka_unit_test_setup_teardown(fn, setup_memory, teardown),   \
+        cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown), \
+        cmocka_unit_test_setup_teardown(fn, setup_wal, teardown)
 
 int main(void)
 {

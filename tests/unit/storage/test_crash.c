@@ -5,6 +5,9 @@
  * batch is visible, that the hard state written with each batch is exactly that batch's, and
  * that the log is contiguous.
  *
+ * It runs once per durable engine: LMDB, and the write-ahead log with small segments so that
+ * kills also land while a segment is being prepared, rotated to or removed.
+ *
  * PSTORE_CRASH_ITERATIONS (default 200) and PSTORE_CRASH_SEED change the run; a failure
  * prints the seed that reproduces the sequence of batch sizes and kill delays.
  */
@@ -46,11 +49,15 @@ static uint64_t rng_next(uint64_t *s)
     return *s;
 }
 
+static const test_backend *engine;
+
 static void child(const char *dir, int fd, uint64_t seed)
 {
     pstore_options o;
     pstore_options_init(&o, 3, 1);
     o.create = true;
+    o.engine = engine->engine;
+    o.segment_size = TB_SEGMENT;
     o.sync = PSTORE_SYNC_FULL;
     o.initial_map_size = 1 << 20; /* small, so that the map grows during the test */
     pstore *s = NULL;
@@ -188,7 +195,7 @@ static void verify(const char *dir, uint64_t reported, uint64_t seed)
 
 static void kill_at_random_moments(void **state)
 {
-    (void)state;
+    engine = *state;
     int iterations = 200;
     const char *env = getenv("PSTORE_CRASH_ITERATIONS");
     if (env) {
@@ -199,8 +206,8 @@ static void kill_at_random_moments(void **state)
     if (env) {
         seed = strtoull(env, NULL, 10);
     }
-    print_message("crash test: seed %llu, %d iterations (PSTORE_CRASH_SEED to replay)\n",
-                  (unsigned long long)seed, iterations);
+    print_message("crash test (%s): seed %llu, %d iterations (PSTORE_CRASH_SEED to replay)\n",
+                  engine->name, (unsigned long long)seed, iterations);
     char parent[200], dir[256];
     tb_tmpdir(parent, sizeof(parent));
     int epoch = 0;
@@ -274,7 +281,8 @@ static void kill_at_random_moments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(kill_at_random_moments),
+        cmocka_unit_test_prestate(kill_at_random_moments, &tb_backends[1]),
+        cmocka_unit_test_prestate(kill_at_random_moments, &tb_backends[2]),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

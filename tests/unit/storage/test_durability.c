@@ -1,6 +1,8 @@
 /*
- * LMDB backend only: identity, refusal of partial or foreign data directories, and corruption
- * (flipped bytes, truncated and removed files) caught at open or on read with a clear error.
+ * The durable backends (LMDB and the write-ahead log): identity, refusal of partial or
+ * foreign data directories, and corruption (flipped bytes, truncated and removed files)
+ * caught at open or on read with a clear error; a full disk loses nothing. Tests that look
+ * inside the files exist once per engine.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,19 +21,10 @@
 
 #include "platoon/storage.h"
 #include "unit/storage/backend.h"
-
-#define N_ENTRIES 608
-#define DATA_LEN  64
-
-typedef struct fx {
-    char parent[200];
-    char dir[256];
-    pstore_options opts;
-    praft_snapshot_meta snap;
-} fx;
+#include "unit/storage/durability.h"
 
 /* Entry i's data: "entry-<i>" then a pattern, so that a test can find it in the file. */
-static void entry_data(uint64_t i, uint8_t *d)
+void entry_data(uint64_t i, uint8_t *d)
 {
     memset(d, 0, DATA_LEN);
     snprintf((char *)d, DATA_LEN, "entry-%08llu", (unsigned long long)i);
@@ -40,14 +33,17 @@ static void entry_data(uint64_t i, uint8_t *d)
     }
 }
 
-static int setup(void **state)
+static int setup_with(void **state, const test_backend *b)
 {
     fx *f = calloc(1, sizeof(*f));
+    f->b = b;
     tb_tmpdir(f->parent, sizeof(f->parent));
     snprintf(f->dir, sizeof(f->dir), "%s/data", f->parent);
     pstore_options_init(&f->opts, 7, 1);
     f->opts.sync = PSTORE_SYNC_NONE;
     f->opts.create = true;
+    f->opts.engine = b->engine;
+    f->opts.segment_size = TB_SEGMENT;
     pstore *s = NULL;
     char err[256];
     assert_int_equal(pstore_open(f->dir, &f->opts, &s, err, sizeof(err)), 0);
@@ -78,6 +74,16 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_lmdb(void **state)
+{
+    return setup_with(state, &tb_backends[1]);
+}
+
+static int setup_wal(void **state)
+{
+    return setup_with(state, &tb_backends[2]);
+}
+
 static int teardown(void **state)
 {
     fx *f = *state;
@@ -86,12 +92,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static int reopen(fx *f, pstore **s, char *err, size_t cap)
+int reopen(fx *f, pstore **s, char *err, size_t cap)
 {
     return pstore_open(f->dir, &f->opts, s, err, cap);
 }
 
-static void path_of(fx *f, const char *rel, char *out, size_t cap)
+void path_of(fx *f, const char *rel, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", f->dir, rel);
 }
@@ -102,7 +108,7 @@ static void snap_path(fx *f, char *out, size_t cap)
              (unsigned long long)f->snap.index, (unsigned long long)f->snap.term);
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
+uint8_t *slurp(const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     assert_non_null(fp);
@@ -115,7 +121,7 @@ static uint8_t *slurp(const char *path, size_t *len)
     return buf;
 }
 
-static void spit(const char *path, const uint8_t *buf, size_t len)
+void spit(const char *path, const uint8_t *buf, size_t len)
 {
     FILE *fp = fopen(path, "wb");
     assert_non_null(fp);
@@ -498,21 +504,31 @@ static void full_disk_loses_nothing(void **state)
     pstore_close(s);
 }
 
+#define LMDB(fn) cmocka_unit_test_setup_teardown(fn, setup_lmdb, teardown)
+#define WAL(fn)  cmocka_unit_test_setup_teardown(fn, setup_wal, teardown)
+#define BOTH(fn) LMDB(fn), WAL(fn)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(reopens_intact, setup, teardown),
-        cmocka_unit_test_setup_teardown(room_is_kept_ahead_of_the_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(identity_is_checked, setup, teardown),
-        cmocka_unit_test_setup_teardown(missing_store_is_not_created_silently, setup, teardown),
-        cmocka_unit_test_setup_teardown(second_open_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(lost_log_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(lost_snapshot_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(damaged_snapshot_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(flipped_entry_is_caught, setup, teardown),
-        cmocka_unit_test_setup_teardown(truncated_log_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(random_flips_never_give_wrong_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(full_disk_loses_nothing, setup, teardown),
+        BOTH(reopens_intact),
+        LMDB(room_is_kept_ahead_of_the_log),
+        WAL(segments_are_preallocated),
+        BOTH(identity_is_checked),
+        BOTH(missing_store_is_not_created_silently),
+        BOTH(second_open_is_refused),
+        LMDB(lost_log_is_refused),
+        WAL(wal_lost_log_is_refused),
+        BOTH(lost_snapshot_is_refused),
+        BOTH(damaged_snapshot_is_refused),
+        LMDB(flipped_entry_is_caught),
+        WAL(wal_flipped_entry_is_caught),
+        LMDB(truncated_log_is_refused),
+        WAL(wal_cut_segment_is_refused),
+        LMDB(random_flips_never_give_wrong_data),
+        WAL(wal_random_flips_never_give_wrong_data),
+        LMDB(full_disk_loses_nothing),
+        WAL(wal_full_disk_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
