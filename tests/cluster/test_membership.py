@@ -173,6 +173,10 @@ class ConcurrentChange(testing.ClusterTest):
         ctl = os.path.join(testing.BIN, "platoonctl")
         leader = self.node(self.leader)
         followers = [n for n in self.cluster.nodes.values() if n.id != self.leader]
+        # A new leader takes no membership change before an entry of its own term committed
+        # (thesis §4.1, the single-server change bug): a write that succeeded proves it did,
+        # so that the second change below meets the change in flight, not that rule.
+        self.retry(lambda: self.update(self.leader, 1, 1.0))
         for n in followers:
             n.pause()
         try:
