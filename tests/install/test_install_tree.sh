@@ -51,6 +51,20 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 "$work/kv-server" --id 1 --listen "127.0.0.1:$port" --initial-cluster "1=127.0.0.1:$port" \
     --data-dir "$work/kv-data" --insecure --log-level warn 2>"$work/kv-server.log" &
 server=$!
+# The clerk takes a refused connection as final: wait until the server listens (it opens its
+# data directory first, which takes a while on a loaded machine).
+/usr/bin/python3 - "$port" <<'EOF_WAIT' || { cat "$work/kv-server.log"; echo "kv-server never listened"; kill -TERM "$server"; exit 1; }
+import socket, sys, time
+deadline = time.monotonic() + 60
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.05)
+EOF_WAIT
 got=$("$work/kv-clerk" --endpoints "127.0.0.1:$port" put greeting hello append greeting , \
       append greeting world get greeting | tail -1) || true
 kill -TERM "$server"
