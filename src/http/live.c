@@ -434,6 +434,16 @@ static void *feed_main(void *arg)
         bool delivered = watch_once(l, ch, cq);
         pause =
             delivered ? REWATCH_MIN_MS : (pause * 2 < REWATCH_MAX_MS ? pause * 2 : REWATCH_MAX_MS);
+        if (!delivered) {
+            /* A new channel takes the node's current TLS material: after a reload that
+             * revoked the certificate this channel was made with, the old one would keep
+             * being refused. */
+            grpc_channel *fresh = pnet__channel_new(l->net, l->target, l->id);
+            if (fresh != NULL) {
+                grpc_channel_destroy(ch);
+                ch = fresh;
+            }
+        }
         pthread_mutex_lock(&l->mu);
         struct timespec until;
         deadline_in(&until, pause);
