@@ -52,6 +52,7 @@ struct engine {
     /* The current second, for the progress line. */
     pbench_hist second;
     uint64_t second_errors;
+    pbench_watch *watch; /* NULL without watchers */
 };
 
 uint64_t pbench_now_ns(void)
@@ -171,8 +172,12 @@ static void slot_finish(struct engine *e, struct slot *s, bool success)
             grpc_byte_buffer_reader reader;
             if (grpc_byte_buffer_reader_init(&reader, s->recv)) {
                 grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+                uint64_t revision = 0;
                 rc = pbench_response_check(&e->cfg->wl, &s->req, GRPC_SLICE_START_PTR(all),
-                                           GRPC_SLICE_LENGTH(all));
+                                           GRPC_SLICE_LENGTH(all), &revision);
+                if (rc == 0 && revision != 0 && e->watch != NULL) {
+                    pbench_watch_ack(e->watch, revision, now);
+                }
                 grpc_slice_unref(all);
                 grpc_byte_buffer_reader_destroy(&reader);
             }
@@ -217,6 +222,12 @@ static void print_progress(struct engine *e, uint64_t now, uint64_t run_start)
             (unsigned long long)e->second_errors, tag);
 }
 
+/* Operations on the queue: calls of the slots and batches of the watchers. */
+static uint32_t pending(const struct engine *e)
+{
+    return e->outstanding + (e->watch != NULL ? pbench_watch_pending(e->watch) : 0);
+}
+
 static grpc_arg int_arg(const char *key, int value)
 {
     grpc_arg a;
@@ -226,9 +237,8 @@ static grpc_arg int_arg(const char *key, int value)
     return a;
 }
 
-static int open_channels(struct engine *e)
+static grpc_channel *channel_open(const char *target, grpc_channel_credentials *creds)
 {
-    const pbench_engine_cfg *cfg = e->cfg;
     /* Channels to the same address would share one connection through gRPC's global subchannel
      * pool; a local pool per channel gives each its own TCP connection, as separate clients
      * would have. Answers are not size-limited: GetPlatoon grows with the pool. The load
@@ -244,10 +254,24 @@ static int open_channels(struct engine *e)
         int_arg(GRPC_ARG_ENABLE_RETRIES, 0),
     };
     grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
+    return grpc_channel_create(target, creds, &chargs);
+}
+
+grpc_channel *pbench_channel_open(const char *target)
+{
+    grpc_channel_credentials *creds = pbench_creds();
+    grpc_channel *ch = channel_open(target, creds);
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+static int open_channels(struct engine *e)
+{
+    const pbench_engine_cfg *cfg = e->cfg;
     grpc_channel_credentials *creds = pbench_creds();
     int rc = 0;
     for (uint32_t i = 0; i < cfg->channels; i++) {
-        e->channels[i] = grpc_channel_create(cfg->endpoints[i % cfg->n_endpoints], creds, &chargs);
+        e->channels[i] = channel_open(cfg->endpoints[i % cfg->n_endpoints], creds);
         if (e->channels[i] == NULL) {
             rc = PT_EIO;
             break;
@@ -279,6 +303,14 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     if (rc != 0) {
         goto cleanup;
     }
+    if (cfg->watchers > 0) {
+        e->watch = pbench_watch_create(cfg->watchers, cfg->watch_target, cfg->watch_channels, e->cq,
+                                       &res->watch);
+        if (e->watch == NULL) {
+            rc = PT_ENOMEM;
+            goto cleanup;
+        }
+    }
 
     bool fill = cfg->wl.workload == PBENCH_WL_FILL;
     uint64_t run_start = pbench_now_ns();
@@ -297,7 +329,15 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             goto cleanup;
         }
     }
-    for (uint32_t i = 0; i < cfg->concurrency; i++) {
+    /* The watchers start first, so that their initial states are behind them by the time the
+     * recording starts (with a warm-up). */
+    if (e->watch != NULL) {
+        rc = pbench_watch_start(e->watch);
+        if (rc != 0) {
+            e->phase = PHASE_DRAIN;
+        }
+    }
+    for (uint32_t i = 0; i < cfg->concurrency && e->phase != PHASE_DRAIN; i++) {
         struct slot *s = &e->slots[i];
         s->ch = e->channels[i % cfg->channels];
         int src = slot_start(e, s);
@@ -308,7 +348,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
         }
     }
 
-    while (e->outstanding > 0 || (e->phase != PHASE_DRAIN && !fill)) {
+    while (pending(e) > 0 || (e->phase != PHASE_DRAIN && !fill)) {
         uint64_t now = pbench_now_ns();
         /* Phase changes. */
         if (e->phase == PHASE_WARMUP && now >= e->record_start_ns) {
@@ -327,6 +367,12 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
         if (e->phase == PHASE_DRAIN && drain_deadline == UINT64_MAX) {
             /* Every call ends by its own deadline; a little more, then cancel what is left. */
             drain_deadline = now + (uint64_t)(cfg->timeout_ms + 2000) * 1000000u;
+            if (e->watch != NULL) {
+                pbench_watch_cancel(e->watch); /* what they get from now on is not recorded */
+            }
+        }
+        if (e->watch != NULL) {
+            pbench_watch_settle(e->watch, now, false);
         }
         if (now >= drain_deadline) {
             for (uint32_t i = 0; i < cfg->concurrency; i++) {
@@ -342,7 +388,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             e->second_errors = 0;
             next_second += 1000000000u;
         }
-        if (e->outstanding == 0 && (fill || e->phase == PHASE_DRAIN)) {
+        if (pending(e) == 0 && (fill || e->phase == PHASE_DRAIN)) {
             break;
         }
 
@@ -350,6 +396,12 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_next(e->cq, wait, NULL);
         if (ev.type != GRPC_OP_COMPLETE) {
+            continue;
+        }
+        if (e->watch != NULL && pbench_watch_owns(e->watch, ev.tag)) {
+            uint64_t t = pbench_now_ns();
+            pbench_watch_complete(e->watch, ev.tag, ev.success != 0, t,
+                                  e->phase == PHASE_RECORD && t < e->record_end_ns);
             continue;
         }
         struct slot *s = ev.tag;
@@ -364,6 +416,9 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     }
     uint64_t end = e->record_end_ns < pbench_now_ns() ? e->record_end_ns : pbench_now_ns();
     res->elapsed_s = end > e->record_start_ns ? (double)(end - e->record_start_ns) / 1e9 : 0;
+    if (e->watch != NULL) {
+        pbench_watch_settle(e->watch, pbench_now_ns(), true);
+    }
 
 cleanup:
     if (e->channels != NULL) {
@@ -373,6 +428,7 @@ cleanup:
             }
         }
     }
+    pbench_watch_destroy(e->watch); /* nothing of theirs is outstanding any more */
     if (e->cq != NULL) {
         grpc_completion_queue_shutdown(e->cq);
         while (grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
