@@ -222,12 +222,6 @@ static void print_progress(struct engine *e, uint64_t now, uint64_t run_start)
             (unsigned long long)e->second_errors, tag);
 }
 
-/* Operations on the queue: calls of the slots and batches of the watchers. */
-static uint32_t pending(const struct engine *e)
-{
-    return e->outstanding + (e->watch != NULL ? pbench_watch_pending(e->watch) : 0);
-}
-
 static grpc_arg int_arg(const char *key, int value)
 {
     grpc_arg a;
@@ -304,8 +298,8 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
         goto cleanup;
     }
     if (cfg->watchers > 0) {
-        e->watch = pbench_watch_create(cfg->watchers, cfg->watch_target, cfg->watch_channels, e->cq,
-                                       &res->watch);
+        e->watch =
+            pbench_watch_create(cfg->watchers, cfg->watch_target, cfg->watch_channels, &res->watch);
         if (e->watch == NULL) {
             rc = PT_ENOMEM;
             goto cleanup;
@@ -332,7 +326,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     /* The watchers start first, so that their initial states are behind them by the time the
      * recording starts (with a warm-up). */
     if (e->watch != NULL) {
-        rc = pbench_watch_start(e->watch);
+        rc = pbench_watch_start(e->watch, e->record_start_ns, e->record_end_ns);
         if (rc != 0) {
             e->phase = PHASE_DRAIN;
         }
@@ -348,7 +342,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
         }
     }
 
-    while (pending(e) > 0 || (e->phase != PHASE_DRAIN && !fill)) {
+    while (e->outstanding > 0 || (e->phase != PHASE_DRAIN && !fill)) {
         uint64_t now = pbench_now_ns();
         /* Phase changes. */
         if (e->phase == PHASE_WARMUP && now >= e->record_start_ns) {
@@ -367,12 +361,6 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
         if (e->phase == PHASE_DRAIN && drain_deadline == UINT64_MAX) {
             /* Every call ends by its own deadline; a little more, then cancel what is left. */
             drain_deadline = now + (uint64_t)(cfg->timeout_ms + 2000) * 1000000u;
-            if (e->watch != NULL) {
-                pbench_watch_cancel(e->watch); /* what they get from now on is not recorded */
-            }
-        }
-        if (e->watch != NULL) {
-            pbench_watch_settle(e->watch, now, false);
         }
         if (now >= drain_deadline) {
             for (uint32_t i = 0; i < cfg->concurrency; i++) {
@@ -388,7 +376,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             e->second_errors = 0;
             next_second += 1000000000u;
         }
-        if (pending(e) == 0 && (fill || e->phase == PHASE_DRAIN)) {
+        if (e->outstanding == 0 && (fill || e->phase == PHASE_DRAIN)) {
             break;
         }
 
@@ -396,12 +384,6 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_next(e->cq, wait, NULL);
         if (ev.type != GRPC_OP_COMPLETE) {
-            continue;
-        }
-        if (e->watch != NULL && pbench_watch_owns(e->watch, ev.tag)) {
-            uint64_t t = pbench_now_ns();
-            pbench_watch_complete(e->watch, ev.tag, ev.success != 0, t,
-                                  e->phase == PHASE_RECORD && t < e->record_end_ns);
             continue;
         }
         struct slot *s = ev.tag;
@@ -417,7 +399,7 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     uint64_t end = e->record_end_ns < pbench_now_ns() ? e->record_end_ns : pbench_now_ns();
     res->elapsed_s = end > e->record_start_ns ? (double)(end - e->record_start_ns) / 1e9 : 0;
     if (e->watch != NULL) {
-        pbench_watch_settle(e->watch, pbench_now_ns(), true);
+        pbench_watch_stop(e->watch); /* what they receive from now on is not recorded */
     }
 
 cleanup:

@@ -7,6 +7,8 @@
  */
 #include "watch.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,14 @@ struct ack {
     uint64_t ns;
 };
 
+/* Written by the engine's thread, read by the watchers': the revision is stored last (release)
+ * and read first (acquire), so a matching revision comes with its time. A slot overwritten
+ * while being read would need the ring to wrap (ACK_SIZE writes) in between. */
+struct shared_ack {
+    _Atomic uint64_t revision;
+    _Atomic uint64_t ns;
+};
+
 struct watcher {
     grpc_call *call;
     grpc_byte_buffer *send, *recv;
@@ -53,13 +63,17 @@ struct pbench_watch {
     struct watcher *ws;
     uint32_t pending;
     bool cancelled;
-    struct ack *acks;
+    struct shared_ack *acks;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop;
+    uint64_t record_start_ns, record_end_ns;
     struct ack *early; /* revision, receive time */
     uint64_t early_head, early_tail;
 };
 
 pbench_watch *pbench_watch_create(uint32_t n, const char *target, uint32_t channels,
-                                  grpc_completion_queue *cq, pbench_watch_result *res)
+                                  pbench_watch_result *res)
 {
     pbench_watch *w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -68,13 +82,14 @@ pbench_watch *pbench_watch_create(uint32_t n, const char *target, uint32_t chann
     w->n = n;
     w->target = target;
     w->n_channels = channels > n ? n : channels;
-    w->cq = cq;
     w->res = res;
+    w->cq = grpc_completion_queue_create_for_next(NULL);
     w->channels = calloc(w->n_channels ? w->n_channels : 1, sizeof(grpc_channel *));
     w->ws = calloc(n ? n : 1, sizeof(*w->ws));
     w->acks = calloc(ACK_SIZE, sizeof(*w->acks));
     w->early = malloc(EARLY_SIZE * sizeof(*w->early));
-    if (w->channels == NULL || w->ws == NULL || w->acks == NULL || w->early == NULL) {
+    if (w->cq == NULL || w->channels == NULL || w->ws == NULL || w->acks == NULL ||
+        w->early == NULL) {
         pbench_watch_destroy(w);
         return NULL;
     }
@@ -151,8 +166,12 @@ static int start_one(pbench_watch *w, struct watcher *s, grpc_channel *ch)
     return 0;
 }
 
-int pbench_watch_start(pbench_watch *w)
+static void *watch_thread(void *arg);
+
+int pbench_watch_start(pbench_watch *w, uint64_t record_start_ns, uint64_t record_end_ns)
 {
+    w->record_start_ns = record_start_ns;
+    w->record_end_ns = record_end_ns;
     for (uint32_t i = 0; i < w->n_channels; i++) {
         w->channels[i] = pbench_channel_open(w->target);
         if (w->channels[i] == NULL) {
@@ -162,16 +181,17 @@ int pbench_watch_start(pbench_watch *w)
     for (uint32_t i = 0; i < w->n; i++) {
         int rc = start_one(w, &w->ws[i], w->channels[i % w->n_channels]);
         if (rc != 0) {
-            return rc;
+            atomic_store(&w->stop, true);
+            break;
         }
     }
-    return 0;
-}
-
-bool pbench_watch_owns(const pbench_watch *w, const void *tag)
-{
-    const char *p = tag, *lo = (const char *)w->ws, *hi = (const char *)(w->ws + w->n);
-    return w->n > 0 && p >= lo && p < hi;
+    /* Its own thread, so that reading a million events a second does not hold up the write
+     * answers on the engine's thread (which would lower the write rate measured). */
+    if (pthread_create(&w->thread, NULL, watch_thread, w) != 0) {
+        return PT_ENOMEM;
+    }
+    w->thread_started = true;
+    return atomic_load(&w->stop) ? PT_EIO : 0;
 }
 
 static void push_early(pbench_watch *w, uint64_t revision, uint64_t now)
@@ -185,20 +205,22 @@ static void push_early(pbench_watch *w, uint64_t revision, uint64_t now)
     e->ns = now;
 }
 
-void pbench_watch_settle(pbench_watch *w, uint64_t now, bool all)
+static void settle(pbench_watch *w, uint64_t now, bool all)
 {
     pbench_watch_result *res = w->res;
     while (w->early_head < w->early_tail) {
         const struct ack *e = &w->early[w->early_head & (EARLY_SIZE - 1)];
-        const struct ack *a = &w->acks[e->revision & (ACK_SIZE - 1)];
-        if (a->revision == e->revision) {
+        struct shared_ack *a = &w->acks[e->revision & (ACK_SIZE - 1)];
+        uint64_t rev = atomic_load_explicit(&a->revision, memory_order_acquire);
+        if (rev == e->revision) {
+            uint64_t ack_ns = atomic_load_explicit(&a->ns, memory_order_relaxed);
             res->matched++;
-            if (a->ns >= e->ns) {
-                pbench_hist_record(&res->early, a->ns - e->ns);
+            if (ack_ns >= e->ns) {
+                pbench_hist_record(&res->early, ack_ns - e->ns);
             } else {
-                pbench_hist_record(&res->late, e->ns - a->ns);
+                pbench_hist_record(&res->late, e->ns - ack_ns);
             }
-        } else if (all || a->revision > e->revision || now - e->ns > EARLY_GIVE_UP_NS) {
+        } else if (all || rev > e->revision || now - e->ns > EARLY_GIVE_UP_NS) {
             res->unmatched++;
         } else {
             break; /* its answer may still come; those behind it wait (arrival order) */
@@ -209,9 +231,9 @@ void pbench_watch_settle(pbench_watch *w, uint64_t now, bool all)
 
 void pbench_watch_ack(pbench_watch *w, uint64_t revision, uint64_t now)
 {
-    struct ack *a = &w->acks[revision & (ACK_SIZE - 1)];
-    a->revision = revision;
-    a->ns = now;
+    struct shared_ack *a = &w->acks[revision & (ACK_SIZE - 1)];
+    atomic_store_explicit(&a->ns, now, memory_order_relaxed);
+    atomic_store_explicit(&a->revision, revision, memory_order_release);
 }
 
 static void on_message(pbench_watch *w, struct watcher *s, uint64_t now, bool recording)
@@ -236,10 +258,15 @@ static void on_message(pbench_watch *w, struct watcher *s, uint64_t now, bool re
         res->events += m->n_events;
         for (size_t i = 0; i < m->n_events; i++) {
             uint64_t rev = m->events[i]->revision;
-            const struct ack *a = &w->acks[rev & (ACK_SIZE - 1)];
-            if (a->revision == rev) {
+            struct shared_ack *a = &w->acks[rev & (ACK_SIZE - 1)];
+            if (atomic_load_explicit(&a->revision, memory_order_acquire) == rev) {
+                uint64_t ack_ns = atomic_load_explicit(&a->ns, memory_order_relaxed);
                 res->matched++;
-                pbench_hist_record(&res->late, now - a->ns);
+                if (now >= ack_ns) {
+                    pbench_hist_record(&res->late, now - ack_ns);
+                } else {
+                    pbench_hist_record(&res->early, ack_ns - now);
+                }
             } else {
                 push_early(w, rev, now);
             }
@@ -248,7 +275,7 @@ static void on_message(pbench_watch *w, struct watcher *s, uint64_t now, bool re
     platoon__v1__watch_platoon_response__free_unpacked(m, NULL);
 }
 
-void pbench_watch_complete(pbench_watch *w, void *tag, bool success, uint64_t now, bool recording)
+static void complete(pbench_watch *w, void *tag, bool success, uint64_t now, bool recording)
 {
     size_t idx = (size_t)((char *)tag - (char *)w->ws) / sizeof(struct watcher);
     struct watcher *s = &w->ws[idx];
@@ -283,7 +310,7 @@ void pbench_watch_complete(pbench_watch *w, void *tag, bool success, uint64_t no
     }
 }
 
-void pbench_watch_cancel(pbench_watch *w)
+static void cancel_all(pbench_watch *w)
 {
     w->cancelled = true;
     for (uint32_t i = 0; i < w->n; i++) {
@@ -293,9 +320,35 @@ void pbench_watch_cancel(pbench_watch *w)
     }
 }
 
-uint32_t pbench_watch_pending(const pbench_watch *w)
+/* The watchers' thread: their completions until pbench_watch_stop, then the cancellations. */
+static void *watch_thread(void *arg)
 {
-    return w->pending;
+    pbench_watch *w = arg;
+    while (w->pending > 0) {
+        if (atomic_load(&w->stop) && !w->cancelled) {
+            cancel_all(w);
+        }
+        gpr_timespec wait =
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(w->cq, wait, NULL);
+        uint64_t now = pbench_now_ns();
+        if (ev.type == GRPC_OP_COMPLETE) {
+            complete(w, ev.tag, ev.success != 0, now,
+                     now >= w->record_start_ns && now < w->record_end_ns);
+        }
+        settle(w, now, false);
+    }
+    settle(w, pbench_now_ns(), true);
+    return NULL;
+}
+
+void pbench_watch_stop(pbench_watch *w)
+{
+    atomic_store(&w->stop, true);
+    if (w->thread_started) {
+        pthread_join(w->thread, NULL);
+        w->thread_started = false;
+    }
 }
 
 void pbench_watch_destroy(pbench_watch *w)
@@ -303,6 +356,7 @@ void pbench_watch_destroy(pbench_watch *w)
     if (w == NULL) {
         return;
     }
+    pbench_watch_stop(w);
     for (uint32_t i = 0; w->ws != NULL && i < w->n; i++) {
         struct watcher *s = &w->ws[i];
         if (s->call == NULL) {
@@ -323,6 +377,13 @@ void pbench_watch_destroy(pbench_watch *w)
         if (w->channels[i] != NULL) {
             grpc_channel_destroy(w->channels[i]);
         }
+    }
+    if (w->cq != NULL) {
+        grpc_completion_queue_shutdown(w->cq);
+        while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(w->cq);
     }
     free(w->channels);
     free(w->ws);

@@ -1,6 +1,6 @@
 /*
- * Watchers (--watchers N): N WatchPlatoon streams on one node, driven from the engine's
- * completion queue by the engine's thread (no thread per stream). Each stream always has one
+ * Watchers (--watchers N): N WatchPlatoon streams on one node, driven from one completion queue
+ * by one thread of their own (not a thread per stream). Each stream always has one
  * receive outstanding, so it reads every message as soon as gRPC has it.
  *
  * Delivery delay. The engine tells the watchers the revision of every acknowledged write and
@@ -39,25 +39,20 @@ typedef struct pbench_watch_result {
 
 typedef struct pbench_watch pbench_watch;
 
-/* Creates the watchers' state for @n streams to @target over @channels connections; their
- * completions go to @cq. NULL when out of memory. */
+/* Creates the watchers' state for @n streams to @target over @channels connections, with their
+ * own completion queue. NULL when out of memory. */
 pbench_watch *pbench_watch_create(uint32_t n, const char *target, uint32_t channels,
-                                  grpc_completion_queue *cq, pbench_watch_result *res);
-/* Opens the channels and starts every stream. 0, PT_EIO or PT_ENOMEM. */
-int pbench_watch_start(pbench_watch *w);
-/* Whether @tag is one of the watchers'. */
-bool pbench_watch_owns(const pbench_watch *w, const void *tag);
-/* Handles the completion of @tag at @now; events count when @recording. */
-void pbench_watch_complete(pbench_watch *w, void *tag, bool success, uint64_t now, bool recording);
-/* A write with @revision was acknowledged at @now. */
+                                  pbench_watch_result *res);
+/* Opens the channels, starts every stream and the thread that drives them; events received in
+ * [@record_start_ns, @record_end_ns) (pbench_now_ns) are recorded. 0, PT_EIO or PT_ENOMEM; on
+ * failure pbench_watch_destroy still has to be called. */
+int pbench_watch_start(pbench_watch *w, uint64_t record_start_ns, uint64_t record_end_ns);
+/* A write with @revision was acknowledged at @now (from the engine's thread). */
 void pbench_watch_ack(pbench_watch *w, uint64_t revision, uint64_t now);
-/* Settles early events whose answer has come (or never will); call now and then. */
-void pbench_watch_settle(pbench_watch *w, uint64_t now, bool all);
-/* Cancels every stream (the end of the run: not counted as ended early). */
-void pbench_watch_cancel(pbench_watch *w);
-/* Operations outstanding on the queue. */
-uint32_t pbench_watch_pending(const pbench_watch *w);
-/* Closes the channels and frees @w (after its operations have completed). */
+/* Cancels every stream (the end of the run: not counted as ended early), waits for the thread
+ * to finish; @w's result is complete afterwards. */
+void pbench_watch_stop(pbench_watch *w);
+/* Stops if needed, closes the channels and frees @w. */
 void pbench_watch_destroy(pbench_watch *w);
 
 #endif
