@@ -82,6 +82,9 @@ pbench_watch *pbench_watch_create(uint32_t n, const char *target, uint32_t chann
     w->n = n;
     w->target = target;
     w->n_channels = channels > n ? n : channels;
+    if (w->n_channels == 0) {
+        w->n_channels = 1; /* every stream needs one */
+    }
     w->res = res;
     w->cq = grpc_completion_queue_create_for_next(NULL);
     w->channels = calloc(w->n_channels ? w->n_channels : 1, sizeof(grpc_channel *));
@@ -172,6 +175,9 @@ int pbench_watch_start(pbench_watch *w, uint64_t record_start_ns, uint64_t recor
 {
     w->record_start_ns = record_start_ns;
     w->record_end_ns = record_end_ns;
+    if (w->n_channels == 0) {
+        return PT_EINVAL; /* create never leaves it so */
+    }
     for (uint32_t i = 0; i < w->n_channels; i++) {
         w->channels[i] = pbench_channel_open(w->target);
         if (w->channels[i] == NULL) {
