@@ -52,6 +52,7 @@ struct engine {
     /* The current second, for the progress line. */
     pbench_hist second;
     uint64_t second_errors;
+    pbench_watch *watch; /* NULL without watchers */
 };
 
 uint64_t pbench_now_ns(void)
@@ -171,8 +172,12 @@ static void slot_finish(struct engine *e, struct slot *s, bool success)
             grpc_byte_buffer_reader reader;
             if (grpc_byte_buffer_reader_init(&reader, s->recv)) {
                 grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+                uint64_t revision = 0;
                 rc = pbench_response_check(&e->cfg->wl, &s->req, GRPC_SLICE_START_PTR(all),
-                                           GRPC_SLICE_LENGTH(all));
+                                           GRPC_SLICE_LENGTH(all), &revision);
+                if (rc == 0 && revision != 0 && e->watch != NULL) {
+                    pbench_watch_ack(e->watch, revision, now);
+                }
                 grpc_slice_unref(all);
                 grpc_byte_buffer_reader_destroy(&reader);
             }
@@ -226,9 +231,8 @@ static grpc_arg int_arg(const char *key, int value)
     return a;
 }
 
-static int open_channels(struct engine *e)
+static grpc_channel *channel_open(const char *target, grpc_channel_credentials *creds)
 {
-    const pbench_engine_cfg *cfg = e->cfg;
     /* Channels to the same address would share one connection through gRPC's global subchannel
      * pool; a local pool per channel gives each its own TCP connection, as separate clients
      * would have. Answers are not size-limited: GetPlatoon grows with the pool. The load
@@ -244,10 +248,24 @@ static int open_channels(struct engine *e)
         int_arg(GRPC_ARG_ENABLE_RETRIES, 0),
     };
     grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
+    return grpc_channel_create(target, creds, &chargs);
+}
+
+grpc_channel *pbench_channel_open(const char *target)
+{
+    grpc_channel_credentials *creds = pbench_creds();
+    grpc_channel *ch = channel_open(target, creds);
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+static int open_channels(struct engine *e)
+{
+    const pbench_engine_cfg *cfg = e->cfg;
     grpc_channel_credentials *creds = pbench_creds();
     int rc = 0;
     for (uint32_t i = 0; i < cfg->channels; i++) {
-        e->channels[i] = grpc_channel_create(cfg->endpoints[i % cfg->n_endpoints], creds, &chargs);
+        e->channels[i] = channel_open(cfg->endpoints[i % cfg->n_endpoints], creds);
         if (e->channels[i] == NULL) {
             rc = PT_EIO;
             break;
@@ -279,6 +297,14 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     if (rc != 0) {
         goto cleanup;
     }
+    if (cfg->watchers > 0) {
+        e->watch =
+            pbench_watch_create(cfg->watchers, cfg->watch_target, cfg->watch_channels, &res->watch);
+        if (e->watch == NULL) {
+            rc = PT_ENOMEM;
+            goto cleanup;
+        }
+    }
 
     bool fill = cfg->wl.workload == PBENCH_WL_FILL;
     uint64_t run_start = pbench_now_ns();
@@ -297,7 +323,15 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             goto cleanup;
         }
     }
-    for (uint32_t i = 0; i < cfg->concurrency; i++) {
+    /* The watchers start first, so that their initial states are behind them by the time the
+     * recording starts (with a warm-up). */
+    if (e->watch != NULL) {
+        rc = pbench_watch_start(e->watch, e->record_start_ns, e->record_end_ns);
+        if (rc != 0) {
+            e->phase = PHASE_DRAIN;
+        }
+    }
+    for (uint32_t i = 0; i < cfg->concurrency && e->phase != PHASE_DRAIN; i++) {
         struct slot *s = &e->slots[i];
         s->ch = e->channels[i % cfg->channels];
         int src = slot_start(e, s);
@@ -364,6 +398,9 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
     }
     uint64_t end = e->record_end_ns < pbench_now_ns() ? e->record_end_ns : pbench_now_ns();
     res->elapsed_s = end > e->record_start_ns ? (double)(end - e->record_start_ns) / 1e9 : 0;
+    if (e->watch != NULL) {
+        pbench_watch_stop(e->watch); /* what they receive from now on is not recorded */
+    }
 
 cleanup:
     if (e->channels != NULL) {
@@ -373,6 +410,7 @@ cleanup:
             }
         }
     }
+    pbench_watch_destroy(e->watch); /* nothing of theirs is outstanding any more */
     if (e->cq != NULL) {
         grpc_completion_queue_shutdown(e->cq);
         while (grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=

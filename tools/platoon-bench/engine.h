@@ -10,7 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <grpc/grpc.h>
+
 #include "hist.h"
+#include "watch.h"
 #include "workload.h"
 
 #define PBENCH_MAX_ENDPOINTS 16
@@ -27,6 +30,9 @@ typedef struct pbench_engine_cfg {
     uint32_t timeout_ms;  /* each call's deadline */
     bool progress;        /* a line on stderr each second */
     uint64_t seed;
+    uint32_t watchers;        /* WatchPlatoon streams open during the run (watch.h) */
+    const char *watch_target; /* "host:port" they go to */
+    uint32_t watch_channels;  /* connections they are spread over */
 } pbench_engine_cfg;
 
 typedef struct pbench_result {
@@ -37,6 +43,7 @@ typedef struct pbench_result {
     char first_error[160];
     pbench_hist lat[PBENCH_KINDS]; /* latency of successful calls, by kind */
     bool interrupted;              /* stopped early by SIGINT/SIGTERM */
+    pbench_watch_result watch;     /* with watchers */
 } pbench_result;
 
 /* Set from a signal handler to stop the run early; the engine drains what is in flight. */
@@ -49,6 +56,10 @@ extern volatile int pbench_stop_requested;
  * PT_ENOMEM; failed calls are counted in @res, not returned.
  */
 int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res);
+
+/* A channel to @target with the engine's channel arguments, on its own connection; NULL when
+ * it cannot be created. */
+grpc_channel *pbench_channel_open(const char *target);
 
 /* Monotonic time in ns. */
 uint64_t pbench_now_ns(void);

@@ -53,6 +53,17 @@ static const char usage[] =
     "  --seed N                   random generator seed (default: from the clock)\n"
     "  --cacert FILE, --cert FILE, --key FILE\n"
     "                             TLS with this CA and client certificate (default: plaintext)\n"
+    "  --watchers N               open N WatchPlatoon streams (STALE consistency: no ReadIndex\n"
+    "                             round before they start) for the whole run, each reading\n"
+    "                             every message as it comes; reports the events received and\n"
+    "                             the delivery delay: from the bench receiving a write's answer\n"
+    "                             to a watcher receiving the change with its revision (negative\n"
+    "                             when the change comes first). Streams that end before the run\n"
+    "                             are counted with their status, not reopened (default 0)\n"
+    "  --watch-node HOST:PORT     the node the watchers use (default: the node the writes go\n"
+    "                             to, the leader; with --spread, the first endpoint)\n"
+    "  --watch-channels N         connections the watchers are spread over (default: one per\n"
+    "                             128 watchers; a node allows 256 streams per connection)\n"
     "  --json                     print the result as one JSON object on stdout\n"
     "  --quiet                    no progress line each second\n";
 
@@ -107,6 +118,7 @@ typedef struct flags {
     bool json;
     bool help;
     const char *cacert, *cert, *key;
+    const char *watch_node;
 } flags;
 
 static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_cap)
@@ -149,6 +161,12 @@ static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_ca
             return PT_EINVAL;
         } else if (strcmp(a, "--endpoints") == 0) {
             f->endpoint_list = argv[i + 1];
+        } else if (strcmp(a, "--watchers") == 0) {
+            rc = parse_u32(v, 0, 100000, &c->watchers);
+        } else if (strcmp(a, "--watch-channels") == 0) {
+            rc = parse_u32(v, 1, 1024, &c->watch_channels);
+        } else if (strcmp(a, "--watch-node") == 0) {
+            f->watch_node = v;
         } else if (strcmp(a, "--cacert") == 0) {
             f->cacert = v;
         } else if (strcmp(a, "--cert") == 0) {
@@ -208,6 +226,16 @@ static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_ca
     if (c->channels == 0) {
         c->channels = f->spread ? c->n_endpoints : 4;
     }
+    if (c->watchers > 0 && c->wl.target != PBENCH_TARGET_PLATOON) {
+        snprintf(err, err_cap, "--watchers: only with --target platoon");
+        return PT_EINVAL;
+    }
+    if (c->watch_channels == 0) {
+        c->watch_channels = (c->watchers + 127) / 128;
+    }
+    if (c->watch_channels > c->watchers) {
+        c->watch_channels = c->watchers;
+    }
     if (c->channels > c->concurrency) {
         c->channels = c->concurrency; /* an idle channel measures nothing */
     }
@@ -258,11 +286,13 @@ int main(int argc, char **argv)
         c->endpoints[0] = leader;
         c->n_endpoints = 1;
     }
+    c->watch_target = f.watch_node != NULL ? f.watch_node : c->endpoints[0];
     if (f.preload && c->wl.workload != PBENCH_WL_UPDATE) {
         /* Reads of vehicles that do not exist would measure NOT_FOUND answers. */
         pbench_engine_cfg fill = *c;
         fill.wl.workload = PBENCH_WL_FILL;
         fill.progress = false;
+        fill.watchers = 0;
         fill.wl.sessions = false; /* the run's sessions must start from their first sequence */
         if (fill.concurrency < 64) {
             fill.concurrency = 64;
@@ -293,6 +323,11 @@ int main(int argc, char **argv)
     if (res->errors > 0) {
         fprintf(stderr, "platoon-bench: %llu calls failed (first: %s)\n",
                 (unsigned long long)res->errors, res->first_error);
+        status = 3;
+    }
+    if (res->watch.ended_early > 0) {
+        fprintf(stderr, "platoon-bench: %llu of %u watch streams ended early (first: %s)\n",
+                (unsigned long long)res->watch.ended_early, c->watchers, res->watch.first_error);
         status = 3;
     }
     if (res->interrupted) {

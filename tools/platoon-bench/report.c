@@ -4,6 +4,8 @@
  */
 #include "report.h"
 
+#include <stdlib.h>
+
 #include <jansson.h>
 
 #include "platoon/error.h"
@@ -44,6 +46,48 @@ static void text_line(FILE *out, const char *what, const pbench_hist *h, double 
             (unsigned long long)h->count);
 }
 
+/* The quantile @q of the delivery delays, signed: the early events (received before the write's
+ * answer, their lead in @w->early) are the negative values, below all the others. */
+static double delay_ms(const pbench_watch_result *w, double q)
+{
+    uint64_t n_early = w->early.count, n = n_early + w->late.count;
+    if (n == 0) {
+        return 0;
+    }
+    double rank = q * (double)n;
+    if (rank < (double)n_early) {
+        /* the rank-th smallest signed value is the (n_early - rank)-th largest lead */
+        return -(double)pbench_hist_quantile(&w->early, 1.0 - rank / (double)n_early) / 1e6;
+    }
+    double lq = w->late.count ? (rank - (double)n_early) / (double)w->late.count : 0;
+    return (double)pbench_hist_quantile(&w->late, lq > 1 ? 1 : lq) / 1e6;
+}
+
+static double delay_max_ms(const pbench_watch_result *w)
+{
+    if (w->late.count > 0) {
+        return (double)w->late.max_ns / 1e6;
+    }
+    return w->early.count > 0 ? -(double)w->early.min_ns / 1e6 : 0;
+}
+
+static void watch_text(const pbench_engine_cfg *cfg, const pbench_watch_result *w, double secs,
+                       FILE *out)
+{
+    fprintf(out,
+            "watch   %u stream(s) on %s over %u connection(s): %.0f events/s in %.0f messages/s, "
+            "%llu ended early%s%s\n",
+            w->watchers, cfg->watch_target, w->channels, secs > 0 ? (double)w->events / secs : 0,
+            secs > 0 ? (double)w->messages / secs : 0, (unsigned long long)w->ended_early,
+            w->ended_early ? "  first: " : "", w->ended_early ? w->first_error : "");
+    fprintf(out,
+            "delay   ms (answer -> event): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (%llu timed, "
+            "%llu before the answer, %llu untimed)\n",
+            delay_ms(w, 0.5), delay_ms(w, 0.9), delay_ms(w, 0.99), delay_max_ms(w),
+            (unsigned long long)w->matched, (unsigned long long)w->early.count,
+            (unsigned long long)w->unmatched);
+}
+
 void pbench_report_text(const pbench_engine_cfg *cfg, const pbench_result *res, FILE *out)
 {
     pbench_hist *all = malloc(sizeof(*all));
@@ -61,6 +105,9 @@ void pbench_report_text(const pbench_engine_cfg *cfg, const pbench_result *res, 
         for (int k = 0; k < PBENCH_KINDS; k++) {
             text_line(out, kind_names[k], &res->lat[k], res->elapsed_s);
         }
+    }
+    if (cfg->watchers > 0) {
+        watch_text(cfg, &res->watch, res->elapsed_s, out);
     }
     fprintf(out, "errors  %llu%s%s\n", (unsigned long long)res->errors,
             res->errors ? "  first: " : "", res->errors ? res->first_error : "");
@@ -121,6 +168,36 @@ int pbench_report_json(const pbench_engine_cfg *cfg, const pbench_result *res, F
         "error_codes", codes, "first_error", res->first_error, "interrupted", res->interrupted);
     if (root == NULL) {
         goto cleanup;
+    }
+    if (cfg->watchers > 0) {
+        const pbench_watch_result *w = &res->watch;
+        json_t *wcodes = json_object();
+        for (int c = 0; wcodes != NULL && c < PBENCH_WATCH_CODES; c++) {
+            if (w->codes[c] > 0) {
+                char name[8];
+                snprintf(name, sizeof(name), "%d", c);
+                json_object_set_new(wcodes, name, json_integer((json_int_t)w->codes[c]));
+            }
+        }
+        double secs = res->elapsed_s;
+        json_t *wj = json_pack(
+            "{s:I, s:s, s:I, s:s, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, "
+            "s:f, s:I, s:o, s:s}",
+            "watchers", (json_int_t)w->watchers, "node", cfg->watch_target, "channels",
+            (json_int_t)w->channels, "consistency", "stale", "events", (json_int_t)w->events,
+            "messages", (json_int_t)w->messages, "events_per_s",
+            secs > 0 ? (double)w->events / secs : 0.0, "messages_per_s",
+            secs > 0 ? (double)w->messages / secs : 0.0, "timed", (json_int_t)w->matched,
+            "before_answer", (json_int_t)w->early.count, "untimed", (json_int_t)w->unmatched,
+            "initial_events", (json_int_t)w->initial, "delay_p50_us", delay_ms(w, 0.5) * 1e3,
+            "delay_p90_us", delay_ms(w, 0.9) * 1e3, "delay_p99_us", delay_ms(w, 0.99) * 1e3,
+            "delay_max_us", delay_max_ms(w) * 1e3, "delay_mean_us",
+            w->matched ? (w->late.sum_ns - w->early.sum_ns) / (double)w->matched / 1e3 : 0.0,
+            "ended_early", (json_int_t)w->ended_early, "ended_codes",
+            wcodes != NULL ? wcodes : json_object(), "first_error", w->first_error);
+        if (wj == NULL || json_object_set_new(root, "watch", wj) != 0) {
+            goto cleanup;
+        }
     }
     rc =
         json_dumpf(root, out, JSON_COMPACT | JSON_REAL_PRECISION(8)) == 0 && fputc('\n', out) != EOF

@@ -164,8 +164,9 @@ int pbench_request_next(const pbench_workload_cfg *cfg, pbench_slot_state *slot,
 }
 
 int pbench_response_check(const pbench_workload_cfg *cfg, const pbench_request *req,
-                          const uint8_t *data, size_t len)
+                          const uint8_t *data, size_t len, uint64_t *revision)
 {
+    *revision = 0;
     const ProtobufCMessageDescriptor *d;
     if (cfg->target == PBENCH_TARGET_ETCD) {
         d = req->kind == PBENCH_KIND_WRITE ? &etcdserverpb__put_response__descriptor
@@ -179,6 +180,10 @@ int pbench_response_check(const pbench_workload_cfg *cfg, const pbench_request *
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
     if (m == NULL) {
         return PT_EMALFORMED;
+    }
+    if (d == &platoon__v1__update_vehicle_response__descriptor) {
+        const Platoon__V1__UpdateVehicleResponse *u = (const Platoon__V1__UpdateVehicleResponse *)m;
+        *revision = u->vehicle != NULL ? u->vehicle->revision : 0;
     }
     protobuf_c_message_free_unpacked(m, NULL);
     return 0;

@@ -58,8 +58,9 @@ uint64_t pbench_rand(uint64_t *state);
 int pbench_request_next(const pbench_workload_cfg *cfg, pbench_slot_state *slot, uint64_t *rng,
                         uint32_t *fill_next, pbench_request *out);
 
-/* Checks an OK answer's bytes: 0 when they decode as the method's response, else PT_EMALFORMED. */
+/* Checks an OK answer's bytes: 0 when they decode as the method's response, else PT_EMALFORMED.
+ * *@revision is set to the written vehicle's revision for a Platoon update, else 0. */
 int pbench_response_check(const pbench_workload_cfg *cfg, const pbench_request *req,
-                          const uint8_t *data, size_t len);
+                          const uint8_t *data, size_t len, uint64_t *revision);
 
 #endif
