@@ -13,8 +13,8 @@ TLS gate of the same endpoint is checked without a browser.
 
 import json
 import os
-import shutil
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -25,7 +25,7 @@ import grpc  # noqa: E402
 
 from harness import api, testing  # noqa: E402
 from harness import http as h  # noqa: E402
-from harness.cluster import LocalCluster  # noqa: E402
+from harness.cluster import LocalCluster, free_ports  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -183,21 +183,59 @@ class Browser(testing.ClusterTest):
                           "chromium-driver (or set PLATOON_BROWSER_TESTS=0)" % path)
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
         self.cluster = LocalCluster(testing.platoond(), n=3, tls=False, http=True,
                                     extra_args=testing.FAST)
         self.addCleanup(self.cluster.close)
         self.cluster.start()
         self.leader = self.cluster.wait_for_leader()
-        opts = Options()
+        # Chromium and ChromeDriver are started here and reached at 127.0.0.1: left to
+        # themselves they dial "localhost", which a minimal machine without /etc/hosts cannot
+        # resolve. ChromeDriver then attaches to the running browser.
         self.profile = os.path.join(self.cluster.tmp, "chromium")
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,760",
-                  "--user-data-dir=" + self.profile, "--no-first-run", "--disable-extensions"):
-            opts.add_argument(a)
-        opts.binary_location = CHROMIUM
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        browser_port, driver_port = free_ports(2)
+        self.browser = self.spawn("chromium", [
+            CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--window-size=1280,760", "--user-data-dir=" + self.profile, "--no-first-run",
+            "--disable-extensions", "--disable-dev-shm-usage",
+            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=%d" % browser_port,
+            "about:blank"], browser_port)
+        self.chromedriver = self.spawn("chromedriver", [CHROMEDRIVER, "--port=%d" % driver_port],
+                                       driver_port)
+        opts = Options()
+        opts.debugger_address = "127.0.0.1:%d" % browser_port
+        self.driver = webdriver.Remote(command_executor="http://127.0.0.1:%d" % driver_port,
+                                       options=opts)
         self.addCleanup(self.driver.quit)
         self.driver.set_script_timeout(10)
+
+    def spawn(self, name, args, port):
+        """Starts a helper program logging to the cluster's folder, stopped at cleanup, and
+        waits until it listens on 127.0.0.1:port."""
+        path = os.path.join(self.cluster.tmp, name + ".log")
+        log = open(path, "wb")
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.addCleanup(self.stop_process, p)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return p
+            except OSError:
+                if p.poll() is not None or time.monotonic() > deadline:
+                    with open(path, errors="replace") as f:
+                        self.fail("%s did not start: %s" % (name, f.read()[-2000:]))
+                time.sleep(0.05)
+
+    @staticmethod
+    def stop_process(p):
+        if p.poll() is None:
+            os.killpg(p.pid, 15)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+                p.wait()
 
     def view(self):
         return self.driver.execute_script(
