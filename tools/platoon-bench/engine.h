@@ -33,6 +33,7 @@ typedef struct pbench_engine_cfg {
     uint32_t watchers;        /* WatchPlatoon streams open during the run (watch.h) */
     const char *watch_target; /* "host:port" they go to */
     uint32_t watch_channels;  /* connections they are spread over */
+    bool watch_one_vehicle;   /* each watcher watches one vehicle of the pool (ids filter) */
 } pbench_engine_cfg;
 
 typedef struct pbench_result {

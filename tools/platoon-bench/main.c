@@ -64,6 +64,9 @@ static const char usage[] =
     "                             to, the leader; with --spread, the first endpoint)\n"
     "  --watch-channels N         connections the watchers are spread over (default: one per\n"
     "                             128 watchers; a node allows 256 streams per connection)\n"
+    "  --watch-one-vehicle        watcher i watches vehicle 1 + i mod pool only (an ids filter),\n"
+    "                             as a vehicle following the one ahead would (default: every\n"
+    "                             watcher watches every vehicle)\n"
     "  --json                     print the result as one JSON object on stdout\n"
     "  --quiet                    no progress line each second\n";
 
@@ -156,6 +159,8 @@ static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_ca
             f->json = true, takes = false;
         } else if (strcmp(a, "--quiet") == 0) {
             c->progress = false, takes = false;
+        } else if (strcmp(a, "--watch-one-vehicle") == 0) {
+            c->watch_one_vehicle = true, takes = false;
         } else if (v == NULL) {
             snprintf(err, err_cap, "%s: unknown flag or missing value (see --help)", a);
             return PT_EINVAL;

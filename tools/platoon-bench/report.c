@@ -75,9 +75,10 @@ static void watch_text(const pbench_engine_cfg *cfg, const pbench_watch_result *
                        FILE *out)
 {
     fprintf(out,
-            "watch   %u stream(s) on %s over %u connection(s): %.0f events/s in %.0f messages/s, "
+            "watch   %u stream(s)%s on %s over %u connection(s): %.0f events/s in %.0f messages/s, "
             "%llu ended early%s%s\n",
-            w->watchers, cfg->watch_target, w->channels, secs > 0 ? (double)w->events / secs : 0,
+            w->watchers, w->filter_pool ? " of one vehicle each" : "", cfg->watch_target,
+            w->channels, secs > 0 ? (double)w->events / secs : 0,
             secs > 0 ? (double)w->messages / secs : 0, (unsigned long long)w->ended_early,
             w->ended_early ? "  first: " : "", w->ended_early ? w->first_error : "");
     fprintf(out,
@@ -181,11 +182,11 @@ int pbench_report_json(const pbench_engine_cfg *cfg, const pbench_result *res, F
         }
         double secs = res->elapsed_s;
         json_t *wj = json_pack(
-            "{s:I, s:s, s:I, s:s, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, "
-            "s:f, s:I, s:o, s:s}",
-            "watchers", (json_int_t)w->watchers, "node", cfg->watch_target, "channels",
-            (json_int_t)w->channels, "consistency", "stale", "events", (json_int_t)w->events,
-            "messages", (json_int_t)w->messages, "events_per_s",
+            "{s:I, s:b, s:s, s:I, s:s, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, "
+            "s:f, s:f, s:I, s:o, s:s}",
+            "watchers", (json_int_t)w->watchers, "one_vehicle_each", w->filter_pool > 0, "node",
+            cfg->watch_target, "channels", (json_int_t)w->channels, "consistency", "stale",
+            "events", (json_int_t)w->events, "messages", (json_int_t)w->messages, "events_per_s",
             secs > 0 ? (double)w->events / secs : 0.0, "messages_per_s",
             secs > 0 ? (double)w->messages / secs : 0.0, "timed", (json_int_t)w->matched,
             "before_answer", (json_int_t)w->early.count, "untimed", (json_int_t)w->unmatched,

@@ -117,13 +117,23 @@ static int arm_recv(pbench_watch *w, struct watcher *s)
     return 0;
 }
 
-static int start_one(pbench_watch *w, struct watcher *s, grpc_channel *ch)
+void pbench_watch_filter(pbench_watch *w, uint32_t pool)
+{
+    w->res->filter_pool = pool;
+}
+
+static int start_one(pbench_watch *w, struct watcher *s, uint32_t index, grpc_channel *ch)
 {
     /* STALE: the stream starts from what this node has applied, without a ReadIndex round to
      * the leader (the watchers are on the leader by default, where both are the same). */
     Platoon__V1__WatchPlatoonRequest req = PLATOON__V1__WATCH_PLATOON_REQUEST__INIT;
     req.consistency = PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_STALE;
-    uint8_t buf[16];
+    uint64_t id = 1 + index % (w->res->filter_pool ? w->res->filter_pool : 1);
+    if (w->res->filter_pool > 0) {
+        req.n_ids = 1;
+        req.ids = &id;
+    }
+    uint8_t buf[32];
     size_t len = platoon__v1__watch_platoon_request__pack(&req, buf);
 
     s->call =
@@ -185,7 +195,7 @@ int pbench_watch_start(pbench_watch *w, uint64_t record_start_ns, uint64_t recor
         }
     }
     for (uint32_t i = 0; i < w->n; i++) {
-        int rc = start_one(w, &w->ws[i], w->channels[i % w->n_channels]);
+        int rc = start_one(w, &w->ws[i], i, w->channels[i % w->n_channels]);
         if (rc != 0) {
             atomic_store(&w->stop, true);
             break;

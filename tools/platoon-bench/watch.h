@@ -31,6 +31,7 @@ typedef struct pbench_watch_result {
     uint64_t matched;     /* events whose write's answer the bench saw: timed */
     uint64_t unmatched;   /* events of writes whose answer was not seen (or forgotten) */
     uint64_t ended_early; /* streams that ended before the run did */
+    uint32_t filter_pool; /* >0: stream i watched vehicle 1 + i % filter_pool only */
     uint64_t codes[PBENCH_WATCH_CODES]; /* their status */
     char first_error[160];
     pbench_hist late;  /* delay of events received after the write's answer */
@@ -43,6 +44,9 @@ typedef struct pbench_watch pbench_watch;
  * own completion queue. NULL when out of memory. */
 pbench_watch *pbench_watch_create(uint32_t n, const char *target, uint32_t channels,
                                   pbench_watch_result *res);
+/* Before pbench_watch_start: stream i watches vehicle 1 + i % @pool only (a WatchPlatoon ids
+ * filter), as a vehicle watching the one ahead would; 0 (the default): every vehicle. */
+void pbench_watch_filter(pbench_watch *w, uint32_t pool);
 /* Opens the channels, starts every stream and the thread that drives them; events received in
  * [@record_start_ns, @record_end_ns) (pbench_now_ns) are recorded. 0, PT_EIO or PT_ENOMEM; on
  * failure pbench_watch_destroy still has to be called. */
