@@ -277,6 +277,7 @@ void psim_host_crash(psim_world *w, int slot)
     /* A crash loses the partial snapshot only if it was never synced: it is on disk. */
     h->up = false;
     h->paused = false;
+    h->hb_this_life = false;
     w->crashes++;
 }
 
@@ -332,6 +333,8 @@ void psim_host_tick(psim_world *w, int slot, uint64_t incarnation)
     psim_schedule(w, h->tick_period, PSIM_EV_TICK, slot, incarnation, NULL);
 }
 
+static int note_vote_request(psim_world *w, const psim_host *h, const praft_msg *m);
+
 void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
 {
     psim_host *h = &w->hosts[slot];
@@ -367,12 +370,17 @@ void psim_host_deliver(psim_world *w, int slot, psim_msg *m)
     }
     if (m->m.type == PRAFT_MSG_HEARTBEAT && m->m.term >= h->last_term) {
         /* A heartbeat of its term or a later one: taken, and answered (what a lease counts). */
-        h->hb_seen = true;
+        h->hb_seen = h->hb_this_life = true;
         h->hb_term = m->m.term;
         h->hb_ticks = 0;
     }
     psim_trace(w, "recv %" PRIu64 "->%" PRIu64 " %s t%" PRIu64, m->m.from, m->m.to,
                praft_msg_type_name(m->m.type), m->m.term);
+    if ((m->m.type == PRAFT_MSG_VOTE || m->m.type == PRAFT_MSG_PREVOTE) &&
+        note_vote_request(w, h, &m->m) != 0) {
+        psim_msg_free(m);
+        return;
+    }
     int rc = praft_step(h->raft, &m->m);
     if (rc == PT_EMALFORMED) {
         psim_inv_fail(&w->inv, "message-validity",
@@ -1035,26 +1043,58 @@ static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *r
                          want.joint ? ", joint" : "");
 }
 
-/* Leader stickiness with leases (thesis §4.2.3, §6.4.1): a leader serves reads from a lease
- * because a server that took its heartbeat grants no vote until it has counted an election
- * timeout of its own ticks, over a restart too, unless the campaign comes from TimeoutNow
- * (which ends the lease, §3.10). Counted until the vote leaves (after it is durable, later
- * than it was decided): loose that way only. Clock drift is the leader's side of the bargain,
- * judged by linearizability. */
+/* Leader stickiness (thesis §4.2.3; the core keeps it with check-quorum, §6.2): a server that
+ * took a leader's heartbeat grants no vote or pre-vote until it has counted an election
+ * timeout of its own ticks, whatever happened to its term meanwhile, unless the campaign comes
+ * from TimeoutNow (which ends the lease, §3.10). Without leases the promise protects liveness
+ * and ends with a restart; with leases it is what a lease read counts on (§6.4.1), so it
+ * outlives a restart. Clock drift is the leader's side of the bargain, judged by
+ * linearizability. */
+static bool stickiness_binds(const psim_world *w, const psim_host *h, uint64_t term,
+                             uint64_t candidate)
+{
+    uint64_t x;
+    bool kept = w->opt.lease_reads ? h->hb_seen : !w->opt.disable_check_quorum && h->hb_this_life;
+    return kept && term > h->hb_term && h->hb_ticks < w->opt.election_ticks &&
+           !psim_pairmap_get(&w->xfer_votes, term, candidate, &x) &&
+           !psim_pairmap_get(&w->xfer_votes, h->hb_term, 0, &x);
+}
+
+static uint64_t vote_key(uint64_t voter, uint64_t candidate, bool pre)
+{
+    return voter << 32 | candidate << 1 | (pre ? 1u : 0u);
+}
+
+/* A vote is decided when its request is taken and leaves once it is durable: a heartbeat taken
+ * in between does not make it wrong. So a request taken while the node was free to grant it is
+ * noted, and a grant is judged against the moment of its request. */
+static int note_vote_request(psim_world *w, const psim_host *h, const praft_msg *m)
+{
+    if (stickiness_binds(w, h, m->term, m->from)) {
+        return 0;
+    }
+    int rc = psim_pairmap_put(&w->free_votes, m->term,
+                              vote_key(h->id, m->from, m->type == PRAFT_MSG_PREVOTE), 1);
+    if (rc != 0) {
+        psim_fail_internal(w, rc, "recording a vote request");
+    }
+    return rc;
+}
+
 static int check_vote_stickiness(psim_world *w, psim_host *h, const praft_msg *m)
 {
     uint64_t x;
-    if (!w->opt.lease_reads || !h->hb_seen || m->term <= h->hb_term ||
-        h->hb_ticks >= w->opt.election_ticks ||
-        psim_pairmap_get(&w->xfer_votes, m->term, m->to, &x) ||
-        psim_pairmap_get(&w->xfer_votes, h->hb_term, 0, &x)) {
-        return 0; /* kept still long enough; or a transfer's campaign, or TimeoutNow was sent */
+    bool pre = m->type == PRAFT_MSG_PREVOTE_RESP;
+    if (!stickiness_binds(w, h, m->term, m->to) ||
+        psim_pairmap_get(&w->free_votes, m->term, vote_key(h->id, m->to, pre), &x)) {
+        return 0; /* kept still long enough, or the request came while it was free to vote */
     }
     return psim_inv_fail(&w->inv, "vote-stickiness",
-                         "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64 ": vote granted %" PRIu64
+                         "nodes=%" PRIu64 ",%" PRIu64 " term=%" PRIu64 ": %s granted %" PRIu64
                          " ticks after a heartbeat of term %" PRIu64
                          " (an election timeout is %" PRIu32 ")",
-                         h->id, m->to, m->term, h->hb_ticks, h->hb_term, w->opt.election_ticks);
+                         h->id, m->to, m->term, pre ? "pre-vote" : "vote", h->hb_ticks, h->hb_term,
+                         w->opt.election_ticks);
 }
 
 /* Leader leases (thesis §6.4.1): a leader answers a read from its lease, with no heartbeat
@@ -1236,6 +1276,8 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
         if (rc == 0) {
             rc = check_vote_stickiness(w, h, m);
         }
+    } else if (m->type == PRAFT_MSG_PREVOTE_RESP && !m->reject) {
+        rc = check_vote_stickiness(w, h, m); /* a pre-vote is held to it too (thesis §9.6) */
     } else if (m->type == PRAFT_MSG_APPEND_RESP && !m->reject && m->index > 0 &&
                psim_disk_last(d) < m->index && d->snap.index < m->index) {
         rc = psim_inv_fail(&w->inv, "durable-before-send",
@@ -1243,7 +1285,7 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
                            ": entries acknowledged before they are durable (disk ends at %" PRIu64
                            ")",
                            h->id, m->to, m->index, psim_disk_last(d));
-    } else if (m->type == PRAFT_MSG_VOTE && m->transfer) {
+    } else if ((m->type == PRAFT_MSG_VOTE || m->type == PRAFT_MSG_PREVOTE) && m->transfer) {
         rc = psim_pairmap_put(&w->xfer_votes, m->term, h->id, 1);
         if (rc != 0) {
             psim_fail_internal(w, rc, "recording a transfer campaign");

@@ -192,6 +192,7 @@ int psim_world_new(const psim_options *opt, psim_world **out)
     psim_history_init(&w->hist);
     psim_inv_init(&w->inv);
     psim_pairmap_init(&w->xfer_votes);
+    psim_pairmap_init(&w->free_votes);
     w->n_slots = opt->nodes;
     w->net.delay_min = 5;
     w->net.delay_max = 40;
@@ -261,6 +262,7 @@ void psim_world_free(psim_world *w)
     psim_history_free(&w->hist);
     psim_inv_free(&w->inv);
     psim_pairmap_free(&w->xfer_votes);
+    psim_pairmap_free(&w->free_votes);
     free(w);
 }
 

@@ -193,6 +193,8 @@ typedef struct psim_host {
      * outlives a restart, thesis §6.4.1). */
     bool hb_seen;
     uint64_t hb_term, hb_ticks;
+    /* hb_seen in this lifetime: without leases a restarted node may vote at once. */
+    bool hb_this_life;
     /* As leader: when each node (by id) sent the latest heartbeat answer of its term that
      * reached it (check_read_confirmed). */
     uint64_t ack_term, ack_id[2 * PRAFT_MAX_MEMBERS], ack_sent[2 * PRAFT_MAX_MEMBERS];
@@ -265,6 +267,9 @@ typedef struct psim_world {
     /* (term, candidate): campaigns started by TimeoutNow; (term, 0): a TimeoutNow was sent in
      * that term, which ended its leader's lease. */
     psim_pairmap xfer_votes;
+    /* (term, vote_key) of the vote and pre-vote requests a node took while leader stickiness
+     * left it free to grant them (check_vote_stickiness in node_host.c). */
+    psim_pairmap free_votes;
     /* A two-step fault in flight (nemesis.c: a follower restarted within the lease). */
     struct {
         int leader, candidate;
