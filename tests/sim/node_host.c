@@ -406,7 +406,7 @@ void psim_host_client_req(psim_world *w, int slot, psim_creq *req)
         return;
     }
     int rc;
-    psim_pending p = {.req = *req, .at = w->now};
+    psim_pending p = {.req = *req, .at = w->now, .floor = w->max_commit};
     if (req->kind == PSIM_OP_PUT) {
         uint8_t buf[64];
         size_t len;
@@ -727,6 +727,7 @@ static void finish_or_fail(psim_world *w, psim_host *h)
 static int check_config_latest(psim_world *w, psim_host *h, const praft_ready *rd);
 static int check_lease_reads(psim_world *w, psim_host *h, const praft_ready *rd);
 static int check_read_confirmed(psim_world *w, psim_host *h, const praft_ready *rd);
+static int check_read_floor(psim_world *w, psim_host *h, const praft_ready *rd);
 
 void psim_host_pump(psim_world *w, int slot)
 {
@@ -747,7 +748,8 @@ void psim_host_pump(psim_world *w, int slot)
         }
         if (((rd->n_entries > 0 || rd->has_snapshot) && check_config_latest(w, h, rd) != 0) ||
             (rd->n_reads > 0 && check_lease_reads(w, h, rd) != 0) ||
-            (rd->n_reads > 0 && check_read_confirmed(w, h, rd) != 0)) {
+            (rd->n_reads > 0 && check_read_confirmed(w, h, rd) != 0) ||
+            (rd->n_reads > 0 && check_read_floor(w, h, rd) != 0)) {
             psim_halt(w);
             return;
         }
@@ -1097,6 +1099,34 @@ static int check_vote_stickiness(psim_world *w, psim_host *h, const praft_msg *m
                          w->opt.election_ticks);
 }
 
+/* A read is linearizable only if it sees every write committed before it was asked (thesis
+ * §6.4): its read index is at least the highest commit index any leader had reached at that
+ * moment, whichever node it was asked at and whether ReadIndex or a lease answered it. Judged
+ * when the read index is handed out, with no wait for a write that would make the answer
+ * stale: a read index below the floor is wrong even if no write lands in between. */
+static int check_read_floor(psim_world *w, psim_host *h, const praft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_reads; i++) {
+        const praft_read_state *r = &rd->reads[i];
+        for (size_t j = 0; j < h->n_reads; j++) {
+            const psim_pending *p = &h->reads[j];
+            if (p->ctx != r->context || p->ready || r->status != 0) {
+                continue;
+            }
+            if (r->index < p->floor) {
+                return psim_inv_fail(&w->inv, "read-index",
+                                     "nodes=%" PRIu64 " index=%" PRIu64
+                                     ": read index below %" PRIu64
+                                     ", the commit index a leader had reached when the read was "
+                                     "asked %" PRIu64 " time units before",
+                                     h->id, r->index, p->floor, w->now - p->at);
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
 /* Leader leases (thesis §6.4.1): a leader answers a read from its lease, with no heartbeat
  * round, only while a majority of each side of its configuration still keeps the promise its
  * heartbeats bought: a voter that took a heartbeat of the leader's term grants no vote until it
@@ -1417,6 +1447,9 @@ void psim_host_check(psim_world *w, int slot)
         if (rc == 0 && st.commit > h->seen_commit && h->last_role == PRAFT_LEADER &&
             h->last_term == st.term) {
             rc = check_leader_commit(w, h, &st);
+        }
+        if (rc == 0 && st.commit > w->max_commit) {
+            w->max_commit = st.commit; /* the floor of every read asked from now on */
         }
         if (rc == 0 && !h->paused) {
             rc = check_step_down(w, h, &st);

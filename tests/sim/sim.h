@@ -156,6 +156,7 @@ typedef struct psim_pending {
                      * first one) */
     uint64_t at;    /* reads: the time it was asked at */
     bool confirmed; /* reads: seen confirmed at the end of a step (check_read_confirmed) */
+    uint64_t floor; /* reads: the highest commit index any leader had when it was asked */
     psim_creq req;
 } psim_pending;
 
@@ -259,6 +260,7 @@ typedef struct psim_world {
     uint64_t crashes, membership_changes, transfers, nemesis_actions;
     uint64_t lin_inconclusive;
     uint64_t max_term;      /* highest term any node reached */
+    uint64_t max_commit;    /* highest commit index any leader reached */
     int lure_slot;          /* client reads go to this node (a deposed leader), or -1 */
     uint32_t lure_permille; /* how often they do (500 unless a scenario says otherwise) */
     bool lure_writes;       /* puts go to it too: it fills its log with entries never committed */
