@@ -372,6 +372,29 @@ PT_API int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg);
 /* Bytes of the stream's messages its reader has not taken yet (0 when it is not a stream). */
 PT_API size_t pnode_stream_queued(const pnode_request *req);
 
+/*
+ * Streams pumped on demand. Pumping every open stream at every turn costs the loop one call per
+ * stream per turn, however few have anything to send: with thousands of streams that are
+ * mostly idle it is most of the loop's work. After pnode_stream_on_demand(@req), the runtime
+ * calls @req's pump only at the end of a turn in which one of these happened:
+ *   - pnode_stream_wake(@req) was called (during a pump: at the end of the next turn, which
+ *     then comes at once);
+ *   - its reader took messages so that fewer than the bytes given to
+ *     pnode_stream_wake_below are left unread (one-shot: armed again by another call);
+ *   - the transport ended the stream (a bound passed): the runtime then calls @closed.
+ * So a handler that stops sending for want of something to send wakes its stream when that
+ * comes, and one that stops because its reader is slow calls pnode_stream_wake_below with
+ * its bound. A client that goes away still gets @closed at once, and a stopping node closes
+ * every stream, as for any stream.
+ *
+ * pnode_stream_on_demand returns 0, or PT_EINVAL when @req is not an open stream.
+ * pnode_stream_wake and pnode_stream_wake_below do nothing for a request that is not an open
+ * stream pumped on demand. Loop thread only, like every stream function.
+ */
+PT_API int pnode_stream_on_demand(pnode_request *req);
+PT_API void pnode_stream_wake(pnode_request *req);
+PT_API void pnode_stream_wake_below(pnode_request *req, size_t bytes);
+
 /* The id of the known leader, or 0. */
 PT_API uint64_t pnode_leader(pnode *node);
 

@@ -206,6 +206,18 @@ int pnet_transport_live_streams(pnet_transport *t);
 size_t pnet_call_stream_queued(pnet_call *call);
 /* Whether @call can send nothing more (its reader is gone, or it was ended). */
 bool pnet_call_stream_ended(pnet_call *call);
+/*
+ * Telling the loop about a stream without the loop asking at every turn. @owner (the node's
+ * request; NULL to stop) is kept with @call and handed back by pnet_call_stream_owner, so that
+ * a PNET_EV_STREAM_READY or PNET_EV_CALL_CANCELLED event finds its stream at once. Once an
+ * owner is set, a stream that the transport ends (a bound passed, the reader gone) posts one
+ * PNET_EV_STREAM_READY. pnet_call_stream_notify_below arms one more: when the bytes of @call's
+ * messages not yet taken fall under @bytes (one-shot); it returns true, arming nothing, when
+ * they already are (or the stream is over).
+ */
+void pnet_call_stream_set_owner(pnet_call *call, void *owner);
+void *pnet_call_stream_owner(pnet_call *call);
+bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes);
 
 /*
  * Starts a unary call of @method at node @node_id's @address with @len bytes of @data (copied),

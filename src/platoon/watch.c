@@ -1,6 +1,7 @@
 /*
  * WatchPlatoon: watchers, their pump, and the handler (watch.h says how changes flow).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,11 @@ struct pveh_watcher {
     uint64_t view_after;
     size_t view_pos;
 
-    /* Changes: the next one to send is the history's @seq of @epoch; those at or below
-     * @skip_to are not sent (a resumption after a revision this node has not reached). */
+    /* Changes: of the history's @epoch; the next one to examine is the member's seq, and
+     * the index knows which it matches (watch_index.h). Those at or below @skip_to are not
+     * sent (a resumption after a revision this node has not reached). */
     uint64_t epoch;
-    uint64_t seq;
+    pveh_windex_member member;
     uint64_t skip_to;
     /* The revision a client can resume from: every matching change up to it was sent.
      * Meaningless while a full state is incomplete (@resumable false). */
@@ -86,6 +88,7 @@ void pveh__watch_init(pveh_watch_hub *hub)
     memset(hub, 0, sizeof(*hub));
     pveh_watch_options_init(&hub->opts);
     pveh__history_init(&hub->history, hub->opts.history, 0);
+    pveh__windex_init(&hub->index);
 }
 
 void pveh__watch_free(pveh_watch_hub *hub)
@@ -93,12 +96,23 @@ void pveh__watch_free(pveh_watch_hub *hub)
     free(hub->scratch);
     hub->scratch = NULL;
     pveh__history_free(&hub->history);
+    pveh__windex_free(&hub->index);
+}
+
+static void wake_watcher(void *ctx, pveh_windex_member *m)
+{
+    (void)ctx;
+    struct pveh_watcher *w = m->owner;
+    pnode_stream_wake(w->req);
 }
 
 void pveh__watch_record(pveh_watch_hub *hub, const pveh_change *c)
 {
     uint64_t base = hub->history.base;
+    uint64_t seq = hub->history.next_seq;
     pveh__history_record(&hub->history, c);
+    hub->last_revision = c->revision;
+    pveh__windex_record(&hub->index, c->vehicle.id, seq, wake_watcher, NULL);
     atomic_fetch_add_explicit(&hub->changes, 1, memory_order_relaxed);
     if (hub->history.base != base) {
         atomic_store_explicit(&hub->oldest, hub->history.base, memory_order_relaxed);
@@ -109,6 +123,8 @@ void pveh__watch_reset(pveh_watch_hub *hub, uint64_t applied)
 {
     pveh__history_reset(&hub->history, applied);
     atomic_store(&hub->oldest, applied);
+    /* Each watcher sends the full state again (watcher_pump). */
+    pveh__windex_each(&hub->index, wake_watcher, NULL);
 }
 
 /* ============================================================================================
@@ -159,6 +175,7 @@ static void watcher_free(struct pveh_watcher *w)
     }
     hub->n_watchers--;
     atomic_fetch_sub(&hub->open, 1);
+    pveh__windex_remove(&hub->index, &w->member);
     if (w->in_state) {
         pveh__map_free(&w->view);
     }
@@ -227,7 +244,7 @@ static int begin_state(struct pveh_watcher *w)
     w->view_after = 0;
     w->view_pos = 0;
     w->epoch = sm->watch.history.epoch;
-    w->seq = sm->watch.history.next_seq;
+    pveh__windex_restart(&w->member, sm->watch.history.next_seq);
     w->skip_to = 0;
     w->resumable = false;
     w->lag = UINT64_MAX; /* a full state starts anew: only later pumps compare */
@@ -286,14 +303,26 @@ static int send_state_page(struct pveh_watcher *w)
  * pnode_stream_send's error. */
 static int send_changes(struct pveh_watcher *w, bool *sent)
 {
-    const pveh_history *h = &w->sm->watch.history;
-    struct pveh_watch_scratch *sc = w->sm->watch.scratch;
+    const pveh_watch_hub *hub = &w->sm->watch;
+    const pveh_history *h = &hub->history;
+    struct pveh_watch_scratch *sc = hub->scratch;
     size_t n = 0;
     uint64_t examined = w->resume_from;
     *sent = false;
-    while (n < PVEH_WATCH_BATCH && w->seq < h->next_seq) {
-        const pveh_change *c = pveh__history_at(h, w->seq);
-        w->seq++;
+    while (n < PVEH_WATCH_BATCH) {
+        uint64_t before = w->member.seq;
+        uint64_t seq;
+        if (!pveh__windex_next(&w->member, h, &seq)) {
+            /* Every change from @before on was examined: none the index noted matches. */
+            if (before < h->next_seq && hub->last_revision > w->skip_to &&
+                hub->last_revision > examined) {
+                examined = hub->last_revision;
+            }
+            break;
+        }
+        const pveh_change *c = pveh__history_at(h, seq);
+        /* watcher_pump ended the watcher if a change it needs was evicted. */
+        assert(c != NULL);
         if (c->revision <= w->skip_to) {
             continue;
         }
@@ -357,7 +386,11 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         }
         atomic_fetch_add(&hub->resent, 1);
     }
-    if (w->seq < pveh__history_first_seq(h)) {
+    if (w->n_ids == 0) {
+        /* It examines everything new now: the next change wakes the unfiltered again. */
+        pveh__windex_unfiltered_seen(&hub->index);
+    }
+    if (pveh__windex_needed(&w->member, h) < pveh__history_first_seq(h)) {
         char what[200];
         snprintf(what, sizeof(what),
                  "the watcher fell behind: changes it had not been sent left the history of "
@@ -367,7 +400,8 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         watcher_end(w, PNODE_RESOURCE_EXHAUSTED, what);
         return;
     }
-    while (pnode_stream_queued(w->req) < hub->opts.buffer_bytes) {
+    bool full;
+    while (!(full = pnode_stream_queued(w->req) >= hub->opts.buffer_bytes)) {
         int rc;
         bool sent = true;
         if (w->in_state) {
@@ -392,7 +426,7 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
     /* Behind by more than the bound, and further behind than after the last pump: its reader
      * takes changes more slowly than they come. One that is catching up (a resumption from
      * long ago, read as fast as it is sent) is left alone. */
-    uint64_t lag = h->next_seq - w->seq;
+    uint64_t lag = h->next_seq - pveh__windex_needed(&w->member, h);
     if (lag > hub->opts.max_lag && lag > w->lag) {
         char what[200];
         snprintf(what, sizeof(what),
@@ -404,6 +438,12 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         return;
     }
     w->lag = lag;
+    if (full) {
+        /* Stopped by its reader: pumped again once it has taken enough (or on the next change
+         * it wants, which checks how far behind it is). Stopped for want of changes, it is
+         * woken by the next one it wants. */
+        pnode_stream_wake_below(w->req, hub->opts.buffer_bytes);
+    }
 }
 
 static void watcher_closed(pnode *node, void *ctx, pnode_request *req, int code)
@@ -539,7 +579,7 @@ static void watch_start(pnode *node, void *ctx, pnode_request *req, int code, co
             return;
         }
         w->epoch = hub->history.epoch;
-        w->seq = seq;
+        w->member.seq = seq;
         w->skip_to = from;
         w->resumable = true;
         w->resume_from = from;
@@ -549,6 +589,26 @@ static void watch_start(pnode *node, void *ctx, pnode_request *req, int code, co
     }
     if (rc == 0) {
         rc = pnode_stream_open(node, req, &watcher_ops, w);
+    }
+    if (rc == 0) {
+        w->member.owner = w;
+        w->member.ids = w->ids;
+        w->member.n_ids = w->n_ids;
+        rc = pveh__windex_add(&hub->index, &w->member, w->member.seq, hub->history.next_seq);
+        if (rc == 0) {
+            rc = pnode_stream_on_demand(req);
+        }
+        if (rc != 0) {
+            /* The stream is open: close it as the runtime would, without a pump. */
+            pveh__windex_remove(&hub->index, &w->member);
+            if (w->in_state) {
+                pveh__map_free(&w->view);
+            }
+            free(w->ids);
+            free(w);
+            pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
     }
     if (rc != 0) {
         if (w->in_state) {
