@@ -32,6 +32,9 @@ typedef struct pbench_watch_result {
     uint64_t unmatched;   /* events of writes whose answer was not seen (or forgotten) */
     uint64_t ended_early; /* streams that ended before the run did */
     uint32_t filter_pool; /* >0: stream i watched vehicle 1 + i % filter_pool only */
+    /* CPU time of the watchers' thread over the recording window (receiving, decoding and
+     * timing the events: what reading them costs a client, one core's share). */
+    double thread_cpu_s;
     uint64_t codes[PBENCH_WATCH_CODES]; /* their status */
     char first_error[160];
     pbench_hist late;  /* delay of events received after the write's answer */
