@@ -844,18 +844,15 @@ int pnet_transport_live_streams(pnet_transport *t)
     return atomic_load(&t->live_streams);
 }
 
-int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
+/* Queues @slice (referenced, not copied) as @call's next message. */
+static int stream_enqueue(pnet_call *call, grpc_slice slice)
 {
-    if (call == NULL || (data == NULL && len > 0)) {
-        return PT_EINVAL;
-    }
     struct stream_item *it = malloc(sizeof(*it));
     if (it == NULL) {
         return PT_ENOMEM;
     }
-    grpc_slice slice = grpc_slice_from_copied_buffer(data != NULL ? data : "", len);
+    size_t len = GRPC_SLICE_LENGTH(slice);
     it->bb = grpc_raw_byte_buffer_create(&slice, 1);
-    grpc_slice_unref(slice);
     it->len = len;
     it->next = NULL;
     pthread_mutex_lock(&call->mu);
@@ -879,6 +876,53 @@ int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
     }
     pthread_mutex_unlock(&call->mu);
     return rc;
+}
+
+int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
+{
+    if (call == NULL || (data == NULL && len > 0)) {
+        return PT_EINVAL;
+    }
+    grpc_slice slice = grpc_slice_from_copied_buffer(data != NULL ? data : "", len);
+    int rc = stream_enqueue(call, slice);
+    grpc_slice_unref(slice);
+    return rc;
+}
+
+struct pnet_bytes {
+    grpc_slice slice;
+};
+
+pnet_bytes *pnet_bytes_take(void *data, size_t len)
+{
+    pnet_bytes *b = malloc(sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+    /* gRPC frees @data with the last reference: the last stream to send it, or us. */
+    b->slice = grpc_slice_new(data, len, free);
+    return b;
+}
+
+void pnet_bytes_free(pnet_bytes *b)
+{
+    if (b != NULL) {
+        grpc_slice_unref(b->slice);
+        free(b);
+    }
+}
+
+size_t pnet_bytes_len(const pnet_bytes *b)
+{
+    return GRPC_SLICE_LENGTH(b->slice);
+}
+
+int pnet_call_stream_send_bytes(pnet_call *call, const pnet_bytes *b)
+{
+    if (call == NULL || b == NULL) {
+        return PT_EINVAL;
+    }
+    return stream_enqueue(call, b->slice);
 }
 
 void pnet_call_stream_set_owner(pnet_call *call, void *owner)

@@ -197,6 +197,17 @@ int pnet_call_fail(pnet_call *call, int code, const char *message);
  * PT_EINVAL or PT_ENOMEM.
  */
 int pnet_call_stream_send(pnet_call *call, const void *data, size_t len);
+/*
+ * Bytes sent on many streams without a copy each: pnet_bytes_take takes @data (malloc'd; NULL
+ * when out of memory, @data then still the caller's); pnet_call_stream_send_bytes queues them
+ * on @call like pnet_call_stream_send, sharing them (reference counted, any thread); the bytes
+ * are freed once pnet_bytes_free was called and every stream sent them or gave up.
+ */
+typedef struct pnet_bytes pnet_bytes;
+pnet_bytes *pnet_bytes_take(void *data, size_t len);
+void pnet_bytes_free(pnet_bytes *b);
+size_t pnet_bytes_len(const pnet_bytes *b);
+int pnet_call_stream_send_bytes(pnet_call *call, const pnet_bytes *b);
 /* Marks @call a stream, counted by pnet_transport_live_streams until gRPC releases it. */
 void pnet_call_stream_open(pnet_call *call);
 /* Server streams not yet over on the gRPC side: a node that stops waits (a little) for their

@@ -116,6 +116,40 @@ int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg)
     return rc;
 }
 
+/* A pnode_message is the transport's shared bytes. */
+int pnode_message_pack(const ProtobufCMessage *msg, pnode_message **out)
+{
+    if (msg == NULL || out == NULL) {
+        return PT_EINVAL;
+    }
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len > 0 ? len : 1);
+    if (buf == NULL) {
+        return PT_ENOMEM;
+    }
+    protobuf_c_message_pack(msg, buf);
+    pnet_bytes *b = pnet_bytes_take(buf, len);
+    if (b == NULL) {
+        free(buf);
+        return PT_ENOMEM;
+    }
+    *out = (pnode_message *)b;
+    return 0;
+}
+
+void pnode_message_free(pnode_message *m)
+{
+    pnet_bytes_free((pnet_bytes *)m);
+}
+
+int pnode_stream_send_packed(pnode_request *req, const pnode_message *m)
+{
+    if (req == NULL || req->stream_ops == NULL || m == NULL) {
+        return PT_EINVAL;
+    }
+    return pnet_call_stream_send_bytes(req->call, (const pnet_bytes *)m);
+}
+
 size_t pnode_stream_queued(const pnode_request *req)
 {
     if (req == NULL || req->stream_ops == NULL) {

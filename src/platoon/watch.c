@@ -95,6 +95,10 @@ void pveh__watch_free(pveh_watch_hub *hub)
 {
     free(hub->scratch);
     hub->scratch = NULL;
+    for (size_t i = 0; i < PVEH_WATCH_SHARED; i++) {
+        pnode_message_free(hub->shared[i].msg);
+        hub->shared[i].msg = NULL;
+    }
     pveh__history_free(&hub->history);
     pveh__windex_free(&hub->index);
 }
@@ -299,6 +303,83 @@ static int send_state_page(struct pveh_watcher *w)
     return 0;
 }
 
+/* The batch of changes [@from, @to) packed, from the shared ones or packed now into the slot
+ * used least recently; NULL when out of memory. */
+static const pveh_watch_shared *shared_batch(pveh_watch_hub *hub, uint64_t from, uint64_t to)
+{
+    const pveh_history *h = &hub->history;
+    for (size_t i = 0; i < PVEH_WATCH_SHARED; i++) {
+        const pveh_watch_shared *s = &hub->shared[i];
+        if (s->msg != NULL && s->epoch == h->epoch && s->from == from && s->to == to) {
+            return s;
+        }
+    }
+    struct pveh_watch_scratch *sc = hub->scratch;
+    size_t n = 0;
+    for (uint64_t seq = from; seq < to; seq++) {
+        const pveh_change *c = pveh__history_at(h, seq);
+        assert(c != NULL);
+        put_event(sc, n++,
+                  c->op == PVEH_CHANGE_PUT ? PLATOON__V1__WATCH_EVENT__TYPE__PUT
+                                           : PLATOON__V1__WATCH_EVENT__TYPE__DELETE,
+                  c->op == PVEH_CHANGE_PUT ? &c->vehicle : NULL, c->vehicle.id, c->revision);
+    }
+    Platoon__V1__WatchPlatoonResponse m = PLATOON__V1__WATCH_PLATOON_RESPONSE__INIT;
+    m.n_events = n;
+    m.events = sc->ptrs;
+    m.revision = sc->events[n - 1].revision;
+    pnode_message *msg;
+    if (pnode_message_pack(&m.base, &msg) != 0) {
+        return NULL;
+    }
+    pveh_watch_shared *s = &hub->shared[hub->shared_next];
+    hub->shared_next = (hub->shared_next + 1) % PVEH_WATCH_SHARED;
+    pnode_message_free(s->msg);
+    *s = (pveh_watch_shared){.epoch = h->epoch,
+                             .from = from,
+                             .to = to,
+                             .last_revision = m.revision,
+                             .n_events = n,
+                             .msg = msg};
+    return s;
+}
+
+/* An unfiltered watcher sends every change from its position: the same message as every other
+ * one at that position, packed once. *@done says whether it did (not when it must skip changes
+ * up to skip_to, or out of memory: send_changes then packs its own). Returns 0 or
+ * pnode_stream_send's error. */
+static int send_shared(struct pveh_watcher *w, bool *done)
+{
+    pveh_watch_hub *hub = &w->sm->watch;
+    const pveh_history *h = &hub->history;
+    *done = false;
+    uint64_t from = w->member.seq;
+    if (w->n_ids != 0 || !w->member.walk || from >= h->next_seq) {
+        return 0;
+    }
+    const pveh_change *first = pveh__history_at(h, from);
+    if (first == NULL || first->revision <= w->skip_to) {
+        return 0;
+    }
+    uint64_t to = h->next_seq - from > PVEH_WATCH_BATCH ? from + PVEH_WATCH_BATCH : h->next_seq;
+    const pveh_watch_shared *s = shared_batch(hub, from, to);
+    if (s == NULL) {
+        return 0;
+    }
+    int rc = pnode_stream_send_packed(w->req, s->msg);
+    if (rc != 0) {
+        return rc;
+    }
+    atomic_fetch_add_explicit(&hub->messages_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hub->events_sent, s->n_events, memory_order_relaxed);
+    w->member.seq = to;
+    if (s->last_revision > w->resume_from) {
+        w->resume_from = s->last_revision;
+    }
+    *done = true;
+    return 0;
+}
+
 /* Sends the next changes the filter matches, if there are any (*@sent says). Returns 0 or
  * pnode_stream_send's error. */
 static int send_changes(struct pveh_watcher *w, bool *sent)
@@ -309,6 +390,10 @@ static int send_changes(struct pveh_watcher *w, bool *sent)
     size_t n = 0;
     uint64_t examined = w->resume_from;
     *sent = false;
+    int rc = send_shared(w, sent);
+    if (rc != 0 || *sent) {
+        return rc;
+    }
     while (n < PVEH_WATCH_BATCH) {
         uint64_t before = w->member.seq;
         uint64_t seq;
@@ -343,7 +428,7 @@ static int send_changes(struct pveh_watcher *w, bool *sent)
         m.n_events = n;
         m.events = sc->ptrs;
         m.revision = sc->events[n - 1].revision;
-        int rc = send_message(w, &m);
+        rc = send_message(w, &m);
         if (rc != 0) {
             return rc;
         }

@@ -47,6 +47,16 @@
 
 struct pveh_watcher;
 struct pveh_watch_scratch;
+
+/* Changes [from, to) of the history's @epoch, packed once for every unfiltered watcher at that
+ * position: a thousand such watchers share one encoding of each batch (watch.c). */
+#define PVEH_WATCH_SHARED 4
+typedef struct pveh_watch_shared {
+    uint64_t epoch, from, to;
+    uint64_t last_revision;
+    size_t n_events;
+    pnode_message *msg; /* NULL: unused */
+} pveh_watch_shared;
 struct pveh_sm;
 
 typedef struct pveh_watch_hub {
@@ -58,6 +68,8 @@ typedef struct pveh_watch_hub {
     /* Which watchers each change reaches, and the revision of the newest change recorded. */
     pveh_windex index;
     uint64_t last_revision;
+    pveh_watch_shared shared[PVEH_WATCH_SHARED];
+    size_t shared_next; /* the slot the next batch replaces */
     /* Counters (pveh_watch_counters). */
     atomic_uint_fast64_t open, started, dropped_slow, resent, events_sent, messages_sent;
     atomic_uint_fast64_t changes, oldest;
