@@ -42,7 +42,9 @@ static void tw_add(pveh_windex *x, tw *w, const uint64_t *ids, size_t n, uint64_
                    uint64_t next_seq)
 {
     memset(w, 0, sizeof(*w));
-    memcpy(w->ids, ids, n * sizeof(*ids));
+    if (n > 0) {
+        memcpy(w->ids, ids, n * sizeof(*ids));
+    }
     w->m.owner = w;
     w->m.ids = n > 0 ? w->ids : NULL;
     w->m.n_ids = pveh__ids_normalize(w->ids, n);
