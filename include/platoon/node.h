@@ -340,7 +340,8 @@ PT_API void pnode_forward(pnode *node, pnode_request *req);
  * pnode_stream_send, and ends it with pnode_fail: the status follows the messages already
  * sent (every end is a status with a message; pnode_reply is not for streams). The runtime
  * calls @pump at the end of every turn of its loop (after the turn's entries were applied,
- * and at least every tick) for the stream to send what is due,
+ * and at least every tick; for a stream pumped on demand, only when woken: see below) for the
+ * stream to send what is due,
  * and @closed when the stream ends without the handler: the client went away or its deadline
  * passed (@code PNODE_CANCELLED), or the node is stopping (PNODE_UNAVAILABLE; called from the
  * thread of pnode_stop, once the loop has ended). @closed must answer @req (pnode_fail, which
