@@ -76,10 +76,10 @@ struct pnet_call {
     grpc_status_code end_code;
     char *end_message;
     struct pnet_tag tag_stream_send;
-    /* Telling the loop (PNET_EV_STREAM_READY): the stream's owner in the node (loop thread
-     * only), and a wake-up armed by pnet_call_stream_notify_below for when its queue falls
-     * under @notify_below bytes. A stream ended here (a bound passed, the reader gone) is
-     * always told, once. */
+    /* Telling the loop (PNET_EV_STREAM_READY): the stream's owner in the node (set by the
+     * loop, read by it and, under @mu, here), and a wake-up armed by
+     * pnet_call_stream_notify_below for when its queue falls under @notify_below bytes. A stream
+     * ended here (a bound passed, the reader gone) is always told, once. */
     void *owner;
     bool notify_armed;
     size_t notify_below;
