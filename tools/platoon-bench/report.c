@@ -78,8 +78,11 @@ static void watch_text(const pbench_engine_cfg *cfg, const pbench_watch_result *
             "watch   %u stream(s)%s on %s over %u connection(s): %.0f events/s in %.0f messages/s, "
             "%llu ended early%s%s\n"
             "        watchers' thread: %.2f s of CPU, %.0f events decoded per CPU second\n",
-            w->watchers, w->filter_pool ? " of one vehicle each" : "", cfg->watch_target,
-            w->channels, secs > 0 ? (double)w->events / secs : 0,
+            w->watchers,
+            w->filter_offset ? " of one unwritten vehicle each"
+            : w->filter_pool ? " of one vehicle each"
+                             : "",
+            cfg->watch_target, w->channels, secs > 0 ? (double)w->events / secs : 0,
             secs > 0 ? (double)w->messages / secs : 0, (unsigned long long)w->ended_early,
             w->ended_early ? "  first: " : "", w->ended_early ? w->first_error : "",
             w->thread_cpu_s, w->thread_cpu_s > 0 ? (double)w->events / w->thread_cpu_s : 0);

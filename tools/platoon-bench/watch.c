@@ -120,9 +120,10 @@ static int arm_recv(pbench_watch *w, struct watcher *s)
     return 0;
 }
 
-void pbench_watch_filter(pbench_watch *w, uint32_t pool)
+void pbench_watch_filter(pbench_watch *w, uint32_t pool, uint32_t offset)
 {
     w->res->filter_pool = pool;
+    w->res->filter_offset = offset;
 }
 
 static int start_one(pbench_watch *w, struct watcher *s, uint32_t index, grpc_channel *ch)
@@ -131,7 +132,8 @@ static int start_one(pbench_watch *w, struct watcher *s, uint32_t index, grpc_ch
      * the leader (the watchers are on the leader by default, where both are the same). */
     Platoon__V1__WatchPlatoonRequest req = PLATOON__V1__WATCH_PLATOON_REQUEST__INIT;
     req.consistency = PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_STALE;
-    uint64_t id = 1 + index % (w->res->filter_pool ? w->res->filter_pool : 1);
+    uint64_t id = 1 + (uint64_t)w->res->filter_offset +
+                  index % (w->res->filter_pool ? w->res->filter_pool : 1);
     if (w->res->filter_pool > 0) {
         req.n_ids = 1;
         req.ids = &id;
