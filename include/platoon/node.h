@@ -340,7 +340,8 @@ PT_API void pnode_forward(pnode *node, pnode_request *req);
  * pnode_stream_send, and ends it with pnode_fail: the status follows the messages already
  * sent (every end is a status with a message; pnode_reply is not for streams). The runtime
  * calls @pump at the end of every turn of its loop (after the turn's entries were applied,
- * and at least every tick) for the stream to send what is due,
+ * and at least every tick; for a stream pumped on demand, only when woken: see below) for the
+ * stream to send what is due,
  * and @closed when the stream ends without the handler: the client went away or its deadline
  * passed (@code PNODE_CANCELLED), or the node is stopping (PNODE_UNAVAILABLE; called from the
  * thread of pnode_stop, once the loop has ended). @closed must answer @req (pnode_fail, which
@@ -369,8 +370,43 @@ PT_API int pnode_stream_open(pnode *node, pnode_request *req, const pnode_stream
  * with pnode_fail), PT_EINVAL (not a stream), or PT_ENOMEM. */
 PT_API int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg);
 
+/*
+ * A message packed once and sent on many streams (the same changes to every watcher of all
+ * vehicles): pnode_message_pack packs @msg into *@out (owned by the caller: free it with
+ * pnode_message_free; PT_ENOMEM); pnode_stream_send_packed queues it on @req as
+ * pnode_stream_send would, sharing its bytes rather than copying them (same returns). A message
+ * freed by its caller lives on until every stream it was queued on has sent it. Loop thread.
+ */
+typedef struct pnode_message pnode_message;
+PT_API int pnode_message_pack(const ProtobufCMessage *msg, pnode_message **out);
+PT_API void pnode_message_free(pnode_message *m);
+PT_API int pnode_stream_send_packed(pnode_request *req, const pnode_message *m);
+
 /* Bytes of the stream's messages its reader has not taken yet (0 when it is not a stream). */
 PT_API size_t pnode_stream_queued(const pnode_request *req);
+
+/*
+ * Streams pumped on demand. Pumping every open stream at every turn costs the loop one call per
+ * stream per turn, however few have anything to send: with thousands of streams that are
+ * mostly idle it is most of the loop's work. After pnode_stream_on_demand(@req), the runtime
+ * calls @req's pump only at the end of a turn in which one of these happened:
+ *   - pnode_stream_wake(@req) was called (during a pump: at the end of the next turn, which
+ *     then comes at once);
+ *   - its reader took messages so that fewer than the bytes given to
+ *     pnode_stream_wake_below are left unread (one-shot: armed again by another call);
+ *   - the transport ended the stream (a bound passed): the runtime then calls @closed.
+ * So a handler that stops sending for want of something to send wakes its stream when that
+ * comes, and one that stops because its reader is slow calls pnode_stream_wake_below with
+ * its bound. A client that goes away still gets @closed at once, and a stopping node closes
+ * every stream, as for any stream.
+ *
+ * pnode_stream_on_demand returns 0, or PT_EINVAL when @req is not an open stream.
+ * pnode_stream_wake and pnode_stream_wake_below do nothing for a request that is not an open
+ * stream pumped on demand. Loop thread only, like every stream function.
+ */
+PT_API int pnode_stream_on_demand(pnode_request *req);
+PT_API void pnode_stream_wake(pnode_request *req);
+PT_API void pnode_stream_wake_below(pnode_request *req, size_t bytes);
 
 /* The id of the known leader, or 0. */
 PT_API uint64_t pnode_leader(pnode *node);

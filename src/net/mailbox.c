@@ -137,7 +137,8 @@ void pnet_event_free(pnet_event *ev)
     }
     pnet_msg_free(ev->msg);
     /* A CALL event's reference is the loop's, released by pnet_call_reply/fail. */
-    if (ev->type == PNET_EV_CALL_CANCELLED && ev->call != NULL) {
+    if ((ev->type == PNET_EV_CALL_CANCELLED || ev->type == PNET_EV_STREAM_READY) &&
+        ev->call != NULL) {
         pnet__call_unref(ev->call);
     }
     free(ev->data);

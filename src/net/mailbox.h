@@ -35,6 +35,7 @@ enum pnet_event_type {
     PNET_EV_CALL = 2,           /* a request to a registered method: answer @call */
     PNET_EV_CALL_CANCELLED = 3, /* the client of @call went away or its deadline passed */
     PNET_EV_CLIENT_DONE = 4,    /* a pnet_client_call completed: run @done */
+    PNET_EV_STREAM_READY = 5,   /* the server stream of @call can send again, or ended */
 };
 
 typedef struct pnet_event {
@@ -46,10 +47,11 @@ typedef struct pnet_event {
     praft_msg *msg;
     char peer_address[PRAFT_ADDRESS_MAX];
 
-    /* PNET_EV_CALL, PNET_EV_CALL_CANCELLED: the call. A CALL event hands the loop a reference
-     * on the call, which the loop keeps past pnet_event_free and releases by finishing the call
-     * exactly once with pnet_call_reply or pnet_call_fail (transport.h), cancelled or not. A
-     * CANCELLED event holds a reference of its own, released by pnet_event_free. */
+    /* PNET_EV_CALL, PNET_EV_CALL_CANCELLED, PNET_EV_STREAM_READY: the call. A CALL event hands the
+     * loop a reference on the call, which the loop keeps past pnet_event_free and releases by
+     * finishing the call exactly once with pnet_call_reply or pnet_call_fail (transport.h),
+     * cancelled or not. A CANCELLED or STREAM_READY event holds a reference of its own, released by
+     * pnet_event_free. */
     pnet_call *call;
     /* CALL, CALL_CANCELLED: the method's full name ("/platoon.v1.Platoon/GetVehicle"), valid
      * while the loop holds its reference on the call (until it finishes the call). */

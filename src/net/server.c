@@ -76,6 +76,14 @@ struct pnet_call {
     grpc_status_code end_code;
     char *end_message;
     struct pnet_tag tag_stream_send;
+    /* Telling the loop (PNET_EV_STREAM_READY): the stream's owner in the node (set by the
+     * loop, read by it and, under @mu, here), and a wake-up armed by
+     * pnet_call_stream_notify_below for when its queue falls under @notify_below bytes. A stream
+     * ended here (a bound passed, the reader gone) is always told, once. */
+    void *owner;
+    bool notify_armed;
+    size_t notify_below;
+    bool end_told;
 };
 
 /* A message of a server stream waiting for its turn. */
@@ -764,6 +772,33 @@ static void stream_send_next(pnet_transport *t, pnet_call *c)
     c->send_inflight = true;
 }
 
+static bool stream_over(const pnet_call *c)
+{
+    return c->call == NULL || c->closed || c->finished;
+}
+
+/* With c->mu held: the event telling the loop that @c's queue fell under the bound it armed,
+ * or that the stream ended here; NULL when there is nothing to tell. Post it after unlocking. */
+static pnet_event *stream_notice(pnet_call *c)
+{
+    bool over = stream_over(c);
+    bool due = (c->notify_armed && (c->sq_bytes < c->notify_below || over)) ||
+               (over && !c->end_told && c->owner != NULL);
+    if (!due) {
+        return NULL;
+    }
+    pnet_event *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL) {
+        return NULL; /* the loop learns of it at its next send */
+    }
+    c->notify_armed = false;
+    c->end_told = c->end_told || over;
+    ev->type = PNET_EV_STREAM_READY;
+    ev->call = c;
+    c->refs++; /* the event's */
+    return ev;
+}
+
 static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
 {
     pthread_mutex_lock(&c->mu);
@@ -783,8 +818,12 @@ static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
         c->end_pending = false;
         call_send_status(c, c->end_code, c->end_message, NULL, 0);
     }
+    pnet_event *ev = stream_notice(c);
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
+    if (ev != NULL) {
+        pnet__mailbox_post(t->mb, ev);
+    }
     if (drop) {
         pnet__call_unref(c);
     }
@@ -805,18 +844,15 @@ int pnet_transport_live_streams(pnet_transport *t)
     return atomic_load(&t->live_streams);
 }
 
-int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
+/* Queues @slice (referenced, not copied) as @call's next message. */
+static int stream_enqueue(pnet_call *call, grpc_slice slice)
 {
-    if (call == NULL || (data == NULL && len > 0)) {
-        return PT_EINVAL;
-    }
     struct stream_item *it = malloc(sizeof(*it));
     if (it == NULL) {
         return PT_ENOMEM;
     }
-    grpc_slice slice = grpc_slice_from_copied_buffer(data != NULL ? data : "", len);
+    size_t len = GRPC_SLICE_LENGTH(slice);
     it->bb = grpc_raw_byte_buffer_create(&slice, 1);
-    grpc_slice_unref(slice);
     it->len = len;
     it->next = NULL;
     pthread_mutex_lock(&call->mu);
@@ -840,6 +876,78 @@ int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
     }
     pthread_mutex_unlock(&call->mu);
     return rc;
+}
+
+int pnet_call_stream_send(pnet_call *call, const void *data, size_t len)
+{
+    if (call == NULL || (data == NULL && len > 0)) {
+        return PT_EINVAL;
+    }
+    grpc_slice slice = grpc_slice_from_copied_buffer(data != NULL ? data : "", len);
+    int rc = stream_enqueue(call, slice);
+    grpc_slice_unref(slice);
+    return rc;
+}
+
+struct pnet_bytes {
+    grpc_slice slice;
+};
+
+pnet_bytes *pnet_bytes_take(void *data, size_t len)
+{
+    pnet_bytes *b = malloc(sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+    /* gRPC frees @data with the last reference: the last stream to send it, or us. */
+    b->slice = grpc_slice_new(data, len, free);
+    return b;
+}
+
+void pnet_bytes_free(pnet_bytes *b)
+{
+    if (b != NULL) {
+        grpc_slice_unref(b->slice);
+        free(b);
+    }
+}
+
+size_t pnet_bytes_len(const pnet_bytes *b)
+{
+    return GRPC_SLICE_LENGTH(b->slice);
+}
+
+int pnet_call_stream_send_bytes(pnet_call *call, const pnet_bytes *b)
+{
+    if (call == NULL || b == NULL) {
+        return PT_EINVAL;
+    }
+    return stream_enqueue(call, b->slice);
+}
+
+void pnet_call_stream_set_owner(pnet_call *call, void *owner)
+{
+    pthread_mutex_lock(&call->mu);
+    call->owner = owner;
+    pthread_mutex_unlock(&call->mu);
+}
+
+void *pnet_call_stream_owner(pnet_call *call)
+{
+    pthread_mutex_lock(&call->mu);
+    void *owner = call->owner;
+    pthread_mutex_unlock(&call->mu);
+    return owner;
+}
+
+bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes)
+{
+    pthread_mutex_lock(&call->mu);
+    bool now = call->sq_bytes < bytes || stream_over(call);
+    call->notify_armed = !now;
+    call->notify_below = bytes;
+    pthread_mutex_unlock(&call->mu);
+    return now;
 }
 
 size_t pnet_call_stream_queued(pnet_call *call)

@@ -197,6 +197,17 @@ int pnet_call_fail(pnet_call *call, int code, const char *message);
  * PT_EINVAL or PT_ENOMEM.
  */
 int pnet_call_stream_send(pnet_call *call, const void *data, size_t len);
+/*
+ * Bytes sent on many streams without a copy each: pnet_bytes_take takes @data (malloc'd; NULL
+ * when out of memory, @data then still the caller's); pnet_call_stream_send_bytes queues them
+ * on @call like pnet_call_stream_send, sharing them (reference counted, any thread); the bytes
+ * are freed once pnet_bytes_free was called and every stream sent them or gave up.
+ */
+typedef struct pnet_bytes pnet_bytes;
+pnet_bytes *pnet_bytes_take(void *data, size_t len);
+void pnet_bytes_free(pnet_bytes *b);
+size_t pnet_bytes_len(const pnet_bytes *b);
+int pnet_call_stream_send_bytes(pnet_call *call, const pnet_bytes *b);
 /* Marks @call a stream, counted by pnet_transport_live_streams until gRPC releases it. */
 void pnet_call_stream_open(pnet_call *call);
 /* Server streams not yet over on the gRPC side: a node that stops waits (a little) for their
@@ -206,6 +217,18 @@ int pnet_transport_live_streams(pnet_transport *t);
 size_t pnet_call_stream_queued(pnet_call *call);
 /* Whether @call can send nothing more (its reader is gone, or it was ended). */
 bool pnet_call_stream_ended(pnet_call *call);
+/*
+ * Telling the loop about a stream without the loop asking at every turn. @owner (the node's
+ * request; NULL to stop) is kept with @call and handed back by pnet_call_stream_owner, so that
+ * a PNET_EV_STREAM_READY or PNET_EV_CALL_CANCELLED event finds its stream at once. Once an
+ * owner is set, a stream that the transport ends (a bound passed, the reader gone) posts one
+ * PNET_EV_STREAM_READY. pnet_call_stream_notify_below arms one more: when the bytes of @call's
+ * messages not yet taken fall under @bytes (one-shot); it returns true, arming nothing, when
+ * they already are (or the stream is over).
+ */
+void pnet_call_stream_set_owner(pnet_call *call, void *owner);
+void *pnet_call_stream_owner(pnet_call *call);
+bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes);
 
 /*
  * Starts a unary call of @method at node @node_id's @address with @len bytes of @data (copied),

@@ -498,6 +498,9 @@ static void handle_event(pnode *n, pnet_event *ev)
          * nothing that would end it: it is closed now. */
         pnode__streams_cancelled(n, ev->call);
         break;
+    case PNET_EV_STREAM_READY:
+        pnode__streams_ready(n, ev->call);
+        break;
     case PNET_EV_CLIENT_DONE:
         ev->done(ev->done_ctx, ev->status, ev->message ? ev->message : "", ev->data, ev->len);
         break;

@@ -75,6 +75,9 @@ struct pnode_request {
     /* A server stream (pnode_stream_open), in node->streams while open. */
     const pnode_stream_ops *stream_ops;
     void *stream_ctx;
+    /* pnode_stream_on_demand: in node->streams_idle, or in node->streams_ready while woken. */
+    bool stream_on_demand;
+    bool stream_woken;
 };
 
 /* The one batch the storage writer carries out at a time. */
@@ -193,8 +196,12 @@ struct pnode {
      * everything else. */
     pnode_request proposals;
     pnode_request pending;
-    /* Open server streams (streams.c). */
+    /* Open server streams (streams.c): those pumped at every turn, and those pumped on
+     * demand, idle or woken for the end of this turn. */
     pnode_request streams;
+    pnode_request streams_idle;
+    pnode_request streams_ready;
+    bool streams_pumping; /* in pnode__streams_pump: a stream woken now waits for the next */
 
     /* Requests from other threads (pnode_propose), handed to the loop. */
     pthread_mutex_t inbox_mu;
@@ -272,6 +279,8 @@ void pnode__streams_init(pnode *n);
 void pnode__streams_pump(pnode *n);
 /* The client of @call went away: its stream, if it is one, is closed. */
 void pnode__streams_cancelled(pnode *n, pnet_call *call);
+/* The transport says the stream of @call can send again, or ended: it is woken. */
+void pnode__streams_ready(pnode *n, pnet_call *call);
 /* The node stops: every stream is closed (from pnode_stop, after the loop ended). */
 void pnode__streams_close_all(pnode *n);
 

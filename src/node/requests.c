@@ -66,6 +66,10 @@ void pnode__request_unlink(pnode *n, pnode_request *req)
 {
     (void)n;
     if (req->linked) {
+        if (req->stream_ops != NULL) {
+            /* Its events (streams.c) must no longer find it: it is about to be freed. */
+            pnet_call_stream_set_owner(req->call, NULL);
+        }
         req->prev->next = req->next;
         req->next->prev = req->prev;
         req->prev = req->next = NULL;

@@ -3,17 +3,45 @@
  *
  * An open stream is a request the handler keeps: it waits for nothing the runtime could
  * complete, so it is not in the pending lists (whose walks answer deadlines and leader waits)
- * but in its own, which the loop walks at the end of each turn to let each stream send what is
- * due, and which tells each stream when its client went away or the node stops.
+ * but in one of its own. Streams pumped at every turn are in node->streams, walked at the end
+ * of each turn. Streams pumped on demand are in node->streams_idle until something wakes them
+ * (the handler, or the transport: their reader took messages, or the stream ended), which
+ * moves them to node->streams_ready for the end of the turn: an idle stream costs the loop
+ * nothing. The transport keeps each stream's request as the call's owner, so that its events
+ * find the stream without a walk.
  */
 #include <stdlib.h>
 #include <time.h>
 
 #include "node/node_internal.h"
 
+static void list_init(pnode_request *head)
+{
+    head->prev = head->next = head;
+}
+
+static void list_append(pnode_request *head, pnode_request *req)
+{
+    req->prev = head->prev;
+    req->next = head;
+    head->prev->next = req;
+    head->prev = req;
+    req->linked = true;
+}
+
+static void list_remove(pnode_request *req)
+{
+    req->prev->next = req->next;
+    req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+    req->linked = false;
+}
+
 void pnode__streams_init(pnode *n)
 {
-    n->streams.prev = n->streams.next = &n->streams;
+    list_init(&n->streams);
+    list_init(&n->streams_idle);
+    list_init(&n->streams_ready);
 }
 
 int pnode_stream_open(pnode *n, pnode_request *req, const pnode_stream_ops *ops, void *ctx)
@@ -28,12 +56,48 @@ int pnode_stream_open(pnode *n, pnode_request *req, const pnode_stream_ops *ops,
     req->stream_ops = ops;
     req->stream_ctx = ctx;
     pnet_call_stream_open(req->call);
-    req->prev = n->streams.prev;
-    req->next = &n->streams;
-    n->streams.prev->next = req;
-    n->streams.prev = req;
-    req->linked = true;
+    pnet_call_stream_set_owner(req->call, req);
+    list_append(&n->streams, req);
     return 0;
+}
+
+int pnode_stream_on_demand(pnode_request *req)
+{
+    if (req == NULL || req->stream_ops == NULL || !req->linked) {
+        return PT_EINVAL;
+    }
+    if (!req->stream_on_demand) {
+        list_remove(req);
+        req->stream_on_demand = true;
+        req->stream_woken = false;
+        list_append(&req->node->streams_idle, req);
+    }
+    return 0;
+}
+
+void pnode_stream_wake(pnode_request *req)
+{
+    if (req == NULL || !req->stream_on_demand || req->stream_woken || !req->linked) {
+        return;
+    }
+    pnode *n = req->node;
+    list_remove(req);
+    req->stream_woken = true;
+    list_append(&n->streams_ready, req);
+    if (n->streams_pumping) {
+        /* Its pump is for the next turn: let that turn come now rather than at the tick. */
+        pnet_mailbox_wake(n->mailbox);
+    }
+}
+
+void pnode_stream_wake_below(pnode_request *req, size_t bytes)
+{
+    if (req == NULL || !req->stream_on_demand || !req->linked) {
+        return;
+    }
+    if (pnet_call_stream_notify_below(req->call, bytes)) {
+        pnode_stream_wake(req);
+    }
 }
 
 int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg)
@@ -52,6 +116,40 @@ int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg)
     return rc;
 }
 
+/* A pnode_message is the transport's shared bytes. */
+int pnode_message_pack(const ProtobufCMessage *msg, pnode_message **out)
+{
+    if (msg == NULL || out == NULL) {
+        return PT_EINVAL;
+    }
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len > 0 ? len : 1);
+    if (buf == NULL) {
+        return PT_ENOMEM;
+    }
+    protobuf_c_message_pack(msg, buf);
+    pnet_bytes *b = pnet_bytes_take(buf, len);
+    if (b == NULL) {
+        free(buf);
+        return PT_ENOMEM;
+    }
+    *out = (pnode_message *)b;
+    return 0;
+}
+
+void pnode_message_free(pnode_message *m)
+{
+    pnet_bytes_free((pnet_bytes *)m);
+}
+
+int pnode_stream_send_packed(pnode_request *req, const pnode_message *m)
+{
+    if (req == NULL || req->stream_ops == NULL || m == NULL) {
+        return PT_EINVAL;
+    }
+    return pnet_call_stream_send_bytes(req->call, (const pnet_bytes *)m);
+}
+
 size_t pnode_stream_queued(const pnode_request *req)
 {
     if (req == NULL || req->stream_ops == NULL) {
@@ -60,41 +158,81 @@ size_t pnode_stream_queued(const pnode_request *req)
     return pnet_call_stream_queued(req->call);
 }
 
+/* Lets @req send, or closes it when the transport ended it. */
+static void pump_one(pnode *n, pnode_request *req)
+{
+    if (pnet_call_stream_ended(req->call)) {
+        /* Its client went away before the stream opened (the CANCELLED event found no stream
+         * then), or a transport bound ended it: nothing more can be sent. */
+        pnode__request_unlink(n, req);
+        req->stream_ops->closed(n, req->stream_ctx, req, PNODE_CANCELLED);
+    } else {
+        req->stream_ops->pump(n, req->stream_ctx, req);
+    }
+}
+
 void pnode__streams_pump(pnode *n)
 {
     /* A pump may end its own stream (unlinking it), never another one: take @next first. */
     for (pnode_request *req = n->streams.next; req != &n->streams;) {
         pnode_request *next = req->next;
-        if (pnet_call_stream_ended(req->call)) {
-            /* Its client went away before the stream opened (the CANCELLED event found no
-             * stream then), or a transport bound ended it: nothing more can be sent. */
-            pnode__request_unlink(n, req);
-            req->stream_ops->closed(n, req->stream_ctx, req, PNODE_CANCELLED);
-        } else {
-            req->stream_ops->pump(n, req->stream_ctx, req);
-        }
+        pump_one(n, req);
         req = next;
     }
+    if (n->streams_ready.next == &n->streams_ready) {
+        return;
+    }
+    /* The streams woken so far, on a list of their own: one a pump wakes goes to
+     * streams_ready, for the next turn, so that this walk ends. */
+    pnode_request woken;
+    woken.next = n->streams_ready.next;
+    woken.prev = n->streams_ready.prev;
+    woken.next->prev = &woken;
+    woken.prev->next = &woken;
+    list_init(&n->streams_ready);
+    n->streams_pumping = true;
+    while (woken.next != &woken) {
+        pnode_request *req = woken.next;
+        list_remove(req);
+        req->stream_woken = false;
+        list_append(&n->streams_idle, req);
+        pump_one(n, req);
+    }
+    n->streams_pumping = false;
 }
 
 void pnode__streams_cancelled(pnode *n, pnet_call *call)
 {
-    for (pnode_request *req = n->streams.next; req != &n->streams; req = req->next) {
-        if (req->call == call) {
-            pnode__request_unlink(n, req);
-            req->stream_ops->closed(n, req->stream_ctx, req, PNODE_CANCELLED);
-            return;
-        }
+    pnode_request *req = pnet_call_stream_owner(call);
+    if (req != NULL && req->linked) {
+        pnode__request_unlink(n, req);
+        req->stream_ops->closed(n, req->stream_ctx, req, PNODE_CANCELLED);
+    }
+}
+
+void pnode__streams_ready(pnode *n, pnet_call *call)
+{
+    (void)n;
+    pnode_request *req = pnet_call_stream_owner(call);
+    if (req != NULL) {
+        pnode_stream_wake(req);
+    }
+}
+
+static void close_list(pnode *n, pnode_request *head)
+{
+    pnode_request *req;
+    while ((req = head->next) != head) {
+        pnode__request_unlink(n, req);
+        req->stream_ops->closed(n, req->stream_ctx, req, PNODE_UNAVAILABLE);
     }
 }
 
 void pnode__streams_close_all(pnode *n)
 {
-    pnode_request *req;
-    while ((req = n->streams.next) != &n->streams) {
-        pnode__request_unlink(n, req);
-        req->stream_ops->closed(n, req->stream_ctx, req, PNODE_UNAVAILABLE);
-    }
+    close_list(n, &n->streams);
+    close_list(n, &n->streams_idle);
+    close_list(n, &n->streams_ready);
     /* Each status (naming the revision to resume from) follows its stream's last messages:
      * give readers a moment to take them before the transport cancels every call. A reader
      * that does not read is not waited for longer than that. */

@@ -1,6 +1,7 @@
 /*
  * WatchPlatoon: watchers, their pump, and the handler (watch.h says how changes flow).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,11 @@ struct pveh_watcher {
     uint64_t view_after;
     size_t view_pos;
 
-    /* Changes: the next one to send is the history's @seq of @epoch; those at or below
-     * @skip_to are not sent (a resumption after a revision this node has not reached). */
+    /* Changes: of the history's @epoch; the next one to examine is the member's seq, and
+     * the index knows which it matches (watch_index.h). Those at or below @skip_to are not
+     * sent (a resumption after a revision this node has not reached). */
     uint64_t epoch;
-    uint64_t seq;
+    pveh_windex_member member;
     uint64_t skip_to;
     /* The revision a client can resume from: every matching change up to it was sent.
      * Meaningless while a full state is incomplete (@resumable false). */
@@ -86,19 +88,35 @@ void pveh__watch_init(pveh_watch_hub *hub)
     memset(hub, 0, sizeof(*hub));
     pveh_watch_options_init(&hub->opts);
     pveh__history_init(&hub->history, hub->opts.history, 0);
+    pveh__windex_init(&hub->index);
 }
 
 void pveh__watch_free(pveh_watch_hub *hub)
 {
     free(hub->scratch);
     hub->scratch = NULL;
+    for (size_t i = 0; i < PVEH_WATCH_SHARED; i++) {
+        pnode_message_free(hub->shared[i].msg);
+        hub->shared[i].msg = NULL;
+    }
     pveh__history_free(&hub->history);
+    pveh__windex_free(&hub->index);
+}
+
+static void wake_watcher(void *ctx, pveh_windex_member *m)
+{
+    (void)ctx;
+    struct pveh_watcher *w = m->owner;
+    pnode_stream_wake(w->req);
 }
 
 void pveh__watch_record(pveh_watch_hub *hub, const pveh_change *c)
 {
     uint64_t base = hub->history.base;
+    uint64_t seq = hub->history.next_seq;
     pveh__history_record(&hub->history, c);
+    hub->last_revision = c->revision;
+    pveh__windex_record(&hub->index, c->vehicle.id, seq, wake_watcher, NULL);
     atomic_fetch_add_explicit(&hub->changes, 1, memory_order_relaxed);
     if (hub->history.base != base) {
         atomic_store_explicit(&hub->oldest, hub->history.base, memory_order_relaxed);
@@ -109,6 +127,8 @@ void pveh__watch_reset(pveh_watch_hub *hub, uint64_t applied)
 {
     pveh__history_reset(&hub->history, applied);
     atomic_store(&hub->oldest, applied);
+    /* Each watcher sends the full state again (watcher_pump). */
+    pveh__windex_each(&hub->index, wake_watcher, NULL);
 }
 
 /* ============================================================================================
@@ -159,6 +179,7 @@ static void watcher_free(struct pveh_watcher *w)
     }
     hub->n_watchers--;
     atomic_fetch_sub(&hub->open, 1);
+    pveh__windex_remove(&hub->index, &w->member);
     if (w->in_state) {
         pveh__map_free(&w->view);
     }
@@ -227,7 +248,7 @@ static int begin_state(struct pveh_watcher *w)
     w->view_after = 0;
     w->view_pos = 0;
     w->epoch = sm->watch.history.epoch;
-    w->seq = sm->watch.history.next_seq;
+    pveh__windex_restart(&w->member, sm->watch.history.next_seq);
     w->skip_to = 0;
     w->resumable = false;
     w->lag = UINT64_MAX; /* a full state starts anew: only later pumps compare */
@@ -282,18 +303,111 @@ static int send_state_page(struct pveh_watcher *w)
     return 0;
 }
 
+/* The batch of changes [@from, @to) packed, from the shared ones or packed now into the slot
+ * used least recently; NULL when out of memory. */
+static const pveh_watch_shared *shared_batch(pveh_watch_hub *hub, uint64_t from, uint64_t to)
+{
+    const pveh_history *h = &hub->history;
+    for (size_t i = 0; i < PVEH_WATCH_SHARED; i++) {
+        const pveh_watch_shared *s = &hub->shared[i];
+        if (s->msg != NULL && s->epoch == h->epoch && s->from == from && s->to == to) {
+            return s;
+        }
+    }
+    struct pveh_watch_scratch *sc = hub->scratch;
+    size_t n = 0;
+    for (uint64_t seq = from; seq < to; seq++) {
+        const pveh_change *c = pveh__history_at(h, seq);
+        assert(c != NULL);
+        put_event(sc, n++,
+                  c->op == PVEH_CHANGE_PUT ? PLATOON__V1__WATCH_EVENT__TYPE__PUT
+                                           : PLATOON__V1__WATCH_EVENT__TYPE__DELETE,
+                  c->op == PVEH_CHANGE_PUT ? &c->vehicle : NULL, c->vehicle.id, c->revision);
+    }
+    Platoon__V1__WatchPlatoonResponse m = PLATOON__V1__WATCH_PLATOON_RESPONSE__INIT;
+    m.n_events = n;
+    m.events = sc->ptrs;
+    m.revision = sc->events[n - 1].revision;
+    pnode_message *msg;
+    if (pnode_message_pack(&m.base, &msg) != 0) {
+        return NULL;
+    }
+    pveh_watch_shared *s = &hub->shared[hub->shared_next];
+    hub->shared_next = (hub->shared_next + 1) % PVEH_WATCH_SHARED;
+    pnode_message_free(s->msg);
+    *s = (pveh_watch_shared){.epoch = h->epoch,
+                             .from = from,
+                             .to = to,
+                             .last_revision = m.revision,
+                             .n_events = n,
+                             .msg = msg};
+    return s;
+}
+
+/* An unfiltered watcher sends every change from its position: the same message as every other
+ * one at that position, packed once. *@done says whether it did (not when it must skip changes
+ * up to skip_to, or out of memory: send_changes then packs its own). Returns 0 or
+ * pnode_stream_send's error. */
+static int send_shared(struct pveh_watcher *w, bool *done)
+{
+    pveh_watch_hub *hub = &w->sm->watch;
+    const pveh_history *h = &hub->history;
+    *done = false;
+    uint64_t from = w->member.seq;
+    if (w->n_ids != 0 || !w->member.walk || from >= h->next_seq) {
+        return 0;
+    }
+    const pveh_change *first = pveh__history_at(h, from);
+    if (first == NULL || first->revision <= w->skip_to) {
+        return 0;
+    }
+    uint64_t to = h->next_seq - from > PVEH_WATCH_BATCH ? from + PVEH_WATCH_BATCH : h->next_seq;
+    const pveh_watch_shared *s = shared_batch(hub, from, to);
+    if (s == NULL) {
+        return 0;
+    }
+    int rc = pnode_stream_send_packed(w->req, s->msg);
+    if (rc != 0) {
+        return rc;
+    }
+    atomic_fetch_add_explicit(&hub->messages_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hub->events_sent, s->n_events, memory_order_relaxed);
+    w->member.seq = to;
+    if (s->last_revision > w->resume_from) {
+        w->resume_from = s->last_revision;
+    }
+    *done = true;
+    return 0;
+}
+
 /* Sends the next changes the filter matches, if there are any (*@sent says). Returns 0 or
  * pnode_stream_send's error. */
 static int send_changes(struct pveh_watcher *w, bool *sent)
 {
-    const pveh_history *h = &w->sm->watch.history;
-    struct pveh_watch_scratch *sc = w->sm->watch.scratch;
+    const pveh_watch_hub *hub = &w->sm->watch;
+    const pveh_history *h = &hub->history;
+    struct pveh_watch_scratch *sc = hub->scratch;
     size_t n = 0;
     uint64_t examined = w->resume_from;
     *sent = false;
-    while (n < PVEH_WATCH_BATCH && w->seq < h->next_seq) {
-        const pveh_change *c = pveh__history_at(h, w->seq);
-        w->seq++;
+    int rc = send_shared(w, sent);
+    if (rc != 0 || *sent) {
+        return rc;
+    }
+    while (n < PVEH_WATCH_BATCH) {
+        uint64_t before = w->member.seq;
+        uint64_t seq;
+        if (!pveh__windex_next(&w->member, h, &seq)) {
+            /* Every change from @before on was examined: none the index noted matches. */
+            if (before < h->next_seq && hub->last_revision > w->skip_to &&
+                hub->last_revision > examined) {
+                examined = hub->last_revision;
+            }
+            break;
+        }
+        const pveh_change *c = pveh__history_at(h, seq);
+        /* watcher_pump ended the watcher if a change it needs was evicted. */
+        assert(c != NULL);
         if (c->revision <= w->skip_to) {
             continue;
         }
@@ -314,7 +428,7 @@ static int send_changes(struct pveh_watcher *w, bool *sent)
         m.n_events = n;
         m.events = sc->ptrs;
         m.revision = sc->events[n - 1].revision;
-        int rc = send_message(w, &m);
+        rc = send_message(w, &m);
         if (rc != 0) {
             return rc;
         }
@@ -357,7 +471,11 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         }
         atomic_fetch_add(&hub->resent, 1);
     }
-    if (w->seq < pveh__history_first_seq(h)) {
+    if (w->n_ids == 0) {
+        /* It examines everything new now: the next change wakes the unfiltered again. */
+        pveh__windex_unfiltered_seen(&hub->index);
+    }
+    if (pveh__windex_needed(&w->member, h) < pveh__history_first_seq(h)) {
         char what[200];
         snprintf(what, sizeof(what),
                  "the watcher fell behind: changes it had not been sent left the history of "
@@ -367,7 +485,8 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         watcher_end(w, PNODE_RESOURCE_EXHAUSTED, what);
         return;
     }
-    while (pnode_stream_queued(w->req) < hub->opts.buffer_bytes) {
+    bool full;
+    while (!(full = pnode_stream_queued(w->req) >= hub->opts.buffer_bytes)) {
         int rc;
         bool sent = true;
         if (w->in_state) {
@@ -392,7 +511,7 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
     /* Behind by more than the bound, and further behind than after the last pump: its reader
      * takes changes more slowly than they come. One that is catching up (a resumption from
      * long ago, read as fast as it is sent) is left alone. */
-    uint64_t lag = h->next_seq - w->seq;
+    uint64_t lag = h->next_seq - pveh__windex_needed(&w->member, h);
     if (lag > hub->opts.max_lag && lag > w->lag) {
         char what[200];
         snprintf(what, sizeof(what),
@@ -404,6 +523,12 @@ static void watcher_pump(pnode *node, void *ctx, pnode_request *req)
         return;
     }
     w->lag = lag;
+    if (full) {
+        /* Stopped by its reader: pumped again once it has taken enough (or on the next change
+         * it wants, which checks how far behind it is). Stopped for want of changes, it is
+         * woken by the next one it wants. */
+        pnode_stream_wake_below(w->req, hub->opts.buffer_bytes);
+    }
 }
 
 static void watcher_closed(pnode *node, void *ctx, pnode_request *req, int code)
@@ -539,7 +664,7 @@ static void watch_start(pnode *node, void *ctx, pnode_request *req, int code, co
             return;
         }
         w->epoch = hub->history.epoch;
-        w->seq = seq;
+        w->member.seq = seq;
         w->skip_to = from;
         w->resumable = true;
         w->resume_from = from;
@@ -549,6 +674,26 @@ static void watch_start(pnode *node, void *ctx, pnode_request *req, int code, co
     }
     if (rc == 0) {
         rc = pnode_stream_open(node, req, &watcher_ops, w);
+    }
+    if (rc == 0) {
+        w->member.owner = w;
+        w->member.ids = w->ids;
+        w->member.n_ids = w->n_ids;
+        rc = pveh__windex_add(&hub->index, &w->member, w->member.seq, hub->history.next_seq);
+        if (rc == 0) {
+            rc = pnode_stream_on_demand(req);
+        }
+        if (rc != 0) {
+            /* The stream is open: close it as the runtime would, without a pump. */
+            pveh__windex_remove(&hub->index, &w->member);
+            if (w->in_state) {
+                pveh__map_free(&w->view);
+            }
+            free(w->ids);
+            free(w);
+            pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
     }
     if (rc != 0) {
         if (w->in_state) {

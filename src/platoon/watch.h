@@ -2,13 +2,18 @@
  * WatchPlatoon (proto/platoon/v1/platoon.proto): the watchers of one node and what they read.
  *
  * How a change reaches a watcher. The state machine records each change in the history
- * (history.h) as it applies it: one copy into a ring, nothing else on the apply path. At the
- * end of each turn of the loop the runtime lets every stream pump (platoon/node.h, server
- * streams): a watcher encodes the changes from its position in the history up to the newest,
- * those its filter matches, a thousand per message, while its messages not yet taken by its
- * reader stay under the buffer bound; the transport sends them in order. So the loop never
- * waits for a reader, a watcher costs nothing while it has nothing to send, and what one
- * holds is bounded: its position (a number), plus at most buffer_bytes of messages.
+ * (history.h) as it applies it: one copy into a ring, nothing else on the apply path but a
+ * look-up in the watchers' index (watch_index.h), which notes the change with each watcher
+ * whose filter names its vehicle and wakes those watchers' streams, and wakes every unfiltered
+ * watcher once. The runtime pumps only woken streams (platoon/node.h, streams pumped on demand),
+ * at the end of the turn: a watcher encodes the changes from its position in the history up
+ * to the newest, those its filter matches (a filtered one goes straight to the changes the index
+ * noted), a thousand per message, while its messages not yet taken by its reader stay under the
+ * buffer bound; the transport sends them in order. A watcher that stops at the bound asks to
+ * be woken when its reader has taken enough. So the loop never waits for a reader, a watcher
+ * that has nothing to send costs nothing at all, the work per change is the watchers it reaches,
+ * and what one holds is bounded: its position, at most PVEH_WINDEX_PEND_MAX noted changes, and
+ * at most buffer_bytes of messages.
  *
  * A full state (a new watch, or after a snapshot was installed) is read from a frozen view of
  * the vehicles (vehicle_map.h: copy-on-write, one directory of pointers), taken at the applied
@@ -34,6 +39,7 @@
 #include "platoon/history.h"
 #include "platoon/node.h"
 #include "platoon/service.h"
+#include "platoon/watch_index.h"
 
 /* Vehicles or changes in one message, and ids in one filter. */
 #define PVEH_WATCH_BATCH   1000u
@@ -41,6 +47,16 @@
 
 struct pveh_watcher;
 struct pveh_watch_scratch;
+
+/* Changes [from, to) of the history's @epoch, packed once for every unfiltered watcher at that
+ * position: a thousand such watchers share one encoding of each batch (watch.c). */
+#define PVEH_WATCH_SHARED 4
+typedef struct pveh_watch_shared {
+    uint64_t epoch, from, to;
+    uint64_t last_revision;
+    size_t n_events;
+    pnode_message *msg; /* NULL: unused */
+} pveh_watch_shared;
 struct pveh_sm;
 
 typedef struct pveh_watch_hub {
@@ -49,6 +65,11 @@ typedef struct pveh_watch_hub {
     struct pveh_watcher *watchers; /* doubly linked */
     size_t n_watchers;
     struct pveh_watch_scratch *scratch;
+    /* Which watchers each change reaches, and the revision of the newest change recorded. */
+    pveh_windex index;
+    uint64_t last_revision;
+    pveh_watch_shared shared[PVEH_WATCH_SHARED];
+    size_t shared_next; /* the slot the next batch replaces */
     /* Counters (pveh_watch_counters). */
     atomic_uint_fast64_t open, started, dropped_slow, resent, events_sent, messages_sent;
     atomic_uint_fast64_t changes, oldest;

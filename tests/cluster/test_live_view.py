@@ -138,9 +138,16 @@ class Feed(testing.ClusterTest):
 
     def test_cluster_answers_this_nodes_view(self):
         for i, n in self.cluster.nodes.items():
-            status, body = h.get(n, "/api/cluster")
-            self.assertEqual(status, 200, body)
-            c = json.loads(body)
+            # wait_for_leader returns once the leader says so; a follower learns it from the
+            # leader's first message and shows it from its next published status.
+            deadline = time.monotonic() + 10
+            while True:
+                status, body = h.get(n, "/api/cluster")
+                self.assertEqual(status, 200, body)
+                c = json.loads(body)
+                if c["leader"] != "0" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             self.assertEqual(c["node"], str(i))
             self.assertEqual(c["leader"], str(self.leader))
             self.assertEqual(sorted(m["id"] for m in c["members"]), ["1", "2", "3"])

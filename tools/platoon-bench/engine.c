@@ -304,7 +304,11 @@ int pbench_engine_run(const pbench_engine_cfg *cfg, pbench_result *res)
             rc = PT_ENOMEM;
             goto cleanup;
         }
-        pbench_watch_filter(e->watch, cfg->watch_one_vehicle ? cfg->wl.pool : 0);
+        if (cfg->watch_idle) {
+            pbench_watch_filter(e->watch, cfg->watchers, cfg->wl.pool);
+        } else {
+            pbench_watch_filter(e->watch, cfg->watch_one_vehicle ? cfg->wl.pool : 0, 0);
+        }
     }
 
     bool fill = cfg->wl.workload == PBENCH_WL_FILL;

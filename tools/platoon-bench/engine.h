@@ -34,6 +34,7 @@ typedef struct pbench_engine_cfg {
     const char *watch_target; /* "host:port" they go to */
     uint32_t watch_channels;  /* connections they are spread over */
     bool watch_one_vehicle;   /* each watcher watches one vehicle of the pool (ids filter) */
+    bool watch_idle;          /* each watcher watches one vehicle the writes never touch */
 } pbench_engine_cfg;
 
 typedef struct pbench_result {

@@ -67,6 +67,8 @@ static const char usage[] =
     "  --watch-one-vehicle        watcher i watches vehicle 1 + i mod pool only (an ids filter),\n"
     "                             as a vehicle following the one ahead would (default: every\n"
     "                             watcher watches every vehicle)\n"
+    "  --watch-idle               watcher i watches vehicle pool + 1 + i only, which no write\n"
+    "                             touches: what idle watchers cost the node\n"
     "  --json                     print the result as one JSON object on stdout\n"
     "  --quiet                    no progress line each second\n";
 
@@ -161,6 +163,8 @@ static int parse_flags(int argc, char **argv, flags *f, char *err, size_t err_ca
             c->progress = false, takes = false;
         } else if (strcmp(a, "--watch-one-vehicle") == 0) {
             c->watch_one_vehicle = true, takes = false;
+        } else if (strcmp(a, "--watch-idle") == 0) {
+            c->watch_idle = true, takes = false;
         } else if (v == NULL) {
             snprintf(err, err_cap, "%s: unknown flag or missing value (see --help)", a);
             return PT_EINVAL;

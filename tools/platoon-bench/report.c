@@ -76,11 +76,16 @@ static void watch_text(const pbench_engine_cfg *cfg, const pbench_watch_result *
 {
     fprintf(out,
             "watch   %u stream(s)%s on %s over %u connection(s): %.0f events/s in %.0f messages/s, "
-            "%llu ended early%s%s\n",
-            w->watchers, w->filter_pool ? " of one vehicle each" : "", cfg->watch_target,
-            w->channels, secs > 0 ? (double)w->events / secs : 0,
+            "%llu ended early%s%s\n"
+            "        watchers' thread: %.2f s of CPU, %.0f events decoded per CPU second\n",
+            w->watchers,
+            w->filter_offset ? " of one unwritten vehicle each"
+            : w->filter_pool ? " of one vehicle each"
+                             : "",
+            cfg->watch_target, w->channels, secs > 0 ? (double)w->events / secs : 0,
             secs > 0 ? (double)w->messages / secs : 0, (unsigned long long)w->ended_early,
-            w->ended_early ? "  first: " : "", w->ended_early ? w->first_error : "");
+            w->ended_early ? "  first: " : "", w->ended_early ? w->first_error : "",
+            w->thread_cpu_s, w->thread_cpu_s > 0 ? (double)w->events / w->thread_cpu_s : 0);
     fprintf(out,
             "delay   ms (answer -> event): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  (%llu timed, "
             "%llu before the answer, %llu untimed)\n",
@@ -183,7 +188,7 @@ int pbench_report_json(const pbench_engine_cfg *cfg, const pbench_result *res, F
         double secs = res->elapsed_s;
         json_t *wj = json_pack(
             "{s:I, s:b, s:s, s:I, s:s, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, "
-            "s:f, s:f, s:I, s:o, s:s}",
+            "s:f, s:f, s:I, s:o, s:s, s:f, s:f}",
             "watchers", (json_int_t)w->watchers, "one_vehicle_each", w->filter_pool > 0, "node",
             cfg->watch_target, "channels", (json_int_t)w->channels, "consistency", "stale",
             "events", (json_int_t)w->events, "messages", (json_int_t)w->messages, "events_per_s",
@@ -195,7 +200,9 @@ int pbench_report_json(const pbench_engine_cfg *cfg, const pbench_result *res, F
             "delay_max_us", delay_max_ms(w) * 1e3, "delay_mean_us",
             w->matched ? (w->late.sum_ns - w->early.sum_ns) / (double)w->matched / 1e3 : 0.0,
             "ended_early", (json_int_t)w->ended_early, "ended_codes",
-            wcodes != NULL ? wcodes : json_object(), "first_error", w->first_error);
+            wcodes != NULL ? wcodes : json_object(), "first_error", w->first_error, "thread_cpu_s",
+            w->thread_cpu_s, "events_per_cpu_s",
+            w->thread_cpu_s > 0 ? (double)w->events / w->thread_cpu_s : 0.0);
         if (wj == NULL || json_object_set_new(root, "watch", wj) != 0) {
             goto cleanup;
         }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/time.h>
@@ -68,6 +69,8 @@ struct pbench_watch {
     bool thread_started;
     atomic_bool stop;
     uint64_t record_start_ns, record_end_ns;
+    /* This thread's CPU time when the recording window opened and closed (0: not yet). */
+    double cpu_at_start, cpu_at_end;
     struct ack *early; /* revision, receive time */
     uint64_t early_head, early_tail;
 };
@@ -117,9 +120,10 @@ static int arm_recv(pbench_watch *w, struct watcher *s)
     return 0;
 }
 
-void pbench_watch_filter(pbench_watch *w, uint32_t pool)
+void pbench_watch_filter(pbench_watch *w, uint32_t pool, uint32_t offset)
 {
     w->res->filter_pool = pool;
+    w->res->filter_offset = offset;
 }
 
 static int start_one(pbench_watch *w, struct watcher *s, uint32_t index, grpc_channel *ch)
@@ -128,7 +132,8 @@ static int start_one(pbench_watch *w, struct watcher *s, uint32_t index, grpc_ch
      * the leader (the watchers are on the leader by default, where both are the same). */
     Platoon__V1__WatchPlatoonRequest req = PLATOON__V1__WATCH_PLATOON_REQUEST__INIT;
     req.consistency = PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_STALE;
-    uint64_t id = 1 + index % (w->res->filter_pool ? w->res->filter_pool : 1);
+    uint64_t id = 1 + (uint64_t)w->res->filter_offset +
+                  index % (w->res->filter_pool ? w->res->filter_pool : 1);
     if (w->res->filter_pool > 0) {
         req.n_ids = 1;
         req.ids = &id;
@@ -336,11 +341,31 @@ static void cancel_all(pbench_watch *w)
     }
 }
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) {
+        return 0;
+    }
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The watchers' thread: their completions until pbench_watch_stop, then the cancellations. */
 static void *watch_thread(void *arg)
 {
     pbench_watch *w = arg;
+    bool started = false, ended = false;
     while (w->pending > 0) {
+        uint64_t t = pbench_now_ns();
+        if (!started && t >= w->record_start_ns) {
+            started = true;
+            w->cpu_at_start = thread_cpu_s();
+        }
+        if (started && !ended && t >= w->record_end_ns) {
+            ended = true;
+            w->cpu_at_end = thread_cpu_s();
+            w->res->thread_cpu_s = w->cpu_at_end - w->cpu_at_start;
+        }
         if (atomic_load(&w->stop) && !w->cancelled) {
             cancel_all(w);
         }
@@ -355,6 +380,9 @@ static void *watch_thread(void *arg)
         settle(w, now, false);
     }
     settle(w, pbench_now_ns(), true);
+    if (started && !ended) {
+        w->res->thread_cpu_s = thread_cpu_s() - w->cpu_at_start; /* stopped early */
+    }
     return NULL;
 }
 

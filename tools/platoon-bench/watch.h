@@ -31,7 +31,11 @@ typedef struct pbench_watch_result {
     uint64_t matched;     /* events whose write's answer the bench saw: timed */
     uint64_t unmatched;   /* events of writes whose answer was not seen (or forgotten) */
     uint64_t ended_early; /* streams that ended before the run did */
-    uint32_t filter_pool; /* >0: stream i watched vehicle 1 + i % filter_pool only */
+    uint32_t filter_pool; /* >0: stream i watched vehicle 1 + filter_offset + i % filter_pool */
+    uint32_t filter_offset;
+    /* CPU time of the watchers' thread over the recording window (receiving, decoding and
+     * timing the events: what reading them costs a client, one core's share). */
+    double thread_cpu_s;
     uint64_t codes[PBENCH_WATCH_CODES]; /* their status */
     char first_error[160];
     pbench_hist late;  /* delay of events received after the write's answer */
@@ -44,9 +48,10 @@ typedef struct pbench_watch pbench_watch;
  * own completion queue. NULL when out of memory. */
 pbench_watch *pbench_watch_create(uint32_t n, const char *target, uint32_t channels,
                                   pbench_watch_result *res);
-/* Before pbench_watch_start: stream i watches vehicle 1 + i % @pool only (a WatchPlatoon ids
- * filter), as a vehicle watching the one ahead would; 0 (the default): every vehicle. */
-void pbench_watch_filter(pbench_watch *w, uint32_t pool);
+/* Before pbench_watch_start: stream i watches vehicle 1 + @offset + i % @pool only (a
+ * WatchPlatoon ids filter), as a vehicle watching the one ahead would (@offset 0), or a
+ * vehicle no write touches (@offset the workload's pool); @pool 0 (the default): every vehicle. */
+void pbench_watch_filter(pbench_watch *w, uint32_t pool, uint32_t offset);
 /* Opens the channels, starts every stream and the thread that drives them; events received in
  * [@record_start_ns, @record_end_ns) (pbench_now_ns) are recorded. 0, PT_EIO or PT_ENOMEM; on
  * failure pbench_watch_destroy still has to be called. */
