@@ -370,16 +370,20 @@ PT_API int pnode_stream_open(pnode *node, pnode_request *req, const pnode_stream
  * with pnode_fail), PT_EINVAL (not a stream), or PT_ENOMEM. */
 PT_API int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg);
 
-/*
- * A message packed once and sent on many streams (the same changes to every watcher of all
- * vehicles): pnode_message_pack packs @msg into *@out (owned by the caller: free it with
- * pnode_message_free; PT_ENOMEM); pnode_stream_send_packed queues it on @req as
- * pnode_stream_send would, sharing its bytes rather than copying them (same returns). A message
- * freed by its caller lives on until every stream it was queued on has sent it. Loop thread.
- */
+/* A message packed once and sent on many streams (the same changes to every watcher of all
+ * vehicles), its bytes shared rather than copied. Loop thread. */
 typedef struct pnode_message pnode_message;
+
+/* Packs @msg into *@out, owned by the caller (free it with pnode_message_free). Returns 0,
+ * PT_EINVAL (a NULL argument) or PT_ENOMEM. */
 PT_API int pnode_message_pack(const ProtobufCMessage *msg, pnode_message **out);
+
+/* Drops the caller's reference on @m (NULL: nothing): a message lives on until every stream
+ * it was queued on has sent it. */
 PT_API void pnode_message_free(pnode_message *m);
+
+/* Queues @m on the stream @req as pnode_stream_send would, sharing its bytes; the same
+ * returns. */
 PT_API int pnode_stream_send_packed(pnode_request *req, const pnode_message *m);
 
 /* Bytes of the stream's messages its reader has not taken yet (0 when it is not a stream). */

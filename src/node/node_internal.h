@@ -274,6 +274,30 @@ bool pnode__health_handles(const char *method);
 void pnode__health_call(pnode *n, pnode_request *req);
 
 /* streams.c */
+/* Requests wait in circular doubly linked lists with a sentinel (node->pending, ->proposals,
+ * ->streams...): O(1) to add and to take out from anywhere, no allocation. */
+static inline void pnode__list_init(pnode_request *sentinel)
+{
+    sentinel->prev = sentinel->next = sentinel;
+}
+
+static inline void pnode__list_append(pnode_request *sentinel, pnode_request *req)
+{
+    req->prev = sentinel->prev;
+    req->next = sentinel;
+    sentinel->prev->next = req;
+    sentinel->prev = req;
+    req->linked = true;
+}
+
+static inline void pnode__list_remove(pnode_request *req)
+{
+    req->prev->next = req->next;
+    req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+    req->linked = false;
+}
+
 void pnode__streams_init(pnode *n);
 /* Lets every open stream send what is due (end of a loop turn). */
 void pnode__streams_pump(pnode *n);

@@ -32,20 +32,6 @@ uint64_t pnode_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void list_init(pnode_request *sentinel)
-{
-    sentinel->prev = sentinel->next = sentinel;
-}
-
-static void list_push(pnode_request *sentinel, pnode_request *req)
-{
-    req->prev = sentinel->prev;
-    req->next = sentinel;
-    sentinel->prev->next = req;
-    sentinel->prev = req;
-    req->linked = true;
-}
-
 /* Unlinks and returns the first request of a list, or NULL if it is empty. Loops that answer
  * requests from the head take each one off through the sentinel first, so that the list never
  * holds a request its answer has freed. */
@@ -82,14 +68,14 @@ void pnode__request_wait(pnode *n, pnode_request *req, uint32_t wait)
 {
     pnode__request_unlink(n, req);
     req->wait = wait;
-    list_push(wait == WAIT_APPLY ? &n->proposals : &n->pending, req);
+    pnode__list_append(wait == WAIT_APPLY ? &n->proposals : &n->pending, req);
 }
 
 void pnode__requests_init(pnode *n);
 void pnode__requests_init(pnode *n)
 {
-    list_init(&n->proposals);
-    list_init(&n->pending);
+    pnode__list_init(&n->proposals);
+    pnode__list_init(&n->pending);
 }
 
 /* The public view of the transport's identity of a caller. */

@@ -15,33 +15,11 @@
 
 #include "node/node_internal.h"
 
-static void list_init(pnode_request *head)
-{
-    head->prev = head->next = head;
-}
-
-static void list_append(pnode_request *head, pnode_request *req)
-{
-    req->prev = head->prev;
-    req->next = head;
-    head->prev->next = req;
-    head->prev = req;
-    req->linked = true;
-}
-
-static void list_remove(pnode_request *req)
-{
-    req->prev->next = req->next;
-    req->next->prev = req->prev;
-    req->prev = req->next = NULL;
-    req->linked = false;
-}
-
 void pnode__streams_init(pnode *n)
 {
-    list_init(&n->streams);
-    list_init(&n->streams_idle);
-    list_init(&n->streams_ready);
+    pnode__list_init(&n->streams);
+    pnode__list_init(&n->streams_idle);
+    pnode__list_init(&n->streams_ready);
 }
 
 int pnode_stream_open(pnode *n, pnode_request *req, const pnode_stream_ops *ops, void *ctx)
@@ -57,7 +35,7 @@ int pnode_stream_open(pnode *n, pnode_request *req, const pnode_stream_ops *ops,
     req->stream_ctx = ctx;
     pnet_call_stream_open(req->call);
     pnet_call_stream_set_owner(req->call, req);
-    list_append(&n->streams, req);
+    pnode__list_append(&n->streams, req);
     return 0;
 }
 
@@ -67,10 +45,10 @@ int pnode_stream_on_demand(pnode_request *req)
         return PT_EINVAL;
     }
     if (!req->stream_on_demand) {
-        list_remove(req);
+        pnode__list_remove(req);
         req->stream_on_demand = true;
         req->stream_woken = false;
-        list_append(&req->node->streams_idle, req);
+        pnode__list_append(&req->node->streams_idle, req);
     }
     return 0;
 }
@@ -81,9 +59,9 @@ void pnode_stream_wake(pnode_request *req)
         return;
     }
     pnode *n = req->node;
-    list_remove(req);
+    pnode__list_remove(req);
     req->stream_woken = true;
-    list_append(&n->streams_ready, req);
+    pnode__list_append(&n->streams_ready, req);
     if (n->streams_pumping) {
         /* Its pump is for the next turn: let that turn come now rather than at the tick. */
         pnet_mailbox_wake(n->mailbox);
@@ -100,17 +78,27 @@ void pnode_stream_wake_below(pnode_request *req, size_t bytes)
     }
 }
 
+/* The message's bytes in a buffer of their own (malloc'd; at least one byte), or NULL. */
+static uint8_t *pack(const ProtobufCMessage *msg, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(*len > 0 ? *len : 1);
+    if (buf != NULL) {
+        protobuf_c_message_pack(msg, buf);
+    }
+    return buf;
+}
+
 int pnode_stream_send(pnode_request *req, const ProtobufCMessage *msg)
 {
     if (req == NULL || req->stream_ops == NULL || msg == NULL) {
         return PT_EINVAL;
     }
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len > 0 ? len : 1);
+    size_t len;
+    uint8_t *buf = pack(msg, &len);
     if (buf == NULL) {
         return PT_ENOMEM;
     }
-    protobuf_c_message_pack(msg, buf);
     int rc = pnet_call_stream_send(req->call, buf, len);
     free(buf);
     return rc;
@@ -122,12 +110,11 @@ int pnode_message_pack(const ProtobufCMessage *msg, pnode_message **out)
     if (msg == NULL || out == NULL) {
         return PT_EINVAL;
     }
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len > 0 ? len : 1);
+    size_t len;
+    uint8_t *buf = pack(msg, &len);
     if (buf == NULL) {
         return PT_ENOMEM;
     }
-    protobuf_c_message_pack(msg, buf);
     pnet_bytes *b = pnet_bytes_take(buf, len);
     if (b == NULL) {
         free(buf);
@@ -189,13 +176,13 @@ void pnode__streams_pump(pnode *n)
     woken.prev = n->streams_ready.prev;
     woken.next->prev = &woken;
     woken.prev->next = &woken;
-    list_init(&n->streams_ready);
+    pnode__list_init(&n->streams_ready);
     n->streams_pumping = true;
     while (woken.next != &woken) {
         pnode_request *req = woken.next;
-        list_remove(req);
+        pnode__list_remove(req);
         req->stream_woken = false;
-        list_append(&n->streams_idle, req);
+        pnode__list_append(&n->streams_idle, req);
         pump_one(n, req);
     }
     n->streams_pumping = false;
