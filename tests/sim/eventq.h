@@ -21,6 +21,7 @@ enum psim_event_type {
     PSIM_EV_RESTART,       /* slot: a crashed node comes back */
     PSIM_EV_RESUME,        /* slot: a paused node resumes */
     PSIM_EV_NEMESIS_STEP,  /* the second step of a two-step fault (nemesis.c) */
+    PSIM_EV_FIGURE8,       /* a = polls left: the Figure 8 fault watches for its moment */
 };
 
 typedef struct psim_event {

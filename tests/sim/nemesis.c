@@ -289,6 +289,40 @@ static void clean_transfer(psim_world *w)
     w->xfer.deadline = w->now + 8 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
 }
 
+/* Figure 8 of the paper (§5.4.2): a leader crashes while entries it appended reached some
+ * followers but not a majority, and restarts one to three election timeouts later, by when
+ * another leader may have written other entries at the same indexes; it may win again and
+ * finish replicating its old-term entries to a majority, which must still not make them count
+ * as committed until an entry of its new term is (commit-rule, commit-quorum). Armed by the
+ * nemesis, the fault looks for that moment four times a tick for up to two election timeouts. */
+void psim_nemesis_figure8(psim_world *w, uint64_t polls_left)
+{
+    int l = psim_world_leader(w);
+    if (l >= 0 && w->hosts[l].up && !w->hosts[l].paused) {
+        praft_status st;
+        praft_status_get(w->hosts[l].raft, &st);
+        int ahead = 0;
+        for (size_t i = 0; i < st.n_progress; i++) {
+            ahead += st.progress[i].match > st.commit;
+        }
+        if (st.last_index > st.commit && ahead > 0) {
+            psim_trace(w,
+                       "nemesis figure8 crash slot%d (last i%" PRIu64 ", commit %" PRIu64
+                       ", %d followers past it)",
+                       l, st.last_index, st.commit, ahead);
+            psim_host_crash(w, l);
+            uint64_t e = w->opt.election_ticks;
+            psim_schedule(w, psim_rng_range(&w->rng_nem, e * PSIM_TICK, 3 * e * PSIM_TICK),
+                          PSIM_EV_RESTART, l, 0, NULL);
+            return;
+        }
+    }
+    if (polls_left > 0) {
+        w->figure8_armed = true;
+        psim_schedule(w, PSIM_TICK / 4, PSIM_EV_FIGURE8, -1, polls_left - 1, NULL);
+    }
+}
+
 /* Leases count on leader stickiness surviving a restart (thesis §6.4.1): a follower that took
  * the leader's heartbeat and restarts at once must still keep still for an election timeout.
  * First step: a follower (the candidate) stops hearing the leader, so that it campaigns about an
@@ -370,6 +404,7 @@ void psim_nemesis_act(psim_world *w)
         A_CALM,
         A_DEPOSE,
         A_STICK,
+        A_FIGURE8,
         A_N
     };
     static const uint32_t need[A_N] = {PSIM_F_PARTITION,
@@ -383,12 +418,13 @@ void psim_nemesis_act(psim_world *w)
                                        PSIM_F_TRANSFER,
                                        PSIM_F_ALL,
                                        PSIM_F_PARTITION,
-                                       PSIM_F_CRASH | PSIM_F_PARTITION};
+                                       PSIM_F_CRASH | PSIM_F_PARTITION,
+                                       PSIM_F_CRASH};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
     /* The restart within a lease matters with leases only (without them, every seed keeps
      * the schedule it had before this fault was added). */
-    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0};
+    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0, 1};
     weight[A_STICK] = w->opt.lease_reads && (f & PSIM_F_CRASH) && (f & PSIM_F_PARTITION) ? 2 : 0;
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
@@ -510,6 +546,13 @@ void psim_nemesis_act(psim_world *w)
     case A_STICK:
         if (leader >= 0 && w->stick.leader < 0) {
             stick_begin(w, leader);
+        }
+        break;
+    case A_FIGURE8:
+        if (!w->figure8_armed) {
+            w->figure8_armed = true;
+            psim_trace(w, "nemesis figure8 armed");
+            psim_schedule(w, 0, PSIM_EV_FIGURE8, -1, 8 * (uint64_t)w->opt.election_ticks, NULL);
         }
         break;
     case A_CALM:

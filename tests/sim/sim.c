@@ -306,6 +306,13 @@ static void dispatch(psim_world *w, psim_event *ev)
         }
         all = true;
         break;
+    case PSIM_EV_FIGURE8:
+        w->figure8_armed = false;
+        if (!w->healing) {
+            psim_nemesis_figure8(w, ev->a);
+        }
+        all = true;
+        break;
     case PSIM_EV_RESTART:
         psim_host_restart(w, ev->slot);
         break;

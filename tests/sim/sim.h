@@ -276,6 +276,7 @@ typedef struct psim_world {
     struct {
         int leader, candidate;
     } stick;
+    bool figure8_armed; /* the Figure 8 fault is watching for its moment */
     /* A leadership transfer started on a healthy cluster, whose outcome is checked. */
     struct {
         bool on, sent, won;
@@ -335,6 +336,8 @@ int psim_host_snapshot(psim_world *w, int slot, uint64_t keep);
 void psim_nemesis_act(psim_world *w);
 /* The second step of a two-step fault (PSIM_EV_NEMESIS_STEP). */
 void psim_nemesis_step(psim_world *w);
+/* The Figure 8 fault, armed: crashes the leader at its moment, or polls again (@polls_left). */
+void psim_nemesis_figure8(psim_world *w, uint64_t polls_left);
 
 /* ---- Clients (client.c) ------------------------------------------------------------------- */
 
