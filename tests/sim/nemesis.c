@@ -405,6 +405,7 @@ void psim_nemesis_act(psim_world *w)
         A_DEPOSE,
         A_STICK,
         A_FIGURE8,
+        A_STALE_SNAPSHOT,
         A_N
     };
     static const uint32_t need[A_N] = {PSIM_F_PARTITION,
@@ -419,12 +420,13 @@ void psim_nemesis_act(psim_world *w)
                                        PSIM_F_ALL,
                                        PSIM_F_PARTITION,
                                        PSIM_F_CRASH | PSIM_F_PARTITION,
-                                       PSIM_F_CRASH};
+                                       PSIM_F_CRASH,
+                                       PSIM_F_SNAPSHOT};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
     /* The restart within a lease matters with leases only (without them, every seed keeps
      * the schedule it had before this fault was added). */
-    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0, 1};
+    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0, 1, 1};
     weight[A_STICK] = w->opt.lease_reads && (f & PSIM_F_CRASH) && (f & PSIM_F_PARTITION) ? 2 : 0;
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
@@ -546,6 +548,19 @@ void psim_nemesis_act(psim_world *w)
     case A_STICK:
         if (leader >= 0 && w->stick.leader < 0) {
             stick_begin(w, leader);
+        }
+        break;
+    case A_STALE_SNAPSHOT:
+        /* A whole snapshot transfer delivered again, long after, to a node that has usually
+         * moved past it: a snapshot that is not newer than what the node holds is ignored (§7),
+         * it must never roll the node's state back. */
+        for (int tries = 0; tries < 2 * w->n_slots; tries++) {
+            int a = (int)psim_rng_below(&w->rng_nem, (uint64_t)w->n_slots);
+            int b = (int)psim_rng_below(&w->rng_nem, (uint64_t)w->n_slots);
+            if (a != b &&
+                psim_net_replay_snapshot(w, a, b, psim_rng_range(&w->rng_nem, 1, 3 * PSIM_TICK))) {
+                break;
+            }
         }
         break;
     case A_FIGURE8:

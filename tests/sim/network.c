@@ -134,7 +134,8 @@ static void record_snapshot(psim_world *w, int from, int to, const praft_msg *m)
         return;
     }
     (*n)++;
-    if (!m->done || !psim_rng_chance(&w->rng_net, 4 * w->net.replay_permille)) {
+    if (!m->done || w->net.replay_permille == 0 ||
+        !psim_rng_chance(&w->rng_net, 4 * w->net.replay_permille)) {
         return;
     }
     uint64_t at = psim_rng_range(&w->rng_net, 2 * PSIM_TICK, 60 * PSIM_TICK);
@@ -152,6 +153,30 @@ static void record_snapshot(psim_world *w, int from, int to, const praft_msg *m)
         }
         w->net.replayed++;
     }
+}
+
+bool psim_net_replay_snapshot(psim_world *w, int from, int to, uint64_t at)
+{
+    psim_msg **rec = w->net.snap_rec[from][to];
+    int n = w->net.n_snap_rec[from][to];
+    if (n == 0 || !rec[n - 1]->m.done) {
+        return false;
+    }
+    psim_trace(w,
+               "replay %" PRIu64 "->%" PRIu64 " snapshot i%" PRIu64 " (%d chunks, stale) +%" PRIu64,
+               rec[0]->m.from, rec[0]->m.to, rec[0]->meta.index, n, at);
+    for (int i = 0; i < n; i++) {
+        psim_msg *copy = msg_copy(&rec[i]->m, rec[i]->sent_at);
+        if (copy == NULL) {
+            psim_fail_internal(w, PT_ENOMEM, "replaying a snapshot transfer");
+            return false;
+        }
+        if (psim_schedule(w, at + (uint64_t)i * 60, PSIM_EV_DELIVER, to, 0, copy) != 0) {
+            return false;
+        }
+        w->net.replayed++;
+    }
+    return true;
 }
 
 void psim_net_free(psim_world *w)
@@ -282,12 +307,14 @@ void psim_net_send(psim_world *w, int from, const praft_msg *m)
             w->net.duplicated++;
         }
     }
+    if (m->type == PRAFT_MSG_SNAPSHOT) {
+        record_snapshot(w, from, to, m); /* also for the stale-transfer fault of the nemesis */
+        return;
+    }
     if (w->net.replay_permille == 0) {
         return;
     }
-    if (m->type == PRAFT_MSG_SNAPSHOT) {
-        record_snapshot(w, from, to, m);
-    } else if (psim_rng_chance(&w->rng_net, w->net.replay_permille)) {
+    if (psim_rng_chance(&w->rng_net, w->net.replay_permille)) {
         /* The same message once more, long after: a stale append, heartbeat or answer. */
         psim_msg *copy = msg_copy(m, w->now);
         if (copy == NULL) {

@@ -322,6 +322,9 @@ void psim_net_heal(psim_world *w);                      /* all links back */
 void psim_net_free(psim_world *w);                      /* the replay records */
 /* Delivers the latest answers every other node sent to @slot again, over the next @ticks. */
 void psim_net_replay_answers_to(psim_world *w, int slot, uint64_t ticks);
+/* Delivers the last whole snapshot transfer recorded on the link @from -> @to once more, its
+ * chunks in order from @at on; false if the link holds none. */
+bool psim_net_replay_snapshot(psim_world *w, int from, int to, uint64_t at);
 /* Delivers again the latest appends every other node sent to @slot whose commit index is below
  * @commit_below, in the order they were sent, all within the next @within time units. */
 void psim_net_replay_appends_to(psim_world *w, int slot, uint64_t within, uint64_t commit_below);
