@@ -138,9 +138,16 @@ class Feed(testing.ClusterTest):
 
     def test_cluster_answers_this_nodes_view(self):
         for i, n in self.cluster.nodes.items():
-            status, body = h.get(n, "/api/cluster")
-            self.assertEqual(status, 200, body)
-            c = json.loads(body)
+            # A follower learns of the new leader from its first message (Raft §5.2), which
+            # may still be on its way when the leader already says it leads.
+            deadline = time.monotonic() + 10
+            while True:
+                status, body = h.get(n, "/api/cluster")
+                self.assertEqual(status, 200, body)
+                c = json.loads(body)
+                if c["leader"] != "0" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             self.assertEqual(c["node"], str(i))
             self.assertEqual(c["leader"], str(self.leader))
             self.assertEqual(sorted(m["id"] for m in c["members"]), ["1", "2", "3"])
