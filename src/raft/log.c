@@ -345,6 +345,7 @@ void praft__log_trim(praft_node *n, uint64_t index)
 void praft__log_restore(praft_node *n, const praft_snapshot_meta *meta)
 {
     praft_log *l = &n->log;
+    drop_acks_from(n, meta->index + 1); /* the entries past the snapshot are gone too */
     cut_mem(n, l->mem_first);
     l->head = 0;
     l->snap = *meta;
