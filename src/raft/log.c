@@ -131,10 +131,34 @@ static int reserve(praft_log *l, size_t extra)
     return rv;
 }
 
+/* Acknowledgements of entries >= @from still waiting in the outbox that has not been handed out
+ * would leave after the write of this very ready, which no longer holds those entries: a
+ * leader of the older term counting them could commit an entry no longer on this node (§5.3,
+ * Figure 2: reply success only for entries stored). Dropped like lost messages; the leader
+ * learns the truth from the next append. Acknowledgements already handed out in a ready
+ * follow a write that does hold their entries. */
+static void drop_acks_from(praft_node *n, uint64_t from)
+{
+    praft_outbox *ob = &n->ob[n->pending];
+    size_t k = 0;
+    for (size_t i = 0; i < ob->n_msgs; i++) {
+        const praft_msg *m = &ob->msgs[i];
+        if (ob->after[i] && m->type == PRAFT_MSG_APPEND_RESP && !m->reject && m->index >= from) {
+            n->c.msgs_dropped_stale++;
+            continue;
+        }
+        ob->msgs[k] = ob->msgs[i];
+        ob->after[k] = ob->after[i];
+        k++;
+    }
+    ob->n_msgs = k;
+}
+
 /* The log is cut at @from: everything that depended on entries >= from forgets them. */
 static void truncated(praft_node *n, uint64_t from)
 {
     praft_log *l = &n->log;
+    drop_acks_from(n, from);
     if (from < l->unstable) {
         l->unstable = from;
     }
@@ -321,6 +345,7 @@ void praft__log_trim(praft_node *n, uint64_t index)
 void praft__log_restore(praft_node *n, const praft_snapshot_meta *meta)
 {
     praft_log *l = &n->log;
+    drop_acks_from(n, meta->index + 1); /* the entries past the snapshot are gone too */
     cut_mem(n, l->mem_first);
     l->head = 0;
     l->snap = *meta;

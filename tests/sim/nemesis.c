@@ -406,6 +406,7 @@ void psim_nemesis_act(psim_world *w)
         A_STICK,
         A_FIGURE8,
         A_STALE_SNAPSHOT,
+        A_SPLIT_APPENDS,
         A_N
     };
     static const uint32_t need[A_N] = {PSIM_F_PARTITION,
@@ -421,12 +422,13 @@ void psim_nemesis_act(psim_world *w)
                                        PSIM_F_PARTITION,
                                        PSIM_F_CRASH | PSIM_F_PARTITION,
                                        PSIM_F_CRASH,
-                                       PSIM_F_SNAPSHOT};
+                                       PSIM_F_SNAPSHOT,
+                                       PSIM_F_PARTITION};
     /* Calm spells (everything healed for a while) let the cluster make progress between
      * faults, so that the faults meet a cluster in every phase of its work. */
     /* The restart within a lease matters with leases only (without them, every seed keeps
      * the schedule it had before this fault was added). */
-    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0, 1, 1};
+    uint32_t weight[A_N] = {3, 2, 2, 1, 1, 3, 3, 1, 4, 2, 0, 1, 1, 1};
     weight[A_STICK] = w->opt.lease_reads && (f & PSIM_F_CRASH) && (f & PSIM_F_PARTITION) ? 2 : 0;
     uint32_t total = 0;
     for (int a = 0; a < A_N; a++) {
@@ -561,6 +563,25 @@ void psim_nemesis_act(psim_world *w)
                 psim_net_replay_snapshot(w, a, b, psim_rng_range(&w->rng_nem, 1, 3 * PSIM_TICK))) {
                 break;
             }
+        }
+        break;
+    case A_SPLIT_APPENDS:
+        /* Two leaders' appends reach one follower: the leader keeps only that follower (slow
+         * to write) while clients keep writing to it, and the others elect a new leader, whose
+         * first append cuts what the old one sent. The follower must not acknowledge, after
+         * its next write, old-term entries that write no longer holds (§5.3, Figure 2). */
+        if (leader >= 0 && s >= 0 && s != leader && !w->hosts[s].paused) {
+            for (int k = 0; k < w->n_slots; k++) {
+                if (k != leader && k != s) {
+                    psim_net_block(w, leader, k);
+                    psim_net_block(w, k, leader);
+                }
+            }
+            w->hosts[s].slow = true;
+            w->lure_slot = leader;
+            w->lure_writes = true;
+            w->lure_until = w->now + 4 * (uint64_t)w->opt.election_ticks * PSIM_TICK;
+            psim_trace(w, "nemesis split-appends leader slot%d keeps slow slot%d", leader, s);
         }
         break;
     case A_FIGURE8:

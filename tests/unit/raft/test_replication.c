@@ -250,6 +250,60 @@ static void stale_append_does_not_truncate(void **state)
     cl_free(&c);
 }
 
+/* §5.3, Figure 2: a follower acknowledges only entries it stores. Appends of term 2 accepted
+ * and acknowledged, then cut by a leader of term 3 before any ready was taken: the ready must
+ * not carry the term-2 acknowledgements, which would leave after a write that holds other
+ * entries at those indexes (a stale term-2 leader could then count this node for them). */
+static void acks_of_cut_entries_are_dropped(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 0, plain);
+    praft_entry e[2];
+    memset(e, 0, sizeof(e));
+    for (int i = 0; i < 2; i++) {
+        e[i].index = (uint64_t)i + 2;
+        e[i].term = 2;
+    }
+    praft_msg a = {.type = PRAFT_MSG_APPEND,
+                   .from = 1,
+                   .term = 2,
+                   .prev_index = 1,
+                   .prev_term = 1,
+                   .commit = 1,
+                   .entries = e,
+                   .n_entries = 2};
+    assert_int_equal(cl_step(&c, 2, &a), 0);
+    praft_entry x = {.index = 2, .term = 3};
+    praft_msg d = {.type = PRAFT_MSG_APPEND,
+                   .from = 3,
+                   .term = 3,
+                   .prev_index = 1,
+                   .prev_term = 1,
+                   .commit = 1,
+                   .entries = &x,
+                   .n_entries = 1};
+    assert_int_equal(cl_step(&c, 2, &d), 0);
+    praft_ready rd;
+    assert_int_equal(praft_ready_get(c.t[2].n, &rd), 0);
+    assert_int_equal(rd.n_entries, 1);
+    assert_int_equal(rd.entries[0].term, 3);
+    size_t acks = 0;
+    for (size_t i = 0; i < rd.n_send_after_persist; i++) {
+        const praft_msg *m = &rd.send_after_persist[i];
+        if (m->type == PRAFT_MSG_APPEND_RESP && !m->reject) {
+            assert_int_equal(m->term, 3);
+            assert_int_equal(m->to, 3);
+            assert_int_equal(m->index, 2);
+            acks++;
+        }
+    }
+    assert_int_equal(acks, 1);
+    ms_write(&c.t[2].st, &rd);
+    assert_int_equal(praft_advance(c.t[2].n, &rd), 0);
+    cl_free(&c);
+}
+
 /* Persistence contract: a follower acknowledges only after the write; the leader sends its
  * entries before its own write is durable (thesis §10.2.1). */
 static void acks_wait_for_persistence_and_leader_sends_early(void **state)
@@ -353,6 +407,7 @@ int main(void)
         cmocka_unit_test(inflight_window_is_bounded_in_bytes),
         cmocka_unit_test(fast_backtracking_skips_a_term_per_round_trip),
         cmocka_unit_test(stale_append_does_not_truncate),
+        cmocka_unit_test(acks_of_cut_entries_are_dropped),
         cmocka_unit_test(acks_wait_for_persistence_and_leader_sends_early),
         cmocka_unit_test(stale_responses_never_move_progress_back),
         cmocka_unit_test(lost_append_is_repaired),
