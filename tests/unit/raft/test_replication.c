@@ -200,6 +200,25 @@ static void fast_backtracking_skips_a_term_per_round_trip(void **state)
     cl_free(&c);
 }
 
+/* Node 1's append of term 2 carrying @n entries of term 2 from index 2 on (filled into @e),
+ * after the bootstrap entry. */
+static praft_msg first_appends_of_term2(praft_entry *e, size_t n)
+{
+    memset(e, 0, n * sizeof(*e));
+    for (size_t i = 0; i < n; i++) {
+        e[i].index = (uint64_t)i + 2;
+        e[i].term = 2;
+    }
+    return (praft_msg){.type = PRAFT_MSG_APPEND,
+                       .from = 1,
+                       .term = 2,
+                       .prev_index = 1,
+                       .prev_term = 1,
+                       .commit = 1,
+                       .entries = e,
+                       .n_entries = n};
+}
+
 /* §5.3 (pitfalls): a duplicated or reordered older append must not cut entries the follower
  * holds beyond it; the follower's commit is bounded by the last entry the message vouches for. */
 static void stale_append_does_not_truncate(void **state)
@@ -208,19 +227,7 @@ static void stale_append_does_not_truncate(void **state)
     cluster c;
     cl_init(&c, 3, 0, plain);
     praft_entry e[4];
-    memset(e, 0, sizeof(e));
-    for (int i = 0; i < 4; i++) {
-        e[i].index = (uint64_t)i + 2;
-        e[i].term = 2;
-    }
-    praft_msg a = {.type = PRAFT_MSG_APPEND,
-                   .from = 1,
-                   .term = 2,
-                   .prev_index = 1,
-                   .prev_term = 1,
-                   .commit = 1,
-                   .entries = e,
-                   .n_entries = 4};
+    praft_msg a = first_appends_of_term2(e, 4);
     assert_int_equal(cl_step(&c, 2, &a), 0);
     assert_int_equal(cl_status(&c, 2)->last_index, 5);
     a.n_entries = 2;
@@ -260,19 +267,7 @@ static void acks_of_cut_entries_are_dropped(void **state)
     cluster c;
     cl_init(&c, 3, 0, plain);
     praft_entry e[2];
-    memset(e, 0, sizeof(e));
-    for (int i = 0; i < 2; i++) {
-        e[i].index = (uint64_t)i + 2;
-        e[i].term = 2;
-    }
-    praft_msg a = {.type = PRAFT_MSG_APPEND,
-                   .from = 1,
-                   .term = 2,
-                   .prev_index = 1,
-                   .prev_term = 1,
-                   .commit = 1,
-                   .entries = e,
-                   .n_entries = 2};
+    praft_msg a = first_appends_of_term2(e, 2);
     assert_int_equal(cl_step(&c, 2, &a), 0);
     praft_entry x = {.index = 2, .term = 3};
     praft_msg d = {.type = PRAFT_MSG_APPEND,
