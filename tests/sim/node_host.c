@@ -1343,8 +1343,11 @@ void psim_host_check_send(psim_world *w, int slot, const praft_msg *m)
         /* Messages leave at the next ready, not when made: only while the transfer is still
          * on (the leader then takes no proposals) and no configuration entry was appended
          * since (leaving a joint configuration) is the leader's log the one it compared. */
+        /* A target that has moved to a later term may have had its log cut by that term's
+         * leader since it acknowledged this one's: it ignores a TimeoutNow of this term. */
         if (to >= 0 && st.transferee == m->to && st.pending_config_index == 0 &&
-            host_term_at(h, st.last_index, &t) && !disk_holds(w, to, st.last_index, t)) {
+            w->hosts[to].disk.hs.term <= st.term && host_term_at(h, st.last_index, &t) &&
+            !disk_holds(w, to, st.last_index, t)) {
             rc = psim_inv_fail(&w->inv, "transfer-target-behind",
                                "nodes=%" PRIu64 ",%" PRIu64 " index=%" PRIu64
                                ": TimeoutNow sent before the target holds the leader's log",
