@@ -19,6 +19,7 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
+#include "common/hostport.h"
 #include "common/log.h"
 #include "http/http.h"
 #include "http/live.h"
@@ -41,31 +42,19 @@ struct phttp {
     phttp_live *live; /* the live view's feed */
 };
 
-/* "HOST:PORT" or "[HOST]:PORT" into @host (may be "", any address) and @port. */
+/* "HOST:PORT" or "[HOST]:PORT" into @host (may be "", any address) and @port, a number in
+ * [0, 65535]. */
 static bool split(const char *address, char *host, size_t host_cap, char *port, size_t port_cap)
 {
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) >= port_cap) {
+    if (!pt__split_host_port(address, host, host_cap, port, port_cap)) {
         return false;
     }
-    for (const char *d = colon + 1; *d != '\0'; d++) {
+    for (const char *d = port; *d != '\0'; d++) {
         if (*d < '0' || *d > '9') {
             return false;
         }
     }
-    const char *h = address;
-    size_t len = (size_t)(colon - address);
-    if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
-        h++;
-        len -= 2;
-    }
-    if (len >= host_cap || atoi(colon + 1) > 65535) {
-        return false;
-    }
-    memcpy(host, h, len);
-    host[len] = '\0';
-    snprintf(port, port_cap, "%s", colon + 1);
-    return true;
+    return atoi(port) <= 65535;
 }
 
 static int listen_on(const char *address, int *fd_out, int *port_out, char *err, size_t cap)

@@ -12,27 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/hostport.h"
 #include "node/node_internal.h"
-
-/* Splits "host:port" (host may be "[v6]") into its parts; false when it has no port. */
-static bool split(const char *addr, char *host, size_t host_cap, char *port, size_t port_cap)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon[1] == '\0' || (size_t)(colon - addr) >= host_cap ||
-        strlen(colon + 1) >= port_cap) {
-        return false;
-    }
-    size_t hlen = (size_t)(colon - addr);
-    const char *h = addr;
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    snprintf(port, port_cap, "%s", colon + 1);
-    return true;
-}
 
 static bool parse_port(const char *s, unsigned *out)
 {
@@ -51,8 +32,8 @@ static bool parse_port(const char *s, unsigned *out)
 }
 
 /* Whether @host is a form a resolver accepts: an IPv4 literal, an IPv6 literal (given in
- * brackets, which split() removed: @bracketed), or a DNS name of letters, digits, '-' and '_'
- * in dot-separated labels of 1 to 63 characters (RFC 1123, with the underscore that service
+ * brackets, which pt__split_host_port() removed: @bracketed), or a DNS name of letters, digits, '-'
+ * and '_' in dot-separated labels of 1 to 63 characters (RFC 1123, with the underscore that service
  * names use). Anything else (spaces, '%', control characters) can only be a mistake, and once
  * in the configuration it would be dialled forever. */
 static bool host_form_ok(const char *host, bool bracketed)
@@ -102,7 +83,7 @@ int pnode__address_check(const char *addr, bool allow_port_0, char *why, size_t 
         snprintf(why, cap, "address %s must be HOST:PORT, without a scheme", addr);
         return PT_EINVAL;
     }
-    if (!split(addr, host, sizeof(host), port, sizeof(port)) || host[0] == '\0' ||
+    if (!pt__split_host_port(addr, host, sizeof(host), port, sizeof(port)) || host[0] == '\0' ||
         !parse_port(port, &p)) {
         snprintf(why, cap, "address %s must be HOST:PORT with a port in [1, 65535]", addr);
         return PT_EINVAL;
@@ -171,7 +152,8 @@ bool pnode__same_endpoint(const char *a, const char *b)
     if (strcmp(a, b) == 0) {
         return true;
     }
-    if (!split(a, ah, sizeof(ah), ap, sizeof(ap)) || !split(b, bh, sizeof(bh), bp, sizeof(bp))) {
+    if (!pt__split_host_port(a, ah, sizeof(ah), ap, sizeof(ap)) ||
+        !pt__split_host_port(b, bh, sizeof(bh), bp, sizeof(bp))) {
         return false;
     }
     unsigned pa, pb;
@@ -187,8 +169,8 @@ bool pnode__listen_serves(const char *listen, const char *advertised)
     if (pnode__same_endpoint(listen, advertised)) {
         return true;
     }
-    if (!split(listen, lh, sizeof(lh), lp, sizeof(lp)) ||
-        !split(advertised, ah, sizeof(ah), ap, sizeof(ap))) {
+    if (!pt__split_host_port(listen, lh, sizeof(lh), lp, sizeof(lp)) ||
+        !pt__split_host_port(advertised, ah, sizeof(ah), ap, sizeof(ap))) {
         return false;
     }
     unsigned pl, pa;
@@ -199,7 +181,7 @@ bool pnode__listen_serves(const char *listen, const char *advertised)
 int pnode__bind_probe(const char *listen, char *why, size_t cap)
 {
     char host[PRAFT_ADDRESS_MAX], port[8];
-    if (!split(listen, host, sizeof(host), port, sizeof(port))) {
+    if (!pt__split_host_port(listen, host, sizeof(host), port, sizeof(port))) {
         snprintf(why, cap, "cannot listen on %s: not HOST:PORT", listen);
         return PT_EINVAL;
     }
