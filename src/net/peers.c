@@ -258,6 +258,18 @@ void pnet__lane_on_status(pnet_transport *t, struct pnet_outlane *l)
     lane_pump(t, l);
 }
 
+void pnet__lanes_pump(pnet_transport *t)
+{
+    for (struct pnet_peer *p = t->peers; p != NULL; p = p->next) {
+        for (int i = 0; i < PNET_LANE_COUNT; i++) {
+            struct pnet_outlane *l = &p->lanes[i];
+            if (l->head != NULL && !l->sending) {
+                lane_pump(t, l);
+            }
+        }
+    }
+}
+
 /* Reopens lanes whose stream failed and whose pause is over. */
 void pnet__lanes_retry(pnet_transport *t)
 {
@@ -453,7 +465,11 @@ int pnet_transport_send(pnet_transport *t, const praft_msg *msg)
     l->q_msgs++;
     l->q_bytes += it->len;
     t->stats.msgs_queued++;
-    lane_pump(t, l);
+    if (!l->sending) {
+        /* The sender thread starts it (transport.c, "The sender"): not the node's loop, which
+         * would write to the socket. A lane already sending takes it at that send's end. */
+        pnet__outbox_push(t, NULL);
+    }
     pthread_mutex_unlock(&t->mu);
     return 0;
 }

@@ -84,6 +84,10 @@ struct pnet_call {
     bool notify_armed;
     size_t notify_below;
     bool end_told;
+    /* The answer's batch while it waits in the transport's outbox (counted in @ops). */
+    struct pnet_call *ob_next;
+    grpc_op ob_ops[3];
+    size_t ob_n;
 };
 
 /* A message of a server stream waiting for its turn. */
@@ -455,13 +459,15 @@ static bool call_maybe_release(pnet_transport *t, pnet_call *c)
 }
 
 /* With c->mu held: starts the batch that ends the call: initial metadata (unless a stream sent
- * it already), the message if @data is not NULL, and the status. */
+ * it already), the message if @data is not NULL, and the status. @defer (the node's loop):
+ * hand the batch to the sender thread instead, so that the loop does not write to the socket;
+ * the batch counts in c->ops from now, which keeps the call until the sender has started it. */
 static int call_send_status(pnet_call *c, grpc_status_code code, const char *message,
-                            const void *data, size_t len)
+                            const void *data, size_t len, bool defer)
 {
-    grpc_op ops[3];
+    grpc_op *ops = c->ob_ops;
     size_t n = 0;
-    memset(ops, 0, sizeof(ops));
+    memset(c->ob_ops, 0, sizeof(c->ob_ops));
     if (!c->md_sent) {
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         c->md_sent = true;
@@ -479,6 +485,12 @@ static int call_send_status(pnet_call *c, grpc_status_code code, const char *mes
     ops[n].data.send_status_from_server.status = code;
     ops[n++].data.send_status_from_server.status_details = &c->details;
     pnet__count_call(c->m, code);
+    if (defer) {
+        c->ob_n = n;
+        c->ops++;
+        pnet__outbox_push(c->t, c);
+        return 0;
+    }
     if (grpc_call_start_batch(c->call, ops, n, &c->tag_send, NULL) != GRPC_CALL_OK) {
         grpc_call_cancel(c->call, NULL);
         return PT_ECANCELED;
@@ -487,10 +499,51 @@ static int call_send_status(pnet_call *c, grpc_status_code code, const char *mes
     return 0;
 }
 
+void pnet__call_outbox_link(pnet_call **head, pnet_call **tail, pnet_call *c)
+{
+    c->ob_next = NULL;
+    if (*tail != NULL) {
+        (*tail)->ob_next = c;
+    } else {
+        *head = c;
+    }
+    *tail = c;
+}
+
+pnet_call *pnet__call_start_queued(pnet_call *c)
+{
+    pnet_call *next = c->ob_next;
+    pnet_transport *t = c->t;
+    pthread_mutex_lock(&c->mu);
+    c->ob_next = NULL;
+    /* c->call lives: the batch counts in c->ops, so the call is not released, and the
+     * transport waits for it (its completion-queue threads end only once it is). A call
+     * cancelled meanwhile takes the batch and fails it, which completes as usual. */
+    grpc_call_error e = grpc_call_start_batch(c->call, c->ob_ops, c->ob_n, &c->tag_send, NULL);
+    if (e == GRPC_CALL_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return next;
+    }
+    grpc_call_cancel(c->call, NULL);
+    pthread_mutex_unlock(&c->mu);
+    /* No completion will come: undo the batch here, in the order t->mu, then the call's. */
+    pthread_mutex_lock(&t->mu);
+    pthread_mutex_lock(&c->mu);
+    unread_release(t, c);
+    c->ops--;
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (drop) {
+        pnet__call_unref(c);
+    }
+    return next;
+}
+
 /* With c->mu held: sends the answer. @data may be NULL (no message: an error status). A
  * stream's status waits for its queued messages (stream_on_send sends it). */
 static int call_answer(pnet_call *c, grpc_status_code code, const char *message, const void *data,
-                       size_t len)
+                       size_t len, bool defer)
 {
     if (c->call == NULL || c->closed || c->finished) {
         return PT_ECANCELED;
@@ -503,7 +556,7 @@ static int call_answer(pnet_call *c, grpc_status_code code, const char *message,
         c->end_message = message != NULL ? strdup(message) : NULL;
         return 0;
     }
-    return call_send_status(c, code, message, data, len);
+    return call_send_status(c, code, message, data, len, defer);
 }
 
 int pnet_call_reply(pnet_call *call, const void *data, size_t len)
@@ -518,9 +571,9 @@ int pnet_call_reply(pnet_call *call, const void *data, size_t len)
     if (call->call == NULL || call->closed || call->finished) {
         rc = PT_ECANCELED;
     } else if (!unread_admit(call->t, call, len, why, sizeof(why))) {
-        rc = call_answer(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0);
-    } else if ((rc = call_answer(call, GRPC_STATUS_OK, NULL, data != NULL ? data : empty, len)) !=
-               0) {
+        rc = call_answer(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0, true);
+    } else if ((rc = call_answer(call, GRPC_STATUS_OK, NULL, data != NULL ? data : empty, len,
+                                 true)) != 0) {
         unread_release(call->t, call);
     }
     pthread_mutex_unlock(&call->mu);
@@ -537,7 +590,7 @@ int pnet_call_fail(pnet_call *call, int code, const char *message)
         code = GRPC_STATUS_UNKNOWN;
     }
     pthread_mutex_lock(&call->mu);
-    int rc = call_answer(call, (grpc_status_code)code, message, NULL, 0);
+    int rc = call_answer(call, (grpc_status_code)code, message, NULL, 0, true);
     pthread_mutex_unlock(&call->mu);
     pnet__call_unref(call);
     return rc;
@@ -613,7 +666,7 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
                  grpc_byte_buffer_length(c->recv), t->opts.max_request_bytes);
         grpc_byte_buffer_destroy(c->recv);
         c->recv = NULL;
-        call_answer(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0);
+        call_answer(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0, false);
     } else if (ok && c->recv != NULL) {
         uint8_t *bytes = NULL;
         size_t len = 0;
@@ -625,7 +678,7 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
             free(bytes);
             call_answer(c,
                         rc == PT_EMALFORMED ? GRPC_STATUS_INTERNAL : GRPC_STATUS_RESOURCE_EXHAUSTED,
-                        "request could not be read", NULL, 0);
+                        "request could not be read", NULL, 0, false);
         } else {
             ev->type = PNET_EV_CALL;
             ev->call = c;
@@ -641,7 +694,7 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
         }
     } else if (ok) {
         /* A unary call without a request message: the client broke the protocol. */
-        call_answer(c, GRPC_STATUS_INTERNAL, "missing request message", NULL, 0);
+        call_answer(c, GRPC_STATUS_INTERNAL, "missing request message", NULL, 0, false);
     }
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
@@ -816,7 +869,7 @@ static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
         stream_send_next(t, c);
     } else if (c->end_pending && c->call != NULL && !c->closed) {
         c->end_pending = false;
-        call_send_status(c, c->end_code, c->end_message, NULL, 0);
+        call_send_status(c, c->end_code, c->end_message, NULL, 0, false);
     }
     pnet_event *ev = stream_notice(c);
     bool drop = call_maybe_release(t, c);

@@ -131,6 +131,105 @@ static void *cq_thread(void *arg)
 }
 
 /* ============================================================================================
+ * The sender
+ *
+ * gRPC writes to the socket in the thread that starts a batch, so a loop that started the batch
+ * of every answer and every lane message would spend a good part of its time in sendmsg. The
+ * loop prepares the batch (the checks, the bounds, the byte buffer) and hands it over here; the
+ * sender thread starts it. One sender keeps every call's and every lane's order: an answer is
+ * started in the order it was handed over, and a lane sends from the head of its own queue.
+ * While the loop is in a turn (pnet_transport_hold) nothing wakes the sender: the loop's flush
+ * at the end of the turn does, once; a sender that is draining is never woken, it looks again
+ * before it sleeps.
+ * ========================================================================================== */
+
+/* With ob_mu held: wakes the sender if it sleeps and has something to do. */
+static void outbox_wake(pnet_transport *t)
+{
+    if (!t->ob_busy && !t->ob_hold && (t->ob_head != NULL || t->ob_lanes || t->ob_stop)) {
+        t->ob_busy = true; /* woken once; it drains before it sleeps again */
+        pthread_cond_signal(&t->ob_cv);
+    }
+}
+
+void pnet__outbox_push(pnet_transport *t, struct pnet_call *call)
+{
+    pthread_mutex_lock(&t->ob_mu);
+    if (call == NULL) {
+        t->ob_lanes = true;
+    } else {
+        pnet__call_outbox_link(&t->ob_head, &t->ob_tail, call);
+    }
+    outbox_wake(t);
+    pthread_mutex_unlock(&t->ob_mu);
+}
+
+void pnet_transport_hold(pnet_transport *t)
+{
+    pthread_mutex_lock(&t->ob_mu);
+    t->ob_hold = true;
+    pthread_mutex_unlock(&t->ob_mu);
+}
+
+void pnet_transport_flush(pnet_transport *t)
+{
+    pthread_mutex_lock(&t->ob_mu);
+    t->ob_hold = false;
+    outbox_wake(t);
+    pthread_mutex_unlock(&t->ob_mu);
+}
+
+static void *send_thread(void *arg)
+{
+    pthread_setname_np(pthread_self(), "pt-send"); /* shown by top -H, perf, gdb */
+    pnet_transport *t = arg;
+    pthread_mutex_lock(&t->ob_mu);
+    for (;;) {
+        if (t->ob_head == NULL && !t->ob_lanes) {
+            if (t->ob_stop) {
+                break;
+            }
+            t->ob_busy = false;
+            pthread_cond_wait(&t->ob_cv, &t->ob_mu);
+            continue;
+        }
+        t->ob_busy = true;
+        struct pnet_call *calls = t->ob_head;
+        bool lanes = t->ob_lanes;
+        t->ob_head = t->ob_tail = NULL;
+        t->ob_lanes = false;
+        pthread_mutex_unlock(&t->ob_mu);
+        if (lanes) {
+            pthread_mutex_lock(&t->mu);
+            pnet__lanes_pump(t);
+            pthread_mutex_unlock(&t->mu);
+        }
+        while (calls != NULL) {
+            calls = pnet__call_start_queued(calls); /* returns the next one */
+        }
+        pthread_mutex_lock(&t->ob_mu);
+    }
+    pthread_mutex_unlock(&t->ob_mu);
+    return NULL;
+}
+
+/* Stops the sender once it has drained the outbox (every call there holds a pending op, so
+ * nothing is left in it once the completion-queue threads have ended). */
+static void sender_stop(pnet_transport *t)
+{
+    if (!t->sender_started) {
+        return;
+    }
+    pthread_mutex_lock(&t->ob_mu);
+    t->ob_stop = true;
+    t->ob_hold = false;
+    outbox_wake(t);
+    pthread_mutex_unlock(&t->ob_mu);
+    pthread_join(t->sender, NULL);
+    t->sender_started = false;
+}
+
+/* ============================================================================================
  * Life cycle
  * ========================================================================================== */
 
@@ -336,6 +435,8 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
     pthread_mutex_init(&t->mu, NULL);
     pthread_mutex_init(&t->unread_mu, NULL);
     pthread_mutex_init(&t->tls_mu, NULL);
+    pthread_mutex_init(&t->ob_mu, NULL);
+    pthread_cond_init(&t->ob_cv, NULL);
     atomic_init(&t->calls_refused, 0);
     snprintf(t->sender_id, sizeof(t->sender_id), "%llu", (unsigned long long)opts->node_id);
     if (opts->tls != NULL) {
@@ -373,6 +474,11 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
         rc = PT_ENOMEM;
         goto err_grpc;
     }
+    if (pthread_create(&t->sender, NULL, send_thread, t) != 0) {
+        rc = PT_ENOMEM;
+        goto err_cq;
+    }
+    t->sender_started = true;
     if (t->listen_address != NULL) {
         rc = start_server(t);
         if (rc != 0) {
@@ -417,12 +523,15 @@ err_server:
         grpc_server_destroy(t->server);
     }
 err_cq:
+    sender_stop(t);
     cq_destroy(t);
 err_grpc:
     grpc_shutdown_blocking();
 err_free:
     pnet__auth_free(t);
     free(t->listen_address);
+    pthread_cond_destroy(&t->ob_cv);
+    pthread_mutex_destroy(&t->ob_mu);
     pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->unread_mu);
     pthread_mutex_destroy(&t->mu);
@@ -435,6 +544,7 @@ void pnet_transport_free(pnet_transport *t)
     if (t == NULL) {
         return;
     }
+    pnet_transport_flush(t); /* a loop that held the sender is over: nothing may wait for it */
     pthread_mutex_lock(&t->mu);
     t->shutting_down = true;
     pnet__peers_cancel_all(t);
@@ -450,6 +560,8 @@ void pnet_transport_free(pnet_transport *t)
     for (int i = 0; i < t->n_threads; i++) {
         pthread_join(t->threads[i], NULL);
     }
+    /* Only now: the completion-queue threads waited for the answers still in the outbox. */
+    sender_stop(t);
 
     if (t->server != NULL) {
         grpc_server_destroy(t->server);
@@ -471,6 +583,8 @@ void pnet_transport_free(pnet_transport *t)
     grpc_shutdown_blocking();
     pnet__auth_free(t);
     free(t->listen_address);
+    pthread_cond_destroy(&t->ob_cv);
+    pthread_mutex_destroy(&t->ob_mu);
     pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->unread_mu);
     pthread_mutex_destroy(&t->mu);

@@ -7,7 +7,12 @@
  * completion-queue thread holds it while it handles a completion; the node's thread holds it in
  * pnet_transport_send and friends. It is never held while decoding a large stream message or
  * waiting. A served unary call also has its own mutex, because the loop answers it with no
- * access to the transport (the call may outlive it); the order is t->mu, then call->mu.
+ * access to the transport (the call may outlive it); the order is t->mu, then call->mu. The
+ * outbox's ob_mu comes after both and is held only to link or unlink.
+ *
+ * Threads. The completion-queue threads ("pt-net") handle completions; the sender thread
+ * ("pt-send") starts the batches the node's loop hands over (answers, lane messages), so that
+ * the socket writes gRPC does in the starting thread happen off the loop.
  */
 #ifndef PLATOON_NET_TRANSPORT_INTERNAL_H
 #define PLATOON_NET_TRANSPORT_INTERNAL_H
@@ -181,6 +186,20 @@ struct pnet_transport {
     bool server_done;
     struct pnet_tag tag_shutdown;
 
+    /* The outbox (transport.c, "The sender"): answers and lane messages the node's loop handed
+     * over, started by the sender thread so that the loop never writes to a socket (gRPC
+     * writes in the thread that starts a batch). Guarded by ob_mu, taken after t->mu and after
+     * a call's mu, never held while anything else is taken. */
+    pthread_mutex_t ob_mu;
+    pthread_cond_t ob_cv;
+    struct pnet_call *ob_head, *ob_tail; /* answers whose batch is to be started, in order */
+    bool ob_lanes;                       /* a lane has queued messages to start */
+    bool ob_busy;                        /* the sender is draining: no need to wake it */
+    bool ob_hold;                        /* the loop is in a turn: its flush wakes the sender */
+    bool ob_stop;
+    bool sender_started;
+    pthread_t sender;
+
     pnet_transport_stats stats;
     /* Calls of methods neither registered nor of the peer protocol (answered UNIMPLEMENTED). */
     atomic_uint_fast64_t unknown_calls;
@@ -192,6 +211,17 @@ struct pnet_unread_conn {
     size_t bytes;
     char peer[];
 };
+
+/* transport.c: hands answer @call (its batch prepared, counted in its ops) or the lanes (@call
+ * NULL, t->mu held) to the sender thread. */
+void pnet__outbox_push(pnet_transport *t, struct pnet_call *call);
+/* server.c: appends @call to an outbox list (ob_mu held); starts the batch a call's answer left
+ * in the outbox (the sender thread) and returns the call after it in the list. */
+void pnet__call_outbox_link(struct pnet_call **head, struct pnet_call **tail,
+                            struct pnet_call *call);
+struct pnet_call *pnet__call_start_queued(struct pnet_call *call);
+/* peers.c (t->mu held): starts sending on every lane that has queued messages and can. */
+void pnet__lanes_pump(pnet_transport *t);
 
 /* server.c (t->mu held): cancels the answers not taken within send_timeout_ms. */
 void pnet__unread_sweep(pnet_transport *t);

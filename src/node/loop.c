@@ -607,6 +607,9 @@ void *pnode__loop_main(void *arg)
             deadline = retry_write_at;
         }
         pnet_mailbox_wait(n->mailbox, deadline, &events);
+        /* What this turn sends (answers, messages to peers) is written by the transport's
+         * sender thread, woken once at the end of the turn: the loop never writes a socket. */
+        pnet_transport_hold(n->net);
         n->counters.loop_turns++;
         /* Time first, then what arrived: after a pause (SIGSTOP, a stall) the core must learn
          * how much time passed before it answers anything that depends on time (a leader's
@@ -654,6 +657,7 @@ void *pnode__loop_main(void *arg)
         pnode__requests_progress(n);
         pnode__admin_progress(n);
         pnode__streams_pump(n);
+        pnet_transport_flush(n->net);
     }
     return NULL;
 }

@@ -557,6 +557,78 @@ static void test_peer_stream_rejects_garbage(void **state)
     node_stop(&b);
 }
 
+/* Sends made between pnet_transport_hold and pnet_transport_flush (a turn of the node's loop)
+ * wait for the flush: lane messages then go in order; an answer held past its caller's deadline
+ * is dropped cleanly when it is finally started on the cancelled call; answers still held when
+ * the transport is freed go or are dropped without a leak. */
+static void test_held_sends_go_at_flush(void **state)
+{
+    (void)state;
+    struct node a, b;
+    node_start(&a, 1);
+    node_start(&b, 2);
+    assert_int_equal(pnet_transport_set_peer(a.t, 2, b.addr), 0);
+    assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Echo", NULL), 0);
+
+    /* Lane messages. */
+    const uint64_t count = 200;
+    pnet_transport_hold(a.t);
+    for (uint64_t i = 1; i <= count; i++) {
+        praft_msg m = {.type = PRAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 2, .commit = i};
+        assert_int_equal(pnet_transport_send(a.t, &m), 0);
+    }
+    pnet_transport_flush(a.t);
+    for (uint64_t i = 1; i <= count; i++) {
+        praft_msg *m = next_msg(&b, WAIT_MS);
+        assert_non_null(m);
+        assert_int_equal(m->commit, i);
+        pnet_msg_free(m);
+    }
+
+    /* An answer held until after its caller gave up. */
+    struct done d = {0};
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "x", 1,
+                                      pnet_now_ms() + 500, on_done, &d),
+                     0);
+    pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    pnet_transport_hold(b.t);
+    assert_int_equal(pnet_call_reply(ev->call, "late", 4), 0);
+    pnet_event_free(ev);
+    run_done(&a);
+    assert_int_equal(d.status, 4); /* DEADLINE_EXCEEDED: the answer never left */
+    pnet_transport_flush(b.t);
+
+    /* Without a hold, an answer goes at once. */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "y", 1,
+                                      pnet_now_ms() + WAIT_MS, on_done, &d),
+                     0);
+    ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    assert_int_equal(pnet_call_reply(ev->call, "ok", 2), 0);
+    pnet_event_free(ev);
+    run_done(&a);
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.len, 2);
+    assert_memory_equal(d.data, "ok", 2);
+
+    /* Held when the transport is freed. */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "z", 1,
+                                      pnet_now_ms() + WAIT_MS, on_done, &d),
+                     0);
+    ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    pnet_transport_hold(b.t);
+    assert_int_equal(pnet_call_fail(ev->call, 9, "held"), 0);
+    pnet_event_free(ev);
+    node_stop(&b);
+    run_done(&a);
+    assert_int_equal(d.calls, 1);
+    node_stop(&a);
+}
+
 /* Shutdown at a bad moment: streams busy, a served call held by the loop, a client call in
  * flight. Everything is released (ASan checks for leaks), the held call is refused afterwards,
  * and the pending client call still completes. */
@@ -647,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_unary_deadline_and_cancel),
         cmocka_unit_test(test_peer_stream_rejects_garbage),
         cmocka_unit_test(test_shutdown_with_calls_in_flight),
+        cmocka_unit_test(test_held_sends_go_at_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
