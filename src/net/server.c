@@ -510,6 +510,11 @@ void pnet__call_outbox_link(pnet_call **head, pnet_call **tail, pnet_call *c)
     *tail = c;
 }
 
+void pnet__call_outbox_chain(pnet_call *tail, pnet_call *next)
+{
+    tail->ob_next = next;
+}
+
 pnet_call *pnet__call_start_queued(pnet_call *c)
 {
     pnet_call *next = c->ob_next;

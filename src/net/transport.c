@@ -138,15 +138,19 @@ static void *cq_thread(void *arg)
  * loop prepares the batch (the checks, the bounds, the byte buffer) and hands it over here; the
  * sender thread starts it. One sender keeps every call's and every lane's order: an answer is
  * started in the order it was handed over, and a lane sends from the head of its own queue.
- * While the loop is in a turn (pnet_transport_hold) nothing wakes the sender: the loop's flush
- * at the end of the turn does, once; a sender that is draining is never woken, it looks again
- * before it sleeps.
+ *
+ * While the loop is in a turn (pnet_transport_hold), the answers it hands over wait on a list
+ * of their own, which the sender never looks at: the loop's flush at the end of the turn moves
+ * them behind the ready ones and wakes the sender, once. A sender that is draining is never
+ * woken: it looks again before it sleeps, and takes what the flush moved then. Lanes are marked
+ * the same way; a lane's queue is shared, though, so a drain under way may start messages
+ * queued during the turn (only their wake-up waits for the flush).
  * ========================================================================================== */
 
 /* With ob_mu held: wakes the sender if it sleeps and has something to do. */
 static void outbox_wake(pnet_transport *t)
 {
-    if (!t->ob_busy && !t->ob_hold && (t->ob_head != NULL || t->ob_lanes || t->ob_stop)) {
+    if (!t->ob_busy && (t->ob_head != NULL || t->ob_lanes || t->ob_stop)) {
         t->ob_busy = true; /* woken once; it drains before it sleeps again */
         pthread_cond_signal(&t->ob_cv);
     }
@@ -155,12 +159,20 @@ static void outbox_wake(pnet_transport *t)
 void pnet__outbox_push(pnet_transport *t, struct pnet_call *call)
 {
     pthread_mutex_lock(&t->ob_mu);
-    if (call == NULL) {
-        t->ob_lanes = true;
+    if (t->ob_hold) {
+        if (call == NULL) {
+            t->ob_held_lanes = true;
+        } else {
+            pnet__call_outbox_link(&t->ob_held_head, &t->ob_held_tail, call);
+        }
     } else {
-        pnet__call_outbox_link(&t->ob_head, &t->ob_tail, call);
+        if (call == NULL) {
+            t->ob_lanes = true;
+        } else {
+            pnet__call_outbox_link(&t->ob_head, &t->ob_tail, call);
+        }
+        outbox_wake(t);
     }
-    outbox_wake(t);
     pthread_mutex_unlock(&t->ob_mu);
 }
 
@@ -171,11 +183,28 @@ void pnet_transport_hold(pnet_transport *t)
     pthread_mutex_unlock(&t->ob_mu);
 }
 
+/* With ob_mu held: ends the hold; what it kept goes behind the ready ones. */
+static void outbox_release_held(pnet_transport *t)
+{
+    t->ob_hold = false;
+    if (t->ob_held_head != NULL) {
+        if (t->ob_tail != NULL) {
+            pnet__call_outbox_chain(t->ob_tail, t->ob_held_head);
+        } else {
+            t->ob_head = t->ob_held_head;
+        }
+        t->ob_tail = t->ob_held_tail;
+        t->ob_held_head = t->ob_held_tail = NULL;
+    }
+    t->ob_lanes = t->ob_lanes || t->ob_held_lanes;
+    t->ob_held_lanes = false;
+    outbox_wake(t);
+}
+
 void pnet_transport_flush(pnet_transport *t)
 {
     pthread_mutex_lock(&t->ob_mu);
-    t->ob_hold = false;
-    outbox_wake(t);
+    outbox_release_held(t);
     pthread_mutex_unlock(&t->ob_mu);
 }
 
@@ -222,8 +251,7 @@ static void sender_stop(pnet_transport *t)
     }
     pthread_mutex_lock(&t->ob_mu);
     t->ob_stop = true;
-    t->ob_hold = false;
-    outbox_wake(t);
+    outbox_release_held(t);
     pthread_mutex_unlock(&t->ob_mu);
     pthread_join(t->sender, NULL);
     t->sender_started = false;

@@ -196,6 +196,9 @@ struct pnet_transport {
     bool ob_lanes;                       /* a lane has queued messages to start */
     bool ob_busy;                        /* the sender is draining: no need to wake it */
     bool ob_hold;                        /* the loop is in a turn: its flush wakes the sender */
+    /* Handed over during the loop's turn: moved behind the ready ones by its flush. */
+    struct pnet_call *ob_held_head, *ob_held_tail;
+    bool ob_held_lanes;
     bool ob_stop;
     bool sender_started;
     pthread_t sender;
@@ -219,6 +222,8 @@ void pnet__outbox_push(pnet_transport *t, struct pnet_call *call);
  * in the outbox (the sender thread) and returns the call after it in the list. */
 void pnet__call_outbox_link(struct pnet_call **head, struct pnet_call **tail,
                             struct pnet_call *call);
+/* server.c: links list @next after @tail, the last call of another list (ob_mu held). */
+void pnet__call_outbox_chain(struct pnet_call *tail, struct pnet_call *next);
 struct pnet_call *pnet__call_start_queued(struct pnet_call *call);
 /* peers.c (t->mu held): starts sending on every lane that has queued messages and can. */
 void pnet__lanes_pump(pnet_transport *t);
