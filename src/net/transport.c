@@ -14,6 +14,10 @@
 #include "common/log.h"
 #include "net/transport_internal.h"
 
+/* The most sends (answers, and the lanes as one) a turn's flush starts itself (see "The
+ * sender"). */
+#define OUTBOX_INLINE_MAX 2
+
 /* How long the completion-queue thread sleeps at most: the period at which lanes waiting to be
  * reopened after a failure are looked at. */
 #define CQ_POLL_MS 20
@@ -145,6 +149,11 @@ static void *cq_thread(void *arg)
  * woken: it looks again before it sleeps, and takes what the flush moved then. Lanes are marked
  * the same way; a lane's queue is shared, though, so a drain under way may start messages
  * queued during the turn (only their wake-up waits for the flush).
+ *
+ * A quiet turn's few sends (at most OUTBOX_INLINE_MAX answers and lane wake-ups, while the
+ * sender sleeps with nothing to do) are started by the flushing thread itself: a hand-off to
+ * another thread costs a wake-up, which is more than such a send and lies on the answer's way
+ * back to its client; under load a turn hands over many, and the sender takes them.
  * ========================================================================================== */
 
 /* With ob_mu held: wakes the sender if it sleeps and has something to do. */
@@ -164,6 +173,7 @@ void pnet__outbox_push(pnet_transport *t, struct pnet_call *call)
             t->ob_held_lanes = true;
         } else {
             pnet__call_outbox_link(&t->ob_held_head, &t->ob_held_tail, call);
+            t->ob_held_n++;
         }
     } else {
         if (call == NULL) {
@@ -183,6 +193,20 @@ void pnet_transport_hold(pnet_transport *t)
     pthread_mutex_unlock(&t->ob_mu);
 }
 
+/* Starts answers @calls (a list) and, if @lanes, every lane with messages to send; no lock
+ * held. */
+static void outbox_start(pnet_transport *t, struct pnet_call *calls, bool lanes)
+{
+    if (lanes) {
+        pthread_mutex_lock(&t->mu);
+        pnet__lanes_pump(t);
+        pthread_mutex_unlock(&t->mu);
+    }
+    while (calls != NULL) {
+        calls = pnet__call_start_queued(calls); /* returns the next one */
+    }
+}
+
 /* With ob_mu held: ends the hold; what it kept goes behind the ready ones. */
 static void outbox_release_held(pnet_transport *t)
 {
@@ -195,6 +219,7 @@ static void outbox_release_held(pnet_transport *t)
         }
         t->ob_tail = t->ob_held_tail;
         t->ob_held_head = t->ob_held_tail = NULL;
+        t->ob_held_n = 0;
     }
     t->ob_lanes = t->ob_lanes || t->ob_held_lanes;
     t->ob_held_lanes = false;
@@ -204,8 +229,23 @@ static void outbox_release_held(pnet_transport *t)
 void pnet_transport_flush(pnet_transport *t)
 {
     pthread_mutex_lock(&t->ob_mu);
-    outbox_release_held(t);
+    size_t units = t->ob_held_n + (t->ob_held_lanes ? 1 : 0);
+    if (units == 0 || units > OUTBOX_INLINE_MAX || t->ob_busy || t->ob_head != NULL ||
+        t->ob_lanes || t->ob_stop) {
+        outbox_release_held(t);
+        pthread_mutex_unlock(&t->ob_mu);
+        return;
+    }
+    /* A quiet turn: waking the sender would cost more than the sends, and add a hand-off to
+     * each answer's way back (update@1's latency); the caller starts them itself. */
+    struct pnet_call *calls = t->ob_held_head;
+    bool lanes = t->ob_held_lanes;
+    t->ob_held_head = t->ob_held_tail = NULL;
+    t->ob_held_n = 0;
+    t->ob_held_lanes = false;
+    t->ob_hold = false;
     pthread_mutex_unlock(&t->ob_mu);
+    outbox_start(t, calls, lanes);
 }
 
 static void *send_thread(void *arg)
@@ -228,14 +268,7 @@ static void *send_thread(void *arg)
         t->ob_head = t->ob_tail = NULL;
         t->ob_lanes = false;
         pthread_mutex_unlock(&t->ob_mu);
-        if (lanes) {
-            pthread_mutex_lock(&t->mu);
-            pnet__lanes_pump(t);
-            pthread_mutex_unlock(&t->mu);
-        }
-        while (calls != NULL) {
-            calls = pnet__call_start_queued(calls); /* returns the next one */
-        }
+        outbox_start(t, calls, lanes);
         pthread_mutex_lock(&t->ob_mu);
     }
     pthread_mutex_unlock(&t->ob_mu);

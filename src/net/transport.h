@@ -235,9 +235,10 @@ bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes);
  * are written to their sockets by the transport's sender thread, not by the caller. Between
  * pnet_transport_hold and pnet_transport_flush (one turn of the node's loop) answers are not
  * started and nothing wakes the sender: the flush wakes it once for all of them (messages to
- * peers queued meanwhile may go earlier, with a drain the sender has under way). Without a hold
- * each send wakes the sender if it sleeps. Both are cheap; flush must follow hold in the same
- * thread.
+ * peers queued meanwhile may go earlier, with a drain the sender has under way), or, when the
+ * turn had only one or two sends and the sender nothing to do, starts them itself (a wake-up
+ * would cost more, and lengthen the answer's way). Without a hold each send wakes the sender if
+ * it sleeps. Both are cheap; flush must follow hold in the same thread.
  */
 void pnet_transport_hold(pnet_transport *t);
 void pnet_transport_flush(pnet_transport *t);

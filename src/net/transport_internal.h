@@ -198,6 +198,7 @@ struct pnet_transport {
     bool ob_hold;                        /* the loop is in a turn: its flush wakes the sender */
     /* Handed over during the loop's turn: moved behind the ready ones by its flush. */
     struct pnet_call *ob_held_head, *ob_held_tail;
+    size_t ob_held_n;
     bool ob_held_lanes;
     bool ob_stop;
     bool sender_started;
