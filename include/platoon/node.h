@@ -176,7 +176,8 @@ typedef struct pnode_options {
 
     /* Threads that poll the network: gRPC does its reading, TLS and HTTP/2 framing on them,
      * so with one, a connection busy with a large message holds up all the others, peers'
-     * heartbeats included. Default 2; at most 64. */
+     * heartbeats included; half as many (rounded up) write answers and messages to peers.
+     * Default: the number of cores, at least 2 and at most 8; at most 64. */
     uint32_t io_threads;
 
     /* Bounds on what callers may make a node hold (docs/operations.md, "Limits"). A request of

@@ -510,9 +510,9 @@ void pnet__call_outbox_link(pnet_call **head, pnet_call **tail, pnet_call *c)
     *tail = c;
 }
 
-void pnet__call_outbox_chain(pnet_call *tail, pnet_call *next)
+pnet_call *pnet__call_outbox_next(pnet_call *c)
 {
-    tail->ob_next = next;
+    return c->ob_next;
 }
 
 pnet_call *pnet__call_start_queued(pnet_call *c)

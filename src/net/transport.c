@@ -7,16 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 
 #include "common/log.h"
 #include "net/transport_internal.h"
-
-/* The most sends (answers, and the lanes as one) a turn's flush starts itself (see "The
- * sender"). */
-#define OUTBOX_INLINE_MAX 2
 
 /* How long the completion-queue thread sleeps at most: the period at which lanes waiting to be
  * reopened after a failure are looked at. */
@@ -135,162 +132,6 @@ static void *cq_thread(void *arg)
 }
 
 /* ============================================================================================
- * The sender
- *
- * gRPC writes to the socket in the thread that starts a batch, so a loop that started the batch
- * of every answer and every lane message would spend a good part of its time in sendmsg. The
- * loop prepares the batch (the checks, the bounds, the byte buffer) and hands it over here; the
- * sender thread starts it. One sender keeps every call's and every lane's order: an answer is
- * started in the order it was handed over, and a lane sends from the head of its own queue.
- *
- * While the loop is in a turn (pnet_transport_hold), the answers it hands over wait on a list
- * of their own, which the sender never looks at: the loop's flush at the end of the turn moves
- * them behind the ready ones and wakes the sender, once. A sender that is draining is never
- * woken: it looks again before it sleeps, and takes what the flush moved then. Lanes are marked
- * the same way; a lane's queue is shared, though, so a drain under way may start messages
- * queued during the turn (only their wake-up waits for the flush).
- *
- * A quiet turn's few sends (at most OUTBOX_INLINE_MAX answers and lane wake-ups, while the
- * sender sleeps with nothing to do) are started by the flushing thread itself: a hand-off to
- * another thread costs a wake-up, which is more than such a send and lies on the answer's way
- * back to its client; under load a turn hands over many, and the sender takes them.
- * ========================================================================================== */
-
-/* With ob_mu held: wakes the sender if it sleeps and has something to do. */
-static void outbox_wake(pnet_transport *t)
-{
-    if (!t->ob_busy && (t->ob_head != NULL || t->ob_lanes || t->ob_stop)) {
-        t->ob_busy = true; /* woken once; it drains before it sleeps again */
-        pthread_cond_signal(&t->ob_cv);
-    }
-}
-
-void pnet__outbox_push(pnet_transport *t, struct pnet_call *call)
-{
-    pthread_mutex_lock(&t->ob_mu);
-    if (t->ob_hold) {
-        if (call == NULL) {
-            t->ob_held_lanes = true;
-        } else {
-            pnet__call_outbox_link(&t->ob_held_head, &t->ob_held_tail, call);
-            t->ob_held_n++;
-        }
-    } else {
-        if (call == NULL) {
-            t->ob_lanes = true;
-        } else {
-            pnet__call_outbox_link(&t->ob_head, &t->ob_tail, call);
-        }
-        outbox_wake(t);
-    }
-    pthread_mutex_unlock(&t->ob_mu);
-}
-
-void pnet_transport_hold(pnet_transport *t)
-{
-    pthread_mutex_lock(&t->ob_mu);
-    t->ob_hold = true;
-    pthread_mutex_unlock(&t->ob_mu);
-}
-
-/* Starts answers @calls (a list) and, if @lanes, every lane with messages to send; no lock
- * held. */
-static void outbox_start(pnet_transport *t, struct pnet_call *calls, bool lanes)
-{
-    if (lanes) {
-        pthread_mutex_lock(&t->mu);
-        pnet__lanes_pump(t);
-        pthread_mutex_unlock(&t->mu);
-    }
-    while (calls != NULL) {
-        calls = pnet__call_start_queued(calls); /* returns the next one */
-    }
-}
-
-/* With ob_mu held: ends the hold; what it kept goes behind the ready ones. */
-static void outbox_release_held(pnet_transport *t)
-{
-    t->ob_hold = false;
-    if (t->ob_held_head != NULL) {
-        if (t->ob_tail != NULL) {
-            pnet__call_outbox_chain(t->ob_tail, t->ob_held_head);
-        } else {
-            t->ob_head = t->ob_held_head;
-        }
-        t->ob_tail = t->ob_held_tail;
-        t->ob_held_head = t->ob_held_tail = NULL;
-        t->ob_held_n = 0;
-    }
-    t->ob_lanes = t->ob_lanes || t->ob_held_lanes;
-    t->ob_held_lanes = false;
-    outbox_wake(t);
-}
-
-void pnet_transport_flush(pnet_transport *t)
-{
-    pthread_mutex_lock(&t->ob_mu);
-    size_t units = t->ob_held_n + (t->ob_held_lanes ? 1 : 0);
-    if (units == 0 || units > OUTBOX_INLINE_MAX || t->ob_busy || t->ob_head != NULL ||
-        t->ob_lanes || t->ob_stop) {
-        outbox_release_held(t);
-        pthread_mutex_unlock(&t->ob_mu);
-        return;
-    }
-    /* A quiet turn: waking the sender would cost more than the sends, and add a hand-off to
-     * each answer's way back (update@1's latency); the caller starts them itself. */
-    struct pnet_call *calls = t->ob_held_head;
-    bool lanes = t->ob_held_lanes;
-    t->ob_held_head = t->ob_held_tail = NULL;
-    t->ob_held_n = 0;
-    t->ob_held_lanes = false;
-    t->ob_hold = false;
-    pthread_mutex_unlock(&t->ob_mu);
-    outbox_start(t, calls, lanes);
-}
-
-static void *send_thread(void *arg)
-{
-    pthread_setname_np(pthread_self(), "pt-send"); /* shown by top -H, perf, gdb */
-    pnet_transport *t = arg;
-    pthread_mutex_lock(&t->ob_mu);
-    for (;;) {
-        if (t->ob_head == NULL && !t->ob_lanes) {
-            if (t->ob_stop) {
-                break;
-            }
-            t->ob_busy = false;
-            pthread_cond_wait(&t->ob_cv, &t->ob_mu);
-            continue;
-        }
-        t->ob_busy = true;
-        struct pnet_call *calls = t->ob_head;
-        bool lanes = t->ob_lanes;
-        t->ob_head = t->ob_tail = NULL;
-        t->ob_lanes = false;
-        pthread_mutex_unlock(&t->ob_mu);
-        outbox_start(t, calls, lanes);
-        pthread_mutex_lock(&t->ob_mu);
-    }
-    pthread_mutex_unlock(&t->ob_mu);
-    return NULL;
-}
-
-/* Stops the sender once it has drained the outbox (every call there holds a pending op, so
- * nothing is left in it once the completion-queue threads have ended). */
-static void sender_stop(pnet_transport *t)
-{
-    if (!t->sender_started) {
-        return;
-    }
-    pthread_mutex_lock(&t->ob_mu);
-    t->ob_stop = true;
-    outbox_release_held(t);
-    pthread_mutex_unlock(&t->ob_mu);
-    pthread_join(t->sender, NULL);
-    t->sender_started = false;
-}
-
-/* ============================================================================================
  * Life cycle
  * ========================================================================================== */
 
@@ -299,7 +140,11 @@ void pnet_transport_options_init(pnet_transport_options *opts)
     memset(opts, 0, sizeof(*opts));
     opts->max_message_bytes = 16u << 20;
     opts->max_request_bytes = 64u << 10;
-    opts->io_threads = 2;
+    /* One per core, so that reading, TLS and sending spread over a many-core machine; two at
+     * least (a connection busy with a large message must not hold up the peers' traffic),
+     * eight at most (past that, one completion queue and its lock are the limit). */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    opts->io_threads = cores < 2 ? 2 : (cores > 8 ? 8 : (int)cores);
     opts->max_streams_per_connection = 256;
     opts->max_unread_bytes_per_connection = 16u << 20;
     opts->max_unread_bytes = 256u << 20;
@@ -496,8 +341,6 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
     pthread_mutex_init(&t->mu, NULL);
     pthread_mutex_init(&t->unread_mu, NULL);
     pthread_mutex_init(&t->tls_mu, NULL);
-    pthread_mutex_init(&t->ob_mu, NULL);
-    pthread_cond_init(&t->ob_cv, NULL);
     atomic_init(&t->calls_refused, 0);
     snprintf(t->sender_id, sizeof(t->sender_id), "%llu", (unsigned long long)opts->node_id);
     if (opts->tls != NULL) {
@@ -535,11 +378,10 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
         rc = PT_ENOMEM;
         goto err_grpc;
     }
-    if (pthread_create(&t->sender, NULL, send_thread, t) != 0) {
-        rc = PT_ENOMEM;
+    rc = pnet__outbox_start(t);
+    if (rc != 0) {
         goto err_cq;
     }
-    t->sender_started = true;
     if (t->listen_address != NULL) {
         rc = start_server(t);
         if (rc != 0) {
@@ -584,15 +426,13 @@ err_server:
         grpc_server_destroy(t->server);
     }
 err_cq:
-    sender_stop(t);
+    pnet__outbox_stop(t);
     cq_destroy(t);
 err_grpc:
     grpc_shutdown_blocking();
 err_free:
     pnet__auth_free(t);
     free(t->listen_address);
-    pthread_cond_destroy(&t->ob_cv);
-    pthread_mutex_destroy(&t->ob_mu);
     pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->unread_mu);
     pthread_mutex_destroy(&t->mu);
@@ -622,7 +462,7 @@ void pnet_transport_free(pnet_transport *t)
         pthread_join(t->threads[i], NULL);
     }
     /* Only now: the completion-queue threads waited for the answers still in the outbox. */
-    sender_stop(t);
+    pnet__outbox_stop(t);
 
     if (t->server != NULL) {
         grpc_server_destroy(t->server);
@@ -644,8 +484,6 @@ void pnet_transport_free(pnet_transport *t)
     grpc_shutdown_blocking();
     pnet__auth_free(t);
     free(t->listen_address);
-    pthread_cond_destroy(&t->ob_cv);
-    pthread_mutex_destroy(&t->ob_mu);
     pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->unread_mu);
     pthread_mutex_destroy(&t->mu);

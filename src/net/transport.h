@@ -51,7 +51,8 @@ typedef struct pnet_transport_options {
      * request is copied or decoded. Default 64 KiB. */
     size_t max_request_bytes;
     /* Threads that do the transport's I/O (see transport_internal.h), in
-     * [1, PNET_MAX_IO_THREADS]. Default 2. */
+     * [1, PNET_MAX_IO_THREADS]; half as many (rounded up) start the batches of answers and peer
+     * messages. Default: the number of cores, at least 2 and at most 8. */
     int io_threads;
     /* Resource bounds (pnode_options documents each). */
     uint32_t max_streams_per_connection;
@@ -232,13 +233,13 @@ bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes);
 
 /*
  * Batching of sends. Answers (pnet_call_reply/fail) and messages to peers (pnet_transport_send)
- * are written to their sockets by the transport's sender thread, not by the caller. Between
+ * are written to their sockets by the transport's sender threads, not by the caller. Between
  * pnet_transport_hold and pnet_transport_flush (one turn of the node's loop) answers are not
- * started and nothing wakes the sender: the flush wakes it once for all of them (messages to
- * peers queued meanwhile may go earlier, with a drain the sender has under way), or, when the
- * turn had only one or two sends and the sender nothing to do, starts them itself (a wake-up
- * would cost more, and lengthen the answer's way). Without a hold each send wakes the sender if
- * it sleeps. Both are cheap; flush must follow hold in the same thread.
+ * started and nothing wakes a sender: the flush wakes each once for all of them (messages to
+ * peers queued meanwhile may go earlier, with a drain a sender has under way), or, when the
+ * turn had only one or two sends and the senders nothing to do, starts them itself (a wake-up
+ * would cost more, and lengthen the answer's way). Without a hold each send wakes a sender if it
+ * sleeps. Both are cheap; flush must follow hold in the same thread.
  */
 void pnet_transport_hold(pnet_transport *t);
 void pnet_transport_flush(pnet_transport *t);

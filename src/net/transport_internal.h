@@ -10,9 +10,9 @@
  * access to the transport (the call may outlive it); the order is t->mu, then call->mu. The
  * outbox's ob_mu comes after both and is held only to link or unlink.
  *
- * Threads. The completion-queue threads ("pt-net") handle completions; the sender thread
- * ("pt-send") starts the batches the node's loop hands over (answers, lane messages), so that
- * the socket writes gRPC does in the starting thread happen off the loop.
+ * Threads. The completion-queue threads ("pt-net") handle completions; the sender threads
+ * ("pt-send", outbox.c) start the batches the node's loop hands over (answers, lane messages),
+ * so that the socket writes gRPC does in the starting thread happen off the loop.
  */
 #ifndef PLATOON_NET_TRANSPORT_INTERNAL_H
 #define PLATOON_NET_TRANSPORT_INTERNAL_H
@@ -131,6 +131,17 @@ struct pnet_chan {
 
 struct pnet_client_call;
 
+/* One sender thread of the outbox (outbox.c); guarded by the transport's ob_mu. */
+#define PNET_MAX_SENDERS (PNET_MAX_IO_THREADS / 2)
+struct pnet_sender {
+    pnet_transport *t;
+    pthread_t thread;
+    pthread_cond_t cv;
+    struct pnet_call *head, *tail; /* answers whose batch is to be started, in order */
+    bool lanes;                    /* (sender 0 only) a lane has queued messages to start */
+    bool busy;                     /* draining: no need to wake it */
+};
+
 struct pnet_transport {
     pthread_mutex_t mu;
     pnet_transport_options opts;
@@ -186,23 +197,19 @@ struct pnet_transport {
     bool server_done;
     struct pnet_tag tag_shutdown;
 
-    /* The outbox (transport.c, "The sender"): answers and lane messages the node's loop handed
-     * over, started by the sender thread so that the loop never writes to a socket (gRPC
-     * writes in the thread that starts a batch). Guarded by ob_mu, taken after t->mu and after
-     * a call's mu, never held while anything else is taken. */
+    /* The outbox (outbox.c): answers and lane messages the node's loop handed over, started
+     * by the sender threads so that the loop never writes to a socket (gRPC writes in the
+     * thread that starts a batch). Guarded by ob_mu, taken after t->mu and after a call's mu,
+     * never held while anything else is taken. */
     pthread_mutex_t ob_mu;
-    pthread_cond_t ob_cv;
-    struct pnet_call *ob_head, *ob_tail; /* answers whose batch is to be started, in order */
-    bool ob_lanes;                       /* a lane has queued messages to start */
-    bool ob_busy;                        /* the sender is draining: no need to wake it */
-    bool ob_hold;                        /* the loop is in a turn: its flush wakes the sender */
-    /* Handed over during the loop's turn: moved behind the ready ones by its flush. */
-    struct pnet_call *ob_held_head, *ob_held_tail;
+    struct pnet_sender senders[PNET_MAX_SENDERS];
+    int n_senders;
+    unsigned ob_next_sender; /* where the next answer (or a turn's first run) goes */
+    bool ob_hold;            /* the loop is in a turn: its flush deals what it handed over */
+    struct pnet_call *ob_held_head, *ob_held_tail; /* handed over during the turn */
     size_t ob_held_n;
     bool ob_held_lanes;
     bool ob_stop;
-    bool sender_started;
-    pthread_t sender;
 
     pnet_transport_stats stats;
     /* Calls of methods neither registered nor of the peer protocol (answered UNIMPLEMENTED). */
@@ -216,15 +223,20 @@ struct pnet_unread_conn {
     char peer[];
 };
 
-/* transport.c: hands answer @call (its batch prepared, counted in its ops) or the lanes (@call
- * NULL, t->mu held) to the sender thread. */
+/* outbox.c: hands answer @call (its batch prepared, counted in its ops) or the lanes (@call
+ * NULL, t->mu held) to a sender thread. pnet__outbox_start starts the senders (PT_ENOMEM if
+ * none could be); pnet__outbox_stop stops them once they have drained what they hold, and
+ * pnet__outbox_senders says how many a transport with @io_threads has. */
 void pnet__outbox_push(pnet_transport *t, struct pnet_call *call);
+int pnet__outbox_start(pnet_transport *t);
+void pnet__outbox_stop(pnet_transport *t);
+int pnet__outbox_senders(int io_threads);
 /* server.c: appends @call to an outbox list (ob_mu held); starts the batch a call's answer left
  * in the outbox (the sender thread) and returns the call after it in the list. */
 void pnet__call_outbox_link(struct pnet_call **head, struct pnet_call **tail,
                             struct pnet_call *call);
-/* server.c: links list @next after @tail, the last call of another list (ob_mu held). */
-void pnet__call_outbox_chain(struct pnet_call *tail, struct pnet_call *next);
+/* server.c: the call after @call in its outbox list (ob_mu held). */
+struct pnet_call *pnet__call_outbox_next(struct pnet_call *call);
 struct pnet_call *pnet__call_start_queued(struct pnet_call *call);
 /* peers.c (t->mu held): starts sending on every lane that has queued messages and can. */
 void pnet__lanes_pump(pnet_transport *t);

@@ -20,6 +20,7 @@
 #include "net/codec.h"
 #include "net/mailbox.h"
 #include "net/transport.h"
+#include "net/transport_internal.h"
 
 #include "tnode.h"
 
@@ -629,6 +630,56 @@ static void test_held_sends_go_at_flush(void **state)
     node_stop(&a);
 }
 
+/* A turn that answers many calls deals them to several sender threads: none leaves before the
+ * flush, and after it every one reaches its caller with its own answer. */
+static void test_many_held_answers_over_senders(void **state)
+{
+    (void)state;
+    enum { CALLS = 40 };
+    assert_int_equal(pnet__outbox_senders(1), 1);
+    assert_int_equal(pnet__outbox_senders(2), 1);
+    assert_int_equal(pnet__outbox_senders(3), 2);
+    assert_int_equal(pnet__outbox_senders(8), 4);
+    assert_int_equal(pnet__outbox_senders(PNET_MAX_IO_THREADS), PNET_MAX_SENDERS);
+
+    struct node a, b;
+    node_start(&a, 1);
+    node_start_threads(&b, 2, 6); /* three senders */
+    assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Echo", NULL), 0);
+    static struct done d[CALLS];
+    memset(d, 0, sizeof(d));
+    char req[CALLS][8];
+    for (int i = 0; i < CALLS; i++) {
+        int len = snprintf(req[i], sizeof(req[i]), "r%d", i);
+        assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", req[i],
+                                          (size_t)len, pnet_now_ms() + WAIT_MS, on_done, &d[i]),
+                         0);
+    }
+    pnet_event *calls[CALLS];
+    for (int i = 0; i < CALLS; i++) {
+        calls[i] = next_event(&b, PNET_EV_CALL, WAIT_MS);
+        assert_non_null(calls[i]);
+    }
+    pnet_transport_hold(b.t);
+    for (int i = 0; i < CALLS; i++) { /* echo each request */
+        assert_int_equal(pnet_call_reply(calls[i]->call, calls[i]->data, calls[i]->len), 0);
+        pnet_event_free(calls[i]);
+    }
+    assert_null(next_event(&a, PNET_EV_CLIENT_DONE, 300)); /* held: nothing has left */
+    pnet_transport_flush(b.t);
+    for (int i = 0; i < CALLS; i++) {
+        run_done(&a);
+    }
+    for (int i = 0; i < CALLS; i++) {
+        assert_int_equal(d[i].calls, 1);
+        assert_int_equal(d[i].status, 0);
+        assert_int_equal(d[i].len, strlen(req[i]));
+        assert_memory_equal(d[i].data, req[i], d[i].len);
+    }
+    node_stop(&b);
+    node_stop(&a);
+}
+
 /* Shutdown at a bad moment: streams busy, a served call held by the loop, a client call in
  * flight. Everything is released (ASan checks for leaks), the held call is refused afterwards,
  * and the pending client call still completes. */
@@ -720,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_peer_stream_rejects_garbage),
         cmocka_unit_test(test_shutdown_with_calls_in_flight),
         cmocka_unit_test(test_held_sends_go_at_flush),
+        cmocka_unit_test(test_many_held_answers_over_senders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-void node_start_tls(struct node *n, uint64_t id, const char *listen, pnet_tls *tls)
+static void start(struct node *n, uint64_t id, const char *listen, pnet_tls *tls, int io_threads)
 {
     pnet_transport_options o;
     memset(n, 0, sizeof(*n));
@@ -21,9 +21,22 @@ void node_start_tls(struct node *n, uint64_t id, const char *listen, pnet_tls *t
     o.mailbox = n->mb;
     o.node_id = id;
     o.tls = tls;
+    if (io_threads > 0) {
+        o.io_threads = io_threads;
+    }
     assert_int_equal(pnet_transport_new(&o, &n->t), 0);
     assert_true(pnet_transport_port(n->t) > 0);
     snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", pnet_transport_port(n->t));
+}
+
+void node_start_tls(struct node *n, uint64_t id, const char *listen, pnet_tls *tls)
+{
+    start(n, id, listen, tls, 0);
+}
+
+void node_start_threads(struct node *n, uint64_t id, int io_threads)
+{
+    start(n, id, "127.0.0.1:0", NULL, io_threads);
 }
 
 void node_start_at(struct node *n, uint64_t id, const char *listen)

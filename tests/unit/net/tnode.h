@@ -27,6 +27,8 @@ struct node {
 void node_start_tls(struct node *n, uint64_t id, const char *listen, pnet_tls *tls);
 void node_start_at(struct node *n, uint64_t id, const char *listen);
 void node_start(struct node *n, uint64_t id);
+/* Starts node @id on any port with @io_threads I/O threads (and half as many senders). */
+void node_start_threads(struct node *n, uint64_t id, int io_threads);
 void node_drop_events(struct node *n);
 void node_stop(struct node *n);
 /* The next event of @type (others of other types are kept), or NULL after @wait_ms. */
