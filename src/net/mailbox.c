@@ -1,5 +1,9 @@
 /*
  * The node loop's mailbox: a locked FIFO of events and a condition variable on CLOCK_MONOTONIC.
+ *
+ * A post signals only while the loop sleeps (a busy loop takes the event at its next turn
+ * anyway), and signals after unlocking: a loop woken while the poster still held the mutex
+ * would only wake to wait for it.
  */
 #include "net/mailbox.h"
 
@@ -18,6 +22,7 @@ struct pnet_mailbox {
     pnet_event *head, *tail;
     size_t n;
     bool woken;
+    unsigned sleepers; /* threads waiting on cond (the loop) */
 };
 
 int64_t pnet_now_ms(void)
@@ -78,8 +83,11 @@ void pnet__mailbox_post_list(pnet_mailbox *mb, pnet_event *head, pnet_event *tai
     }
     mb->tail = tail;
     mb->n += n;
-    pthread_cond_signal(&mb->cond);
+    bool wake = mb->sleepers > 0;
     pthread_mutex_unlock(&mb->mu);
+    if (wake) {
+        pthread_cond_signal(&mb->cond);
+    }
 }
 
 void pnet__mailbox_post(pnet_mailbox *mb, pnet_event *ev)
@@ -91,8 +99,11 @@ void pnet_mailbox_wake(pnet_mailbox *mb)
 {
     pthread_mutex_lock(&mb->mu);
     mb->woken = true;
-    pthread_cond_signal(&mb->cond);
+    bool wake = mb->sleepers > 0;
     pthread_mutex_unlock(&mb->mu);
+    if (wake) {
+        pthread_cond_signal(&mb->cond);
+    }
 }
 
 size_t pnet_mailbox_pending(pnet_mailbox *mb)
@@ -115,7 +126,10 @@ int pnet_mailbox_wait(pnet_mailbox *mb, int64_t deadline_ms, pnet_event **events
     ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000;
     pthread_mutex_lock(&mb->mu);
     while (mb->head == NULL && !mb->woken) {
-        if (pthread_cond_timedwait(&mb->cond, &mb->mu, &ts) == ETIMEDOUT) {
+        mb->sleepers++;
+        int w = pthread_cond_timedwait(&mb->cond, &mb->mu, &ts);
+        mb->sleepers--;
+        if (w == ETIMEDOUT) {
             break;
         }
     }
