@@ -23,8 +23,10 @@
  * so a drain under way may start messages queued during the turn (only their wake-up waits).
  *
  * A quiet turn's few sends (at most OUTBOX_INLINE_MAX answers and lane wake-ups, while every
- * sender sleeps with nothing to do) are started by the flushing thread itself: a hand-off costs
- * a wake-up, which is more than such a send and lies on the answer's way back to its client.
+ * sender sleeps with nothing to do, and the loop has nothing waiting for it) are started by the
+ * flushing thread itself: a hand-off costs a wake-up, which is as much as such a send and lies
+ * on the answer's way back to its client. A loop with events waiting hands over even one send:
+ * its time is the node's serial resource.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -134,11 +136,11 @@ static bool senders_idle(const pnet_transport *t)
     return true;
 }
 
-void pnet_transport_flush(pnet_transport *t)
+void pnet_transport_flush(pnet_transport *t, bool idle)
 {
     pthread_mutex_lock(&t->ob_mu);
     size_t units = t->ob_held_n + (t->ob_held_lanes ? 1 : 0);
-    if (units == 0 || units > OUTBOX_INLINE_MAX || t->ob_stop || !senders_idle(t)) {
+    if (!idle || units == 0 || units > OUTBOX_INLINE_MAX || t->ob_stop || !senders_idle(t)) {
         outbox_release_held(t);
         pthread_mutex_unlock(&t->ob_mu);
         return;

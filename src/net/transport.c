@@ -445,7 +445,8 @@ void pnet_transport_free(pnet_transport *t)
     if (t == NULL) {
         return;
     }
-    pnet_transport_flush(t); /* a loop that held the sender is over: nothing may wait for it */
+    pnet_transport_flush(t,
+                         false); /* a loop that held the sender is over: nothing may wait for it */
     pthread_mutex_lock(&t->mu);
     t->shutting_down = true;
     pnet__peers_cancel_all(t);

@@ -237,12 +237,13 @@ bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes);
  * pnet_transport_hold and pnet_transport_flush (one turn of the node's loop) answers are not
  * started and nothing wakes a sender: the flush wakes each once for all of them (messages to
  * peers queued meanwhile may go earlier, with a drain a sender has under way), or, when the
- * turn had only one or two sends and the senders nothing to do, starts them itself (a wake-up
- * would cost more, and lengthen the answer's way). Without a hold each send wakes a sender if it
+ * turn had only one or two sends, the senders nothing to do and the caller says it is @idle
+ * (nothing waits for it), starts them itself (a wake-up would cost as much, and lengthen the
+ * answer's way). Without a hold each send wakes a sender if it
  * sleeps. Both are cheap; flush must follow hold in the same thread.
  */
 void pnet_transport_hold(pnet_transport *t);
-void pnet_transport_flush(pnet_transport *t);
+void pnet_transport_flush(pnet_transport *t, bool idle);
 
 /*
  * Starts a unary call of @method at node @node_id's @address with @len bytes of @data (copied),

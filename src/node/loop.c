@@ -657,7 +657,8 @@ void *pnode__loop_main(void *arg)
         pnode__requests_progress(n);
         pnode__admin_progress(n);
         pnode__streams_pump(n);
-        pnet_transport_flush(n->net);
+        /* With nothing waiting, the loop writes a quiet turn's one or two sends itself. */
+        pnet_transport_flush(n->net, pnet_mailbox_pending(n->mailbox) == 0);
     }
     return NULL;
 }

@@ -578,7 +578,7 @@ static void test_held_sends_go_at_flush(void **state)
         praft_msg m = {.type = PRAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 2, .commit = i};
         assert_int_equal(pnet_transport_send(a.t, &m), 0);
     }
-    pnet_transport_flush(a.t);
+    pnet_transport_flush(a.t, false); /* to the sender */
     for (uint64_t i = 1; i <= count; i++) {
         praft_msg *m = next_msg(&b, WAIT_MS);
         assert_non_null(m);
@@ -597,8 +597,8 @@ static void test_held_sends_go_at_flush(void **state)
     assert_int_equal(pnet_call_reply(ev->call, "late", 4), 0);
     pnet_event_free(ev);
     run_done(&a);
-    assert_int_equal(d.status, 4); /* DEADLINE_EXCEEDED: the answer never left */
-    pnet_transport_flush(b.t);
+    assert_int_equal(d.status, 4);   /* DEADLINE_EXCEEDED: the answer never left */
+    pnet_transport_flush(b.t, true); /* idle: started here */
 
     /* Without a hold, an answer goes at once. */
     memset(&d, 0, sizeof(d));
@@ -666,7 +666,7 @@ static void test_many_held_answers_over_senders(void **state)
         pnet_event_free(calls[i]);
     }
     assert_null(next_event(&a, PNET_EV_CLIENT_DONE, 300)); /* held: nothing has left */
-    pnet_transport_flush(b.t);
+    pnet_transport_flush(b.t, true);
     for (int i = 0; i < CALLS; i++) {
         run_done(&a);
     }
