@@ -17,10 +17,12 @@
  * thread, not all.
  *
  * Holding. While the loop is in a turn (pnet_transport_hold), what it hands over waits on a
- * list of its own, which no sender looks at: the loop's flush at the end of the turn deals it
- * out and wakes each sender that got some, once. A sender that is draining is never woken: it
- * looks again before it sleeps. Lanes are marked the same way; a lane's queue is shared, though,
- * so a drain under way may start messages queued during the turn (only their wake-up waits).
+ * list of its own, which no sender looks at (what other threads hand over meanwhile, such as
+ * the acknowledgements the storage writer sends once a write is durable, goes at once): the loop's
+ * flush at the end of the turn deals it out and wakes each sender that got some, once. A sender
+ * that is draining is never woken: it looks again before it sleeps. Lanes are marked the same way;
+ * a lane's queue is shared, though, so a drain under way may start messages queued during the turn
+ * (only their wake-up waits).
  *
  * A quiet turn's few sends (at most OUTBOX_INLINE_MAX answers and lane wake-ups, while every
  * sender sleeps with nothing to do, and the loop has nothing waiting for it) are started by the
@@ -56,7 +58,7 @@ static void sender_wake(pnet_transport *t, struct pnet_sender *s)
 void pnet__outbox_push(pnet_transport *t, struct pnet_call *call)
 {
     pthread_mutex_lock(&t->ob_mu);
-    if (t->ob_hold) {
+    if (t->ob_hold && pthread_equal(t->ob_holder, pthread_self())) {
         if (call == NULL) {
             t->ob_held_lanes = true;
         } else {
@@ -78,6 +80,7 @@ void pnet_transport_hold(pnet_transport *t)
 {
     pthread_mutex_lock(&t->ob_mu);
     t->ob_hold = true;
+    t->ob_holder = pthread_self();
     pthread_mutex_unlock(&t->ob_mu);
 }
 

@@ -234,13 +234,14 @@ bool pnet_call_stream_notify_below(pnet_call *call, size_t bytes);
 /*
  * Batching of sends. Answers (pnet_call_reply/fail) and messages to peers (pnet_transport_send)
  * are written to their sockets by the transport's sender threads, not by the caller. Between
- * pnet_transport_hold and pnet_transport_flush (one turn of the node's loop) answers are not
- * started and nothing wakes a sender: the flush wakes each once for all of them (messages to
- * peers queued meanwhile may go earlier, with a drain a sender has under way), or, when the
- * turn had only one or two sends, the senders nothing to do and the caller says it is @idle
- * (nothing waits for it), starts them itself (a wake-up would cost as much, and lengthen the
- * answer's way). Without a hold each send wakes a sender if it
- * sleeps. Both are cheap; flush must follow hold in the same thread.
+ * pnet_transport_hold and pnet_transport_flush (one turn of the node's loop), the answers the
+ * holding thread hands over are not started and nothing it sends wakes a sender (other
+ * threads' sends go at once); the flush wakes each sender once for all of them (messages to
+ * peers queued meanwhile may go earlier, with a drain a sender has under way). When the turn
+ * had only one or two sends, the senders nothing to do and the caller says it is @idle (nothing
+ * waits for it), the flush starts them itself: a wake-up would cost as much, and lengthen the
+ * answer's way. Without a hold each send wakes a sender if it sleeps. Both calls are cheap;
+ * flush must follow hold in the same thread.
  */
 void pnet_transport_hold(pnet_transport *t);
 void pnet_transport_flush(pnet_transport *t, bool idle);

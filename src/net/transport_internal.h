@@ -206,6 +206,7 @@ struct pnet_transport {
     int n_senders;
     unsigned ob_next_sender; /* where the next answer (or a turn's first run) goes */
     bool ob_hold;            /* the loop is in a turn: its flush deals what it handed over */
+    pthread_t ob_holder;     /* ...the thread that holds (only its sends are held) */
     struct pnet_call *ob_held_head, *ob_held_tail; /* handed over during the turn */
     size_t ob_held_n;
     bool ob_held_lanes;

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -562,6 +563,12 @@ static void test_peer_stream_rejects_garbage(void **state)
  * wait for the flush: lane messages then go in order; an answer held past its caller's deadline
  * is dropped cleanly when it is finally started on the cancelled call; answers still held when
  * the transport is freed go or are dropped without a leak. */
+static void *reply_w(void *call)
+{
+    assert_int_equal(pnet_call_reply(call, "w", 1), 0);
+    return NULL;
+}
+
 static void test_held_sends_go_at_flush(void **state)
 {
     (void)state;
@@ -596,8 +603,23 @@ static void test_held_sends_go_at_flush(void **state)
     pnet_transport_hold(b.t);
     assert_int_equal(pnet_call_reply(ev->call, "late", 4), 0);
     pnet_event_free(ev);
+    /* Meanwhile another thread answers another call: the hold is not its own, its answer goes. */
+    struct done dw = {0};
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "w", 1,
+                                      pnet_now_ms() + WAIT_MS, on_done, &dw),
+                     0);
+    ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reply_w, ev->call), 0);
+    pthread_join(th, NULL);
+    pnet_event_free(ev);
     run_done(&a);
-    assert_int_equal(d.status, 4);   /* DEADLINE_EXCEEDED: the answer never left */
+    run_done(&a);
+    assert_int_equal(d.status, 4); /* DEADLINE_EXCEEDED: the held answer never left */
+    assert_int_equal(dw.status, 0);
+    assert_int_equal(dw.len, 1);
+    assert_memory_equal(dw.data, "w", 1);
     pnet_transport_flush(b.t, true); /* idle: started here */
 
     /* Without a hold, an answer goes at once. */
