@@ -125,6 +125,29 @@ class Contract(testing.ClusterTest):
         self.assertIn("state loaded from this node's snapshot", after)
         self.assertIn("state loaded from this node's snapshot", ops)
 
+    def test_thread_names_are_as_documented(self):
+        """The guide's table of threads names every thread platoond runs, and the pools have
+        the sizes it gives: --io-threads defaults to the cores, from 2 to 8, and half as many
+        (rounded up) senders."""
+        ops = read("docs", "operations.md")
+        documented = set(re.findall(r"^\| `(pt-[a-z]+)`", ops, re.M))
+        self.assertTrue({"pt-loop", "pt-net", "pt-send", "pt-writer"} <= documented, documented)
+        pid = self.node(self.leader).proc.pid
+        names = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    names.append(f.read().strip())
+            except FileNotFoundError:
+                pass  # a thread that ended meanwhile
+        ours = [n for n in names if n.startswith("pt-")]
+        self.assertTrue(set(ours) <= documented, (ours, documented))
+        io = min(max(os.cpu_count() or 2, 2), 8)
+        self.assertEqual(ours.count("pt-net"), io, names)
+        self.assertEqual(ours.count("pt-send"), (io + 1) // 2, names)
+        self.assertEqual(ours.count("pt-loop"), 1, names)
+        self.assertEqual(ours.count("pt-writer"), 1, names)
+
     def test_the_guide_does_not_promise_what_is_not_enforced(self):
         """Removed ids can be added again (the cluster does not remember them): the guide
         said ids are never reused, as if that were enforced."""
