@@ -191,9 +191,9 @@ static void handle_get(pnode *node, void *app, pnode_request *req)
 size_t kv_service_methods(pnode_method *out, size_t cap)
 {
     const pnode_method methods[] = {
-        {"/kv.v1.KV/Get", handle_get, NULL, PNODE_ROLE_READER},
-        {"/kv.v1.KV/Put", handle_put, NULL, PNODE_ROLE_WRITER},
-        {"/kv.v1.KV/Append", handle_append, NULL, PNODE_ROLE_WRITER},
+        {.name = "/kv.v1.KV/Get", .handler = handle_get, .role = PNODE_ROLE_READER},
+        {.name = "/kv.v1.KV/Put", .handler = handle_put, .role = PNODE_ROLE_WRITER},
+        {.name = "/kv.v1.KV/Append", .handler = handle_append, .role = PNODE_ROLE_WRITER},
     };
     size_t n = sizeof(methods) / sizeof(methods[0]);
     if (cap < n) {

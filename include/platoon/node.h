@@ -14,7 +14,9 @@
  * held across I/O by the loop.
  *
  * HANDLERS. An application serves its API through method handlers (pnode_method) that the
- * loop calls for each request. A handler answers at once (pnode_reply, pnode_fail) or starts
+ * loop calls for each request, after the caller's role was checked and the request prepared
+ * (decoded and validated, by the method's optional prepare function) on the network thread that
+ * received it. A handler answers at once (pnode_reply, pnode_fail) or starts
  * work whose completion answers later: pnode_submit (replicate a command, answer once it is
  * applied), pnode_query (answer from the state machine, linearizable or stale), pnode_forward
  * (hand the request to the leader as it is), or pnode_stream_open (answer with a stream of
@@ -113,6 +115,19 @@ typedef struct pnode_method {
      * caller without it gets PERMISSION_DENIED. 0 means PNODE_ROLE_ADMIN, so that a method
      * whose role was forgotten is closed rather than open. */
     int role;
+    /* Optional: prepares a request on a network thread as soon as it has arrived, before the
+     * loop sees it, so that decoding and checking requests costs the loop (one thread for the
+     * whole node) nothing, and a bad request is refused without reaching it. It runs after the
+     * role check, on several threads at once: it may read only what never changes of @app (its
+     * options, not its state). Returns PNODE_OK with *prepared set (what the handler finds with
+     * pnode_request_prepared; NULL is allowed), or a status code with @why (@cap bytes) saying
+     * what is wrong, e.g. PNODE_INVALID_ARGUMENT naming the field: the request is answered with
+     * them. The node calls it on the loop for a request that did not come over the network,
+     * so a handler of a method with a prepare function always finds its result. */
+    int (*prepare)(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
+                   void **prepared, char *why, size_t cap);
+    /* Frees what prepare made; NULL: free(). */
+    void (*release)(void *prepared);
 } pnode_method;
 
 #define PNODE_MAX_METHODS 32
@@ -287,6 +302,9 @@ PT_API const uint8_t *pnode_request_data(const pnode_request *req, size_t *len);
 PT_API int64_t pnode_request_deadline(const pnode_request *req);
 /* Who made the request (valid until it is answered). Never NULL. */
 PT_API const pnode_principal *pnode_request_principal(const pnode_request *req);
+/* What the method's prepare function made of @req (pnode_method), or NULL without one. Owned
+ * by the request. */
+PT_API void *pnode_request_prepared(const pnode_request *req);
 
 /* Now, in milliseconds of CLOCK_MONOTONIC (the clock of deadlines). */
 PT_API int64_t pnode_now_ms(void);

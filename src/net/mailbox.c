@@ -155,6 +155,9 @@ void pnet_event_free(pnet_event *ev)
         ev->call != NULL) {
         pnet__call_unref(ev->call);
     }
+    if (ev->prepared_free != NULL) {
+        ev->prepared_free(ev->prepared);
+    }
     free(ev->data);
     free(ev->message);
     free(ev);

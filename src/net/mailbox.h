@@ -13,6 +13,7 @@
 #ifndef PLATOON_NET_MAILBOX_H
 #define PLATOON_NET_MAILBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,12 @@ typedef struct pnet_event {
     /* PNET_EV_CALL: the request bytes; PNET_EV_CLIENT_DONE: the response bytes. */
     uint8_t *data;
     size_t len;
+    /* PNET_EV_CALL: what the transport's prepare function (transport.h) made of the request
+     * on a network thread, freed with prepared_free by pnet_event_free unless the loop took it
+     * (set both to NULL then). NULL when there is none. */
+    void *prepared;
+    void (*prepared_free)(void *prepared);
+    bool prepare_ran; /* PNET_EV_CALL: the prepare function accepted the request */
 
     /* PNET_EV_CLIENT_DONE: the outcome; call done(done_ctx, status, message, data, len). */
     int status;
@@ -73,6 +80,18 @@ typedef struct pnet_event {
     pnet_client_done_fn done;
     void *done_ctx;
 } pnet_event;
+
+/*
+ * A function the transport calls for each request of a registered method on its network
+ * threads, once the request's bytes have arrived and before its PNET_EV_CALL event is posted:
+ * it can check, decode and prepare the request there, so that the node's loop does not spend
+ * its time on it, and refuse a bad one without the loop hearing of it. @ev is the event about to
+ * be posted (method, method_ctx, who, via, deadline_ms, data, len are set); it may set
+ * ev->prepared and ev->prepared_free. Returns 0 to post the event, or a gRPC status code (1 to
+ * 16) to answer the call with that status and the message written to @why (@cap bytes), posting
+ * nothing. Called from several threads at once: it may read only what the loop does not change.
+ */
+typedef int (*pnet_prepare_fn)(void *ctx, struct pnet_event *ev, char *why, size_t cap);
 
 /* Now, in milliseconds of CLOCK_MONOTONIC. */
 int64_t pnet_now_ms(void);

@@ -52,7 +52,9 @@ struct pnet_call {
     grpc_slice details;
     char *method;
     void *method_ctx;
-    struct pnet_method *m; /* its registration, for the count of answers (metrics.c) */
+    struct pnet_method *m;   /* its registration, for the count of answers (metrics.c) */
+    pnet_prepare_fn prepare; /* the transport's, when the call started */
+    void *prepare_ctx;
     int64_t deadline_ms;
     pnet_identity who;
     uint64_t via;
@@ -420,8 +422,8 @@ void pnet__unread_sweep(pnet_transport *t)
     t->unread_swept_ms = now;
     pthread_mutex_lock(&t->unread_mu);
     for (pnet_call *c = t->unread; c != NULL; c = c->unext) {
-        /* c->call is released only under t->mu, which the sweep holds, and only once the
-         * send is over (which unlinks the call first): it is valid here. */
+        /* c->call is released only once no batch is pending on it, so only after its send is
+         * over, which unlinks the call under unread_mu first: it is valid here. */
         if (!c->unread_cancelled && now - c->unread_since_ms > (int64_t)t->opts.send_timeout_ms) {
             c->unread_cancelled = true;
             grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -622,6 +624,8 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->details = grpc_empty_slice();
     c->method_ctx = m->ctx;
     c->m = (struct pnet_method *)m;
+    c->prepare = t->prepare;
+    c->prepare_ctx = t->prepare_ctx;
     c->t = t;
     c->peer = grpc_call_get_peer(call);
     c->who = *who;
@@ -658,6 +662,9 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     }
 }
 
+/* The request of @c has arrived (without t->mu: see transport_internal.h). It is read into an
+ * event for the loop, prepared here if the transport has a prepare function (which may refuse
+ * it: the loop then never hears of it), and posted. */
 static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
 {
     pnet_event *ev = NULL;
@@ -665,7 +672,7 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
     c->ops--;
     if (ok && c->recv != NULL && grpc_byte_buffer_length(c->recv) > t->opts.max_request_bytes) {
         /* Refused before it is copied or decoded: a public request is small, and a large one
-         * would only cost memory and time on the node's loop. */
+         * would only cost memory and time. */
         char why[160];
         snprintf(why, sizeof(why), "request of %zu bytes is larger than the %zu bytes allowed",
                  grpc_byte_buffer_length(c->recv), t->opts.max_request_bytes);
@@ -694,8 +701,11 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
             ev->deadline_ms = c->deadline_ms;
             ev->data = bytes;
             ev->len = len;
+            /* Delivered from now on, so that a cancellation from here on is told to the loop
+             * (one it never got the call of is ignored there); the reference is the loop's,
+             * released by pnet_call_reply/fail, or below if the request is refused. */
             c->delivered = true;
-            c->refs++; /* the loop's, released by pnet_call_reply/fail */
+            c->refs++;
         }
     } else if (ok) {
         /* A unary call without a request message: the client broke the protocol. */
@@ -703,8 +713,24 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
     }
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
+    if (ev != NULL && c->prepare != NULL) {
+        char why[300] = "";
+        int code = c->prepare(c->prepare_ctx, ev, why, sizeof(why));
+        ev->prepare_ran = code == 0;
+        if (code != 0) {
+            pnet_event_free(ev);
+            ev = NULL;
+            if (code < 0 || code > GRPC_STATUS_UNAUTHENTICATED) {
+                code = GRPC_STATUS_UNKNOWN;
+            }
+            pthread_mutex_lock(&c->mu);
+            call_answer(c, (grpc_status_code)code, why, NULL, 0, false); /* from here, at once */
+            pthread_mutex_unlock(&c->mu);
+            pnet__call_unref(c); /* the reference the loop would have had */
+        }
+    }
     if (ev != NULL) {
-        t->stats.calls_received++;
+        atomic_fetch_add_explicit(&t->calls_received, 1, memory_order_relaxed);
         pnet__mailbox_post(t->mb, ev);
     }
     if (drop) {

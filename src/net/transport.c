@@ -105,6 +105,14 @@ static bool finished(const pnet_transport *t)
     return t->shutting_down && t->server_done && t->live_calls == 0 && t->pending_requests == 0;
 }
 
+/* Whether a completion of @tag is handled without t->mu: a unary call's own (its request, its
+ * answer sent, its close), which touch only the call (transport_internal.h). */
+static bool handled_unlocked(const struct pnet_tag *tag)
+{
+    return tag->kind == PNET_TAG_UNARY_RECV || tag->kind == PNET_TAG_UNARY_SEND ||
+           tag->kind == PNET_TAG_UNARY_CLOSE;
+}
+
 static void *cq_thread(void *arg)
 {
     pthread_setname_np(pthread_self(), "pt-net"); /* shown by top -H, perf, gdb */
@@ -116,10 +124,22 @@ static void *cq_thread(void *arg)
         if (ev.type == GRPC_QUEUE_SHUTDOWN) {
             break;
         }
+        bool locked_work = true;
+        if (ev.type == GRPC_OP_COMPLETE && handled_unlocked(ev.tag)) {
+            pnet__server_handle(t, ev.tag, ev.success != 0);
+            locked_work = false;
+        }
+        /* The chores below wait for time, not for a completion: once a millisecond is enough
+         * for a unary call's completions (a timeout, every CQ_POLL_MS, runs them too). */
+        int64_t now = pnet_now_ms();
+        if (!locked_work && atomic_load_explicit(&t->chores_ms, memory_order_relaxed) == now) {
+            continue;
+        }
         pthread_mutex_lock(&t->mu);
-        if (ev.type == GRPC_OP_COMPLETE) {
+        if (locked_work && ev.type == GRPC_OP_COMPLETE) {
             handle(t, ev.tag, ev.success != 0);
         }
+        atomic_store_explicit(&t->chores_ms, now, memory_order_relaxed);
         pnet__lanes_retry(t);
         pnet__unread_sweep(t);
         bool done = finished(t);
@@ -501,7 +521,16 @@ void pnet_transport_stats_get(pnet_transport *t, pnet_transport_stats *out)
     pthread_mutex_lock(&t->mu);
     *out = t->stats;
     pthread_mutex_unlock(&t->mu);
+    out->calls_received = atomic_load(&t->calls_received);
     out->calls_refused = atomic_load(&t->calls_refused);
+}
+
+void pnet_transport_set_prepare(pnet_transport *t, pnet_prepare_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&t->mu);
+    t->prepare = fn;
+    t->prepare_ctx = ctx;
+    pthread_mutex_unlock(&t->mu);
 }
 
 int pnet_transport_register_method(pnet_transport *t, const char *method, void *ctx)

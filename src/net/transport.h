@@ -137,6 +137,14 @@ int pnet_transport_port(pnet_transport *t);
 int pnet_transport_register_method(pnet_transport *t, const char *method, void *ctx);
 
 /*
+ * Sets the function that prepares every request of a registered method on the transport's
+ * threads before it is posted (pnet_prepare_fn, mailbox.h), with @ctx; NULL: none (the
+ * default). Calls that have started keep the function they started with: set it before
+ * registering methods.
+ */
+void pnet_transport_set_prepare(pnet_transport *t, pnet_prepare_fn fn, void *ctx);
+
+/*
  * Adds or updates peer @id at @address ("host:port"; copied). Changing a peer's address drops
  * its queues and streams and starts afresh. Errors: PT_EINVAL (id 0, address NULL or longer
  * than PRAFT_ADDRESS_MAX - 1), PT_ESHUTDOWN, PT_ENOMEM.

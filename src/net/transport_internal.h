@@ -4,11 +4,15 @@
  * client.c (outbound unary calls).
  *
  * Locking. One mutex, t->mu, guards the transport: peers, lanes, counters, lists of calls. The
- * completion-queue thread holds it while it handles a completion; the node's thread holds it in
- * pnet_transport_send and friends. It is never held while decoding a large stream message or
- * waiting. A served unary call also has its own mutex, because the loop answers it with no
- * access to the transport (the call may outlive it); the order is t->mu, then call->mu. The
- * outbox's ob_mu comes after both and is held only to link or unlink.
+ * completion-queue threads hold it while they handle a completion of the peer protocol, a
+ * client call or a stream message; the node's thread holds it in pnet_transport_send and
+ * friends. It is never held while decoding a large stream message or waiting. A served unary
+ * call has its own mutex, because the loop answers it with no access to the transport (the call
+ * may outlive it); the order is t->mu, then call->mu. A unary call's own completions (its
+ * request, its answer sent, its close) need nothing of the transport that t->mu guards, so they
+ * are handled under the call's mutex alone: the several completion-queue threads then decode
+ * and prepare requests side by side, and do not wait for the loop's sends. The outbox's ob_mu
+ * comes after both and is held only to link or unlink.
  *
  * Threads. The completion-queue threads ("pt-net") handle completions; the sender threads
  * ("pt-send", outbox.c) start the batches the node's loop hands over (answers, lane messages),
@@ -190,7 +194,7 @@ struct pnet_transport {
     size_t unread_bytes;
     int64_t unread_swept_ms;
 
-    int live_calls;          /* grpc_call objects not yet released */
+    atomic_int live_calls;   /* grpc_call objects not yet released */
     atomic_int live_streams; /* ...of them server streams (pnet_call_stream_open) */
     int pending_requests;    /* grpc_server_request_call not yet completed */
     bool shutting_down;
@@ -213,6 +217,14 @@ struct pnet_transport {
     bool ob_stop;
 
     pnet_transport_stats stats;
+    atomic_uint_fast64_t calls_received; /* stats.calls_received, counted without t->mu */
+    /* When the completion-queue threads last did their periodic work (lane retries, the unread
+     * sweep, the end check) under t->mu: a unary call's completions, handled without t->mu,
+     * take it for that at most once a millisecond. */
+    _Atomic int64_t chores_ms;
+    /* pnet_transport_set_prepare (guarded by t->mu; copied into each call as it starts). */
+    pnet_prepare_fn prepare;
+    void *prepare_ctx;
     /* Calls of methods neither registered nor of the peer protocol (answered UNIMPLEMENTED). */
     atomic_uint_fast64_t unknown_calls;
 };

@@ -734,6 +734,9 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
             rc == PT_EIO ? "address in use or not available" : pt_strerror(rc));
         goto fail;
     }
+    /* Before any method is served: every request's role is checked, and its method's prepare
+     * function run, on the network thread that received it. */
+    pnet_transport_set_prepare(n->net, pnode__prepare_call, n);
     pnode__admin_register(n);
     pnode__health_register(n);
     for (size_t i = 0; i < n->opts.n_methods; i++) {

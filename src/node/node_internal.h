@@ -53,7 +53,12 @@ struct pnode_request {
     int64_t leader_deadline_ms; /* WAIT_LEADER: give up then */
     int64_t retry_at_ms;        /* WAIT_LEADER: not before then (a forward to retry) */
     pnode_principal who;        /* the caller */
-    pnet_identity who_net;      /* ...as the transport passes it on when forwarding */
+    /* What the method's prepare function made of the request (pnode_method), and how it is
+     * freed; @prepared_set once it ran (on a network thread or, failing that, on the loop). */
+    void *prepared;
+    void (*prepared_free)(void *prepared);
+    bool prepared_set;
+    pnet_identity who_net; /* ...as the transport passes it on when forwarding */
 
     uint32_t wait;       /* enum node_wait */
     uint32_t then;       /* WAIT_LEADER: enum node_then */
@@ -255,6 +260,9 @@ void pnode__snapshot_join(pnode *n);
 int pnode__restore_from(pnode *n, const praft_snapshot_meta *meta, bool installed);
 
 /* requests.c */
+/* The transport's prepare function (pnet_prepare_fn, ctx the node): on a network thread,
+ * refuses a request its caller's role does not allow and runs the method's prepare function. */
+int pnode__prepare_call(void *ctx, pnet_event *ev, char *why, size_t cap);
 pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
                                   const uint8_t *data, size_t len, int64_t deadline_ms,
                                   const pnet_identity *who, uint64_t via);

@@ -129,6 +129,11 @@ pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
 
 static void request_free(pnode_request *req)
 {
+    if (req->prepared_free != NULL) {
+        req->prepared_free(req->prepared);
+    } else {
+        free(req->prepared);
+    }
     free(req->data);
     free(req->query);
     free(req);
@@ -577,23 +582,85 @@ static const char *role_name(int role)
     }
 }
 
-/* Whether the caller of @req holds @need (enum pnode_role; 0 is admin); if not, @req is
- * answered PERMISSION_DENIED naming the principal and what it lacked. */
-static bool allowed(pnode_request *req, int need)
+/* Whether principal @p holds @need (enum pnode_role; 0 is admin) for @method; if not, @why
+ * says who lacked what. */
+static bool role_allows(const pnode_principal *p, const char *method, int need, char *why,
+                        size_t cap)
 {
-    const pnode_principal *p = &req->who;
     if (need < PNODE_ROLE_READER || need > PNODE_ROLE_ADMIN) {
         need = PNODE_ROLE_ADMIN;
     }
     if (!p->authenticated || p->role >= need) {
         return true; /* without TLS there is nobody to refuse */
     }
+    const char *short_name = strrchr(method, '/');
+    snprintf(why, cap, "'%s' is a %s; %s needs the %s role", p->name, role_name(p->role),
+             short_name != NULL ? short_name + 1 : method, role_name(need));
+    return false;
+}
+
+/* Whether the caller of @req holds @need; if not, @req is answered PERMISSION_DENIED. */
+static bool allowed(pnode_request *req, int need)
+{
     char why[300];
-    const char *short_name = strrchr(req->method, '/');
-    snprintf(why, sizeof(why), "'%s' is a %s; %s needs the %s role", p->name, role_name(p->role),
-             short_name != NULL ? short_name + 1 : req->method, role_name(need));
+    if (role_allows(&req->who, req->method, need, why, sizeof(why))) {
+        return true;
+    }
     pnode_fail(req, PNODE_PERMISSION_DENIED, why);
     return false;
+}
+
+/* Runs @m's prepare function for @req on the loop, for a request that did not get it on a
+ * network thread. False if it refused (@req is then answered). */
+static bool prepare_here(const pnode_method *m, pnode_request *req)
+{
+    if (m->prepare == NULL || req->prepared_set) {
+        return true;
+    }
+    char why[300] = "";
+    void *prepared = NULL;
+    int code = m->prepare(m->app, &req->who, req->data, req->len, &prepared, why, sizeof(why));
+    if (code != PNODE_OK) {
+        pnode_fail(req, code, why[0] != '\0' ? why : "the request was refused");
+        return false;
+    }
+    req->prepared = prepared;
+    req->prepared_free = m->release;
+    req->prepared_set = true;
+    return true;
+}
+
+int pnode__prepare_call(void *ctx, pnet_event *ev, char *why, size_t cap)
+{
+    (void)ctx;
+    const pnode_method *m = ev->method_ctx;
+    int need;
+    if (m != NULL) {
+        need = m->role;
+    } else if (pnode__admin_handles(ev->method)) {
+        need = pnode__admin_role(ev->method);
+    } else {
+        return 0; /* the health service: open to anyone who may connect */
+    }
+    pnode_principal who;
+    principal_from(&who, &ev->who, ev->via);
+    if (!role_allows(&who, ev->method, need, why, cap)) {
+        return PNODE_PERMISSION_DENIED;
+    }
+    if (m == NULL || m->prepare == NULL) {
+        return 0;
+    }
+    void *prepared = NULL;
+    int code = m->prepare(m->app, &who, ev->data, ev->len, &prepared, why, cap);
+    if (code != PNODE_OK) {
+        if (why[0] == '\0') {
+            snprintf(why, cap, "the request was refused");
+        }
+        return code;
+    }
+    ev->prepared = prepared;
+    ev->prepared_free = m->release != NULL ? m->release : free;
+    return 0;
 }
 
 static void redispatch(pnode *n, pnode_request *req)
@@ -609,7 +676,7 @@ static void redispatch(pnode *n, pnode_request *req)
         pnode_fail(req, PNODE_UNIMPLEMENTED, "unknown method");
         return;
     }
-    if (allowed(req, m->role)) {
+    if (allowed(req, m->role) && prepare_here(m, req)) {
         m->handler(n, m->app, req);
     }
 }
@@ -619,13 +686,30 @@ const pnode_principal *pnode_request_principal(const pnode_request *req)
     return &req->who;
 }
 
+void *pnode_request_prepared(const pnode_request *req)
+{
+    return req->prepared;
+}
+
 void pnode__dispatch_call(pnode *n, pnet_event *ev)
 {
-    pnode_request *req = pnode__request_new(n, ev->call, ev->method, ev->data, ev->len,
-                                            ev->deadline_ms, &ev->who, ev->via);
+    /* The request takes the event's bytes and what the network thread prepared: no copy. */
+    pnode_request *req =
+        pnode__request_new(n, ev->call, ev->method, NULL, 0, ev->deadline_ms, &ev->who, ev->via);
     if (req == NULL) {
         pnet_call_fail(ev->call, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;
+    }
+    req->data = ev->data;
+    req->len = ev->len;
+    ev->data = NULL;
+    ev->len = 0;
+    if (ev->prepare_ran) {
+        req->prepared = ev->prepared;
+        req->prepared_free = ev->prepared_free;
+        req->prepared_set = true;
+        ev->prepared = NULL;
+        ev->prepared_free = NULL;
     }
     if (atomic_load(&n->stopping)) {
         pnode_fail(req, PNODE_UNAVAILABLE, "the node is shutting down");

@@ -1,6 +1,8 @@
 /* Encoding and validating decoding of commands, results, queries and query results. */
 #include "platoon/codec.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,16 +51,31 @@ static int alloc_out(size_t len, uint8_t **out, size_t *out_len)
     return 0;
 }
 
-uint64_t pveh_principal_key(const char *name)
+/* SHA-256, fetched from OpenSSL's providers once: a fetch per call costs more than the hash
+ * of a short name (it looks the algorithm up under a lock). NULL if it could not be had then
+ * (each call then fetches it). */
+static EVP_MD *sha256;
+/* The key of "" (no TLS: every caller), computed once; UINT64_MAX if that failed. */
+static uint64_t key_of_nobody;
+static uint64_t principal_key_compute(const char *name);
+
+static void principal_key_init(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    key_of_nobody = principal_key_compute("");
+}
+
+static uint64_t principal_key_compute(const char *name)
 {
     /* A domain prefix keeps these keys apart from any other use of SHA-256 of a name. */
     static const char prefix[] = "platoon-principal\n";
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned digest_len = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+    bool ok = ctx != NULL &&
+              EVP_DigestInit_ex(ctx, sha256 != NULL ? sha256 : EVP_sha256(), NULL) == 1 &&
               EVP_DigestUpdate(ctx, prefix, sizeof(prefix) - 1) == 1 &&
-              (name == NULL || EVP_DigestUpdate(ctx, name, strlen(name)) == 1) &&
+              EVP_DigestUpdate(ctx, name, strlen(name)) == 1 &&
               EVP_DigestFinal_ex(ctx, digest, &digest_len) == 1 && digest_len >= 8;
     EVP_MD_CTX_free(ctx);
     if (!ok) {
@@ -68,6 +85,16 @@ uint64_t pveh_principal_key(const char *name)
     }
     uint64_t key = pveh__get_u64(digest);
     return key != 0 ? key : 1;
+}
+
+uint64_t pveh_principal_key(const char *name)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, principal_key_init);
+    if ((name == NULL || name[0] == '\0') && key_of_nobody != UINT64_MAX) {
+        return key_of_nobody;
+    }
+    return principal_key_compute(name != NULL ? name : "");
 }
 
 /* The body length of each kind of version 2 command, or -1 for an unknown kind. */

@@ -122,32 +122,16 @@ static void command_done(pnode *node, void *ctx, pnode_request *req, int code, c
     }
 }
 
-/* A certificate bound to one vehicle may write that vehicle only (docs/security.md): a
- * compromised or faulty vehicle cannot move another. Answers @req when it may not. */
-static bool scope_ok(pnode_request *req, uint64_t vehicle_id)
-{
-    const pnode_principal *p = pnode_request_principal(req);
-    if (!p->authenticated || !p->has_vehicle || p->vehicle_id == vehicle_id) {
-        return true;
-    }
-    char why[300];
-    snprintf(why, sizeof(why), "'%s' may write vehicle %llu only, not vehicle %llu", p->name,
-             (unsigned long long)p->vehicle_id, (unsigned long long)vehicle_id);
-    pnode_fail(req, PNODE_PERMISSION_DENIED, why);
-    return false;
-}
-
-/* Proposes @c on the leader, stamped with the caller's principal, the leader's clock and the
- * leader's limits (so that the leader's configuration decides, identically on every node), or
- * forwards the request to the leader, which builds the command itself. */
+/* Proposes @c (stamped with the caller's principal as it was prepared) on the leader, stamped
+ * with the leader's clock and the leader's limits (so that the leader's configuration decides,
+ * identically on every node), or forwards the request to the leader, which builds the command
+ * itself. */
 static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *req, pveh_command *c)
 {
     if (!pnode_is_leader(node)) {
         pnode_forward(node, req);
         return;
     }
-    const pnode_principal *p = pnode_request_principal(req);
-    c->principal = pveh_principal_key(p->authenticated ? p->name : "");
     c->timestamp_ms = pnode_wall_ms();
     if (c->op == PVEH_OP_UPDATE) {
         c->limit = sm->opts.max_vehicles;
@@ -164,129 +148,177 @@ static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *re
     free(cmd);
 }
 
-/* A session's sequences start at 1 (thesis §6.3 numbers a client's commands from the
- * registration on); without a session there is no sequence to give. */
-static bool session_fields_ok(pnode_request *req, uint64_t client_id, uint64_t sequence)
+/* ============================================================================================
+ * Preparing requests
+ *
+ * Decoding and checking a request runs on the network thread that received it (pnode_method's
+ * prepare): the loop, one thread for the whole node, only proposes or reads. A prepare function
+ * sees the caller and the bytes, never the state machine's state.
+ * ========================================================================================== */
+
+/* A certificate bound to one vehicle may write that vehicle only (docs/security.md): a
+ * compromised or faulty vehicle cannot move another. */
+static int scope_check(const pnode_principal *p, uint64_t vehicle_id, char *why, size_t cap)
 {
-    if (client_id != 0 && sequence == 0) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "sequence must be at least 1 with a client_id");
-        return false;
+    if (!p->authenticated || !p->has_vehicle || p->vehicle_id == vehicle_id) {
+        return PNODE_OK;
     }
-    return true;
+    snprintf(why, cap, "'%s' may write vehicle %llu only, not vehicle %llu", p->name,
+             (unsigned long long)p->vehicle_id, (unsigned long long)vehicle_id);
+    return PNODE_PERMISSION_DENIED;
 }
 
-static void handle_update(pnode *node, void *app, pnode_request *req)
+/* A session's sequences start at 1 (thesis §6.3 numbers a client's commands from the
+ * registration on); without a session there is no sequence to give. */
+static int session_check(uint64_t client_id, uint64_t sequence, char *why, size_t cap)
 {
-    size_t len;
-    const uint8_t *data = pnode_request_data(req, &len);
+    if (client_id != 0 && sequence == 0) {
+        snprintf(why, cap, "sequence must be at least 1 with a client_id");
+        return PNODE_INVALID_ARGUMENT;
+    }
+    return PNODE_OK;
+}
+
+static int refuse(int code, const char *message, char *why, size_t cap)
+{
+    snprintf(why, cap, "%s", message);
+    return code;
+}
+
+/* The prepared form of a mutation: its command, stamped with the caller's principal key (a
+ * hash, worth doing off the loop); the leader adds its clock and its limits as it proposes. */
+static int command_prepared(const pnode_principal *who, const pveh_command *c, void **out,
+                            char *why, size_t cap)
+{
+    pveh_command *p = malloc(sizeof(*p));
+    if (p == NULL) {
+        return refuse(PNODE_RESOURCE_EXHAUSTED, "out of memory", why, cap);
+    }
+    *p = *c;
+    p->principal = pveh_principal_key(who->authenticated ? who->name : "");
+    *out = p;
+    return PNODE_OK;
+}
+
+static int prepare_update(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
+                          void **out, char *why, size_t cap)
+{
+    (void)app;
     Platoon__V1__UpdateVehicleRequest *in =
         platoon__v1__update_vehicle_request__unpack(NULL, len, data);
     if (in == NULL) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed UpdateVehicleRequest");
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "malformed UpdateVehicleRequest", why, cap);
     }
     if (in->vehicle == NULL) {
         platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "vehicle is required");
-        return;
-    }
-    pveh_vehicle v = {.id = in->vehicle->id,
-                      .latitude = in->vehicle->latitude,
-                      .longitude = in->vehicle->longitude,
-                      .speed = in->vehicle->speed,
-                      .heading = in->vehicle->heading};
-    uint64_t client_id = in->client_id, sequence = in->sequence;
-    platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
-
-    char why[PVEH_WHY_MAX];
-    if (pveh_validate_vehicle(&v, why, sizeof(why)) != 0) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
-        return;
-    }
-    if (!session_fields_ok(req, client_id, sequence) || !scope_ok(req, v.id)) {
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "vehicle is required", why, cap);
     }
     pveh_command c = {.op = PVEH_OP_UPDATE,
-                      .client_id = client_id,
-                      .sequence = sequence,
-                      .vehicle = v,
-                      .id = v.id};
-    propose_or_forward(node, app, req, &c);
+                      .client_id = in->client_id,
+                      .sequence = in->sequence,
+                      .vehicle = {.id = in->vehicle->id,
+                                  .latitude = in->vehicle->latitude,
+                                  .longitude = in->vehicle->longitude,
+                                  .speed = in->vehicle->speed,
+                                  .heading = in->vehicle->heading},
+                      .id = in->vehicle->id};
+    platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
+    if (pveh_validate_vehicle(&c.vehicle, why, cap) != 0) {
+        return PNODE_INVALID_ARGUMENT;
+    }
+    int code = session_check(c.client_id, c.sequence, why, cap);
+    if (code == PNODE_OK) {
+        code = scope_check(who, c.id, why, cap);
+    }
+    return code == PNODE_OK ? command_prepared(who, &c, out, why, cap) : code;
 }
 
-static void handle_delete(pnode *node, void *app, pnode_request *req)
+static int prepare_delete(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
+                          void **out, char *why, size_t cap)
 {
-    size_t len;
-    const uint8_t *data = pnode_request_data(req, &len);
+    (void)app;
     Platoon__V1__DeleteVehicleRequest *in =
         platoon__v1__delete_vehicle_request__unpack(NULL, len, data);
     if (in == NULL) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed DeleteVehicleRequest");
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "malformed DeleteVehicleRequest", why, cap);
     }
-    uint64_t id = in->id, client_id = in->client_id, sequence = in->sequence;
+    pveh_command c = {
+        .op = PVEH_OP_DELETE, .client_id = in->client_id, .sequence = in->sequence, .id = in->id};
     platoon__v1__delete_vehicle_request__free_unpacked(in, NULL);
-    char why[PVEH_WHY_MAX];
-    if (pveh_validate_id(id, why, sizeof(why)) != 0) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
-        return;
+    if (pveh_validate_id(c.id, why, cap) != 0) {
+        return PNODE_INVALID_ARGUMENT;
     }
-    if (!session_fields_ok(req, client_id, sequence) || !scope_ok(req, id)) {
-        return;
+    int code = session_check(c.client_id, c.sequence, why, cap);
+    if (code == PNODE_OK) {
+        code = scope_check(who, c.id, why, cap);
     }
-    pveh_command c = {.op = PVEH_OP_DELETE, .client_id = client_id, .sequence = sequence, .id = id};
-    propose_or_forward(node, app, req, &c);
+    return code == PNODE_OK ? command_prepared(who, &c, out, why, cap) : code;
 }
 
-static void handle_open(pnode *node, void *app, pnode_request *req)
+static int prepare_open(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
+                        void **out, char *why, size_t cap)
 {
-    size_t len;
-    const uint8_t *data = pnode_request_data(req, &len);
+    (void)app;
     Platoon__V1__OpenSessionRequest *in =
         platoon__v1__open_session_request__unpack(NULL, len, data);
     if (in == NULL) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed OpenSessionRequest");
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "malformed OpenSessionRequest", why, cap);
     }
     platoon__v1__open_session_request__free_unpacked(in, NULL);
     pveh_command c = {.op = PVEH_OP_OPEN_SESSION};
-    propose_or_forward(node, app, req, &c);
+    return command_prepared(who, &c, out, why, cap);
 }
 
-static void handle_close(pnode *node, void *app, pnode_request *req)
+static int prepare_close(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
+                         void **out, char *why, size_t cap)
 {
-    size_t len;
-    const uint8_t *data = pnode_request_data(req, &len);
+    (void)app;
     Platoon__V1__CloseSessionRequest *in =
         platoon__v1__close_session_request__unpack(NULL, len, data);
     if (in == NULL) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed CloseSessionRequest");
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "malformed CloseSessionRequest", why, cap);
     }
     uint64_t client_id = in->client_id;
     platoon__v1__close_session_request__free_unpacked(in, NULL);
     if (client_id == 0) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "client_id must not be 0");
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "client_id must not be 0", why, cap);
     }
     pveh_command c = {.op = PVEH_OP_CLOSE_SESSION, .client_id = client_id};
+    return command_prepared(who, &c, out, why, cap);
+}
+
+/* UpdateVehicle, DeleteVehicle, OpenSession, CloseSession: the prepared command, proposed. */
+static void handle_command(pnode *node, void *app, pnode_request *req)
+{
+    pveh_command c = *(const pveh_command *)pnode_request_prepared(req);
     propose_or_forward(node, app, req, &c);
 }
 
-static bool consistency_of(int value, bool *linearizable, pnode_request *req)
+static int consistency_check(int value, bool *linearizable, char *why, size_t cap)
 {
     switch (value) {
     case PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE:
         *linearizable = true;
-        return true;
+        return PNODE_OK;
     case PLATOON__V1__READ_CONSISTENCY__READ_CONSISTENCY_STALE:
         *linearizable = false;
-        return true;
+        return PNODE_OK;
     default:
-        pnode_fail(req, PNODE_INVALID_ARGUMENT,
-                   "consistency must be READ_CONSISTENCY_LINEARIZABLE or READ_CONSISTENCY_STALE");
+        return refuse(PNODE_INVALID_ARGUMENT,
+                      "consistency must be READ_CONSISTENCY_LINEARIZABLE or "
+                      "READ_CONSISTENCY_STALE",
+                      why, cap);
+    }
+}
+
+static bool consistency_of(int value, bool *linearizable, pnode_request *req)
+{
+    char why[160];
+    if (consistency_check(value, linearizable, why, sizeof(why)) != PNODE_OK) {
+        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
         return false;
     }
+    return true;
 }
 
 static bool query_ok(pnode_request *req, int code, const char *message, const uint8_t *data,
@@ -464,36 +496,57 @@ static void next_page(pnode *node, pveh_sm *sm, pnode_request *req, const char *
     reply_page(node, sm, req, li, t.after, pveh__listing_next_limit(page_size));
 }
 
-static void handle_get(pnode *node, void *app, pnode_request *req)
+/* The prepared form of GetVehicle: the state machine's query, and how to read it. */
+typedef struct get_prepared {
+    bool linearizable;
+    uint8_t *query;
+    size_t len;
+} get_prepared;
+
+static void get_prepared_free(void *p)
+{
+    get_prepared *g = p;
+    if (g != NULL) {
+        free(g->query);
+        free(g);
+    }
+}
+
+static int prepare_get(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
+                       void **out, char *why, size_t cap)
 {
     (void)app;
-    size_t len;
-    const uint8_t *data = pnode_request_data(req, &len);
+    (void)who;
     Platoon__V1__GetVehicleRequest *in = platoon__v1__get_vehicle_request__unpack(NULL, len, data);
     if (in == NULL) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed GetVehicleRequest");
-        return;
+        return refuse(PNODE_INVALID_ARGUMENT, "malformed GetVehicleRequest", why, cap);
     }
     uint64_t id = in->id;
     int consistency = (int)in->consistency;
     platoon__v1__get_vehicle_request__free_unpacked(in, NULL);
-    char why[PVEH_WHY_MAX];
-    if (pveh_validate_id(id, why, sizeof(why)) != 0) {
-        pnode_fail(req, PNODE_INVALID_ARGUMENT, why);
-        return;
+    if (pveh_validate_id(id, why, cap) != 0) {
+        return PNODE_INVALID_ARGUMENT;
     }
     bool linearizable;
-    if (!consistency_of(consistency, &linearizable, req)) {
-        return;
+    int code = consistency_check(consistency, &linearizable, why, cap);
+    if (code != PNODE_OK) {
+        return code;
     }
-    uint8_t *q = NULL;
-    size_t q_len = 0;
-    if (pveh_query_get(id, &q, &q_len) != 0) {
-        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
-        return;
+    get_prepared *g = calloc(1, sizeof(*g));
+    if (g == NULL || pveh_query_get(id, &g->query, &g->len) != 0) {
+        free(g);
+        return refuse(PNODE_RESOURCE_EXHAUSTED, "out of memory", why, cap);
     }
-    pnode_query(node, req, linearizable, q, q_len, get_done, NULL);
-    free(q);
+    g->linearizable = linearizable;
+    *out = g;
+    return PNODE_OK;
+}
+
+static void handle_get(pnode *node, void *app, pnode_request *req)
+{
+    (void)app;
+    const get_prepared *g = pnode_request_prepared(req);
+    pnode_query(node, req, g->linearizable, g->query, g->len, get_done, NULL);
 }
 
 static void handle_list(pnode *node, void *app, pnode_request *req)
@@ -537,20 +590,43 @@ size_t pveh_service_methods(pveh_sm *sm, pnode_method *out, size_t cap)
     if (cap < 6) {
         return 0;
     }
-    out[0] =
-        (pnode_method){"/platoon.v1.Platoon/UpdateVehicle", handle_update, sm, PNODE_ROLE_WRITER};
-    out[1] =
-        (pnode_method){"/platoon.v1.Platoon/DeleteVehicle", handle_delete, sm, PNODE_ROLE_WRITER};
-    out[2] = (pnode_method){"/platoon.v1.Platoon/GetVehicle", handle_get, sm, PNODE_ROLE_READER};
-    out[3] = (pnode_method){"/platoon.v1.Platoon/GetPlatoon", handle_list, sm, PNODE_ROLE_READER};
-    out[4] = (pnode_method){"/platoon.v1.Platoon/OpenSession", handle_open, sm, PNODE_ROLE_WRITER};
-    out[5] =
-        (pnode_method){"/platoon.v1.Platoon/CloseSession", handle_close, sm, PNODE_ROLE_WRITER};
+    out[0] = (pnode_method){.name = "/platoon.v1.Platoon/UpdateVehicle",
+                            .handler = handle_command,
+                            .app = sm,
+                            .role = PNODE_ROLE_WRITER,
+                            .prepare = prepare_update};
+    out[1] = (pnode_method){.name = "/platoon.v1.Platoon/DeleteVehicle",
+                            .handler = handle_command,
+                            .app = sm,
+                            .role = PNODE_ROLE_WRITER,
+                            .prepare = prepare_delete};
+    out[2] = (pnode_method){.name = "/platoon.v1.Platoon/GetVehicle",
+                            .handler = handle_get,
+                            .app = sm,
+                            .role = PNODE_ROLE_READER,
+                            .prepare = prepare_get,
+                            .release = get_prepared_free};
+    out[3] = (pnode_method){.name = "/platoon.v1.Platoon/GetPlatoon",
+                            .handler = handle_list,
+                            .app = sm,
+                            .role = PNODE_ROLE_READER};
+    out[4] = (pnode_method){.name = "/platoon.v1.Platoon/OpenSession",
+                            .handler = handle_command,
+                            .app = sm,
+                            .role = PNODE_ROLE_WRITER,
+                            .prepare = prepare_open};
+    out[5] = (pnode_method){.name = "/platoon.v1.Platoon/CloseSession",
+                            .handler = handle_command,
+                            .app = sm,
+                            .role = PNODE_ROLE_WRITER,
+                            .prepare = prepare_close};
     if (cap < 7) {
         return 6; /* a caller from before WatchPlatoon, with room for six */
     }
     /* Watching is reading (docs/security.md): a reader may watch every vehicle. */
-    out[6] = (pnode_method){"/platoon.v1.Platoon/WatchPlatoon", pveh__watch_handle, sm,
-                            PNODE_ROLE_READER};
+    out[6] = (pnode_method){.name = "/platoon.v1.Platoon/WatchPlatoon",
+                            .handler = pveh__watch_handle,
+                            .app = sm,
+                            .role = PNODE_ROLE_READER};
     return 7;
 }

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -480,6 +482,137 @@ static void test_unary_reply_fail_unknown(void **state)
     node_stop(&b);
 }
 
+/* The prepare function (pnet_transport_set_prepare): what it records, per test. */
+struct prep {
+    pthread_t loop; /* the test's thread, standing for the node's loop */
+    atomic_int ran, off_loop, freed;
+};
+static struct prep prep;
+
+static void prepared_free(void *p)
+{
+    atomic_fetch_add(&prep.freed, 1);
+    free(p);
+}
+
+/* Accepts "ok..." with what it made of it, refuses anything else naming the field. */
+static int prepare_fn(void *ctx, pnet_event *ev, char *why, size_t cap)
+{
+    struct prep *p = ctx;
+    atomic_fetch_add(&p->ran, 1);
+    if (!pthread_equal(pthread_self(), p->loop)) {
+        atomic_fetch_add(&p->off_loop, 1);
+    }
+    if (ev->type != PNET_EV_CALL || ev->len < 2 || memcmp(ev->data, "ok", 2) != 0) {
+        snprintf(why, cap, "field greeting must start with ok");
+        return 3; /* INVALID_ARGUMENT */
+    }
+    char *made = malloc(ev->len + 6);
+    assert_non_null(made);
+    memcpy(made, "made:", 5);
+    memcpy(made + 5, ev->data, ev->len);
+    made[ev->len + 5] = '\0';
+    ev->prepared = made;
+    ev->prepared_free = prepared_free;
+    return 0;
+}
+
+/* Requests are prepared on the transport's threads, never the loop's; a refused one is
+ * answered from there and never reaches the mailbox; what was prepared travels with the event
+ * and is freed with it, unless the loop takes it. */
+static void test_prepare_on_network_threads(void **state)
+{
+    (void)state;
+    memset(&prep, 0, sizeof(prep));
+    prep.loop = pthread_self();
+    struct node a, b;
+    node_start(&a, 1);
+    node_start(&b, 2);
+    pnet_transport_set_prepare(b.t, prepare_fn, &prep);
+    assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Echo", &method_tag), 0);
+
+    /* Accepted: the event carries what was made. */
+    struct done d = {0};
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "ok-1", 4,
+                                      pnet_now_ms() + WAIT_MS, on_done, &d),
+                     0);
+    pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    assert_true(ev->prepare_ran);
+    assert_string_equal((const char *)ev->prepared, "made:ok-1");
+    assert_memory_equal(ev->data, "ok-1", 4); /* the bytes stay, for forwarding */
+    assert_int_equal(pnet_call_reply(ev->call, "fine", 4), 0);
+    pnet_event_free(ev); /* frees what was prepared */
+    assert_int_equal(atomic_load(&prep.freed), 1);
+    run_done(&a);
+    assert_int_equal(d.status, 0);
+
+    /* Refused: the client hears the prepare function's status and words; the loop nothing. */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "bad", 3,
+                                      pnet_now_ms() + WAIT_MS, on_done, &d),
+                     0);
+    run_done(&a);
+    assert_int_equal(d.status, 3);
+    assert_string_equal(d.message, "field greeting must start with ok");
+    assert_null(next_event(&b, PNET_EV_CALL, 200));
+
+    /* Many at once, over several threads: each prepared once, each event its own; the loop
+     * takes what was prepared from some and leaves it to pnet_event_free on the others. */
+    enum { N = 64 };
+    static struct done many[N];
+    memset(many, 0, sizeof(many));
+    int before = atomic_load(&prep.ran);
+    for (int i = 0; i < N; i++) {
+        char req[16];
+        int len = snprintf(req, sizeof(req), "ok%d", i);
+        assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", req,
+                                          (size_t)len, pnet_now_ms() + WAIT_MS, on_done, &many[i]),
+                         0);
+    }
+    bool seen[N] = {false};
+    int taken = 0;
+    for (int i = 0; i < N; i++) {
+        ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+        assert_non_null(ev);
+        assert_true(ev->prepare_ran);
+        int k = atoi((const char *)ev->prepared + 7); /* "made:ok<k>" */
+        assert_true(k >= 0 && k < N && !seen[k]);
+        seen[k] = true;
+        if (i % 2 == 0) {
+            free(ev->prepared); /* the loop takes it */
+            ev->prepared = NULL;
+            ev->prepared_free = NULL;
+            taken++;
+        }
+        assert_int_equal(pnet_call_reply(ev->call, "y", 1), 0);
+        pnet_event_free(ev);
+    }
+    for (int i = 0; i < N; i++) {
+        run_done(&a);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(many[i].status, 0);
+    }
+    assert_int_equal(atomic_load(&prep.ran) - before, N);
+    assert_int_equal(atomic_load(&prep.freed), 1 + N - taken);
+    assert_int_equal(atomic_load(&prep.off_loop), atomic_load(&prep.ran));
+
+    /* One left in the mailbox when the node stops: freed with it (the sanitizers check). */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "ok-last", 7,
+                                      pnet_now_ms() + WAIT_MS, on_done, &d),
+                     0);
+    while (pnet_mailbox_pending(b.mb) == 0) {
+        usleep(1000);
+    }
+    node_stop(&b);
+    assert_int_equal(atomic_load(&prep.freed), 1 + N - taken + 1);
+    run_done(&a);
+    assert_true(d.status != 0); /* nobody answered it */
+    node_stop(&a);
+}
+
 /* The client's deadline passes while the node holds the call: the client gets
  * DEADLINE_EXCEEDED, the node is told, and its late answer is refused harmlessly. */
 static void test_unary_deadline_and_cancel(void **state)
@@ -790,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_send_errors),
         cmocka_unit_test(test_unary_reply_fail_unknown),
         cmocka_unit_test(test_unary_deadline_and_cancel),
+        cmocka_unit_test(test_prepare_on_network_threads),
         cmocka_unit_test(test_peer_stream_rejects_garbage),
         cmocka_unit_test(test_shutdown_with_calls_in_flight),
         cmocka_unit_test(test_held_sends_go_at_flush),
