@@ -8,7 +8,7 @@ ASAN      ?= build-asan
 COVER     ?= build-coverage
 CTEST_ARGS ?=
 PREFIX    ?= /usr/local
-C_SOURCES  = $(shell find include src tools tests bench examples -name '*.[ch]' 2>/dev/null)
+C_SOURCES  = $(shell find include src tools tests bench examples \( -name '*.[ch]' -o -name '*.cc' \) 2>/dev/null)
 
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1

@@ -23,6 +23,7 @@
 #include "discover.h"
 #include "creds.h"
 #include "engine.h"
+#include "net/grpc_sync.h"
 #include "platoon/error.h"
 #include "report.h"
 
@@ -283,6 +284,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "platoon-bench: out of memory\n");
         return 1;
     }
+    pnet_grpc_sync_fast(); /* the same for both systems' runs: it is the client's own */
     grpc_init();
     pbench_engine_cfg *c = &f.eng;
     char leader[256] = "";

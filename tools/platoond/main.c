@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "flags.h"
+#include "net/grpc_sync.h"
 #include "platoon/log.h"
 #include "platoon/monitor.h"
 #include "platoon/node.h"
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
      * returns: OpenSSL must not free itself at exit under them (a crash on the way out). Its
      * state stays reachable from globals, so leak checkers do not count it. */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+    pnet_grpc_sync_fast(); /* before gRPC starts its threads */
     platoond_flags f;
     char err[512] = "";
     if (platoond_parse(argc, argv, &f, err, sizeof(err)) != 0) {
