@@ -13,12 +13,17 @@
 #include "common/log.h"
 #include "net/transport_internal.h"
 
-/* A request slot: grpc_server_request_call fills it when a call arrives. */
+/* A request slot: grpc_server_request_call fills it when a call arrives, or, for a method
+ * registered with gRPC (@m not NULL), grpc_server_request_registered_call, which also reads the
+ * request message (@payload) and the deadline; @details stays empty then. */
 struct request {
     struct pnet_tag tag;
     grpc_call *call;
     grpc_call_details details;
     grpc_metadata_array md;
+    struct pnet_method *m;
+    gpr_timespec deadline;
+    grpc_byte_buffer *payload;
 };
 
 /* A served stream of the peer protocol, or a call answered UNIMPLEMENTED at once (lane -1). */
@@ -105,7 +110,9 @@ static void stream_queue_drop(pnet_call *c);
  * Accepting calls
  * ========================================================================================== */
 
-void pnet__server_request(pnet_transport *t)
+/* Offers gRPC one slot for the next call of registered method @m, or of any other method (@m
+ * NULL). */
+static void request_slot(pnet_transport *t, struct pnet_method *m)
 {
     struct request *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -113,16 +120,32 @@ void pnet__server_request(pnet_transport *t)
         return;
     }
     r->tag = (struct pnet_tag){.kind = PNET_TAG_REQUEST, .obj = r};
+    r->m = m;
     grpc_call_details_init(&r->details);
     grpc_metadata_array_init(&r->md);
-    if (grpc_server_request_call(t->server, &r->call, &r->details, &r->md, t->cq, t->cq, &r->tag) !=
-        GRPC_CALL_OK) {
+    grpc_call_error e =
+        m != NULL
+            ? grpc_server_request_registered_call(t->server, m->grpc_method, &r->call, &r->deadline,
+                                                  &r->md, &r->payload, t->cq, t->cq, &r->tag)
+            : grpc_server_request_call(t->server, &r->call, &r->details, &r->md, t->cq, t->cq,
+                                       &r->tag);
+    if (e != GRPC_CALL_OK) {
         grpc_call_details_destroy(&r->details);
         grpc_metadata_array_destroy(&r->md);
         free(r);
         return;
     }
     t->pending_requests++;
+}
+
+void pnet__server_request(pnet_transport *t)
+{
+    request_slot(t, NULL);
+}
+
+void pnet__server_request_method(pnet_transport *t, struct pnet_method *m)
+{
+    request_slot(t, m);
 }
 
 /* ============================================================================================
@@ -603,20 +626,28 @@ int pnet_call_fail(pnet_call *call, int code, const char *message)
     return rc;
 }
 
-static void unary_start(pnet_transport *t, grpc_call *call, const struct request *r,
-                        const struct pnet_method *m, const pnet_identity *who, uint64_t via)
+/* Starts serving a call of method @m (t->mu held). A call of a method registered with gRPC
+ * came with its request (@registered; @payload, NULL if the client sent none): the call is
+ * returned, with a reference for whoever delivers it (pnet__server_deliver, after t->mu is
+ * released). Otherwise the request is received by a batch of its own and NULL is returned. */
+static pnet_call *unary_start(pnet_transport *t, grpc_call *call, const char *method, size_t mlen,
+                              gpr_timespec deadline, const struct pnet_method *m,
+                              const pnet_identity *who, uint64_t via, bool registered,
+                              grpc_byte_buffer *payload)
 {
     grpc_op op;
     pnet_call *c = calloc(1, sizeof(*c));
-    size_t mlen = GRPC_SLICE_LENGTH(r->details.method);
     if (c == NULL || (c->method = malloc(mlen + 1)) == NULL) {
         free(c);
+        if (payload != NULL) {
+            grpc_byte_buffer_destroy(payload);
+        }
         grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         grpc_call_unref(call);
         t->live_calls--;
-        return;
+        return NULL;
     }
-    memcpy(c->method, GRPC_SLICE_START_PTR(r->details.method), mlen);
+    memcpy(c->method, method, mlen);
     c->method[mlen] = '\0';
     pthread_mutex_init(&c->mu, NULL);
     c->call = call;
@@ -630,7 +661,7 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     c->peer = grpc_call_get_peer(call);
     c->who = *who;
     c->via = via;
-    c->deadline_ms = pnet__deadline_from_gpr(r->details.deadline);
+    c->deadline_ms = pnet__deadline_from_gpr(deadline);
     c->tag_recv = (struct pnet_tag){.kind = PNET_TAG_UNARY_RECV, .obj = c};
     c->tag_close = (struct pnet_tag){.kind = PNET_TAG_UNARY_CLOSE, .obj = c};
     c->tag_send = (struct pnet_tag){.kind = PNET_TAG_UNARY_SEND, .obj = c};
@@ -647,29 +678,35 @@ static void unary_start(pnet_transport *t, grpc_call *call, const struct request
     } else {
         c->closed = true;
     }
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->recv;
-    if (grpc_call_start_batch(call, &op, 1, &c->tag_recv, NULL) == GRPC_CALL_OK) {
-        c->ops++;
+    pnet_call *deliver = NULL;
+    if (registered) {
+        c->recv = payload;
+        c->refs++; /* the deliverer's */
+        deliver = c;
     } else {
-        grpc_call_cancel(call, NULL);
+        memset(&op, 0, sizeof(op));
+        op.op = GRPC_OP_RECV_MESSAGE;
+        op.data.recv_message.recv_message = &c->recv;
+        if (grpc_call_start_batch(call, &op, 1, &c->tag_recv, NULL) == GRPC_CALL_OK) {
+            c->ops++;
+        } else {
+            grpc_call_cancel(call, NULL);
+        }
     }
     bool drop = call_maybe_release(t, c);
     pthread_mutex_unlock(&c->mu);
     if (drop) {
         pnet__call_unref(c);
     }
+    return deliver;
 }
 
-/* The request of @c has arrived (without t->mu: see transport_internal.h). It is read into an
- * event for the loop, prepared here if the transport has a prepare function (which may refuse
- * it: the loop then never hears of it), and posted. */
-static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
+/* With c->mu held: turns the request that arrived for @c (c->recv) into the event that hands
+ * the call to the loop, with the loop's reference; or answers the call (too large, unreadable,
+ * missing) and returns NULL. */
+static pnet_event *request_take(pnet_transport *t, pnet_call *c, bool ok)
 {
     pnet_event *ev = NULL;
-    pthread_mutex_lock(&c->mu);
-    c->ops--;
     if (ok && c->recv != NULL && grpc_byte_buffer_length(c->recv) > t->opts.max_request_bytes) {
         /* Refused before it is copied or decoded: a public request is small, and a large one
          * would only cost memory and time. */
@@ -703,7 +740,7 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
             ev->len = len;
             /* Delivered from now on, so that a cancellation from here on is told to the loop
              * (one it never got the call of is ignored there); the reference is the loop's,
-             * released by pnet_call_reply/fail, or below if the request is refused. */
+             * released by pnet_call_reply/fail, or by request_post if the request is refused. */
             c->delivered = true;
             c->refs++;
         }
@@ -711,15 +748,19 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
         /* A unary call without a request message: the client broke the protocol. */
         call_answer(c, GRPC_STATUS_INTERNAL, "missing request message", NULL, 0, false);
     }
-    bool drop = call_maybe_release(t, c);
-    pthread_mutex_unlock(&c->mu);
-    if (ev != NULL && c->prepare != NULL) {
+    return ev;
+}
+
+/* Without locks: has @ev prepared, if the transport has a prepare function (which may refuse
+ * it: the loop then never hears of it), and posts it. */
+static void request_post(pnet_transport *t, pnet_call *c, pnet_event *ev)
+{
+    if (c->prepare != NULL) {
         char why[300] = "";
         int code = c->prepare(c->prepare_ctx, ev, why, sizeof(why));
         ev->prepare_ran = code == 0;
         if (code != 0) {
             pnet_event_free(ev);
-            ev = NULL;
             if (code < 0 || code > GRPC_STATUS_UNAUTHENTICATED) {
                 code = GRPC_STATUS_UNKNOWN;
             }
@@ -727,15 +768,43 @@ static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
             call_answer(c, (grpc_status_code)code, why, NULL, 0, false); /* from here, at once */
             pthread_mutex_unlock(&c->mu);
             pnet__call_unref(c); /* the reference the loop would have had */
+            return;
         }
     }
+    atomic_fetch_add_explicit(&t->calls_received, 1, memory_order_relaxed);
+    pnet__mailbox_post(t->mb, ev);
+}
+
+/* The request of @c has arrived, by a batch of its own (without t->mu: see
+ * transport_internal.h). */
+static void unary_on_recv(pnet_transport *t, pnet_call *c, bool ok)
+{
+    pthread_mutex_lock(&c->mu);
+    c->ops--;
+    pnet_event *ev = request_take(t, c, ok);
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
     if (ev != NULL) {
-        atomic_fetch_add_explicit(&t->calls_received, 1, memory_order_relaxed);
-        pnet__mailbox_post(t->mb, ev);
+        request_post(t, c, ev);
     }
     if (drop) {
         pnet__call_unref(c);
     }
+}
+
+void pnet__server_deliver(pnet_transport *t, pnet_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    pnet_event *ev = request_take(t, c, true);
+    bool drop = call_maybe_release(t, c);
+    pthread_mutex_unlock(&c->mu);
+    if (ev != NULL) {
+        request_post(t, c, ev);
+    }
+    if (drop) {
+        pnet__call_unref(c);
+    }
+    pnet__call_unref(c); /* the deliverer's, taken by unary_start */
 }
 
 static void unary_on_close(pnet_transport *t, pnet_call *c)
@@ -1054,24 +1123,30 @@ bool pnet_call_stream_ended(pnet_call *call)
  * Dispatch
  * ========================================================================================== */
 
-static void on_request(pnet_transport *t, struct request *r, bool ok)
+static pnet_call *on_request(pnet_transport *t, struct request *r, bool ok)
 {
+    pnet_call *deliver = NULL;
     t->pending_requests--;
     if (!t->shutting_down) {
-        pnet__server_request(t); /* keep one slot waiting for the next call */
+        request_slot(t, r->m); /* keep a slot waiting for the next call */
     }
     if (ok && r->call != NULL) {
-        const char *method = (const char *)GRPC_SLICE_START_PTR(r->details.method);
-        size_t len = GRPC_SLICE_LENGTH(r->details.method);
+        bool registered = r->m != NULL;
+        const char *method =
+            registered ? r->m->name : (const char *)GRPC_SLICE_START_PTR(r->details.method);
+        size_t len = registered ? strlen(r->m->name) : GRPC_SLICE_LENGTH(r->details.method);
         t->live_calls++;
-        int lane = pnet__lane_from_method(method, len);
-        const struct pnet_method *m = NULL;
-        if (lane < 0) {
+        int lane = registered ? -1 : pnet__lane_from_method(method, len);
+        const struct pnet_method *m = r->m;
+        if (m == NULL && lane < 0) {
             for (m = t->methods; m != NULL; m = m->next) {
                 if (strlen(m->name) == len && memcmp(m->name, method, len) == 0) {
                     break;
                 }
             }
+        }
+        if (m != NULL && !m->served) {
+            m = NULL; /* known to gRPC, not (yet) served: UNIMPLEMENTED below */
         }
         pnet_identity who;
         uint64_t via = 0;
@@ -1093,22 +1168,28 @@ static void on_request(pnet_transport *t, struct request *r, bool ok)
             grpc_call_unref(r->call);
             t->live_calls--;
         } else if (m != NULL && !t->shutting_down) {
-            unary_start(t, r->call, r, m, &who, via);
+            gpr_timespec deadline = registered ? r->deadline : r->details.deadline;
+            deliver = unary_start(t, r->call, method, len, deadline, m, &who, via, registered,
+                                  r->payload);
+            r->payload = NULL; /* the call's now */
         } else {
             stream_start(t, r->call, lane, &r->md, &who);
         }
     }
+    if (r->payload != NULL) {
+        grpc_byte_buffer_destroy(r->payload);
+    }
     grpc_call_details_destroy(&r->details);
     grpc_metadata_array_destroy(&r->md);
     free(r);
+    return deliver;
 }
 
-void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
+pnet_call *pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
 {
     switch (tag->kind) {
     case PNET_TAG_REQUEST:
-        on_request(t, tag->obj, ok);
-        break;
+        return on_request(t, tag->obj, ok);
     case PNET_TAG_STREAM_RECV:
         stream_on_recv(t, tag->obj, ok);
         break;
@@ -1130,4 +1211,5 @@ void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
     default:
         break;
     }
+    return NULL;
 }

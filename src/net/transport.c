@@ -77,7 +77,9 @@ int64_t pnet__deadline_from_gpr(gpr_timespec deadline)
  * The completion-queue thread
  * ========================================================================================== */
 
-static void handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
+/* Handles one completion (t->mu held); returns a call to hand on with pnet__server_deliver
+ * once t->mu is released, or NULL. */
+static pnet_call *handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
 {
     switch (tag->kind) {
     case PNET_TAG_LANE_SEND:
@@ -95,9 +97,9 @@ static void handle(pnet_transport *t, struct pnet_tag *tag, bool ok)
         t->server_done = true;
         break;
     default:
-        pnet__server_handle(t, tag, ok);
-        break;
+        return pnet__server_handle(t, tag, ok);
     }
+    return NULL;
 }
 
 static bool finished(const pnet_transport *t)
@@ -135,15 +137,19 @@ static void *cq_thread(void *arg)
         if (!locked_work && atomic_load_explicit(&t->chores_ms, memory_order_relaxed) == now) {
             continue;
         }
+        pnet_call *deliver = NULL;
         pthread_mutex_lock(&t->mu);
         if (locked_work && ev.type == GRPC_OP_COMPLETE) {
-            handle(t, ev.tag, ev.success != 0);
+            deliver = handle(t, ev.tag, ev.success != 0);
         }
         atomic_store_explicit(&t->chores_ms, now, memory_order_relaxed);
         pnet__lanes_retry(t);
         pnet__unread_sweep(t);
         bool done = finished(t);
         pthread_mutex_unlock(&t->mu);
+        if (deliver != NULL) {
+            pnet__server_deliver(t, deliver);
+        }
         if (done) {
             break;
         }
@@ -255,6 +261,11 @@ static int start_server(pnet_transport *t)
         return PT_ENOMEM;
     }
     grpc_server_register_completion_queue(t->server, t->cq, NULL);
+    for (struct pnet_method *m = t->methods; m != NULL; m = m->next) {
+        /* Their calls come with the request read: no batch and no completion of its own. */
+        m->grpc_method = grpc_server_register_method(t->server, m->name, NULL,
+                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    }
     grpc_server_credentials *creds = pnet__server_creds(t);
     if (creds == NULL) {
         grpc_server_destroy(t->server);
@@ -329,6 +340,36 @@ static bool opts_ok(const pnet_transport_options *o)
            o->io_threads <= PNET_MAX_IO_THREADS;
 }
 
+/* The method named @name, added (not served yet) if it is not known: NULL for want of memory.
+ * t->mu held, or the transport not yet shared. */
+static struct pnet_method *method_add(pnet_transport *t, const char *name)
+{
+    struct pnet_method *m;
+    for (m = t->methods; m != NULL; m = m->next) {
+        if (strcmp(m->name, name) == 0) {
+            return m;
+        }
+    }
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->name = strdup(name)) == NULL) {
+        free(m);
+        return NULL;
+    }
+    m->next = t->methods;
+    t->methods = m;
+    return m;
+}
+
+static void methods_free(pnet_transport *t)
+{
+    while (t->methods != NULL) {
+        struct pnet_method *m = t->methods;
+        t->methods = m->next;
+        free(m->name);
+        free(m);
+    }
+}
+
 /* Destroys the completion queue after draining it (nothing may be pending on it). */
 static void cq_destroy(pnet_transport *t)
 {
@@ -389,6 +430,19 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
         snprintf(t->advertise, sizeof(t->advertise), "%s", opts->advertise_address);
     }
     t->opts.advertise_address = NULL; /* the copy above is the one used */
+    for (size_t i = 0; i < opts->n_methods; i++) {
+        const char *name = opts->methods[i];
+        if (name == NULL || name[0] != '/') {
+            rc = PT_EINVAL;
+            goto err_free;
+        }
+        if (method_add(t, name) == NULL) {
+            rc = PT_ENOMEM;
+            goto err_free;
+        }
+    }
+    t->opts.methods = NULL; /* the list of methods is the one used */
+    t->opts.n_methods = 0;
     build_client_args(t);
 
     pthread_once(&grpc_log_once, grpc_log_install);
@@ -409,6 +463,15 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
         }
         pthread_mutex_lock(&t->mu);
         pnet__server_request(t);
+        /* A slot per I/O thread for each method registered with gRPC, so that calls of one
+         * method arriving together are taken together. */
+        for (struct pnet_method *m = t->methods; m != NULL; m = m->next) {
+            for (int i = 0;
+                 m->grpc_method != NULL && i < (t->opts.io_threads < 2 ? 2 : t->opts.io_threads);
+                 i++) {
+                pnet__server_request_method(t, m);
+            }
+        }
         pthread_mutex_unlock(&t->mu);
     } else {
         t->server_done = true;
@@ -437,11 +500,15 @@ err_server:
         while (!finished(t)) {
             grpc_event ev =
                 grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            pnet_call *deliver = NULL;
             pthread_mutex_lock(&t->mu);
             if (ev.type == GRPC_OP_COMPLETE) {
-                handle(t, ev.tag, ev.success != 0);
+                deliver = handle(t, ev.tag, ev.success != 0);
             }
             pthread_mutex_unlock(&t->mu);
+            if (deliver != NULL) {
+                pnet__server_deliver(t, deliver);
+            }
         }
         grpc_server_destroy(t->server);
     }
@@ -451,6 +518,7 @@ err_cq:
 err_grpc:
     grpc_shutdown_blocking();
 err_free:
+    methods_free(t);
     pnet__auth_free(t);
     free(t->listen_address);
     pthread_mutex_destroy(&t->tls_mu);
@@ -495,12 +563,7 @@ void pnet_transport_free(pnet_transport *t)
         t->unread_conns = c->next;
         free(c);
     }
-    while (t->methods != NULL) {
-        struct pnet_method *m = t->methods;
-        t->methods = m->next;
-        free(m->name);
-        free(m);
-    }
+    methods_free(t);
     cq_destroy(t);
     grpc_shutdown_blocking();
     pnet__auth_free(t);
@@ -540,23 +603,13 @@ int pnet_transport_register_method(pnet_transport *t, const char *method, void *
         return PT_EINVAL;
     }
     pthread_mutex_lock(&t->mu);
-    struct pnet_method *m;
-    for (m = t->methods; m != NULL; m = m->next) {
-        if (strcmp(m->name, method) == 0) {
-            m->ctx = ctx;
-            goto out;
-        }
-    }
-    m = calloc(1, sizeof(*m));
-    if (m == NULL || (m->name = strdup(method)) == NULL) {
-        free(m);
+    struct pnet_method *m = method_add(t, method);
+    if (m == NULL) {
         rc = PT_ENOMEM;
-        goto out;
+    } else {
+        m->ctx = ctx;
+        m->served = true;
     }
-    m->ctx = ctx;
-    m->next = t->methods;
-    t->methods = m;
-out:
     pthread_mutex_unlock(&t->mu);
     return rc;
 }

@@ -121,6 +121,10 @@ struct pnet_method {
     struct pnet_method *next;
     char *name;
     void *ctx;
+    bool served; /* pnet_transport_register_method was called for it */
+    /* Registered with gRPC before the server started (pnet_transport_options.methods): its
+     * calls come with their request, through request slots of its own. NULL otherwise. */
+    void *grpc_method;
     /* Calls answered, by status code (metrics.c); counted without t->mu. */
     atomic_uint_fast64_t handled[PNET_N_CODES];
 };
@@ -269,8 +273,16 @@ void pnet__peers_free_all(pnet_transport *t); /* after the completion-queue thre
 /* Counts a call of @m answered with @code (metrics.c). Any thread. NULL @m is ignored. */
 void pnet__count_call(struct pnet_method *m, int code);
 
+/* Offers gRPC a slot for the next call of any method not registered with it / of registered
+ * method @m. */
 void pnet__server_request(pnet_transport *t);
-void pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
+void pnet__server_request_method(pnet_transport *t, struct pnet_method *m);
+/* Handles a completion of the server's; returns a call of a registered method whose request
+ * arrived with it, to be handed on with pnet__server_deliver once t->mu is released (the
+ * request is prepared there, outside the lock), or NULL. */
+struct pnet_call *pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);
+/* Without t->mu: hands the request of @call (from pnet__server_handle) to the loop. */
+void pnet__server_deliver(pnet_transport *t, struct pnet_call *call);
 
 /* client.c */
 void pnet__client_handle(pnet_transport *t, struct pnet_tag *tag, bool ok);

@@ -41,6 +41,15 @@ int pnode__admin_role(const char *method)
     return strcmp(method, M_STATUS) == 0 ? PNODE_ROLE_READER : PNODE_ROLE_ADMIN;
 }
 
+size_t pnode__admin_names(const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]) && n < cap; i++) {
+        out[n++] = admin_methods[i];
+    }
+    return n;
+}
+
 void pnode__admin_register(pnode *n)
 {
     for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++) {

@@ -27,6 +27,18 @@
 #define M_CHECK "/grpc.health.v1.Health/Check"
 #define M_WATCH "/grpc.health.v1.Health/Watch"
 
+size_t pnode__health_names(const char **out, size_t cap)
+{
+    size_t n = 0;
+    if (n < cap) {
+        out[n++] = M_CHECK;
+    }
+    if (n < cap) {
+        out[n++] = M_WATCH;
+    }
+    return n;
+}
+
 void pnode__health_register(pnode *n)
 {
     pnet_transport_register_method(n->net, M_CHECK, NULL);

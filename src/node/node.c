@@ -728,6 +728,16 @@ int pnode_start(const pnode_options *opts, pnode **out, char *err, size_t err_ca
     to.handshake_timeout_ms = n->opts.handshake_timeout_ms;
     to.max_idle_ms = n->opts.max_idle_ms;
     to.transport_memory_bytes = n->opts.transport_memory_bytes;
+    /* Every method the node will serve is known now: registered with gRPC before the server
+     * starts, its calls come with their request (transport.h). */
+    const char *names[PNODE_MAX_METHODS + 16];
+    size_t n_names = pnode__admin_names(names, sizeof(names) / sizeof(names[0]));
+    n_names += pnode__health_names(names + n_names, sizeof(names) / sizeof(names[0]) - n_names);
+    for (size_t i = 0; i < n->opts.n_methods && n_names < sizeof(names) / sizeof(names[0]); i++) {
+        names[n_names++] = n->opts.methods[i].name;
+    }
+    to.methods = names;
+    to.n_methods = n_names;
     rc = pnet_transport_new(&to, &n->net);
     if (rc != 0) {
         say(err, err_cap, "cannot listen on %s: %s", opts->listen,

@@ -267,6 +267,10 @@ pnode_request *pnode__request_new(pnode *n, pnet_call *call, const char *method,
                                   const uint8_t *data, size_t len, int64_t deadline_ms,
                                   const pnet_identity *who, uint64_t via);
 int pnode__admin_role(const char *method); /* the least role a Cluster method needs */
+/* The names of the Cluster / Health methods the node serves: at most @cap into @out; returns
+ * how many. */
+size_t pnode__admin_names(const char **out, size_t cap);
+size_t pnode__health_names(const char **out, size_t cap);
 void pnode__request_wait(pnode *n, pnode_request *req, uint32_t wait);
 void pnode__request_unlink(pnode *n, pnode_request *req);
 void pnode__requests_applied(pnode *n, uint64_t index, uint64_t term, int code,

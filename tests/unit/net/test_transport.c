@@ -520,14 +520,18 @@ static int prepare_fn(void *ctx, pnet_event *ev, char *why, size_t cap)
 /* Requests are prepared on the transport's threads, never the loop's; a refused one is
  * answered from there and never reaches the mailbox; what was prepared travels with the event
  * and is freed with it, unless the loop takes it. */
-static void test_prepare_on_network_threads(void **state)
+static void prepare_on_network_threads(bool registered_early)
 {
-    (void)state;
+    static const char *const methods[] = {"/test.v1.Echo/Echo"};
     memset(&prep, 0, sizeof(prep));
     prep.loop = pthread_self();
     struct node a, b;
     node_start(&a, 1);
-    node_start(&b, 2);
+    if (registered_early) {
+        node_start_methods(&b, 2, methods, 1);
+    } else {
+        node_start(&b, 2);
+    }
     pnet_transport_set_prepare(b.t, prepare_fn, &prep);
     assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Echo", &method_tag), 0);
 
@@ -611,6 +615,99 @@ static void test_prepare_on_network_threads(void **state)
     run_done(&a);
     assert_true(d.status != 0); /* nobody answered it */
     node_stop(&a);
+}
+
+static void test_prepare_on_network_threads(void **state)
+{
+    (void)state;
+    prepare_on_network_threads(false);
+}
+
+/* The same with the method registered with gRPC before the server started: its calls come
+ * with their request, by another path. */
+static void test_prepare_on_network_threads_registered_early(void **state)
+{
+    (void)state;
+    prepare_on_network_threads(true);
+}
+
+/* Methods named at creation are served once registered: UNIMPLEMENTED before, answered after,
+ * with everything a call carries (method, ctx, bytes, deadline), empty requests included. */
+static void test_methods_registered_early(void **state)
+{
+    (void)state;
+    static const char *const methods[] = {"/test.v1.Echo/Echo", "/test.v1.Echo/Later"};
+    struct node a, b;
+    node_start(&a, 1);
+    node_start_methods(&b, 2, methods, 2);
+    assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Echo", &method_tag), 0);
+
+    struct done d = {0};
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Later", "x", 1,
+                                      pnet_now_ms() + WAIT_MS, on_done, &d),
+                     0);
+    run_done(&a);
+    assert_int_equal(d.status, 12); /* UNIMPLEMENTED: named, not registered yet */
+    assert_int_equal(pnet_mailbox_pending(b.mb), 0);
+
+    assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Echo/Later", NULL), 0);
+    for (int round = 0; round < 2; round++) {
+        const char *name = round == 0 ? "/test.v1.Echo/Echo" : "/test.v1.Echo/Later";
+        memset(&d, 0, sizeof(d));
+        assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, name, "hello", 5,
+                                          pnet_now_ms() + WAIT_MS, on_done, &d),
+                         0);
+        pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+        assert_non_null(ev);
+        assert_string_equal(ev->method, name);
+        assert_ptr_equal(ev->method_ctx, round == 0 ? (void *)&method_tag : NULL);
+        assert_int_equal(ev->len, 5);
+        assert_memory_equal(ev->data, "hello", 5);
+        assert_true(ev->deadline_ms != INT64_MAX && ev->deadline_ms > pnet_now_ms());
+        assert_int_equal(pnet_call_reply(ev->call, "olleh", 5), 0);
+        pnet_event_free(ev);
+        run_done(&a);
+        assert_int_equal(d.status, 0);
+        assert_memory_equal(d.data, "olleh", 5);
+    }
+
+    /* An empty request, no deadline; then many at once (more than the slots gRPC is offered). */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", NULL, 0,
+                                      INT64_MAX, on_done, &d),
+                     0);
+    pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    assert_int_equal(ev->len, 0);
+    assert_int_equal(ev->deadline_ms, INT64_MAX);
+    assert_int_equal(pnet_call_fail(ev->call, 9, "not now"), 0);
+    pnet_event_free(ev);
+    run_done(&a);
+    assert_int_equal(d.status, 9);
+    assert_string_equal(d.message, "not now");
+
+    enum { N = 50 };
+    static struct done many[N];
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pnet_client_call(a.t, 0, b.addr, NULL, "/test.v1.Echo/Echo", "m", 1,
+                                          pnet_now_ms() + WAIT_MS, on_done, &many[i]),
+                         0);
+    }
+    for (int i = 0; i < N; i++) {
+        ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+        assert_non_null(ev);
+        assert_int_equal(pnet_call_reply(ev->call, "k", 1), 0);
+        pnet_event_free(ev);
+    }
+    for (int i = 0; i < N; i++) {
+        run_done(&a);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(many[i].status, 0);
+    }
+    node_stop(&a);
+    node_stop(&b);
 }
 
 /* The client's deadline passes while the node holds the call: the client gets
@@ -924,6 +1021,8 @@ int main(void)
         cmocka_unit_test(test_unary_reply_fail_unknown),
         cmocka_unit_test(test_unary_deadline_and_cancel),
         cmocka_unit_test(test_prepare_on_network_threads),
+        cmocka_unit_test(test_prepare_on_network_threads_registered_early),
+        cmocka_unit_test(test_methods_registered_early),
         cmocka_unit_test(test_peer_stream_rejects_garbage),
         cmocka_unit_test(test_shutdown_with_calls_in_flight),
         cmocka_unit_test(test_held_sends_go_at_flush),

@@ -10,7 +10,8 @@
 
 #include <cmocka.h>
 
-static void start(struct node *n, uint64_t id, const char *listen, pnet_tls *tls, int io_threads)
+static void start(struct node *n, uint64_t id, const char *listen, pnet_tls *tls, int io_threads,
+                  const char *const *methods, size_t n_methods)
 {
     pnet_transport_options o;
     memset(n, 0, sizeof(*n));
@@ -24,6 +25,8 @@ static void start(struct node *n, uint64_t id, const char *listen, pnet_tls *tls
     if (io_threads > 0) {
         o.io_threads = io_threads;
     }
+    o.methods = methods;
+    o.n_methods = n_methods;
     assert_int_equal(pnet_transport_new(&o, &n->t), 0);
     assert_true(pnet_transport_port(n->t) > 0);
     snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", pnet_transport_port(n->t));
@@ -31,12 +34,17 @@ static void start(struct node *n, uint64_t id, const char *listen, pnet_tls *tls
 
 void node_start_tls(struct node *n, uint64_t id, const char *listen, pnet_tls *tls)
 {
-    start(n, id, listen, tls, 0);
+    start(n, id, listen, tls, 0, NULL, 0);
 }
 
 void node_start_threads(struct node *n, uint64_t id, int io_threads)
 {
-    start(n, id, "127.0.0.1:0", NULL, io_threads);
+    start(n, id, "127.0.0.1:0", NULL, io_threads, NULL, 0);
+}
+
+void node_start_methods(struct node *n, uint64_t id, const char *const *methods, size_t count)
+{
+    start(n, id, "127.0.0.1:0", NULL, 0, methods, count);
 }
 
 void node_start_at(struct node *n, uint64_t id, const char *listen)

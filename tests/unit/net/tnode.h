@@ -29,6 +29,9 @@ void node_start_at(struct node *n, uint64_t id, const char *listen);
 void node_start(struct node *n, uint64_t id);
 /* Starts node @id on any port with @io_threads I/O threads (and half as many senders). */
 void node_start_threads(struct node *n, uint64_t id, int io_threads);
+/* Starts node @id on any port with @methods registered with gRPC before its server starts
+ * (pnet_transport_options.methods). */
+void node_start_methods(struct node *n, uint64_t id, const char *const *methods, size_t count);
 void node_drop_events(struct node *n);
 void node_stop(struct node *n);
 /* The next event of @type (others of other types are kept), or NULL after @wait_ms. */
