@@ -200,6 +200,18 @@ static int command_prepared(const pnode_principal *who, const pveh_command *c, v
     return PNODE_OK;
 }
 
+/* An update's or a delete's command @c, its vehicle valid: its session fields and the
+ * caller's scope checked, then prepared. */
+static int vehicle_command_prepared(const pnode_principal *who, const pveh_command *c, void **out,
+                                    char *why, size_t cap)
+{
+    int code = session_check(c->client_id, c->sequence, why, cap);
+    if (code == PNODE_OK) {
+        code = scope_check(who, c->id, why, cap);
+    }
+    return code == PNODE_OK ? command_prepared(who, c, out, why, cap) : code;
+}
+
 static int prepare_update(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
                           void **out, char *why, size_t cap)
 {
@@ -226,11 +238,7 @@ static int prepare_update(void *app, const pnode_principal *who, const uint8_t *
     if (pveh_validate_vehicle(&c.vehicle, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
-    int code = session_check(c.client_id, c.sequence, why, cap);
-    if (code == PNODE_OK) {
-        code = scope_check(who, c.id, why, cap);
-    }
-    return code == PNODE_OK ? command_prepared(who, &c, out, why, cap) : code;
+    return vehicle_command_prepared(who, &c, out, why, cap);
 }
 
 static int prepare_delete(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
@@ -248,11 +256,7 @@ static int prepare_delete(void *app, const pnode_principal *who, const uint8_t *
     if (pveh_validate_id(c.id, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
-    int code = session_check(c.client_id, c.sequence, why, cap);
-    if (code == PNODE_OK) {
-        code = scope_check(who, c.id, why, cap);
-    }
-    return code == PNODE_OK ? command_prepared(who, &c, out, why, cap) : code;
+    return vehicle_command_prepared(who, &c, out, why, cap);
 }
 
 static int prepare_open(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
