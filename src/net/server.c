@@ -110,9 +110,7 @@ static void stream_queue_drop(pnet_call *c);
  * Accepting calls
  * ========================================================================================== */
 
-/* Offers gRPC one slot for the next call of registered method @m, or of any other method (@m
- * NULL). */
-static void request_slot(pnet_transport *t, struct pnet_method *m)
+void pnet__server_request(pnet_transport *t, struct pnet_method *m)
 {
     struct request *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -136,16 +134,6 @@ static void request_slot(pnet_transport *t, struct pnet_method *m)
         return;
     }
     t->pending_requests++;
-}
-
-void pnet__server_request(pnet_transport *t)
-{
-    request_slot(t, NULL);
-}
-
-void pnet__server_request_method(pnet_transport *t, struct pnet_method *m)
-{
-    request_slot(t, m);
 }
 
 /* ============================================================================================
@@ -1128,7 +1116,7 @@ static pnet_call *on_request(pnet_transport *t, struct request *r, bool ok)
     pnet_call *deliver = NULL;
     t->pending_requests--;
     if (!t->shutting_down) {
-        request_slot(t, r->m); /* keep a slot waiting for the next call */
+        pnet__server_request(t, r->m); /* keep a slot waiting for the next call */
     }
     if (ok && r->call != NULL) {
         bool registered = r->m != NULL;
@@ -1146,7 +1134,7 @@ static pnet_call *on_request(pnet_transport *t, struct request *r, bool ok)
             }
         }
         if (m != NULL && !m->served) {
-            m = NULL; /* known to gRPC, not (yet) served: UNIMPLEMENTED below */
+            m = NULL; /* named at creation, never registered: refused as an unknown method */
         }
         pnet_identity who;
         uint64_t via = 0;

@@ -462,14 +462,13 @@ int pnet_transport_new(const pnet_transport_options *opts, pnet_transport **out)
             goto err_cq;
         }
         pthread_mutex_lock(&t->mu);
-        pnet__server_request(t);
-        /* A slot per I/O thread for each method registered with gRPC, so that calls of one
-         * method arriving together are taken together. */
+        pnet__server_request(t, NULL);
+        /* Two slots at least, one per I/O thread, for each method registered with gRPC, so
+         * that calls of one method arriving together are taken together. */
+        int slots = t->opts.io_threads < 2 ? 2 : t->opts.io_threads;
         for (struct pnet_method *m = t->methods; m != NULL; m = m->next) {
-            for (int i = 0;
-                 m->grpc_method != NULL && i < (t->opts.io_threads < 2 ? 2 : t->opts.io_threads);
-                 i++) {
-                pnet__server_request_method(t, m);
+            for (int i = 0; m->grpc_method != NULL && i < slots; i++) {
+                pnet__server_request(t, m);
             }
         }
         pthread_mutex_unlock(&t->mu);

@@ -94,8 +94,9 @@ typedef struct pnet_transport_options {
     /* Names of the methods the node will register (pnet_transport_register_method), known
      * before the server starts: gRPC then hands each call of them over with its request
      * message already read, one batch and one completion less per call than a method
-     * registered only later. A name listed here is served once it is registered; until then
-     * its calls are answered UNIMPLEMENTED. The names are copied. */
+     * registered only later. A name listed here is served once it is registered; a call that
+     * comes before is refused like a call of an unknown method (status UNIMPLEMENTED). The
+     * names are copied. */
     const char *const *methods;
     size_t n_methods;
 } pnet_transport_options;

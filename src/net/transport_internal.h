@@ -273,10 +273,9 @@ void pnet__peers_free_all(pnet_transport *t); /* after the completion-queue thre
 /* Counts a call of @m answered with @code (metrics.c). Any thread. NULL @m is ignored. */
 void pnet__count_call(struct pnet_method *m, int code);
 
-/* Offers gRPC a slot for the next call of any method not registered with it / of registered
- * method @m. */
-void pnet__server_request(pnet_transport *t);
-void pnet__server_request_method(pnet_transport *t, struct pnet_method *m);
+/* Offers gRPC a slot for the next call of method @m, registered with it (its calls come with
+ * their request), or of any other method (@m NULL). */
+void pnet__server_request(pnet_transport *t, struct pnet_method *m);
 /* Handles a completion of the server's; returns a call of a registered method whose request
  * arrived with it, to be handed on with pnet__server_deliver once t->mu is released (the
  * request is prepared there, outside the lock), or NULL. */

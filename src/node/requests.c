@@ -610,6 +610,20 @@ static bool allowed(pnode_request *req, int need)
     return false;
 }
 
+/* Runs @m's prepare function (which it has) on a request of @who; a refusal without words
+ * gets some. */
+static int run_prepare(const pnode_method *m, const pnode_principal *who, const uint8_t *data,
+                       size_t len, void **prepared, char *why, size_t cap)
+{
+    why[0] = '\0';
+    *prepared = NULL;
+    int code = m->prepare(m->app, who, data, len, prepared, why, cap);
+    if (code != PNODE_OK && why[0] == '\0') {
+        snprintf(why, cap, "the request was refused");
+    }
+    return code;
+}
+
 /* Runs @m's prepare function for @req on the loop, for a request that did not get it on a
  * network thread. False if it refused (@req is then answered). */
 static bool prepare_here(const pnode_method *m, pnode_request *req)
@@ -617,11 +631,11 @@ static bool prepare_here(const pnode_method *m, pnode_request *req)
     if (m->prepare == NULL || req->prepared_set) {
         return true;
     }
-    char why[300] = "";
-    void *prepared = NULL;
-    int code = m->prepare(m->app, &req->who, req->data, req->len, &prepared, why, sizeof(why));
+    char why[300];
+    void *prepared;
+    int code = run_prepare(m, &req->who, req->data, req->len, &prepared, why, sizeof(why));
     if (code != PNODE_OK) {
-        pnode_fail(req, code, why[0] != '\0' ? why : "the request was refused");
+        pnode_fail(req, code, why);
         return false;
     }
     req->prepared = prepared;
@@ -650,12 +664,9 @@ int pnode__prepare_call(void *ctx, pnet_event *ev, char *why, size_t cap)
     if (m == NULL || m->prepare == NULL) {
         return 0;
     }
-    void *prepared = NULL;
-    int code = m->prepare(m->app, &who, ev->data, ev->len, &prepared, why, cap);
+    void *prepared;
+    int code = run_prepare(m, &who, ev->data, ev->len, &prepared, why, cap);
     if (code != PNODE_OK) {
-        if (why[0] == '\0') {
-            snprintf(why, cap, "the request was refused");
-        }
         return code;
     }
     ev->prepared = prepared;

@@ -343,7 +343,7 @@ int main(int argc, char **argv)
         return help ? PCTL_EXIT_OK : PCTL_EXIT_USAGE;
     }
     if (n_rest > 0 && rest[0][0] == '-') {
-        int rc = pctl_usage_error(&o, "unknown option '%s' (see platoonctl --help)", rest[0]);
+        int rc = pctl_usage_error(&o, "unknown option '%s'", rest[0]);
         free(rest);
         return rc;
     }
@@ -369,7 +369,7 @@ int main(int argc, char **argv)
             group_help(rest[0], NULL, stderr);
             rc = PCTL_EXIT_USAGE;
         } else {
-            rc = pctl_usage_error(&o, "unknown command '%s' (see platoonctl --help)", rest[0]);
+            rc = pctl_usage_error(&o, "unknown command '%s'", rest[0]);
         }
         free(rest);
         return rc;
