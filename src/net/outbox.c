@@ -8,6 +8,8 @@
  * checks, the bounds, the byte buffer) and hands it over here; a sender thread starts it.
  *
  * Order. A unary call has one answer, so answers may be started by any sender in any order. A
+ * server stream has at most one message here at a time (its turn, taken when it was handed
+ * over); the completion of each message starts the next one, on the completion's thread. A
  * lane sends from the head of its own queue, one stream message at a time, under t->mu; only
  * sender 0 pumps the lanes, so that two senders never wait for each other on t->mu.
  *

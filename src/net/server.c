@@ -91,10 +91,13 @@ struct pnet_call {
     bool notify_armed;
     size_t notify_below;
     bool end_told;
-    /* The answer's batch while it waits in the transport's outbox (counted in @ops). */
+    /* The answer's batch while it waits in the transport's outbox (counted in @ops), or, with
+     * @ob_stream, the stream's next send: its turn is taken (@send_inflight) and the sender
+     * thread starts it from the queue's head. */
     struct pnet_call *ob_next;
     grpc_op ob_ops[3];
     size_t ob_n;
+    bool ob_stream;
 };
 
 /* A message of a server stream waiting for its turn. */
@@ -105,6 +108,7 @@ struct stream_item {
 };
 
 static void stream_queue_drop(pnet_call *c);
+static void stream_start_queued(pnet_transport *t, pnet_call *c);
 
 /* ============================================================================================
  * Accepting calls
@@ -534,6 +538,10 @@ pnet_call *pnet__call_start_queued(pnet_call *c)
     pnet_transport *t = c->t;
     pthread_mutex_lock(&c->mu);
     c->ob_next = NULL;
+    if (c->ob_stream) {
+        stream_start_queued(t, c); /* unlocks c->mu */
+        return next;
+    }
     /* c->call lives: the batch counts in c->ops, so the call is not released, and the
      * transport waits for it (its completion-queue threads end only once it is). A call
      * cancelled meanwhile takes the batch and fails it, which completes as usual. */
@@ -873,11 +881,21 @@ static void stream_cancel(pnet_call *c, grpc_status_code code, const char *why)
     }
 }
 
-/* With c->mu held: starts sending the next queued message, if none is in flight. */
-static void stream_send_next(pnet_transport *t, pnet_call *c)
+/* With c->mu held: starts sending the next queued message, if none is in flight. @defer (a
+ * message the node handed over): the stream's turn is taken now, so that nothing else starts
+ * a send meanwhile, and a sender thread starts it (outbox.c: the node's loop does not write to
+ * sockets); the pending batch counts in c->ops, which keeps the call until then. */
+static void stream_send_next(pnet_transport *t, pnet_call *c, bool defer)
 {
     struct stream_item *it = c->sq_head;
     if (it == NULL || c->send_inflight || c->call == NULL || c->closed) {
+        return;
+    }
+    if (defer) {
+        c->send_inflight = true;
+        c->ob_stream = true;
+        c->ops++;
+        pnet__outbox_push(t, c);
         return;
     }
     char why[200];
@@ -940,21 +958,12 @@ static pnet_event *stream_notice(pnet_call *c)
     return ev;
 }
 
-static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
+/* With c->mu held, no send in flight: starts the next message, or the status once every
+ * message is out; tells the loop what it asked to know; unlocks c->mu. */
+static void stream_next_or_end(pnet_transport *t, pnet_call *c)
 {
-    pthread_mutex_lock(&c->mu);
-    unread_release(t, c);
-    c->ops--;
-    c->send_inflight = false;
-    c->sq_bytes -= c->inflight_len;
-    grpc_byte_buffer_destroy(c->inflight);
-    c->inflight = NULL;
-    if (!ok) {
-        /* The call is over (cancelled, the reader gone): nothing more can be sent. */
-        stream_queue_drop(c);
-        c->end_pending = false;
-    } else if (c->sq_head != NULL) {
-        stream_send_next(t, c);
+    if (c->sq_head != NULL) {
+        stream_send_next(t, c, false);
     } else if (c->end_pending && c->call != NULL && !c->closed) {
         c->end_pending = false;
         call_send_status(c, c->end_code, c->end_message, NULL, 0, false);
@@ -968,6 +977,32 @@ static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
     if (drop) {
         pnet__call_unref(c);
     }
+}
+
+static void stream_on_send(pnet_transport *t, pnet_call *c, bool ok)
+{
+    pthread_mutex_lock(&c->mu);
+    unread_release(t, c);
+    c->ops--;
+    c->send_inflight = false;
+    c->sq_bytes -= c->inflight_len;
+    grpc_byte_buffer_destroy(c->inflight);
+    c->inflight = NULL;
+    if (!ok) {
+        /* The call is over (cancelled, the reader gone): nothing more can be sent. */
+        stream_queue_drop(c);
+        c->end_pending = false;
+    }
+    stream_next_or_end(t, c);
+}
+
+/* The stream's send taken from the outbox by a sender thread (c->mu held; unlocked here). */
+static void stream_start_queued(pnet_transport *t, pnet_call *c)
+{
+    c->ob_stream = false;
+    c->send_inflight = false;
+    c->ops--;
+    stream_next_or_end(t, c);
 }
 
 void pnet_call_stream_open(pnet_call *call)
@@ -1010,10 +1045,7 @@ static int stream_enqueue(pnet_call *call, grpc_slice slice)
         }
         call->sq_tail = it;
         call->sq_bytes += len;
-        stream_send_next(call->t, call);
-        if (call->finished) {
-            rc = PT_ECANCELED; /* refused by the unread bounds: the stream is ended */
-        }
+        stream_send_next(call->t, call, true);
     }
     pthread_mutex_unlock(&call->mu);
     return rc;

@@ -108,11 +108,12 @@ static bool finished(const pnet_transport *t)
 }
 
 /* Whether a completion of @tag is handled without t->mu: a unary call's own (its request, its
- * answer sent, its close), which touch only the call (transport_internal.h). */
+ * answer sent, its close) and a server stream's message sent, which touch only the call
+ * (transport_internal.h). */
 static bool handled_unlocked(const struct pnet_tag *tag)
 {
     return tag->kind == PNET_TAG_UNARY_RECV || tag->kind == PNET_TAG_UNARY_SEND ||
-           tag->kind == PNET_TAG_UNARY_CLOSE;
+           tag->kind == PNET_TAG_UNARY_CLOSE || tag->kind == PNET_TAG_STREAM_SEND;
 }
 
 static void *cq_thread(void *arg)

@@ -209,9 +209,11 @@ int pnet_call_fail(pnet_call *call, int code, const char *message);
  * @call and sends them in order, one at a time; the loop keeps its reference on the call and
  * ends the stream with pnet_call_fail (the status follows the queued messages). Any thread. Each
  * message in flight counts as an unread answer (the per-connection and total bounds, the send
- * timeout): passing a bound ends the stream with RESOURCE_EXHAUSTED. pnet_call_stream_send returns
- * 0, PT_ECANCELED (the call is over or was just ended that way: nothing more will be sent),
- * PT_EINVAL or PT_ENOMEM.
+ * timeout): passing a bound ends the stream with RESOURCE_EXHAUSTED, found when the message's
+ * turn comes (the owner is told: pnet_call_stream_set_owner). A message is written to the socket
+ * by a sender thread or by the completion of the message before it, never by the caller, so
+ * that the node's loop hands a message over in a few hundred nanoseconds. pnet_call_stream_send
+ * returns 0, PT_ECANCELED (the call is over: nothing more will be sent), PT_EINVAL or PT_ENOMEM.
  */
 int pnet_call_stream_send(pnet_call *call, const void *data, size_t len);
 /*

@@ -9,14 +9,15 @@
  * friends. It is never held while decoding a large stream message or waiting. A served unary
  * call has its own mutex, because the loop answers it with no access to the transport (the call
  * may outlive it); the order is t->mu, then call->mu. A unary call's own completions (its
- * request, its answer sent, its close) need nothing of the transport that t->mu guards, so they
- * are handled under the call's mutex alone: the several completion-queue threads then decode
- * and prepare requests side by side, and do not wait for the loop's sends. The outbox's ob_mu
- * comes after both and is held only to link or unlink.
+ * request, its answer sent, its close, and a server stream's message sent) need nothing of the
+ * transport that t->mu guards, so they are handled under the call's mutex alone: the several
+ * completion-queue threads then decode and prepare requests side by side, and do not wait for the
+ * loop's sends. The outbox's ob_mu comes after both and is held only to link or unlink.
  *
  * Threads. The completion-queue threads ("pt-net") handle completions; the sender threads
- * ("pt-send", outbox.c) start the batches the node's loop hands over (answers, lane messages),
- * so that the socket writes gRPC does in the starting thread happen off the loop.
+ * ("pt-send", outbox.c) start the batches the node's loop hands over (answers, server streams'
+ * messages, lane messages), so that the socket writes gRPC does in the starting thread happen off
+ * the loop.
  */
 #ifndef PLATOON_NET_TRANSPORT_INTERNAL_H
 #define PLATOON_NET_TRANSPORT_INTERNAL_H
@@ -240,8 +241,9 @@ struct pnet_unread_conn {
     char peer[];
 };
 
-/* outbox.c: hands answer @call (its batch prepared, counted in its ops) or the lanes (@call
- * NULL, t->mu held) to a sender thread. pnet__outbox_start starts the senders (PT_ENOMEM if
+/* outbox.c: hands answer @call (its batch prepared, counted in its ops), a server stream's next
+ * message (its turn taken, counted in its ops) or the lanes (@call NULL, t->mu held) to a sender
+ * thread. pnet__outbox_start starts the senders (PT_ENOMEM if
  * none could be); pnet__outbox_stop stops them once they have drained what they hold, and
  * pnet__outbox_senders says how many a transport with @io_threads has. */
 void pnet__outbox_push(pnet_transport *t, struct pnet_call *call);

@@ -19,6 +19,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 
 #include "net/codec.h"
 #include "net/mailbox.h"
@@ -932,6 +935,173 @@ static void test_many_held_answers_over_senders(void **state)
     node_stop(&a);
 }
 
+/* A server-streaming call made with gRPC directly: the request, then every message until the
+ * status. */
+struct stream_reader {
+    grpc_completion_queue *cq;
+    grpc_channel *ch;
+    grpc_call *call;
+    atomic_int messages;
+    bool in_order;
+    grpc_status_code status;
+    char details[64];
+};
+
+static void reader_batch(struct stream_reader *r, grpc_op *ops, size_t n)
+{
+    assert_int_equal(grpc_call_start_batch(r->call, ops, n, r, NULL), GRPC_CALL_OK);
+    grpc_event ev = grpc_completion_queue_next(
+        r->cq,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(WAIT_MS, GPR_TIMESPAN)),
+        NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+}
+
+static void reader_open(struct stream_reader *r, const char *addr, const char *method)
+{
+    memset(r, 0, sizeof(*r));
+    r->in_order = true;
+    r->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    r->ch = grpc_channel_create(addr, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    r->call = grpc_channel_create_call(
+        r->ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->cq, grpc_slice_from_static_string(method), NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(WAIT_MS, GPR_TIMESPAN)),
+        NULL);
+    assert_non_null(r->call);
+    grpc_slice body = grpc_slice_from_static_string("go");
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    reader_batch(r, ops, 3);
+    grpc_byte_buffer_destroy(bb);
+}
+
+/* Reads messages until the stream's end ("m1", "m2", ... expected) and then its status. */
+static void reader_drain(struct stream_reader *r)
+{
+    grpc_metadata_array md;
+    grpc_metadata_array_init(&md);
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_INITIAL_METADATA;
+    op.data.recv_initial_metadata.recv_initial_metadata = &md;
+    reader_batch(r, &op, 1);
+    for (;;) {
+        grpc_byte_buffer *got = NULL;
+        memset(&op, 0, sizeof(op));
+        op.op = GRPC_OP_RECV_MESSAGE;
+        op.data.recv_message.recv_message = &got;
+        reader_batch(r, &op, 1);
+        if (got == NULL) {
+            break; /* the stream's messages are over */
+        }
+        grpc_byte_buffer_reader br;
+        assert_true(grpc_byte_buffer_reader_init(&br, got));
+        grpc_slice all = grpc_byte_buffer_reader_readall(&br);
+        grpc_byte_buffer_reader_destroy(&br);
+        char want[16];
+        snprintf(want, sizeof(want), "m%d", atomic_load(&r->messages) + 1);
+        if (GRPC_SLICE_LENGTH(all) != strlen(want) ||
+            memcmp(GRPC_SLICE_START_PTR(all), want, strlen(want)) != 0) {
+            r->in_order = false;
+        }
+        atomic_fetch_add(&r->messages, 1);
+        grpc_slice_unref(all);
+        grpc_byte_buffer_destroy(got);
+    }
+    grpc_metadata_array trailers;
+    grpc_metadata_array_init(&trailers);
+    grpc_slice details;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op.data.recv_status_on_client.trailing_metadata = &trailers;
+    op.data.recv_status_on_client.status = &r->status;
+    op.data.recv_status_on_client.status_details = &details;
+    reader_batch(r, &op, 1);
+    snprintf(r->details, sizeof(r->details), "%.*s", (int)GRPC_SLICE_LENGTH(details),
+             (const char *)GRPC_SLICE_START_PTR(details));
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&trailers);
+    grpc_metadata_array_destroy(&md);
+}
+
+static void reader_close(struct stream_reader *r)
+{
+    grpc_call_unref(r->call);
+    grpc_channel_destroy(r->ch);
+    grpc_completion_queue_shutdown(r->cq);
+    while (grpc_completion_queue_next(r->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(r->cq);
+}
+
+static void *reader_main(void *arg)
+{
+    reader_drain(arg);
+    return NULL;
+}
+
+/* A server stream's messages handed over by the loop (the thread holding the transport) leave
+ * only at its flush, from a sender thread, then all of them in order, the status after the
+ * last one; the stream's owner is told once it is over. */
+static void test_server_stream_sends_after_the_flush(void **state)
+{
+    (void)state;
+    enum { MESSAGES = 300 };
+    struct node b;
+    node_start(&b, 2);
+    assert_int_equal(pnet_transport_register_method(b.t, "/test.v1.Watch/Watch", NULL), 0);
+    struct stream_reader r;
+    reader_open(&r, b.addr, "/test.v1.Watch/Watch");
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
+    pnet_event *ev = next_event(&b, PNET_EV_CALL, WAIT_MS);
+    assert_non_null(ev);
+    assert_int_equal(ev->len, 2);
+    pnet_call *call = ev->call;
+    int owner;
+    pnet_call_stream_open(call);
+    pnet_call_stream_set_owner(call, &owner);
+    pnet_event_free(ev);
+
+    pnet_transport_hold(b.t);
+    char msg[16];
+    for (int i = 1; i <= MESSAGES; i++) {
+        int len = snprintf(msg, sizeof(msg), "m%d", i);
+        assert_int_equal(pnet_call_stream_send(call, msg, (size_t)len), 0);
+    }
+    /* The status waits for the messages; the loop's reference goes with it. */
+    assert_int_equal(pnet_call_fail(call, 9, "the watch is over"), 0);
+    /* Held: the first message waits in the outbox, the others behind it in the stream. */
+    usleep(300 * 1000);
+    assert_int_equal(atomic_load(&r.messages), 0);
+    pnet_transport_flush(b.t, false);
+
+    /* The owner is told, once, that the stream is over (the event holds the call). */
+    ev = next_event(&b, PNET_EV_STREAM_READY, WAIT_MS);
+    assert_non_null(ev);
+    assert_ptr_equal(ev->call, call);
+    assert_ptr_equal(pnet_call_stream_owner(call), &owner);
+    assert_true(pnet_call_stream_ended(call));
+    pthread_join(th, NULL);
+    assert_int_equal(pnet_call_stream_queued(call), 0);
+    assert_null(next_event(&b, PNET_EV_STREAM_READY, 100));
+    pnet_event_free(ev);
+    assert_int_equal(r.messages, MESSAGES);
+    assert_true(r.in_order);
+    assert_int_equal(r.status, GRPC_STATUS_FAILED_PRECONDITION);
+    assert_string_equal(r.details, "the watch is over");
+    reader_close(&r);
+    node_stop(&b);
+}
+
 /* Shutdown at a bad moment: streams busy, a served call held by the loop, a client call in
  * flight. Everything is released (ASan checks for leaks), the held call is refused afterwards,
  * and the pending client call still completes. */
@@ -1027,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_with_calls_in_flight),
         cmocka_unit_test(test_held_sends_go_at_flush),
         cmocka_unit_test(test_many_held_answers_over_senders),
+        cmocka_unit_test(test_server_stream_sends_after_the_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
