@@ -370,8 +370,11 @@ PT_API void pnode_forward(pnode *node, pnode_request *req);
  * pnode_stream_queued says how many bytes that is: the handler bounds it. Each message in
  * flight also counts as an unread answer of its connection (pnode_options
  * max_unread_bytes_per_connection, max_unread_bytes, send_timeout_ms): passing a bound ends the
- * stream with RESOURCE_EXHAUSTED, which pnode_stream_send reports as PT_ECANCELED. A stream
- * occupies one of its connection's max_streams_per_connection for as long as it lasts.
+ * stream with RESOURCE_EXHAUSTED, found when the message's turn to be written comes: the
+ * stream's next pump finds it over (its @closed is called; a later pnode_stream_send returns
+ * PT_ECANCELED). A stream occupies one of its connection's max_streams_per_connection for as
+ * long as it lasts. The loop never writes a message to the socket itself: the runtime's sender
+ * threads do, after the turn, in the order sent.
  */
 typedef struct pnode_stream_ops {
     void (*pump)(pnode *node, void *ctx, pnode_request *req);
