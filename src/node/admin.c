@@ -59,15 +59,20 @@ void pnode__admin_register(pnode *n)
 
 void pnode_reply_message(pnode_request *req, const ProtobufCMessage *msg)
 {
+    /* Most answers (a write's vehicle, a read's) are a few dozen bytes: packed on the stack,
+     * they cost the loop no allocation (pnode_reply copies them into gRPC's buffer). */
+    uint8_t small[512];
     size_t size = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = size <= sizeof(small) ? small : malloc(size);
     if (buf == NULL) {
         pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     protobuf_c_message_pack(msg, buf);
     pnode_reply(req, buf, size);
-    free(buf);
+    if (buf != small) {
+        free(buf);
+    }
 }
 
 static Platoon__V1__Role role_of(uint32_t role)
