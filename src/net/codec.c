@@ -3,8 +3,11 @@
  */
 #include "net/codec.h"
 
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/arena.h"
 
 typedef Platoon__Raft__V1__RaftMessage pb_message;
 typedef Platoon__Raft__V1__Entry pb_entry;
@@ -701,6 +704,23 @@ fail:
     return rc;
 }
 
+/* A message or a batch is decoded into an arena on the stack of the network thread that
+ * received it, then copied into the core's form (pnet__msg_from_pb): a batch of acknowledgements
+ * or heartbeats, or a few entries, fits and costs no malloc; a larger one takes a few blocks,
+ * not one allocation per entry. */
+typedef struct decode_space {
+    alignas(max_align_t) unsigned char bytes[8192];
+    pt_arena arena;
+    ProtobufCAllocator alloc;
+} decode_space;
+
+static ProtobufCAllocator *decode_space_init(decode_space *ds)
+{
+    pt__arena_init(&ds->arena, ds->bytes, sizeof(ds->bytes));
+    ds->alloc = PT_ARENA_PROTOBUF_C(&ds->arena);
+    return &ds->alloc;
+}
+
 int pnet_msg_decode(const uint8_t *buf, size_t len, praft_msg **out)
 {
     pb_message *pb;
@@ -709,12 +729,10 @@ int pnet_msg_decode(const uint8_t *buf, size_t len, praft_msg **out)
     if (out == NULL || (buf == NULL && len > 0)) {
         return PT_EINVAL;
     }
-    pb = platoon__raft__v1__raft_message__unpack(NULL, len, buf);
-    if (pb == NULL) {
-        return PT_EMALFORMED;
-    }
-    rc = pnet__msg_from_pb(pb, out);
-    platoon__raft__v1__raft_message__free_unpacked(pb, NULL);
+    decode_space ds;
+    pb = platoon__raft__v1__raft_message__unpack(decode_space_init(&ds), len, buf);
+    rc = pb != NULL ? pnet__msg_from_pb(pb, out) : PT_EMALFORMED;
+    pt__arena_release(&ds.arena);
     return rc;
 }
 
@@ -732,8 +750,10 @@ int pnet__batch_decode(const uint8_t *buf, size_t len, int lane,
     if (buf == NULL && len > 0) {
         return PT_EINVAL;
     }
-    batch = platoon__raft__v1__raft_batch__unpack(NULL, len, buf);
+    decode_space ds;
+    batch = platoon__raft__v1__raft_batch__unpack(decode_space_init(&ds), len, buf);
     if (batch == NULL) {
+        pt__arena_release(&ds.arena);
         return PT_EMALFORMED;
     }
     for (size_t i = 0; i < batch->n_messages; i++) {
@@ -752,6 +772,6 @@ int pnet__batch_decode(const uint8_t *buf, size_t len, int lane,
         }
         fn(ctx, m);
     }
-    platoon__raft__v1__raft_batch__free_unpacked(batch, NULL);
+    pt__arena_release(&ds.arena);
     return rc;
 }

@@ -24,7 +24,12 @@ struct request {
     struct pnet_method *m;
     gpr_timespec deadline;
     grpc_byte_buffer *payload;
+    struct request *next_spare; /* in t->spare_requests */
 };
+
+/* How many finished request slots are kept for reuse: as many as may be waiting at once for a
+ * few methods; more would only hold memory. */
+#define SPARE_REQUESTS 32
 
 /* A served stream of the peer protocol, or a call answered UNIMPLEMENTED at once (lane -1). */
 struct stream {
@@ -55,7 +60,7 @@ struct pnet_call {
     grpc_byte_buffer *recv;
     grpc_byte_buffer *send;
     grpc_slice details;
-    char *method;
+    const char *method; /* its registration's name: lives as long as the transport */
     void *method_ctx;
     struct pnet_method *m;   /* its registration, for the count of answers (metrics.c) */
     pnet_prepare_fn prepare; /* the transport's, when the call started */
@@ -98,6 +103,13 @@ struct pnet_call {
     grpc_op ob_ops[3];
     size_t ob_n;
     bool ob_stream;
+    /* A waiting answer's message (ob_ops[ob_msg]) as bytes: the loop only copies them here, and
+     * the sender makes them a gRPC message (gRPC's allocations and copy happen off the loop).
+     * @ob_data is @ob_inline when they fit, else malloc'd; NULL when the answer has none. */
+    uint8_t *ob_data;
+    size_t ob_len;
+    size_t ob_msg;
+    uint8_t ob_inline[192];
 };
 
 /* A message of a server stream waiting for its turn. */
@@ -116,8 +128,12 @@ static void stream_start_queued(pnet_transport *t, pnet_call *c);
 
 void pnet__server_request(pnet_transport *t, struct pnet_method *m)
 {
-    struct request *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
+    struct request *r = t->spare_requests;
+    if (r != NULL) {
+        t->spare_requests = r->next_spare;
+        t->n_spare_requests--;
+        memset(r, 0, sizeof(*r));
+    } else if ((r = calloc(1, sizeof(*r))) == NULL) {
         /* Without a slot no call is accepted until the next completion tries again. */
         return;
     }
@@ -339,9 +355,11 @@ void pnet__call_unref(pnet_call *c)
     }
     pthread_mutex_destroy(&c->mu);
     stream_queue_drop(c);
+    if (c->ob_data != c->ob_inline) {
+        free(c->ob_data); /* an answer that never reached its sender; NULL otherwise */
+    }
     free(c->end_message);
     gpr_free(c->peer);
-    free(c->method);
     free(c);
 }
 
@@ -475,6 +493,29 @@ static bool call_maybe_release(pnet_transport *t, pnet_call *c)
     return true;
 }
 
+/* A gRPC message holding a copy of @data (@len bytes). */
+static grpc_byte_buffer *message_of(const void *data, size_t len)
+{
+    grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+/* With c->mu held, on a sender thread: makes the waiting answer's bytes its gRPC message. */
+static void outbox_message(pnet_call *c)
+{
+    if (c->ob_data == NULL) {
+        return;
+    }
+    c->send = message_of(c->ob_data, c->ob_len);
+    c->ob_ops[c->ob_msg].data.send_message.send_message = c->send;
+    if (c->ob_data != c->ob_inline) {
+        free(c->ob_data);
+    }
+    c->ob_data = NULL;
+}
+
 /* With c->mu held: starts the batch that ends the call: initial metadata (unless a stream sent
  * it already), the message if @data is not NULL, and the status. @defer (the node's loop):
  * hand the batch to the sender thread instead, so that the loop does not write to the socket;
@@ -489,10 +530,19 @@ static int call_send_status(pnet_call *c, grpc_status_code code, const char *mes
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         c->md_sent = true;
     }
-    if (data != NULL) {
-        grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
-        c->send = grpc_raw_byte_buffer_create(&slice, 1);
-        grpc_slice_unref(slice);
+    uint8_t *keep = NULL;
+    if (data != NULL && defer) {
+        keep = len <= sizeof(c->ob_inline) ? c->ob_inline : malloc(len);
+    }
+    if (keep != NULL) {
+        memcpy(keep, data, len);
+        c->ob_data = keep;
+        c->ob_len = len;
+        c->ob_msg = n;
+        ops[n++].op = GRPC_OP_SEND_MESSAGE; /* its message: see outbox_message */
+    } else if (data != NULL) {
+        /* Not waiting for a sender (or no memory to keep a copy): the message now. */
+        c->send = message_of(data, len);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = c->send;
     }
@@ -545,6 +595,7 @@ pnet_call *pnet__call_start_queued(pnet_call *c)
     /* c->call lives: the batch counts in c->ops, so the call is not released, and the
      * transport waits for it (its completion-queue threads end only once it is). A call
      * cancelled meanwhile takes the batch and fails it, which completes as usual. */
+    outbox_message(c);
     grpc_call_error e = grpc_call_start_batch(c->call, c->ob_ops, c->ob_n, &c->tag_send, NULL);
     if (e == GRPC_CALL_OK) {
         pthread_mutex_unlock(&c->mu);
@@ -626,15 +677,13 @@ int pnet_call_fail(pnet_call *call, int code, const char *message)
  * came with its request (@registered; @payload, NULL if the client sent none): the call is
  * returned, with a reference for whoever delivers it (pnet__server_deliver, after t->mu is
  * released). Otherwise the request is received by a batch of its own and NULL is returned. */
-static pnet_call *unary_start(pnet_transport *t, grpc_call *call, const char *method, size_t mlen,
-                              gpr_timespec deadline, const struct pnet_method *m,
-                              const pnet_identity *who, uint64_t via, bool registered,
-                              grpc_byte_buffer *payload)
+static pnet_call *unary_start(pnet_transport *t, grpc_call *call, gpr_timespec deadline,
+                              const struct pnet_method *m, const pnet_identity *who, uint64_t via,
+                              bool registered, grpc_byte_buffer *payload)
 {
     grpc_op op;
     pnet_call *c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->method = malloc(mlen + 1)) == NULL) {
-        free(c);
+    if (c == NULL) {
         if (payload != NULL) {
             grpc_byte_buffer_destroy(payload);
         }
@@ -643,8 +692,7 @@ static pnet_call *unary_start(pnet_transport *t, grpc_call *call, const char *me
         t->live_calls--;
         return NULL;
     }
-    memcpy(c->method, method, mlen);
-    c->method[mlen] = '\0';
+    c->method = m->name;
     pthread_mutex_init(&c->mu, NULL);
     c->call = call;
     c->refs = 1;
@@ -1189,8 +1237,7 @@ static pnet_call *on_request(pnet_transport *t, struct request *r, bool ok)
             t->live_calls--;
         } else if (m != NULL && !t->shutting_down) {
             gpr_timespec deadline = registered ? r->deadline : r->details.deadline;
-            deliver = unary_start(t, r->call, method, len, deadline, m, &who, via, registered,
-                                  r->payload);
+            deliver = unary_start(t, r->call, deadline, m, &who, via, registered, r->payload);
             r->payload = NULL; /* the call's now */
         } else {
             stream_start(t, r->call, lane, &r->md, &who);
@@ -1201,8 +1248,24 @@ static pnet_call *on_request(pnet_transport *t, struct request *r, bool ok)
     }
     grpc_call_details_destroy(&r->details);
     grpc_metadata_array_destroy(&r->md);
-    free(r);
+    if (!t->shutting_down && t->n_spare_requests < SPARE_REQUESTS) {
+        r->next_spare = t->spare_requests;
+        t->spare_requests = r;
+        t->n_spare_requests++;
+    } else {
+        free(r);
+    }
     return deliver;
+}
+
+void pnet__server_free_spares(pnet_transport *t)
+{
+    while (t->spare_requests != NULL) {
+        struct request *r = t->spare_requests;
+        t->spare_requests = r->next_spare;
+        free(r);
+    }
+    t->n_spare_requests = 0;
 }
 
 pnet_call *pnet__server_handle(pnet_transport *t, struct pnet_tag *tag, bool ok)

@@ -518,6 +518,7 @@ err_cq:
 err_grpc:
     grpc_shutdown_blocking();
 err_free:
+    pnet__server_free_spares(t);
     methods_free(t);
     pnet__auth_free(t);
     free(t->listen_address);
@@ -558,6 +559,7 @@ void pnet_transport_free(pnet_transport *t)
     }
     pnet__peers_free_all(t);
     pnet__chans_free(t);
+    pnet__server_free_spares(t);
     while (t->unread_conns != NULL) { /* empty once every call was released; for safety */
         struct pnet_unread_conn *c = t->unread_conns;
         t->unread_conns = c->next;

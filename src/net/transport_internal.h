@@ -202,6 +202,10 @@ struct pnet_transport {
     atomic_int live_calls;   /* grpc_call objects not yet released */
     atomic_int live_streams; /* ...of them server streams (pnet_call_stream_open) */
     int pending_requests;    /* grpc_server_request_call not yet completed */
+    /* Request slots whose call was taken, kept (a few) for the next slots: one allocation
+     * less per call (server.c; t->mu). */
+    struct request *spare_requests;
+    int n_spare_requests;
     bool shutting_down;
     bool server_done;
     struct pnet_tag tag_shutdown;
@@ -319,6 +323,9 @@ void pnet__call_unref(pnet_call *call);
 
 /* Copies the bytes of @bb into a malloc'd buffer (*out, *len). Returns 0 or PT_ENOMEM. */
 int pnet__buffer_read(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
+
+/* Frees the spare request slots (the transport's end, once no slot is pending). */
+void pnet__server_free_spares(pnet_transport *t);
 
 /* Converts a deadline of the pnet_now_ms() clock to gRPC's, and back. */
 gpr_timespec pnet__deadline_to_gpr(int64_t deadline_ms);

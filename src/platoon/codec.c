@@ -113,11 +113,8 @@ static long body_len_of(uint32_t op)
     }
 }
 
-int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len)
+int pveh__command_put(uint8_t *p, const pveh_command *c, size_t *len)
 {
-    if (c == NULL || out == NULL || out_len == NULL) {
-        return PT_EINVAL;
-    }
     long body = body_len_of(c->op);
     bool ok = body >= 0;
     switch (c->op) {
@@ -139,11 +136,6 @@ int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len)
     if (!ok) {
         return PT_EINVAL;
     }
-    int rv = alloc_out(PVEH_CMD_HEADER_LEN + (size_t)body, out, out_len);
-    if (rv != 0) {
-        return rv;
-    }
-    uint8_t *p = *out;
     p[0] = PVEH_CMD_VERSION;
     p[1] = (uint8_t)c->op;
     pveh__put_u64(p + 2, c->client_id);
@@ -156,7 +148,25 @@ int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len)
     } else if (c->op == PVEH_OP_DELETE) {
         pveh__put_u64(p + PVEH_CMD_HEADER_LEN, c->id);
     }
+    *len = PVEH_CMD_HEADER_LEN + (size_t)body;
     return 0;
+}
+
+int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len)
+{
+    if (c == NULL || out == NULL || out_len == NULL) {
+        return PT_EINVAL;
+    }
+    uint8_t buf[PVEH_CMD_MAX_LEN];
+    size_t len = 0;
+    int rv = pveh__command_put(buf, c, &len);
+    if (rv == 0) {
+        rv = alloc_out(len, out, out_len);
+    }
+    if (rv == 0) {
+        memcpy(*out, buf, len);
+    }
+    return rv;
 }
 
 int pveh_command_update(const pveh_vehicle *v, uint64_t client_id, uint64_t sequence,
@@ -416,19 +426,23 @@ int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)
     return 0;
 }
 
+void pveh__query_get_put(uint8_t *buf, uint64_t id)
+{
+    buf[0] = PVEH_FORMAT_VERSION;
+    buf[1] = PVEH_QUERY_GET;
+    pveh__put_u64(buf + 2, id);
+}
+
 int pveh_query_get(uint64_t id, uint8_t **out, size_t *out_len)
 {
     if (id == 0 || out == NULL || out_len == NULL) {
         return PT_EINVAL;
     }
-    int rv = alloc_out(10, out, out_len);
-    if (rv != 0) {
-        return rv;
+    int rv = alloc_out(PVEH_QUERY_GET_LEN, out, out_len);
+    if (rv == 0) {
+        pveh__query_get_put(*out, id);
     }
-    (*out)[0] = PVEH_FORMAT_VERSION;
-    (*out)[1] = PVEH_QUERY_GET;
-    pveh__put_u64(*out + 2, id);
-    return 0;
+    return rv;
 }
 
 int pveh_query_list(uint8_t **out, size_t *out_len)

@@ -49,9 +49,11 @@
 #define PVEH_CMD_HEADER_LEN     42
 #define PVEH_CMD_UPDATE_LEN     (PVEH_CMD_HEADER_LEN + PVEH_VEHICLE_BODY_LEN)
 #define PVEH_CMD_DELETE_LEN     (PVEH_CMD_HEADER_LEN + 8)
+#define PVEH_CMD_MAX_LEN        PVEH_CMD_UPDATE_LEN /* the longest command */
 #define PVEH_RESULT_HEADER_LEN  3
 #define PVEH_RESULT_MAX_LEN     (PVEH_RESULT_HEADER_LEN + PVEH_VEHICLE_RECORD_LEN)
 #define PVEH_QRESULT_HEADER_LEN 11
+#define PVEH_QUERY_GET_LEN      10
 
 /* True when @v's id and coordinates are within bounds (the revision is not looked at). */
 bool pveh__vehicle_valid(const pveh_vehicle *v);
@@ -66,6 +68,15 @@ bool pveh__vehicle_get(const uint8_t *p, bool with_revision, pveh_vehicle *out);
 /* A hash of what the command @cmd (@len bytes, already decoded successfully) asks for: its
  * kind and body, without the client, sequence or timestamp. Never 0. */
 uint64_t pveh__command_fingerprint(const uint8_t *cmd, size_t len);
+
+/* Encodes @c into @buf (at least PVEH_CMD_MAX_LEN bytes), as pveh_command_encode does, without
+ * allocating (the leader encodes every command it proposes); sets *@len. Returns 0 or
+ * PT_EINVAL (unknown op, or fields the op forbids or needs). */
+int pveh__command_put(uint8_t *buf, const pveh_command *c, size_t *len);
+
+/* Encodes the query for vehicle @id (not 0) into @buf (PVEH_QUERY_GET_LEN bytes), as
+ * pveh_query_get does, without allocating. */
+void pveh__query_get_put(uint8_t *buf, uint64_t id);
 
 /* Encodes @r into @buf (at least PVEH_RESULT_MAX_LEN bytes); sets *@len. Returns 0 or
  * PT_EINVAL (unknown op or status). */

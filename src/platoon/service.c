@@ -6,9 +6,12 @@
  * to it, or read. The leader stamps its wall clock into each command: session expiry then
  * depends only on the log, identically on every node.
  */
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/arena.h"
+#include "platoon/codec.h"
 #include "platoon/service.h"
 #include "platoon/state.h"
 #include "platoon/watch.h"
@@ -138,14 +141,14 @@ static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *re
     } else if (c->op == PVEH_OP_OPEN_SESSION) {
         c->limit = sm->opts.max_sessions_per_principal;
     }
-    uint8_t *cmd = NULL;
+    uint8_t cmd[PVEH_CMD_MAX_LEN]; /* pnode_submit copies it into the log */
     size_t cmd_len = 0;
-    if (pveh_command_encode(c, &cmd, &cmd_len) != 0) {
-        pnode_fail(req, PNODE_RESOURCE_EXHAUSTED, "out of memory");
+    if (pveh__command_put(cmd, c, &cmd_len) != 0) {
+        /* The request was checked as it was prepared: only a bug leads here. */
+        pnode_fail(req, PNODE_INTERNAL, "the command could not be encoded");
         return;
     }
     pnode_submit(node, req, cmd, cmd_len, command_done, NULL);
-    free(cmd);
 }
 
 /* ============================================================================================
@@ -185,6 +188,21 @@ static int refuse(int code, const char *message, char *why, size_t cap)
     return code;
 }
 
+/* A request is decoded into an arena on the stack of the thread that prepares it: a well-formed
+ * request of this API (a few numbers, a short token) fits, and decoding it calls no malloc. */
+typedef struct request_space {
+    alignas(max_align_t) unsigned char bytes[1024];
+    pt_arena arena;
+    ProtobufCAllocator alloc;
+} request_space;
+
+static ProtobufCAllocator *request_space_init(request_space *rs)
+{
+    pt__arena_init(&rs->arena, rs->bytes, sizeof(rs->bytes));
+    rs->alloc = PT_ARENA_PROTOBUF_C(&rs->arena);
+    return &rs->alloc;
+}
+
 /* The prepared form of a mutation: its command, stamped with the caller's principal key (a
  * hash, worth doing off the loop); the leader adds its clock and its limits as it proposes. */
 static int command_prepared(const pnode_principal *who, const pveh_command *c, void **out,
@@ -216,13 +234,15 @@ static int prepare_update(void *app, const pnode_principal *who, const uint8_t *
                           void **out, char *why, size_t cap)
 {
     (void)app;
+    request_space rs;
     Platoon__V1__UpdateVehicleRequest *in =
-        platoon__v1__update_vehicle_request__unpack(NULL, len, data);
+        platoon__v1__update_vehicle_request__unpack(request_space_init(&rs), len, data);
     if (in == NULL) {
+        pt__arena_release(&rs.arena);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed UpdateVehicleRequest", why, cap);
     }
     if (in->vehicle == NULL) {
-        platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
+        pt__arena_release(&rs.arena);
         return refuse(PNODE_INVALID_ARGUMENT, "vehicle is required", why, cap);
     }
     pveh_command c = {.op = PVEH_OP_UPDATE,
@@ -234,7 +254,7 @@ static int prepare_update(void *app, const pnode_principal *who, const uint8_t *
                                   .speed = in->vehicle->speed,
                                   .heading = in->vehicle->heading},
                       .id = in->vehicle->id};
-    platoon__v1__update_vehicle_request__free_unpacked(in, NULL);
+    pt__arena_release(&rs.arena);
     if (pveh_validate_vehicle(&c.vehicle, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
@@ -245,14 +265,16 @@ static int prepare_delete(void *app, const pnode_principal *who, const uint8_t *
                           void **out, char *why, size_t cap)
 {
     (void)app;
+    request_space rs;
     Platoon__V1__DeleteVehicleRequest *in =
-        platoon__v1__delete_vehicle_request__unpack(NULL, len, data);
+        platoon__v1__delete_vehicle_request__unpack(request_space_init(&rs), len, data);
     if (in == NULL) {
+        pt__arena_release(&rs.arena);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed DeleteVehicleRequest", why, cap);
     }
     pveh_command c = {
         .op = PVEH_OP_DELETE, .client_id = in->client_id, .sequence = in->sequence, .id = in->id};
-    platoon__v1__delete_vehicle_request__free_unpacked(in, NULL);
+    pt__arena_release(&rs.arena);
     if (pveh_validate_id(c.id, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
@@ -263,12 +285,14 @@ static int prepare_open(void *app, const pnode_principal *who, const uint8_t *da
                         void **out, char *why, size_t cap)
 {
     (void)app;
+    request_space rs;
     Platoon__V1__OpenSessionRequest *in =
-        platoon__v1__open_session_request__unpack(NULL, len, data);
+        platoon__v1__open_session_request__unpack(request_space_init(&rs), len, data);
     if (in == NULL) {
+        pt__arena_release(&rs.arena);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed OpenSessionRequest", why, cap);
     }
-    platoon__v1__open_session_request__free_unpacked(in, NULL);
+    pt__arena_release(&rs.arena);
     pveh_command c = {.op = PVEH_OP_OPEN_SESSION};
     return command_prepared(who, &c, out, why, cap);
 }
@@ -277,13 +301,15 @@ static int prepare_close(void *app, const pnode_principal *who, const uint8_t *d
                          void **out, char *why, size_t cap)
 {
     (void)app;
+    request_space rs;
     Platoon__V1__CloseSessionRequest *in =
-        platoon__v1__close_session_request__unpack(NULL, len, data);
+        platoon__v1__close_session_request__unpack(request_space_init(&rs), len, data);
     if (in == NULL) {
+        pt__arena_release(&rs.arena);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed CloseSessionRequest", why, cap);
     }
     uint64_t client_id = in->client_id;
-    platoon__v1__close_session_request__free_unpacked(in, NULL);
+    pt__arena_release(&rs.arena);
     if (client_id == 0) {
         return refuse(PNODE_INVALID_ARGUMENT, "client_id must not be 0", why, cap);
     }
@@ -503,17 +529,12 @@ static void next_page(pnode *node, pveh_sm *sm, pnode_request *req, const char *
 /* The prepared form of GetVehicle: the state machine's query, and how to read it. */
 typedef struct get_prepared {
     bool linearizable;
-    uint8_t *query;
-    size_t len;
+    uint8_t query[PVEH_QUERY_GET_LEN];
 } get_prepared;
 
 static void get_prepared_free(void *p)
 {
-    get_prepared *g = p;
-    if (g != NULL) {
-        free(g->query);
-        free(g);
-    }
+    free(p);
 }
 
 static int prepare_get(void *app, const pnode_principal *who, const uint8_t *data, size_t len,
@@ -521,13 +542,16 @@ static int prepare_get(void *app, const pnode_principal *who, const uint8_t *dat
 {
     (void)app;
     (void)who;
-    Platoon__V1__GetVehicleRequest *in = platoon__v1__get_vehicle_request__unpack(NULL, len, data);
+    request_space rs;
+    Platoon__V1__GetVehicleRequest *in =
+        platoon__v1__get_vehicle_request__unpack(request_space_init(&rs), len, data);
     if (in == NULL) {
+        pt__arena_release(&rs.arena);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed GetVehicleRequest", why, cap);
     }
     uint64_t id = in->id;
     int consistency = (int)in->consistency;
-    platoon__v1__get_vehicle_request__free_unpacked(in, NULL);
+    pt__arena_release(&rs.arena);
     if (pveh_validate_id(id, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
@@ -536,11 +560,11 @@ static int prepare_get(void *app, const pnode_principal *who, const uint8_t *dat
     if (code != PNODE_OK) {
         return code;
     }
-    get_prepared *g = calloc(1, sizeof(*g));
-    if (g == NULL || pveh_query_get(id, &g->query, &g->len) != 0) {
-        free(g);
+    get_prepared *g = malloc(sizeof(*g));
+    if (g == NULL) {
         return refuse(PNODE_RESOURCE_EXHAUSTED, "out of memory", why, cap);
     }
+    pveh__query_get_put(g->query, id);
     g->linearizable = linearizable;
     *out = g;
     return PNODE_OK;
@@ -550,7 +574,7 @@ static void handle_get(pnode *node, void *app, pnode_request *req)
 {
     (void)app;
     const get_prepared *g = pnode_request_prepared(req);
-    pnode_query(node, req, g->linearizable, g->query, g->len, get_done, NULL);
+    pnode_query(node, req, g->linearizable, g->query, sizeof(g->query), get_done, NULL);
 }
 
 static void handle_list(pnode *node, void *app, pnode_request *req)
@@ -558,8 +582,11 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
     pveh_sm *sm = app;
     size_t len;
     const uint8_t *data = pnode_request_data(req, &len);
-    Platoon__V1__GetPlatoonRequest *in = platoon__v1__get_platoon_request__unpack(NULL, len, data);
+    request_space rs;
+    Platoon__V1__GetPlatoonRequest *in =
+        platoon__v1__get_platoon_request__unpack(request_space_init(&rs), len, data);
     if (in == NULL) {
+        pt__arena_release(&rs.arena);
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed GetPlatoonRequest");
         return;
     }
@@ -567,12 +594,12 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
     pveh__listings_expire(&sm->listings, now);
     if (in->page_token != NULL && in->page_token[0] != '\0') {
         next_page(node, sm, req, in->page_token, in->page_size);
-        platoon__v1__get_platoon_request__free_unpacked(in, NULL);
+        pt__arena_release(&rs.arena);
         return;
     }
     int consistency = (int)in->consistency;
     uint32_t page_size = in->page_size;
-    platoon__v1__get_platoon_request__free_unpacked(in, NULL);
+    pt__arena_release(&rs.arena);
     bool linearizable;
     if (!consistency_of(consistency, &linearizable, req)) {
         return;
