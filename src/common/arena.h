@@ -10,15 +10,7 @@
  *
  * One thread at a time; nothing is shared. Every pointer handed out is aligned for any type.
  *
- * protobuf-c takes an arena through its allocator interface:
- *
- *     _Alignas(max_align_t) unsigned char space[1024];
- *     pt_arena arena;
- *     pt__arena_init(&arena, space, sizeof(space));
- *     ProtobufCAllocator alloc = PT_ARENA_PROTOBUF_C(&arena);
- *     Msg *m = msg__unpack(&alloc, len, data);
- *     ... read m ...
- *     pt__arena_release(&arena);   (instead of msg__free_unpacked)
+ * protobuf-c takes an arena through its allocator interface: arena_protobuf.h.
  */
 #ifndef PLATOON_COMMON_ARENA_H
 #define PLATOON_COMMON_ARENA_H
@@ -56,9 +48,5 @@ void pt__arena_release(pt_arena *a);
 /* How many blocks @a has taken from malloc since it was made or released (what a buffer too
  * small costs: tests and measurements). */
 size_t pt__arena_blocks(const pt_arena *a);
-
-/* A ProtobufCAllocator (protobuf-c.h) that allocates from arena @a. */
-#define PT_ARENA_PROTOBUF_C(a) \
-    ((ProtobufCAllocator){.alloc = pt__arena_alloc, .free = pt__arena_free, .allocator_data = (a)})
 
 #endif

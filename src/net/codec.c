@@ -3,11 +3,10 @@
  */
 #include "net/codec.h"
 
-#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/arena.h"
+#include "common/arena_protobuf.h"
 
 typedef Platoon__Raft__V1__RaftMessage pb_message;
 typedef Platoon__Raft__V1__Entry pb_entry;
@@ -704,23 +703,6 @@ fail:
     return rc;
 }
 
-/* A message or a batch is decoded into an arena on the stack of the network thread that
- * received it, then copied into the core's form (pnet__msg_from_pb): a batch of acknowledgements
- * or heartbeats, or a few entries, fits and costs no malloc; a larger one takes a few blocks,
- * not one allocation per entry. */
-typedef struct decode_space {
-    alignas(max_align_t) unsigned char bytes[8192];
-    pt_arena arena;
-    ProtobufCAllocator alloc;
-} decode_space;
-
-static ProtobufCAllocator *decode_space_init(decode_space *ds)
-{
-    pt__arena_init(&ds->arena, ds->bytes, sizeof(ds->bytes));
-    ds->alloc = PT_ARENA_PROTOBUF_C(&ds->arena);
-    return &ds->alloc;
-}
-
 int pnet_msg_decode(const uint8_t *buf, size_t len, praft_msg **out)
 {
     pb_message *pb;
@@ -729,10 +711,10 @@ int pnet_msg_decode(const uint8_t *buf, size_t len, praft_msg **out)
     if (out == NULL || (buf == NULL && len > 0)) {
         return PT_EINVAL;
     }
-    decode_space ds;
-    pb = platoon__raft__v1__raft_message__unpack(decode_space_init(&ds), len, buf);
+    pt_decode_arena da; /* decoded there, then copied (pnet__msg_from_pb) */
+    pb = platoon__raft__v1__raft_message__unpack(pt__decode_arena_init(&da), len, buf);
     rc = pb != NULL ? pnet__msg_from_pb(pb, out) : PT_EMALFORMED;
-    pt__arena_release(&ds.arena);
+    pt__decode_arena_release(&da);
     return rc;
 }
 
@@ -750,10 +732,10 @@ int pnet__batch_decode(const uint8_t *buf, size_t len, int lane,
     if (buf == NULL && len > 0) {
         return PT_EINVAL;
     }
-    decode_space ds;
-    batch = platoon__raft__v1__raft_batch__unpack(decode_space_init(&ds), len, buf);
+    pt_decode_arena da;
+    batch = platoon__raft__v1__raft_batch__unpack(pt__decode_arena_init(&da), len, buf);
     if (batch == NULL) {
-        pt__arena_release(&ds.arena);
+        pt__decode_arena_release(&da);
         return PT_EMALFORMED;
     }
     for (size_t i = 0; i < batch->n_messages; i++) {
@@ -772,6 +754,6 @@ int pnet__batch_decode(const uint8_t *buf, size_t len, int lane,
         }
         fn(ctx, m);
     }
-    pt__arena_release(&ds.arena);
+    pt__decode_arena_release(&da);
     return rc;
 }

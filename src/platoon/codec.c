@@ -51,6 +51,16 @@ static int alloc_out(size_t len, uint8_t **out, size_t *out_len)
     return 0;
 }
 
+/* A malloc'd copy of the encoding @buf (@len bytes) in *@out. */
+static int copy_out(const uint8_t *buf, size_t len, uint8_t **out, size_t *out_len)
+{
+    int rv = alloc_out(len, out, out_len);
+    if (rv == 0) {
+        memcpy(*out, buf, len);
+    }
+    return rv;
+}
+
 /* SHA-256, fetched from OpenSSL's providers once: a fetch per call costs more than the hash
  * of a short name (it looks the algorithm up under a lock). NULL if it could not be had then
  * (each call then fetches it). */
@@ -160,13 +170,7 @@ int pveh_command_encode(const pveh_command *c, uint8_t **out, size_t *out_len)
     uint8_t buf[PVEH_CMD_MAX_LEN];
     size_t len = 0;
     int rv = pveh__command_put(buf, c, &len);
-    if (rv == 0) {
-        rv = alloc_out(len, out, out_len);
-    }
-    if (rv == 0) {
-        memcpy(*out, buf, len);
-    }
-    return rv;
+    return rv == 0 ? copy_out(buf, len, out, out_len) : rv;
 }
 
 int pveh_command_update(const pveh_vehicle *v, uint64_t client_id, uint64_t sequence,
@@ -349,15 +353,7 @@ int pveh_result_encode(const pveh_result *r, uint8_t **out, size_t *out_len)
     uint8_t buf[PVEH_RESULT_MAX_LEN];
     size_t len = 0;
     int rv = pveh__result_put(buf, r, &len);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = alloc_out(len, out, out_len);
-    if (rv != 0) {
-        return rv;
-    }
-    memcpy(*out, buf, len);
-    return 0;
+    return rv == 0 ? copy_out(buf, len, out, out_len) : rv;
 }
 
 int pveh_result_decode(const uint8_t *data, size_t len, pveh_result *out)

@@ -6,11 +6,10 @@
  * to it, or read. The leader stamps its wall clock into each command: session expiry then
  * depends only on the log, identically on every node.
  */
-#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/arena.h"
+#include "common/arena_protobuf.h"
 #include "platoon/codec.h"
 #include "platoon/service.h"
 #include "platoon/state.h"
@@ -156,7 +155,8 @@ static void propose_or_forward(pnode *node, const pveh_sm *sm, pnode_request *re
  *
  * Decoding and checking a request runs on the network thread that received it (pnode_method's
  * prepare): the loop, one thread for the whole node, only proposes or reads. A prepare function
- * sees the caller and the bytes, never the state machine's state.
+ * sees the caller and the bytes, never the state machine's state. Requests are decoded into an
+ * arena on that thread's stack (common/arena_protobuf.h): decoding one allocates nothing.
  * ========================================================================================== */
 
 /* A certificate bound to one vehicle may write that vehicle only (docs/security.md): a
@@ -186,21 +186,6 @@ static int refuse(int code, const char *message, char *why, size_t cap)
 {
     snprintf(why, cap, "%s", message);
     return code;
-}
-
-/* A request is decoded into an arena on the stack of the thread that prepares it: a well-formed
- * request of this API (a few numbers, a short token) fits, and decoding it calls no malloc. */
-typedef struct request_space {
-    alignas(max_align_t) unsigned char bytes[1024];
-    pt_arena arena;
-    ProtobufCAllocator alloc;
-} request_space;
-
-static ProtobufCAllocator *request_space_init(request_space *rs)
-{
-    pt__arena_init(&rs->arena, rs->bytes, sizeof(rs->bytes));
-    rs->alloc = PT_ARENA_PROTOBUF_C(&rs->arena);
-    return &rs->alloc;
 }
 
 /* The prepared form of a mutation: its command, stamped with the caller's principal key (a
@@ -234,15 +219,15 @@ static int prepare_update(void *app, const pnode_principal *who, const uint8_t *
                           void **out, char *why, size_t cap)
 {
     (void)app;
-    request_space rs;
+    pt_decode_arena da;
     Platoon__V1__UpdateVehicleRequest *in =
-        platoon__v1__update_vehicle_request__unpack(request_space_init(&rs), len, data);
+        platoon__v1__update_vehicle_request__unpack(pt__decode_arena_init(&da), len, data);
     if (in == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed UpdateVehicleRequest", why, cap);
     }
     if (in->vehicle == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return refuse(PNODE_INVALID_ARGUMENT, "vehicle is required", why, cap);
     }
     pveh_command c = {.op = PVEH_OP_UPDATE,
@@ -254,7 +239,7 @@ static int prepare_update(void *app, const pnode_principal *who, const uint8_t *
                                   .speed = in->vehicle->speed,
                                   .heading = in->vehicle->heading},
                       .id = in->vehicle->id};
-    pt__arena_release(&rs.arena);
+    pt__decode_arena_release(&da);
     if (pveh_validate_vehicle(&c.vehicle, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
@@ -265,16 +250,16 @@ static int prepare_delete(void *app, const pnode_principal *who, const uint8_t *
                           void **out, char *why, size_t cap)
 {
     (void)app;
-    request_space rs;
+    pt_decode_arena da;
     Platoon__V1__DeleteVehicleRequest *in =
-        platoon__v1__delete_vehicle_request__unpack(request_space_init(&rs), len, data);
+        platoon__v1__delete_vehicle_request__unpack(pt__decode_arena_init(&da), len, data);
     if (in == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed DeleteVehicleRequest", why, cap);
     }
     pveh_command c = {
         .op = PVEH_OP_DELETE, .client_id = in->client_id, .sequence = in->sequence, .id = in->id};
-    pt__arena_release(&rs.arena);
+    pt__decode_arena_release(&da);
     if (pveh_validate_id(c.id, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
@@ -285,14 +270,14 @@ static int prepare_open(void *app, const pnode_principal *who, const uint8_t *da
                         void **out, char *why, size_t cap)
 {
     (void)app;
-    request_space rs;
+    pt_decode_arena da;
     Platoon__V1__OpenSessionRequest *in =
-        platoon__v1__open_session_request__unpack(request_space_init(&rs), len, data);
+        platoon__v1__open_session_request__unpack(pt__decode_arena_init(&da), len, data);
     if (in == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed OpenSessionRequest", why, cap);
     }
-    pt__arena_release(&rs.arena);
+    pt__decode_arena_release(&da);
     pveh_command c = {.op = PVEH_OP_OPEN_SESSION};
     return command_prepared(who, &c, out, why, cap);
 }
@@ -301,15 +286,15 @@ static int prepare_close(void *app, const pnode_principal *who, const uint8_t *d
                          void **out, char *why, size_t cap)
 {
     (void)app;
-    request_space rs;
+    pt_decode_arena da;
     Platoon__V1__CloseSessionRequest *in =
-        platoon__v1__close_session_request__unpack(request_space_init(&rs), len, data);
+        platoon__v1__close_session_request__unpack(pt__decode_arena_init(&da), len, data);
     if (in == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed CloseSessionRequest", why, cap);
     }
     uint64_t client_id = in->client_id;
-    pt__arena_release(&rs.arena);
+    pt__decode_arena_release(&da);
     if (client_id == 0) {
         return refuse(PNODE_INVALID_ARGUMENT, "client_id must not be 0", why, cap);
     }
@@ -542,16 +527,16 @@ static int prepare_get(void *app, const pnode_principal *who, const uint8_t *dat
 {
     (void)app;
     (void)who;
-    request_space rs;
+    pt_decode_arena da;
     Platoon__V1__GetVehicleRequest *in =
-        platoon__v1__get_vehicle_request__unpack(request_space_init(&rs), len, data);
+        platoon__v1__get_vehicle_request__unpack(pt__decode_arena_init(&da), len, data);
     if (in == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return refuse(PNODE_INVALID_ARGUMENT, "malformed GetVehicleRequest", why, cap);
     }
     uint64_t id = in->id;
     int consistency = (int)in->consistency;
-    pt__arena_release(&rs.arena);
+    pt__decode_arena_release(&da);
     if (pveh_validate_id(id, why, cap) != 0) {
         return PNODE_INVALID_ARGUMENT;
     }
@@ -582,11 +567,11 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
     pveh_sm *sm = app;
     size_t len;
     const uint8_t *data = pnode_request_data(req, &len);
-    request_space rs;
+    pt_decode_arena da;
     Platoon__V1__GetPlatoonRequest *in =
-        platoon__v1__get_platoon_request__unpack(request_space_init(&rs), len, data);
+        platoon__v1__get_platoon_request__unpack(pt__decode_arena_init(&da), len, data);
     if (in == NULL) {
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         pnode_fail(req, PNODE_INVALID_ARGUMENT, "malformed GetPlatoonRequest");
         return;
     }
@@ -594,12 +579,12 @@ static void handle_list(pnode *node, void *app, pnode_request *req)
     pveh__listings_expire(&sm->listings, now);
     if (in->page_token != NULL && in->page_token[0] != '\0') {
         next_page(node, sm, req, in->page_token, in->page_size);
-        pt__arena_release(&rs.arena);
+        pt__decode_arena_release(&da);
         return;
     }
     int consistency = (int)in->consistency;
     uint32_t page_size = in->page_size;
-    pt__arena_release(&rs.arena);
+    pt__decode_arena_release(&da);
     bool linearizable;
     if (!consistency_of(consistency, &linearizable, req)) {
         return;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common/arena.h"
+#include "common/arena_protobuf.h"
 #include "platoon/raft/v1/raft.pb-c.h"
 #include "platoon/v1/platoon.pb-c.h"
 
